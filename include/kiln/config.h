@@ -1,0 +1,83 @@
+// config.h: the run configuration, read from YAML with --set overrides.
+//   model:  the transformer's shape and variant
+//   train:  optimiser, schedule, batch and logging
+//   data:   token shards
+// Every key is listed once in a table (config.c); unknown keys and values of the
+// wrong type are errors that name the key and where it came from.
+#ifndef KILN_CONFIG_H
+#define KILN_CONFIG_H
+
+#include "kiln/core.h"
+
+typedef enum { KILN_POS_LEARNED, KILN_POS_ROPE } KilnPos;
+typedef enum { KILN_NORM_LAYERNORM, KILN_NORM_RMSNORM } KilnNorm;
+typedef enum { KILN_ACT_GELU, KILN_ACT_GELU_ERF, KILN_ACT_RELU, KILN_ACT_SWIGLU } KilnAct;
+
+typedef struct {
+    int vocab_size;
+    int block_size;   // longest sequence (positions)
+    int n_layer;
+    int n_head;
+    int n_kv_head;    // < n_head: grouped-query attention; 0 means n_head
+    int n_embd;
+    int ffn_hidden;   // 0: 4*n_embd, or for SwiGLU 8/3*n_embd rounded up to 64
+    KilnPos pos;
+    KilnNorm norm;
+    KilnAct act;
+    int bias;         // biases on linear layers and LayerNorm
+    int tied;         // lm_head shares the token embedding
+    float dropout;
+    float norm_eps;
+    float rope_theta;
+    float init_std;
+} KilnModelConfig;
+
+typedef struct {
+    int batch_size;   // sequences per micro-batch
+    int seq_len;      // tokens per sequence (<= model.block_size)
+    int grad_accum;   // micro-batches per optimizer step
+    int steps;
+    float lr;
+    float min_lr;
+    int warmup_steps;
+    int decay_steps;  // cosine decay from lr to min_lr ends here; 0 means steps
+    float beta1, beta2, eps;
+    float weight_decay;
+    int decay_embeddings;  // weight decay on embeddings too (nanoGPT does this)
+    float grad_clip;       // global-norm clip; 0 disables
+    unsigned long long seed;
+    int log_every;
+    int eval_every;        // 0: only at the end
+    int eval_batches;      // 0: the whole validation split
+    int checkpoint_every;  // 0: only at the end
+    int threads;           // 0: OMP_NUM_THREADS or all cores
+} KilnTrainConfig;
+
+typedef struct {
+    char train[1024];  // shard path or glob
+    char val[1024];    // shard path or glob; empty: no validation
+} KilnDataConfig;
+
+typedef struct {
+    KilnModelConfig model;
+    KilnTrainConfig train;
+    KilnDataConfig data;
+    char out_dir[1024];
+} KilnConfig;
+
+void kiln_config_defaults(KilnConfig *cfg);
+// Reads a YAML file of nested mappings; keys as in the table, e.g. model.n_layer.
+int kiln_config_load_yaml(KilnConfig *cfg, const char *path, KilnErr *err);
+int kiln_config_load_yaml_string(KilnConfig *cfg, const char *text, size_t len, const char *name,
+                                 KilnErr *err);
+// Applies "key=value" (from --set); origin names where it came from in errors.
+int kiln_config_set(KilnConfig *cfg, const char *key, const char *value, const char *origin,
+                    KilnErr *err);
+// Fills derived defaults (n_kv_head, ffn_hidden, decay_steps) and checks ranges.
+int kiln_config_finalize(KilnConfig *cfg, KilnErr *err);
+// Writes the whole config as YAML (also used inside checkpoint state).
+void kiln_config_write_yaml(const KilnConfig *cfg, FILE *f);
+// Prints every key with its type and default: the reference for `kiln help config`.
+void kiln_config_print_keys(FILE *f);
+
+#endif

@@ -1,0 +1,58 @@
+// core.h: errors, allocation, random numbers, clocks and durable file writes.
+// Every library call that can fail takes a KilnErr* and returns 0 or -1;
+// the message says what failed and where (file, key, offset), and the
+// caller decides whether to print it.
+#ifndef KILN_CORE_H
+#define KILN_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    char msg[1024];
+} KilnErr;
+
+// Formats msg into err (if err is not NULL) and returns -1.
+int kiln_fail(KilnErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Prefixes an existing message: "prefix: old message". Returns -1.
+int kiln_wrap(KilnErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// 64-byte aligned, zeroed allocation; on failure sets err with the byte count.
+void *kiln_alloc(size_t bytes, KilnErr *err);
+void kiln_free(void *p);
+
+// Random numbers: splitmix64 for seeding and hashing, xoshiro256** for streams.
+typedef struct {
+    uint64_t s[4];
+} KilnRng;
+uint64_t kiln_hash64(uint64_t x);
+void kiln_rng_seed(KilnRng *rng, uint64_t seed);
+uint64_t kiln_rng_u64(KilnRng *rng);
+float kiln_rng_uniform(KilnRng *rng);  // [0, 1)
+float kiln_rng_normal(KilnRng *rng);   // N(0, 1), Box-Muller
+
+double kiln_now(void);  // monotonic seconds
+
+// Durable writes: data goes to "<path>.tmp", is fsync'd, then renamed over path,
+// so a crash leaves either the old file or the new one, never half of one.
+typedef struct {
+    FILE *f;
+    char *path;
+    char *tmp;
+    int failed;
+} KilnAtomicFile;
+int kiln_atomic_open(KilnAtomicFile *af, const char *path, KilnErr *err);
+int kiln_atomic_write(KilnAtomicFile *af, const void *data, size_t n, KilnErr *err);
+int kiln_atomic_commit(KilnAtomicFile *af, KilnErr *err);  // fsync + rename + fsync dir
+void kiln_atomic_abort(KilnAtomicFile *af);                // remove the temp file
+int kiln_fsync_dir(const char *dir, KilnErr *err);
+int kiln_mkdirs(const char *path, KilnErr *err);
+
+// Reads a whole file into a malloc'd buffer (NUL-terminated for convenience).
+int kiln_read_file(const char *path, char **data, size_t *len, KilnErr *err);
+
+const char *kiln_version(void);
+const char *kiln_git_commit(void);
+
+#endif

@@ -1,0 +1,91 @@
+// layers.h: the transformer's layers, each forward beside its backward.
+// Shapes use N = B*T rows. Backward functions ADD into parameter gradients
+// (so micro-batches accumulate) and WRITE input gradients unless noted.
+#ifndef KILN_LAYERS_H
+#define KILN_LAYERS_H
+
+#include <stdint.h>
+
+// ---- embedding: tokens (N) -> out (N,C); wpe may be NULL (RoPE models) ----
+void embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
+                       int B, int T, int C);
+void embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+                        int B, int T, int C);
+
+// ---- linear: inp (N,IC) @ w^T (OC,IC) + bias (OC) -> out (N,OC); bias may be NULL ----
+void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
+                    int OC);
+// dinp may be NULL (not needed). dinp is written, dw and dbias accumulate.
+void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                     const float *w, int N, int IC, int OC);
+
+// ---- LayerNorm: inp (N,C) -> out (N,C), saves mean, rstd (N); bias may be NULL ----
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C, float eps);
+// dinp ACCUMULATES (it is the residual stream's gradient).
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
+
+// ---- RMSNorm: inp (N,C) -> out (N,C), saves rstd (N) ----
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                     float eps);
+// dinp ACCUMULATES.
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                      const float *rstd, int N, int C);
+
+// ---- activations: elementwise inp (N,H) -> out (N,H); SwiGLU: inp (N,2H) = [gate|up] -> out (N,H) ----
+void gelu_forward(float *out, const float *inp, long n);
+void gelu_backward(float *dinp, const float *inp, const float *dout, long n);
+void gelu_erf_forward(float *out, const float *inp, long n);
+void gelu_erf_backward(float *dinp, const float *inp, const float *dout, long n);
+void relu_forward(float *out, const float *inp, long n);
+void relu_backward(float *dinp, const float *inp, const float *dout, long n);
+void swiglu_forward(float *out, const float *inp, int N, int H);
+void swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int H);
+
+// ---- rotary positions, in place on the q and k heads of qkv (N, (NH+2*NKV)*HD) ----
+// cos/sin tables are (block_size, HD/2); position of row (b,t) is t.
+void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int NH, int NKV,
+                  int HD);
+// Rotates gradients back: d(pre-rope) from d(post-rope), in place.
+void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int NH,
+                   int NKV, int HD);
+void rope_tables(float *cos_t, float *sin_t, int block_size, int HD, float theta);
+
+// ---- dropout masks from a counter-based hash: no mask is stored ----
+typedef struct {
+    float p;            // drop probability; 0 = off
+    uint64_t seed;      // differs per step and per site
+} KilnDropout;
+// x (n) *= mask/(1-p), in place; the same call on a gradient applies the same mask.
+void dropout_apply(float *x, long n, KilnDropout d);
+static inline int dropout_keep(KilnDropout d, uint64_t i);
+
+// ---- causal self-attention, flash-style: one (T,T) score block per head at a time ----
+// qkv (B,T,(NH+2*NKV)*HD) -> out (B,T,NH*HD), lse (B,NH,T) saved for backward.
+// scratch: per-thread (T*T*2) floats, nthreads blocks.
+void attention_forward(float *out, float *lse, const float *qkv, float *scratch, int B, int T,
+                       int NH, int NKV, int HD, KilnDropout drop);
+// dqkv is written (zeroed first).
+void attention_backward(float *dqkv, const float *dout, const float *out, const float *qkv,
+                        const float *lse, float *scratch, int B, int T, int NH, int NKV, int HD,
+                        KilnDropout drop);
+long attention_scratch_floats(int T, int nthreads);
+
+// ---- fused softmax + cross-entropy over logits (N,V) ----
+// targets < 0 are ignored. Returns the mean loss over counted targets.
+// If dlogits_scale != 0, logits are overwritten IN PLACE with
+// dloss/dlogits * dlogits_scale (softmax - onehot) / count.
+double crossentropy_forward_backward(float *logits, const int32_t *targets, int N, int V,
+                                     float dlogits_scale, long *count);
+
+// ---- helpers ----
+void residual_add(float *out, const float *a, const float *b, long n);  // out = a + b
+
+#include "kiln/core.h"
+static inline int dropout_keep(KilnDropout d, uint64_t i) {
+    uint64_t h = kiln_hash64(d.seed ^ (i * 0xD1B54A32D192ED03ull));
+    return (float)(h >> 40) * 0x1.0p-24f >= d.p;
+}
+
+#endif

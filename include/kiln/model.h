@@ -1,0 +1,110 @@
+// model.h: a decoder-only transformer (GPT-2 and Llama families from one code path).
+// Parameters, gradients, AdamW moments and activations are planned once from the
+// config and allocated in one go; forward and backward walk the layers in order.
+#ifndef KILN_MODEL_H
+#define KILN_MODEL_H
+
+#include "kiln/config.h"
+#include "kiln/core.h"
+
+#include <stdint.h>
+
+// Parameter tensors; per-layer ones are stored for all layers back to back.
+typedef enum {
+    PT_WTE,       // (V,C) token embedding
+    PT_WPE,       // (maxT,C) learned positions
+    PT_LN1W,      // (L,C)
+    PT_LN1B,      // (L,C)
+    PT_QKVW,      // (L,(NH+2NKV)*HD,C) q, k, v projections stacked
+    PT_QKVB,      // (L,(NH+2NKV)*HD)
+    PT_ATTPROJW,  // (L,C,C)
+    PT_ATTPROJB,  // (L,C)
+    PT_LN2W,      // (L,C)
+    PT_LN2B,      // (L,C)
+    PT_FCW,       // (L,F,C), F = H or 2H (SwiGLU: gate rows, then up rows)
+    PT_FCB,       // (L,F)
+    PT_FCPROJW,   // (L,C,H)
+    PT_FCPROJB,   // (L,C)
+    PT_LNFW,      // (C)
+    PT_LNFB,      // (C)
+    PT_LMHEAD,    // (V,C), absent when tied
+    PT_COUNT
+} KilnParamId;
+
+typedef struct {
+    long size[PT_COUNT];    // floats in the tensor, all layers; 0 when the variant lacks it
+    long offset[PT_COUNT];  // into the flat buffer
+    int decay[PT_COUNT];    // weight decay applies
+    long total;
+} KilnParamLayout;
+
+typedef struct {
+    float *t[PT_COUNT];  // views into a flat buffer; NULL when absent
+} KilnTensors;
+
+// A named, contiguous slice of a flat buffer, as saved in safetensors (HF-style names).
+typedef struct {
+    char name[96];
+    float *data;
+    int ndim;
+    long shape[2];
+    KilnParamId id;
+} KilnNamedTensor;
+
+// Per-layer activations are arrays over layers; see gpt.c for each shape.
+typedef struct {
+    float *encoded;                          // (N,C)
+    float *ln1, *ln1_mean, *ln1_rstd;        // (L,N,C), (L,N), (L,N)
+    float *qkv;                              // (L,N,QKV) q, k after RoPE
+    float *att, *lse;                        // (L,N,C), (L,B,NH,T)
+    float *res2;                             // (L,N,C)
+    float *ln2, *ln2_mean, *ln2_rstd;        // (L,N,C), (L,N), (L,N)
+    float *fch, *fch_act;                    // (L,N,F), (L,N,H)
+    float *res3;                             // (L,N,C)
+    float *lnf, *lnf_mean, *lnf_rstd;        // (N,C), (N), (N)
+    float *logits;                           // (N,V), dlogits in place after training forward
+    // backward scratch, reused by every layer
+    float *dres, *dln, *dqkv, *datt, *dfch, *dfch_act, *dtmp;
+    float *tmp;                              // (N,C) branch output before dropout
+    float *att_scratch;                      // per-thread (T,T) blocks
+    int32_t *tokens, *targets;               // (N)
+} KilnActs;
+
+typedef struct {
+    KilnModelConfig cfg;
+    KilnParamLayout layout;
+    int HD, QKV, H, F;       // head size, qkv width, MLP hidden, fc output width
+    float *params, *grads, *m, *v;  // layout.total floats each, one allocation
+    KilnTensors p, g;
+    int maxB, maxT;          // activation plan
+    int B, T;                // shape of the last forward
+    int nthreads;
+    KilnActs a;
+    float *acts_mem;
+    float *rope_cos, *rope_sin;  // (block_size, HD/2)
+    uint64_t dropout_seed;       // masks of the last training forward
+    int train;                   // last forward computed dlogits
+    float loss;
+} KilnModel;
+
+// Plans and allocates everything for micro-batches up to (maxB, maxT).
+int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err);
+void gpt_destroy(KilnModel *m);
+void gpt_init_weights(KilnModel *m, uint64_t seed);  // GPT-2 init
+long gpt_num_params(const KilnModel *m);
+double gpt_flops_per_token(const KilnModel *m, int T);  // forward+backward, PaLM-style
+
+// tokens, targets (B,T); targets may be NULL (logits only) and entries < 0 are ignored.
+// dloss != 0 marks a training forward: dropout is on (seeded by dropout_seed) and
+// the logits are replaced by dloss * dlogits, ready for gpt_backward.
+int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                float dloss, uint64_t dropout_seed, KilnErr *err);
+void gpt_zero_grad(KilnModel *m);
+void gpt_backward(KilnModel *m);  // adds into m->grads
+
+// HF-style named views of a flat buffer laid out like params (params, grads, m, v).
+// Returns the count; out may be NULL to count only.
+int gpt_named_tensors(const KilnModel *m, float *base, KilnNamedTensor *out);
+KilnTensors gpt_views(const KilnModel *m, float *base);
+
+#endif

@@ -1,0 +1,21 @@
+// cli.h: the kiln command table. Each command lives in its own cmd_*.c file.
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include <stdio.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);  // argv[0] is the command name
+    const char *summary;
+    const char *usage;                  // full help text
+} KilnCommand;
+
+extern const KilnCommand CMD_PRETRAIN, CMD_TOKENIZER;
+
+// True if any argument is -h or --help.
+int cli_wants_help(int argc, char **argv);
+// Prints "kiln: message" to stderr and returns exit status 1.
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

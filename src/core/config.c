@@ -1,0 +1,362 @@
+// config.c: one table of keys; YAML files and --set overrides both go through it.
+#include "kiln/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+typedef enum { T_INT, T_U64, T_FLOAT, T_BOOL, T_STR, T_ENUM } KeyType;
+
+typedef struct {
+    const char *key;
+    KeyType type;
+    size_t offset;
+    size_t size;                // T_STR: buffer size
+    const char *const *names;   // T_ENUM: NULL-terminated names in enum order
+    const char *doc;
+} KeySpec;
+
+static const char *const POS_NAMES[] = {"learned", "rope", NULL};
+static const char *const NORM_NAMES[] = {"layernorm", "rmsnorm", NULL};
+static const char *const ACT_NAMES[] = {"gelu", "gelu_erf", "relu", "swiglu", NULL};
+
+#define M(f) offsetof(KilnConfig, model.f)
+#define TR(f) offsetof(KilnConfig, train.f)
+#define D(f) offsetof(KilnConfig, data.f)
+static const KeySpec KEYS[] = {
+    {"model.vocab_size", T_INT, M(vocab_size), 0, NULL, "token vocabulary size"},
+    {"model.block_size", T_INT, M(block_size), 0, NULL, "longest sequence the model takes"},
+    {"model.n_layer", T_INT, M(n_layer), 0, NULL, "transformer blocks"},
+    {"model.n_head", T_INT, M(n_head), 0, NULL, "attention (query) heads"},
+    {"model.n_kv_head", T_INT, M(n_kv_head), 0, NULL, "key/value heads; fewer than n_head is GQA; 0 = n_head"},
+    {"model.n_embd", T_INT, M(n_embd), 0, NULL, "residual stream width"},
+    {"model.ffn_hidden", T_INT, M(ffn_hidden), 0, NULL, "MLP hidden width; 0 = 4*n_embd (SwiGLU: 8/3*n_embd, rounded up to 64)"},
+    {"model.pos", T_ENUM, M(pos), 0, POS_NAMES, "positions: learned | rope"},
+    {"model.norm", T_ENUM, M(norm), 0, NORM_NAMES, "normalisation: layernorm | rmsnorm"},
+    {"model.act", T_ENUM, M(act), 0, ACT_NAMES, "MLP: gelu (tanh) | gelu_erf | relu | swiglu"},
+    {"model.bias", T_BOOL, M(bias), 0, NULL, "biases in linear layers and LayerNorm"},
+    {"model.tied", T_BOOL, M(tied), 0, NULL, "lm_head shares the token embedding"},
+    {"model.dropout", T_FLOAT, M(dropout), 0, NULL, "dropout on embeddings, attention and residual branches"},
+    {"model.norm_eps", T_FLOAT, M(norm_eps), 0, NULL, "epsilon inside LayerNorm/RMSNorm"},
+    {"model.rope_theta", T_FLOAT, M(rope_theta), 0, NULL, "RoPE base"},
+    {"model.init_std", T_FLOAT, M(init_std), 0, NULL, "std of the normal init (residual projections / sqrt(2*n_layer))"},
+    {"train.batch_size", T_INT, TR(batch_size), 0, NULL, "sequences per micro-batch"},
+    {"train.seq_len", T_INT, TR(seq_len), 0, NULL, "tokens per sequence; 0 = model.block_size"},
+    {"train.grad_accum", T_INT, TR(grad_accum), 0, NULL, "micro-batches per optimizer step"},
+    {"train.steps", T_INT, TR(steps), 0, NULL, "optimizer steps"},
+    {"train.lr", T_FLOAT, TR(lr), 0, NULL, "peak learning rate"},
+    {"train.min_lr", T_FLOAT, TR(min_lr), 0, NULL, "learning rate at the end of the cosine decay"},
+    {"train.warmup_steps", T_INT, TR(warmup_steps), 0, NULL, "linear warmup steps"},
+    {"train.decay_steps", T_INT, TR(decay_steps), 0, NULL, "step where the cosine decay reaches min_lr; 0 = steps"},
+    {"train.beta1", T_FLOAT, TR(beta1), 0, NULL, "AdamW beta1"},
+    {"train.beta2", T_FLOAT, TR(beta2), 0, NULL, "AdamW beta2"},
+    {"train.eps", T_FLOAT, TR(eps), 0, NULL, "AdamW epsilon"},
+    {"train.weight_decay", T_FLOAT, TR(weight_decay), 0, NULL, "decoupled weight decay on matrices"},
+    {"train.decay_embeddings", T_BOOL, TR(decay_embeddings), 0, NULL, "also decay embeddings (nanoGPT does)"},
+    {"train.grad_clip", T_FLOAT, TR(grad_clip), 0, NULL, "clip the global gradient norm to this; 0 = off"},
+    {"train.seed", T_U64, TR(seed), 0, NULL, "seed for init and dropout"},
+    {"train.log_every", T_INT, TR(log_every), 0, NULL, "print a line every N steps"},
+    {"train.eval_every", T_INT, TR(eval_every), 0, NULL, "validation loss every N steps; 0 = at the end only"},
+    {"train.eval_batches", T_INT, TR(eval_batches), 0, NULL, "validation batches; 0 = the whole split"},
+    {"train.checkpoint_every", T_INT, TR(checkpoint_every), 0, NULL, "checkpoint every N steps; 0 = at the end only"},
+    {"train.threads", T_INT, TR(threads), 0, NULL, "threads; 0 = OMP_NUM_THREADS or all cores"},
+    {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
+    {"data.val", T_STR, D(val), sizeof(((KilnConfig *)0)->data.val), NULL, "validation shards (path or glob)"},
+    {"out_dir", T_STR, offsetof(KilnConfig, out_dir), sizeof(((KilnConfig *)0)->out_dir), NULL, "run directory for checkpoints"},
+};
+#undef M
+#undef TR
+#undef D
+#define NKEYS (sizeof KEYS / sizeof KEYS[0])
+
+void kiln_config_defaults(KilnConfig *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    KilnModelConfig *m = &cfg->model;
+    m->vocab_size = 256;
+    m->block_size = 256;
+    m->n_layer = 4;
+    m->n_head = 4;
+    m->n_embd = 128;
+    m->pos = KILN_POS_LEARNED;
+    m->norm = KILN_NORM_LAYERNORM;
+    m->act = KILN_ACT_GELU;
+    m->bias = 1;
+    m->tied = 1;
+    m->norm_eps = 1e-5f;
+    m->rope_theta = 10000.0f;
+    m->init_std = 0.02f;
+    KilnTrainConfig *t = &cfg->train;
+    t->batch_size = 8;
+    t->grad_accum = 1;
+    t->steps = 100;
+    t->lr = 1e-3f;
+    t->min_lr = 1e-4f;
+    t->beta1 = 0.9f;
+    t->beta2 = 0.95f;
+    t->eps = 1e-8f;
+    t->weight_decay = 0.1f;
+    t->grad_clip = 1.0f;
+    t->seed = 1337;
+    t->log_every = 1;
+    t->eval_batches = 0;
+    snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/default");
+}
+
+static const KeySpec *find_key(const char *key) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(KEYS[i].key, key) == 0) return &KEYS[i];
+    return NULL;
+}
+
+static const char *type_name(const KeySpec *k) {
+    switch (k->type) {
+    case T_INT: return "integer";
+    case T_U64: return "unsigned integer";
+    case T_FLOAT: return "number";
+    case T_BOOL: return "boolean (true/false)";
+    case T_STR: return "string";
+    case T_ENUM: return "one of the names listed";
+    }
+    return "?";
+}
+
+int kiln_config_set(KilnConfig *cfg, const char *key, const char *value, const char *origin,
+                    KilnErr *err) {
+    const KeySpec *k = find_key(key);
+    if (!k) return kiln_fail(err, "%s: unknown config key '%s' (see `kiln help config`)", origin, key);
+    char *p = (char *)cfg + k->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (k->type) {
+    case T_INT: {
+        long v = strtol(value, &end, 10);
+        if (!*value || *end || errno || v < -2147483647L || v > 2147483647L)
+            return kiln_fail(err, "%s: key '%s' wants an integer, got '%s'", origin, key, value);
+        *(int *)p = (int)v;
+        break;
+    }
+    case T_U64: {
+        if (*value == '-') return kiln_fail(err, "%s: key '%s' wants an unsigned integer, got '%s'", origin, key, value);
+        unsigned long long v = strtoull(value, &end, 10);
+        if (!*value || *end || errno)
+            return kiln_fail(err, "%s: key '%s' wants an unsigned integer, got '%s'", origin, key, value);
+        *(unsigned long long *)p = v;
+        break;
+    }
+    case T_FLOAT: {
+        float v = strtof(value, &end);
+        if (!*value || *end || errno || !isfinite(v))
+            return kiln_fail(err, "%s: key '%s' wants a number, got '%s'", origin, key, value);
+        *(float *)p = v;
+        break;
+    }
+    case T_BOOL:
+        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1") ||
+            !strcasecmp(value, "on"))
+            *(int *)p = 1;
+        else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcmp(value, "0") ||
+                 !strcasecmp(value, "off"))
+            *(int *)p = 0;
+        else
+            return kiln_fail(err, "%s: key '%s' wants true or false, got '%s'", origin, key, value);
+        break;
+    case T_STR:
+        if (strlen(value) >= k->size)
+            return kiln_fail(err, "%s: key '%s' value is longer than %zu characters", origin, key, k->size - 1);
+        strcpy(p, value);
+        break;
+    case T_ENUM: {
+        for (int i = 0; k->names[i]; i++) {
+            if (!strcmp(k->names[i], value)) {
+                *(int *)p = i;
+                return 0;
+            }
+        }
+        char list[256] = "";
+        for (int i = 0; k->names[i]; i++) {
+            strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+            strncat(list, k->names[i], sizeof list - strlen(list) - 1);
+        }
+        return kiln_fail(err, "%s: key '%s' must be one of %s, got '%s'", origin, key, list, value);
+    }
+    }
+    return 0;
+}
+
+// Walks a YAML document of nested mappings with scalar leaves, building dotted keys.
+int kiln_config_load_yaml_string(KilnConfig *cfg, const char *text, size_t len, const char *name,
+                                 KilnErr *err) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return kiln_fail(err, "%s: cannot start YAML parser", name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+
+    enum { MAXDEPTH = 8 };
+    char path[MAXDEPTH][128];  // key at each mapping depth
+    int depth = 0;             // number of open mappings
+    int expect_key[MAXDEPTH + 1] = {0};
+    int rc = 0, done = 0;
+    while (!done && rc == 0) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = kiln_fail(err, "%s:%zu:%zu: YAML error: %s", name, parser.problem_mark.line + 1,
+                           parser.problem_mark.column + 1, parser.problem ? parser.problem : "?");
+            break;
+        }
+        size_t line = ev.start_mark.line + 1;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT: done = 1; break;
+        case YAML_MAPPING_START_EVENT:
+            if (depth > 0 && expect_key[depth]) {
+                rc = kiln_fail(err, "%s:%zu: a mapping cannot be a key", name, line);
+            } else if (depth >= MAXDEPTH) {
+                rc = kiln_fail(err, "%s:%zu: nesting too deep", name, line);
+            } else {
+                depth++;
+                expect_key[depth] = 1;
+            }
+            break;
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            if (depth > 0) expect_key[depth] = 1;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            rc = kiln_fail(err, "%s:%zu: lists are not supported here (key '%s')", name, line,
+                           depth > 0 ? path[depth - 1] : "?");
+            break;
+        case YAML_ALIAS_EVENT:
+            rc = kiln_fail(err, "%s:%zu: YAML aliases are not supported", name, line);
+            break;
+        case YAML_SCALAR_EVENT: {
+            const char *val = (const char *)ev.data.scalar.value;
+            if (depth == 0) {
+                if (*val) rc = kiln_fail(err, "%s:%zu: expected a mapping of keys at the top level", name, line);
+            } else if (expect_key[depth]) {
+                if (strlen(val) >= sizeof path[0]) {
+                    rc = kiln_fail(err, "%s:%zu: key too long", name, line);
+                } else {
+                    strcpy(path[depth - 1], val);
+                    expect_key[depth] = 0;
+                }
+            } else {
+                char key[MAXDEPTH * 129] = "";
+                for (int i = 0; i < depth; i++) {
+                    if (i) strcat(key, ".");
+                    strcat(key, path[i]);
+                }
+                char origin[1200];
+                snprintf(origin, sizeof origin, "%s:%zu", name, line);
+                if (ev.data.scalar.length != strlen(val))
+                    rc = kiln_fail(err, "%s: key '%s' has a NUL byte in its value", origin, key);
+                else
+                    rc = kiln_config_set(cfg, key, val, origin, err);
+                expect_key[depth] = 1;
+            }
+            break;
+        }
+        default: break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int kiln_config_load_yaml(KilnConfig *cfg, const char *path, KilnErr *err) {
+    char *text;
+    size_t len;
+    if (kiln_read_file(path, &text, &len, err)) return -1;
+    int rc = kiln_config_load_yaml_string(cfg, text, len, path, err);
+    free(text);
+    return rc;
+}
+
+int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
+    KilnModelConfig *m = &cfg->model;
+    KilnTrainConfig *t = &cfg->train;
+    if (m->n_kv_head == 0) m->n_kv_head = m->n_head;
+    if (m->ffn_hidden == 0) {
+        if (m->act == KILN_ACT_SWIGLU)
+            m->ffn_hidden = ((8 * m->n_embd / 3) + 63) / 64 * 64;
+        else
+            m->ffn_hidden = 4 * m->n_embd;
+    }
+    if (t->seq_len == 0) t->seq_len = m->block_size;
+    if (t->decay_steps == 0) t->decay_steps = t->steps;
+#define NEED(cond, ...) \
+    if (!(cond)) return kiln_fail(err, __VA_ARGS__)
+    NEED(m->vocab_size >= 1, "model.vocab_size must be positive (got %d)", m->vocab_size);
+    NEED(m->block_size >= 1, "model.block_size must be positive (got %d)", m->block_size);
+    NEED(m->n_layer >= 1, "model.n_layer must be positive (got %d)", m->n_layer);
+    NEED(m->n_head >= 1, "model.n_head must be positive (got %d)", m->n_head);
+    NEED(m->n_embd >= 1 && m->n_embd % m->n_head == 0,
+         "model.n_embd (%d) must be a positive multiple of model.n_head (%d)", m->n_embd, m->n_head);
+    NEED(m->n_kv_head >= 1 && m->n_head % m->n_kv_head == 0,
+         "model.n_kv_head (%d) must divide model.n_head (%d)", m->n_kv_head, m->n_head);
+    NEED(m->pos != KILN_POS_ROPE || (m->n_embd / m->n_head) % 2 == 0,
+         "model.pos=rope needs an even head size (n_embd/n_head = %d)", m->n_embd / m->n_head);
+    NEED(m->ffn_hidden >= 1, "model.ffn_hidden must be positive (got %d)", m->ffn_hidden);
+    NEED(m->dropout >= 0 && m->dropout < 1, "model.dropout must be in [0, 1) (got %g)", m->dropout);
+    NEED(m->norm_eps > 0, "model.norm_eps must be positive");
+    NEED(m->init_std > 0, "model.init_std must be positive");
+    NEED(t->batch_size >= 1, "train.batch_size must be positive (got %d)", t->batch_size);
+    NEED(t->seq_len >= 1 && t->seq_len <= m->block_size,
+         "train.seq_len (%d) must be in 1..model.block_size (%d)", t->seq_len, m->block_size);
+    NEED(t->grad_accum >= 1, "train.grad_accum must be positive (got %d)", t->grad_accum);
+    NEED(t->steps >= 0, "train.steps must not be negative");
+    NEED(t->lr >= 0 && t->min_lr >= 0, "train.lr and train.min_lr must not be negative");
+    NEED(t->beta1 >= 0 && t->beta1 < 1 && t->beta2 >= 0 && t->beta2 < 1, "train.beta1/beta2 must be in [0, 1)");
+    NEED(t->eps > 0, "train.eps must be positive");
+    NEED(t->warmup_steps >= 0 && t->decay_steps >= 0, "train.warmup_steps/decay_steps must not be negative");
+    NEED(t->log_every >= 1, "train.log_every must be positive");
+    NEED(t->eval_every >= 0 && t->eval_batches >= 0 && t->checkpoint_every >= 0,
+         "train.eval_every, eval_batches and checkpoint_every must not be negative");
+    NEED(t->threads >= 0, "train.threads must not be negative");
+#undef NEED
+    return 0;
+}
+
+static void write_value(const KilnConfig *cfg, const KeySpec *k, FILE *f) {
+    const char *p = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case T_INT: fprintf(f, "%d", *(const int *)p); break;
+    case T_U64: fprintf(f, "%llu", *(const unsigned long long *)p); break;
+    case T_FLOAT: fprintf(f, "%.9g", *(const float *)p); break;
+    case T_BOOL: fprintf(f, "%s", *(const int *)p ? "true" : "false"); break;
+    case T_STR: fprintf(f, "\"%s\"", p); break;
+    case T_ENUM: fprintf(f, "%s", k->names[*(const int *)p]); break;
+    }
+}
+
+void kiln_config_write_yaml(const KilnConfig *cfg, FILE *f) {
+    char section[64] = "";
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *dot = strchr(KEYS[i].key, '.');
+        if (dot) {
+            size_t n = (size_t)(dot - KEYS[i].key);
+            if (strlen(section) != n || strncmp(section, KEYS[i].key, n)) {
+                snprintf(section, sizeof section, "%.*s", (int)n, KEYS[i].key);
+                fprintf(f, "%s:\n", section);
+            }
+            fprintf(f, "  %s: ", dot + 1);
+        } else {
+            section[0] = 0;
+            fprintf(f, "%s: ", KEYS[i].key);
+        }
+        write_value(cfg, &KEYS[i], f);
+        fputc('\n', f);
+    }
+}
+
+void kiln_config_print_keys(FILE *f) {
+    KilnConfig d;
+    kiln_config_defaults(&d);
+    for (size_t i = 0; i < NKEYS; i++) {
+        fprintf(f, "  %-24s %s, default ", KEYS[i].key, type_name(&KEYS[i]));
+        write_value(&d, &KEYS[i], f);
+        fprintf(f, "\n      %s\n", KEYS[i].doc);
+    }
+}

@@ -1,0 +1,453 @@
+// gpt.c: the transformer assembled from layers.h. One code path covers
+// GPT-2 (learned positions, LayerNorm, GELU, biases, tied) and Llama
+// (RoPE, RMSNorm, SwiGLU, GQA, no biases, untied) and their mixtures.
+//
+// Block l, with x = residual in (N,C):
+//   ln1  = norm(x)                       (N,C)
+//   qkv  = ln1 @ Wqkv^T + b  ; RoPE(q,k)  (N,QKV)
+//   att  = causal_attention(qkv)         (N,C)
+//   res2 = x + drop(att @ Wo^T + b)      (N,C)
+//   ln2  = norm(res2)                    (N,C)
+//   fch  = ln2 @ Wfc^T + b               (N,F)
+//   fcha = act(fch)                      (N,H)
+//   res3 = res2 + drop(fcha @ Wp^T + b)  (N,C) -> next block
+#include "kiln/model.h"
+
+#include "kiln/layers.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+static void plan_params(KilnModel *m) {
+    const KilnModelConfig *c = &m->cfg;
+    long C = c->n_embd, L = c->n_layer, V = c->vocab_size;
+    int ln = c->norm == KILN_NORM_LAYERNORM;
+    KilnParamLayout *pl = &m->layout;
+    memset(pl, 0, sizeof *pl);
+    pl->size[PT_WTE] = V * C;
+    pl->size[PT_WPE] = c->pos == KILN_POS_LEARNED ? (long)c->block_size * C : 0;
+    pl->size[PT_LN1W] = L * C;
+    pl->size[PT_LN1B] = ln && c->bias ? L * C : 0;
+    pl->size[PT_QKVW] = L * m->QKV * C;
+    pl->size[PT_QKVB] = c->bias ? L * m->QKV : 0;
+    pl->size[PT_ATTPROJW] = L * C * C;
+    pl->size[PT_ATTPROJB] = c->bias ? L * C : 0;
+    pl->size[PT_LN2W] = L * C;
+    pl->size[PT_LN2B] = ln && c->bias ? L * C : 0;
+    pl->size[PT_FCW] = L * m->F * C;
+    pl->size[PT_FCB] = c->bias ? L * m->F : 0;
+    pl->size[PT_FCPROJW] = L * C * m->H;
+    pl->size[PT_FCPROJB] = c->bias ? L * C : 0;
+    pl->size[PT_LNFW] = C;
+    pl->size[PT_LNFB] = ln && c->bias ? C : 0;
+    pl->size[PT_LMHEAD] = c->tied ? 0 : V * C;
+    long off = 0;
+    for (int i = 0; i < PT_COUNT; i++) {
+        pl->offset[i] = off;
+        off += (pl->size[i] + 15) & ~15L;  // 64-byte aligned tensors
+    }
+    pl->total = off;
+    pl->decay[PT_QKVW] = pl->decay[PT_ATTPROJW] = pl->decay[PT_FCW] = pl->decay[PT_FCPROJW] = 1;
+    pl->decay[PT_LMHEAD] = 1;
+}
+
+KilnTensors gpt_views(const KilnModel *m, float *base) {
+    KilnTensors t;
+    for (int i = 0; i < PT_COUNT; i++)
+        t.t[i] = m->layout.size[i] && base ? base + m->layout.offset[i] : NULL;
+    return t;
+}
+
+// Activation plan: sizes in floats, carved from one allocation in this order.
+static long plan_acts(KilnModel *m, KilnActs *a, float *mem) {
+    long C = m->cfg.n_embd, L = m->cfg.n_layer, V = m->cfg.vocab_size;
+    long N = (long)m->maxB * m->maxT, NH = m->cfg.n_head;
+    long off = 0;
+#define TAKE(ptr, n)                          \
+    do {                                      \
+        (ptr) = mem ? mem + off : NULL;       \
+        off += ((long)(n) + 15) & ~15L;       \
+    } while (0)
+    TAKE(a->encoded, N * C);
+    TAKE(a->ln1, L * N * C);
+    TAKE(a->ln1_mean, L * N);
+    TAKE(a->ln1_rstd, L * N);
+    TAKE(a->qkv, L * N * m->QKV);
+    TAKE(a->att, L * N * C);
+    TAKE(a->lse, L * m->maxB * NH * m->maxT);
+    TAKE(a->res2, L * N * C);
+    TAKE(a->ln2, L * N * C);
+    TAKE(a->ln2_mean, L * N);
+    TAKE(a->ln2_rstd, L * N);
+    TAKE(a->fch, L * N * m->F);
+    TAKE(a->fch_act, L * N * m->H);
+    TAKE(a->res3, L * N * C);
+    TAKE(a->lnf, N * C);
+    TAKE(a->lnf_mean, N);
+    TAKE(a->lnf_rstd, N);
+    TAKE(a->logits, N * V);
+    TAKE(a->dres, N * C);
+    TAKE(a->dln, N * C);
+    TAKE(a->dqkv, N * m->QKV);
+    TAKE(a->datt, N * C);
+    TAKE(a->dfch, N * m->F);
+    TAKE(a->dfch_act, N * m->H);
+    TAKE(a->dtmp, N * C);
+    TAKE(a->tmp, N * C);
+    TAKE(a->att_scratch, attention_scratch_floats(m->maxT, m->nthreads));
+    float *tok_mem, *tgt_mem;
+    TAKE(tok_mem, N);  // int32 and float have the same size
+    TAKE(tgt_mem, N);
+#undef TAKE
+    a->tokens = (int32_t *)tok_mem;
+    a->targets = (int32_t *)tgt_mem;
+    return off;
+}
+
+int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    if (maxT > cfg->block_size)
+        return kiln_fail(err, "sequence length %d exceeds model.block_size %d", maxT, cfg->block_size);
+    m->HD = cfg->n_embd / cfg->n_head;
+    m->QKV = (cfg->n_head + 2 * cfg->n_kv_head) * m->HD;
+    m->H = cfg->ffn_hidden;
+    m->F = cfg->act == KILN_ACT_SWIGLU ? 2 * m->H : m->H;
+    m->maxB = maxB;
+    m->maxT = maxT;
+    m->nthreads = omp_get_max_threads();
+    plan_params(m);
+    // params, grads, m, v in one allocation
+    long P = m->layout.total;
+    m->params = kiln_alloc(sizeof(float) * P * 4, err);
+    if (!m->params) return kiln_wrap(err, "model parameters and optimizer state");
+    m->grads = m->params + P;
+    m->m = m->params + 2 * P;
+    m->v = m->params + 3 * P;
+    m->p = gpt_views(m, m->params);
+    m->g = gpt_views(m, m->grads);
+    long A = plan_acts(m, &m->a, NULL);
+    long R = cfg->pos == KILN_POS_ROPE ? (long)cfg->block_size * m->HD : 0;
+    m->acts_mem = kiln_alloc(sizeof(float) * (A + R), err);
+    if (!m->acts_mem) {
+        kiln_free(m->params);
+        m->params = NULL;
+        return kiln_wrap(err, "activations for batch %d x %d", maxB, maxT);
+    }
+    plan_acts(m, &m->a, m->acts_mem);
+    if (R) {
+        m->rope_cos = m->acts_mem + A;
+        m->rope_sin = m->rope_cos + R / 2;
+        rope_tables(m->rope_cos, m->rope_sin, cfg->block_size, m->HD, cfg->rope_theta);
+    }
+    return 0;
+}
+
+void gpt_destroy(KilnModel *m) {
+    kiln_free(m->params);
+    kiln_free(m->acts_mem);
+    memset(m, 0, sizeof *m);
+}
+
+void gpt_init_weights(KilnModel *m, uint64_t seed) {
+    KilnRng rng;
+    kiln_rng_seed(&rng, seed);
+    float std = m->cfg.init_std;
+    float resid_std = std / sqrtf(2.0f * m->cfg.n_layer);
+    for (int i = 0; i < PT_COUNT; i++) {
+        float *t = m->p.t[i];
+        long n = m->layout.size[i];
+        if (!t) continue;
+        if (i == PT_LN1W || i == PT_LN2W || i == PT_LNFW) {
+            for (long k = 0; k < n; k++) t[k] = 1.0f;
+        } else if (i == PT_LN1B || i == PT_LN2B || i == PT_LNFB || i == PT_QKVB ||
+                   i == PT_ATTPROJB || i == PT_FCB || i == PT_FCPROJB) {
+            memset(t, 0, sizeof(float) * n);
+        } else {
+            float s = (i == PT_ATTPROJW || i == PT_FCPROJW) ? resid_std : std;
+            for (long k = 0; k < n; k++) t[k] = s * kiln_rng_normal(&rng);
+        }
+    }
+}
+
+long gpt_num_params(const KilnModel *m) {
+    long n = 0;
+    for (int i = 0; i < PT_COUNT; i++) n += m->layout.size[i];
+    return n;
+}
+
+double gpt_flops_per_token(const KilnModel *m, int T) {
+    const KilnModelConfig *c = &m->cfg;
+    double matmul = (double)m->layout.size[PT_QKVW] + m->layout.size[PT_ATTPROJW] +
+                    m->layout.size[PT_FCW] + m->layout.size[PT_FCPROJW] +
+                    (double)c->vocab_size * c->n_embd;
+    return 6.0 * matmul + 12.0 * c->n_layer * c->n_embd * (double)T;
+}
+
+static KilnDropout drop_site(const KilnModel *m, int layer, int site) {
+    KilnDropout d = {0.0f, 0};
+    if (m->train && m->cfg.dropout > 0.0f) {
+        d.p = m->cfg.dropout;
+        d.seed = kiln_hash64(m->dropout_seed ^ kiln_hash64((uint64_t)(layer + 1) * 8 + site));
+    }
+    return d;
+}
+enum { SITE_EMBED, SITE_ATTN, SITE_ATTN_RESID, SITE_MLP_RESID };
+
+static void norm_forward(const KilnModel *m, float *out, float *mean, float *rstd, const float *inp,
+                         const float *w, const float *b, int N) {
+    if (m->cfg.norm == KILN_NORM_LAYERNORM)
+        layernorm_forward(out, mean, rstd, inp, w, b, N, m->cfg.n_embd, m->cfg.norm_eps);
+    else
+        rmsnorm_forward(out, rstd, inp, w, N, m->cfg.n_embd, m->cfg.norm_eps);
+}
+
+static void norm_backward(const KilnModel *m, float *dinp, float *dw, float *db, const float *dout,
+                          const float *inp, const float *w, const float *mean, const float *rstd,
+                          int N) {
+    if (m->cfg.norm == KILN_NORM_LAYERNORM)
+        layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, m->cfg.n_embd);
+    else
+        rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, m->cfg.n_embd);
+}
+
+static void act_forward(const KilnModel *m, float *out, const float *inp, int N) {
+    long n = (long)N * m->H;
+    switch (m->cfg.act) {
+    case KILN_ACT_GELU: gelu_forward(out, inp, n); break;
+    case KILN_ACT_GELU_ERF: gelu_erf_forward(out, inp, n); break;
+    case KILN_ACT_RELU: relu_forward(out, inp, n); break;
+    case KILN_ACT_SWIGLU: swiglu_forward(out, inp, N, m->H); break;
+    }
+}
+
+static void act_backward(const KilnModel *m, float *dinp, const float *inp, const float *dout,
+                         int N) {
+    long n = (long)N * m->H;
+    switch (m->cfg.act) {
+    case KILN_ACT_GELU: gelu_backward(dinp, inp, dout, n); break;
+    case KILN_ACT_GELU_ERF: gelu_erf_backward(dinp, inp, dout, n); break;
+    case KILN_ACT_RELU: relu_backward(dinp, inp, dout, n); break;
+    case KILN_ACT_SWIGLU: swiglu_backward(dinp, inp, dout, N, m->H); break;
+    }
+}
+
+// Per-layer slices of the parameter and activation arrays.
+typedef struct {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
+        *fcprojb;
+} LayerParams;
+
+static float *slice(float *t, long per_layer, int l) { return t ? t + per_layer * l : NULL; }
+
+static LayerParams layer_params(const KilnModel *m, const KilnTensors *t, int l) {
+    long C = m->cfg.n_embd;
+    LayerParams p;
+    p.ln1w = slice(t->t[PT_LN1W], C, l);
+    p.ln1b = slice(t->t[PT_LN1B], C, l);
+    p.qkvw = slice(t->t[PT_QKVW], (long)m->QKV * C, l);
+    p.qkvb = slice(t->t[PT_QKVB], m->QKV, l);
+    p.attprojw = slice(t->t[PT_ATTPROJW], C * C, l);
+    p.attprojb = slice(t->t[PT_ATTPROJB], C, l);
+    p.ln2w = slice(t->t[PT_LN2W], C, l);
+    p.ln2b = slice(t->t[PT_LN2B], C, l);
+    p.fcw = slice(t->t[PT_FCW], (long)m->F * C, l);
+    p.fcb = slice(t->t[PT_FCB], m->F, l);
+    p.fcprojw = slice(t->t[PT_FCPROJW], C * m->H, l);
+    p.fcprojb = slice(t->t[PT_FCPROJB], C, l);
+    return p;
+}
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *lse, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch,
+        *fch_act, *res3;
+} LayerActs;
+
+static LayerActs layer_acts(const KilnModel *m, int l) {
+    const KilnActs *a = &m->a;
+    long N = (long)m->maxB * m->maxT, C = m->cfg.n_embd;
+    LayerActs s;
+    s.ln1 = a->ln1 + l * N * C;
+    s.ln1_mean = a->ln1_mean + l * N;
+    s.ln1_rstd = a->ln1_rstd + l * N;
+    s.qkv = a->qkv + l * N * m->QKV;
+    s.att = a->att + l * N * C;
+    s.lse = a->lse + l * N * m->cfg.n_head;
+    s.res2 = a->res2 + l * N * C;
+    s.ln2 = a->ln2 + l * N * C;
+    s.ln2_mean = a->ln2_mean + l * N;
+    s.ln2_rstd = a->ln2_rstd + l * N;
+    s.fch = a->fch + l * N * m->F;
+    s.fch_act = a->fch_act + l * N * m->H;
+    s.res3 = a->res3 + l * N * C;
+    return s;
+}
+
+int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                float dloss, uint64_t dropout_seed, KilnErr *err) {
+    const KilnModelConfig *c = &m->cfg;
+    if (B > m->maxB || T > m->maxT)
+        return kiln_fail(err, "batch %d x %d exceeds the planned %d x %d", B, T, m->maxB, m->maxT);
+    int N = B * T, C = c->n_embd, V = c->vocab_size, NH = c->n_head, NKV = c->n_kv_head;
+    for (int n = 0; n < N; n++) {
+        if (tokens[n] < 0 || tokens[n] >= V)
+            return kiln_fail(err, "token %d at position %d is outside the vocabulary (%d)", tokens[n], n, V);
+        if (targets && targets[n] >= V)
+            return kiln_fail(err, "target %d at position %d is outside the vocabulary (%d)", targets[n], n, V);
+    }
+    m->B = B;
+    m->T = T;
+    m->train = dloss != 0.0f;
+    m->dropout_seed = dropout_seed;
+    KilnActs *a = &m->a;
+    memcpy(a->tokens, tokens, sizeof(int32_t) * N);
+    if (targets) memcpy(a->targets, targets, sizeof(int32_t) * N);
+
+    embedding_forward(a->encoded, tokens, m->p.t[PT_WTE], m->p.t[PT_WPE], B, T, C);
+    dropout_apply(a->encoded, (long)N * C, drop_site(m, -1, SITE_EMBED));
+    const float *x = a->encoded;
+    for (int l = 0; l < c->n_layer; l++) {
+        LayerParams p = layer_params(m, &m->p, l);
+        LayerActs s = layer_acts(m, l);
+        norm_forward(m, s.ln1, s.ln1_mean, s.ln1_rstd, x, p.ln1w, p.ln1b, N);
+        linear_forward(s.qkv, s.ln1, p.qkvw, p.qkvb, N, C, m->QKV);
+        if (c->pos == KILN_POS_ROPE) rope_forward(s.qkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
+        attention_forward(s.att, s.lse, s.qkv, a->att_scratch, B, T, NH, NKV, m->HD,
+                          drop_site(m, l, SITE_ATTN));
+        linear_forward(a->tmp, s.att, p.attprojw, p.attprojb, N, C, C);
+        dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_ATTN_RESID));
+        residual_add(s.res2, x, a->tmp, (long)N * C);
+        norm_forward(m, s.ln2, s.ln2_mean, s.ln2_rstd, s.res2, p.ln2w, p.ln2b, N);
+        linear_forward(s.fch, s.ln2, p.fcw, p.fcb, N, C, m->F);
+        act_forward(m, s.fch_act, s.fch, N);
+        linear_forward(a->tmp, s.fch_act, p.fcprojw, p.fcprojb, N, m->H, C);
+        dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_MLP_RESID));
+        residual_add(s.res3, s.res2, a->tmp, (long)N * C);
+        x = s.res3;
+    }
+    norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->p.t[PT_LNFW], m->p.t[PT_LNFB], N);
+    const float *head = c->tied ? m->p.t[PT_WTE] : m->p.t[PT_LMHEAD];
+    linear_forward(a->logits, a->lnf, head, NULL, N, C, V);
+    m->loss = 0.0f;
+    if (targets) {
+        double loss = crossentropy_forward_backward(a->logits, targets, N, V, dloss, NULL);
+        m->loss = (float)loss;
+    } else if (m->train) {
+        return kiln_fail(err, "a training forward needs targets");
+    }
+    return 0;
+}
+
+void gpt_zero_grad(KilnModel *m) { memset(m->grads, 0, sizeof(float) * m->layout.total); }
+
+void gpt_backward(KilnModel *m) {
+    const KilnModelConfig *c = &m->cfg;
+    KilnActs *a = &m->a;
+    int B = m->B, T = m->T, N = B * T, C = c->n_embd, V = c->vocab_size;
+    int NH = c->n_head, NKV = c->n_kv_head, L = c->n_layer;
+    const float *head = c->tied ? m->p.t[PT_WTE] : m->p.t[PT_LMHEAD];
+    float *dhead = c->tied ? m->g.t[PT_WTE] : m->g.t[PT_LMHEAD];
+    // logits now hold dlogits (N,V) -> dln (N,C)
+    linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V);
+    const float *xlast = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
+    memset(a->dres, 0, sizeof(float) * N * C);
+    norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
+                  a->lnf_mean, a->lnf_rstd, N);
+    for (int l = L - 1; l >= 0; l--) {
+        LayerParams p = layer_params(m, &m->p, l);
+        LayerParams g = layer_params(m, &m->g, l);
+        LayerActs s = layer_acts(m, l);
+        const float *x = l > 0 ? layer_acts(m, l - 1).res3 : a->encoded;
+        // dres holds d(res3). MLP branch: res3 = res2 + drop(fch_act @ Wp^T + b)
+        const float *dbranch = a->dres;
+        KilnDropout dm = drop_site(m, l, SITE_MLP_RESID);
+        if (dm.p > 0.0f) {
+            memcpy(a->dtmp, a->dres, sizeof(float) * N * C);
+            dropout_apply(a->dtmp, (long)N * C, dm);
+            dbranch = a->dtmp;
+        }
+        linear_backward(a->dfch_act, g.fcprojw, g.fcprojb, dbranch, s.fch_act, p.fcprojw, N, m->H, C);
+        act_backward(m, a->dfch, s.fch, a->dfch_act, N);
+        linear_backward(a->dln, g.fcw, g.fcb, a->dfch, s.ln2, p.fcw, N, C, m->F);
+        norm_backward(m, a->dres, g.ln2w, g.ln2b, a->dln, s.res2, p.ln2w, s.ln2_mean, s.ln2_rstd, N);
+        // dres holds d(res2). Attention branch: res2 = x + drop(att @ Wo^T + b)
+        dbranch = a->dres;
+        KilnDropout da = drop_site(m, l, SITE_ATTN_RESID);
+        if (da.p > 0.0f) {
+            memcpy(a->dtmp, a->dres, sizeof(float) * N * C);
+            dropout_apply(a->dtmp, (long)N * C, da);
+            dbranch = a->dtmp;
+        }
+        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, p.attprojw, N, C, C);
+        attention_backward(a->dqkv, a->datt, s.att, s.qkv, s.lse, a->att_scratch, B, T, NH, NKV,
+                           m->HD, drop_site(m, l, SITE_ATTN));
+        if (c->pos == KILN_POS_ROPE) rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
+        linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, p.qkvw, N, C, m->QKV);
+        norm_backward(m, a->dres, g.ln1w, g.ln1b, a->dln, x, p.ln1w, s.ln1_mean, s.ln1_rstd, N);
+        // dres holds d(x)
+    }
+    dropout_apply(a->dres, (long)N * C, drop_site(m, -1, SITE_EMBED));
+    embedding_backward(m->g.t[PT_WTE], m->g.t[PT_WPE], a->dres, a->tokens, B, T, C);
+}
+
+// HF Llama-style names; fused tensors are split into contiguous row blocks.
+int gpt_named_tensors(const KilnModel *m, float *base, KilnNamedTensor *out) {
+    const KilnModelConfig *c = &m->cfg;
+    KilnTensors t = gpt_views(m, base);
+    long C = c->n_embd, V = c->vocab_size, H = m->H;
+    long QD = (long)c->n_head * m->HD, KVD = (long)c->n_kv_head * m->HD;
+    int n = 0;
+#define ADD(ID, PTR, NAME_FMT, NAME_ARG, D0, D1)                                      \
+    do {                                                                               \
+        if (out) {                                                                     \
+            KilnNamedTensor *nt = &out[n];                                             \
+            snprintf(nt->name, sizeof nt->name, NAME_FMT, NAME_ARG);                   \
+            nt->data = (PTR);                                                          \
+            nt->id = (ID);                                                             \
+            nt->shape[0] = (D0);                                                       \
+            nt->shape[1] = (D1);                                                       \
+            nt->ndim = (D1) > 0 ? 2 : 1;                                               \
+        }                                                                              \
+        n++;                                                                           \
+    } while (0)
+    ADD(PT_WTE, t.t[PT_WTE], "%s", "model.embed_tokens.weight", V, C);
+    if (t.t[PT_WPE]) ADD(PT_WPE, t.t[PT_WPE], "%s", "model.embed_positions.weight", (long)c->block_size, C);
+    for (int l = 0; l < c->n_layer; l++) {
+        LayerParams p = layer_params(m, &t, l);
+        char pre[64];
+        snprintf(pre, sizeof pre, "model.layers.%d.", l);
+        ADD(PT_LN1W, p.ln1w, "%sinput_layernorm.weight", pre, C, 0);
+        if (p.ln1b) ADD(PT_LN1B, p.ln1b, "%sinput_layernorm.bias", pre, C, 0);
+        ADD(PT_QKVW, p.qkvw, "%sself_attn.q_proj.weight", pre, QD, C);
+        ADD(PT_QKVW, p.qkvw + QD * C, "%sself_attn.k_proj.weight", pre, KVD, C);
+        ADD(PT_QKVW, p.qkvw + (QD + KVD) * C, "%sself_attn.v_proj.weight", pre, KVD, C);
+        if (p.qkvb) {
+            ADD(PT_QKVB, p.qkvb, "%sself_attn.q_proj.bias", pre, QD, 0);
+            ADD(PT_QKVB, p.qkvb + QD, "%sself_attn.k_proj.bias", pre, KVD, 0);
+            ADD(PT_QKVB, p.qkvb + QD + KVD, "%sself_attn.v_proj.bias", pre, KVD, 0);
+        }
+        ADD(PT_ATTPROJW, p.attprojw, "%sself_attn.o_proj.weight", pre, C, QD);
+        if (p.attprojb) ADD(PT_ATTPROJB, p.attprojb, "%sself_attn.o_proj.bias", pre, C, 0);
+        ADD(PT_LN2W, p.ln2w, "%spost_attention_layernorm.weight", pre, C, 0);
+        if (p.ln2b) ADD(PT_LN2B, p.ln2b, "%spost_attention_layernorm.bias", pre, C, 0);
+        if (c->act == KILN_ACT_SWIGLU) {
+            ADD(PT_FCW, p.fcw, "%smlp.gate_proj.weight", pre, H, C);
+            ADD(PT_FCW, p.fcw + H * C, "%smlp.up_proj.weight", pre, H, C);
+            if (p.fcb) {
+                ADD(PT_FCB, p.fcb, "%smlp.gate_proj.bias", pre, H, 0);
+                ADD(PT_FCB, p.fcb + H, "%smlp.up_proj.bias", pre, H, 0);
+            }
+        } else {
+            ADD(PT_FCW, p.fcw, "%smlp.up_proj.weight", pre, H, C);
+            if (p.fcb) ADD(PT_FCB, p.fcb, "%smlp.up_proj.bias", pre, H, 0);
+        }
+        ADD(PT_FCPROJW, p.fcprojw, "%smlp.down_proj.weight", pre, C, H);
+        if (p.fcprojb) ADD(PT_FCPROJB, p.fcprojb, "%smlp.down_proj.bias", pre, C, 0);
+    }
+    ADD(PT_LNFW, t.t[PT_LNFW], "%s", "model.norm.weight", C, 0);
+    if (t.t[PT_LNFB]) ADD(PT_LNFB, t.t[PT_LNFB], "%s", "model.norm.bias", C, 0);
+    if (t.t[PT_LMHEAD]) ADD(PT_LMHEAD, t.t[PT_LMHEAD], "%s", "lm_head.weight", V, C);
+#undef ADD
+    return n;
+}

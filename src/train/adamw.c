@@ -1,0 +1,53 @@
+// adamw.c: the optimizer step, gradient clipping and the learning-rate schedule.
+#include "kiln/optim.h"
+
+#include <math.h>
+
+double grad_global_norm(const KilnModel *m) {
+    double ss = 0.0;
+    const float *g = m->grads;
+#pragma omp parallel for reduction(+ : ss)
+    for (long i = 0; i < m->layout.total; i++) ss += (double)g[i] * g[i];
+    return sqrt(ss);
+}
+
+void grad_clip(KilnModel *m, double norm, float max_norm) {
+    if (max_norm <= 0.0f) return;
+    float coef = (float)(max_norm / (norm + 1e-6));  // same epsilon as torch
+    if (coef >= 1.0f) return;
+    float *g = m->grads;
+#pragma omp parallel for simd
+    for (long i = 0; i < m->layout.total; i++) g[i] *= coef;
+}
+
+void adamw_step(KilnModel *m, const KilnTrainConfig *t, float lr, int step) {
+    float b1 = t->beta1, b2 = t->beta2, eps = t->eps;
+    float bc1 = 1.0f - powf(b1, (float)step), bc2 = 1.0f - powf(b2, (float)step);
+    float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
+    for (int id = 0; id < PT_COUNT; id++) {
+        long n = m->layout.size[id], off = m->layout.offset[id];
+        if (!n) continue;
+        int decay = m->layout.decay[id] ||
+                    (t->decay_embeddings && (id == PT_WTE || id == PT_WPE));
+        float shrink = decay ? 1.0f - lr * t->weight_decay : 1.0f;
+        float *p = m->params + off, *g = m->grads + off, *mm = m->m + off, *vv = m->v + off;
+#pragma omp parallel for simd
+        for (long i = 0; i < n; i++) {
+            float gi = g[i];
+            mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
+            vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
+            float denom = sqrtf(vv[i]) / bc2_sqrt + eps;
+            p[i] = p[i] * shrink - step_size * mm[i] / denom;
+        }
+    }
+}
+
+float lr_at(const KilnTrainConfig *t, int step) {
+    // step counts from 0 here, as nanoGPT's iteration number
+    if (step < t->warmup_steps) return t->lr * (float)(step + 1) / (float)(t->warmup_steps + 1);
+    if (step >= t->decay_steps) return t->min_lr;
+    if (t->decay_steps <= t->warmup_steps) return t->lr;
+    double ratio = (double)(step - t->warmup_steps) / (double)(t->decay_steps - t->warmup_steps);
+    double coeff = 0.5 * (1.0 + cos(M_PI * ratio));
+    return (float)(t->min_lr + coeff * (t->lr - t->min_lr));
+}
