@@ -1,0 +1,337 @@
+// test_layers: every layer's backward against finite differences of its forward.
+#include "gradcheck.h"
+#include "kiln/layers.h"
+
+#include <math.h>
+#include <omp.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static const GcOptions OPT = {.h = 1e-2, .tol = 5e-3, .directions = 3, .coordinates = 12};
+
+static float *randn(long n, float std, uint64_t seed) {
+    KilnRng r;
+    kiln_rng_seed(&r, seed);
+    float *x = malloc(sizeof(float) * n);
+    for (long i = 0; i < n; i++) x[i] = std * kiln_rng_normal(&r);
+    return x;
+}
+
+static double dot(const float *a, const float *b, long n) {
+    double s = 0;
+    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+// ---- linear ----
+typedef struct {
+    int N, IC, OC;
+    float *inp, *w, *b, *out, *R, *dinp, *dw, *db;
+} LinCtx;
+static double lin_loss(void *p) {
+    LinCtx *c = p;
+    linear_forward(c->out, c->inp, c->w, c->b, c->N, c->IC, c->OC);
+    return dot(c->out, c->R, (long)c->N * c->OC);
+}
+static void lin_grad(void *p) {
+    LinCtx *c = p;
+    memset(c->dw, 0, sizeof(float) * c->IC * c->OC);
+    memset(c->db, 0, sizeof(float) * c->OC);
+    linear_backward(c->dinp, c->dw, c->db, c->R, c->inp, c->w, c->N, c->IC, c->OC);
+}
+static void test_linear(void **state) {
+    LinCtx c = {.N = 6, .IC = 5, .OC = 7};
+    c.inp = randn(30, 1, 1);
+    c.w = randn(35, 1, 2);
+    c.b = randn(7, 1, 3);
+    c.R = randn(42, 1, 4);
+    c.out = calloc(42, 4);
+    c.dinp = calloc(30, 4);
+    c.dw = calloc(35, 4);
+    c.db = calloc(7, 4);
+    GcTensor ts[] = {{"inp", c.inp, c.dinp, 30}, {"weight", c.w, c.dw, 35}, {"bias", c.b, c.db, 7}};
+    assert_true(gradcheck("linear", ts, 3, lin_loss, lin_grad, &c, OPT) < OPT.tol);
+}
+
+// ---- norms ----
+typedef struct {
+    int N, C, rms;
+    float *inp, *w, *b, *out, *mean, *rstd, *R, *dinp, *dw, *db;
+} NormCtx;
+static double norm_loss(void *p) {
+    NormCtx *c = p;
+    if (c->rms)
+        rmsnorm_forward(c->out, c->rstd, c->inp, c->w, c->N, c->C, 1e-5f);
+    else
+        layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C, 1e-5f);
+    return dot(c->out, c->R, (long)c->N * c->C);
+}
+static void norm_grad(void *p) {
+    NormCtx *c = p;
+    norm_loss(c);
+    memset(c->dinp, 0, sizeof(float) * c->N * c->C);
+    memset(c->dw, 0, sizeof(float) * c->C);
+    memset(c->db, 0, sizeof(float) * c->C);
+    if (c->rms)
+        rmsnorm_backward(c->dinp, c->dw, c->R, c->inp, c->w, c->rstd, c->N, c->C);
+    else
+        layernorm_backward(c->dinp, c->dw, c->b ? c->db : NULL, c->R, c->inp, c->w, c->mean, c->rstd, c->N, c->C);
+}
+static void check_norm(int rms, int bias) {
+    NormCtx c = {.N = 5, .C = 8, .rms = rms};
+    long n = 40;
+    c.inp = randn(n, 1, 11);
+    c.w = randn(8, 1, 12);
+    c.b = bias ? randn(8, 1, 13) : NULL;
+    c.R = randn(n, 1, 14);
+    c.out = calloc(n, 4);
+    c.mean = calloc(5, 4);
+    c.rstd = calloc(5, 4);
+    c.dinp = calloc(n, 4);
+    c.dw = calloc(8, 4);
+    c.db = calloc(8, 4);
+    GcTensor ts[] = {{"inp", c.inp, c.dinp, n}, {"weight", c.w, c.dw, 8}, {"bias", c.b, c.db, 8}};
+    const char *what = rms ? "rmsnorm" : bias ? "layernorm" : "layernorm (no bias)";
+    assert_true(gradcheck(what, ts, bias ? 3 : 2, norm_loss, norm_grad, &c, OPT) < OPT.tol);
+}
+static void test_layernorm(void **state) { check_norm(0, 1); }
+static void test_layernorm_nobias(void **state) { check_norm(0, 0); }
+static void test_rmsnorm(void **state) { check_norm(1, 0); }
+
+// ---- activations ----
+typedef struct {
+    int kind, N, H;  // kind: 0 gelu, 1 gelu_erf, 2 relu, 3 swiglu
+    float *inp, *out, *R, *dinp;
+} ActCtx;
+static double act_loss(void *p) {
+    ActCtx *c = p;
+    long n = (long)c->N * c->H;
+    switch (c->kind) {
+    case 0: gelu_forward(c->out, c->inp, n); break;
+    case 1: gelu_erf_forward(c->out, c->inp, n); break;
+    case 2: relu_forward(c->out, c->inp, n); break;
+    case 3: swiglu_forward(c->out, c->inp, c->N, c->H); break;
+    }
+    return dot(c->out, c->R, n);
+}
+static void act_grad(void *p) {
+    ActCtx *c = p;
+    long n = (long)c->N * c->H;
+    switch (c->kind) {
+    case 0: gelu_backward(c->dinp, c->inp, c->R, n); break;
+    case 1: gelu_erf_backward(c->dinp, c->inp, c->R, n); break;
+    case 2: relu_backward(c->dinp, c->inp, c->R, n); break;
+    case 3: swiglu_backward(c->dinp, c->inp, c->R, c->N, c->H); break;
+    }
+}
+static void check_act(int kind, const char *name) {
+    ActCtx c = {.kind = kind, .N = 4, .H = 9};
+    long nin = (long)c.N * c.H * (kind == 3 ? 2 : 1);
+    c.inp = randn(nin, 1.5f, 21 + kind);
+    if (kind == 2)  // keep ReLU inputs away from the kink at 0
+        for (long i = 0; i < nin; i++) c.inp[i] += c.inp[i] >= 0 ? 0.1f : -0.1f;
+    c.R = randn((long)c.N * c.H, 1, 25);
+    c.out = calloc((size_t)c.N * c.H, 4);
+    c.dinp = calloc((size_t)nin, 4);
+    GcTensor ts[] = {{"inp", c.inp, c.dinp, nin}};
+    GcOptions o = OPT;
+    if (kind == 2) o.h = 1e-3;
+    assert_true(gradcheck(name, ts, 1, act_loss, act_grad, &c, o) < o.tol);
+}
+static void test_gelu(void **state) { check_act(0, "gelu"); }
+static void test_gelu_erf(void **state) { check_act(1, "gelu_erf"); }
+static void test_relu(void **state) { check_act(2, "relu"); }
+static void test_swiglu(void **state) { check_act(3, "swiglu"); }
+
+// ---- RoPE ----
+typedef struct {
+    int B, T, NH, NKV, HD;
+    float *qkv, *work, *cos_t, *sin_t, *R, *dqkv;
+} RopeCtx;
+static double rope_loss(void *p) {
+    RopeCtx *c = p;
+    long n = (long)c->B * c->T * (c->NH + 2 * c->NKV) * c->HD;
+    memcpy(c->work, c->qkv, sizeof(float) * n);
+    rope_forward(c->work, c->cos_t, c->sin_t, c->B, c->T, c->NH, c->NKV, c->HD);
+    return dot(c->work, c->R, n);
+}
+static void rope_grad(void *p) {
+    RopeCtx *c = p;
+    long n = (long)c->B * c->T * (c->NH + 2 * c->NKV) * c->HD;
+    memcpy(c->dqkv, c->R, sizeof(float) * n);
+    rope_backward(c->dqkv, c->cos_t, c->sin_t, c->B, c->T, c->NH, c->NKV, c->HD);
+}
+static void test_rope(void **state) {
+    RopeCtx c = {.B = 2, .T = 5, .NH = 2, .NKV = 1, .HD = 6};
+    long n = (long)c.B * c.T * (c.NH + 2 * c.NKV) * c.HD;
+    c.qkv = randn(n, 1, 31);
+    c.R = randn(n, 1, 32);
+    c.work = calloc(n, 4);
+    c.dqkv = calloc(n, 4);
+    c.cos_t = calloc(c.T * c.HD / 2, 4);
+    c.sin_t = calloc(c.T * c.HD / 2, 4);
+    rope_tables(c.cos_t, c.sin_t, c.T, c.HD, 10000.0f);
+    GcTensor ts[] = {{"qkv", c.qkv, c.dqkv, n}};
+    assert_true(gradcheck("rope", ts, 1, rope_loss, rope_grad, &c, OPT) < OPT.tol);
+    // v is not rotated; position 0 is not rotated
+    rope_loss(&c);
+    int QKV = (c.NH + 2 * c.NKV) * c.HD;
+    for (int j = 0; j < QKV; j++) assert_float_equal(c.work[j], c.qkv[j], 1e-6);
+    for (int t = 0; t < c.T; t++)
+        for (int j = (c.NH + c.NKV) * c.HD; j < QKV; j++)
+            assert_float_equal(c.work[t * QKV + j], c.qkv[t * QKV + j], 0);
+}
+
+// ---- attention ----
+typedef struct {
+    int B, T, NH, NKV, HD;
+    KilnDropout drop;
+    float *qkv, *out, *lse, *scratch, *R, *dqkv;
+} AttCtx;
+static double att_loss(void *p) {
+    AttCtx *c = p;
+    attention_forward(c->out, c->lse, c->qkv, c->scratch, c->B, c->T, c->NH, c->NKV, c->HD, c->drop);
+    return dot(c->out, c->R, (long)c->B * c->T * c->NH * c->HD);
+}
+static void att_grad(void *p) {
+    AttCtx *c = p;
+    att_loss(c);
+    attention_backward(c->dqkv, c->R, c->out, c->qkv, c->lse, c->scratch, c->B, c->T, c->NH, c->NKV,
+                       c->HD, c->drop);
+}
+static void check_attention(int NH, int NKV, float p, const char *name) {
+    AttCtx c = {.B = 2, .T = 7, .NH = NH, .NKV = NKV, .HD = 4, .drop = {p, 99}};
+    long n = (long)c.B * c.T * (NH + 2 * NKV) * c.HD, no = (long)c.B * c.T * NH * c.HD;
+    c.qkv = randn(n, 1, 41);
+    c.R = randn(no, 1, 42);
+    c.out = calloc(no, 4);
+    c.lse = calloc((size_t)c.B * NH * c.T, 4);
+    c.dqkv = calloc(n, 4);
+    c.scratch = calloc(attention_scratch_floats(c.T, omp_get_max_threads()), 4);
+    GcTensor ts[] = {{"qkv", c.qkv, c.dqkv, n}};
+    assert_true(gradcheck(name, ts, 1, att_loss, att_grad, &c, OPT) < OPT.tol);
+    // causality: changing the last position's k and v leaves earlier outputs alone
+    att_loss(&c);
+    float *before = malloc(sizeof(float) * no);
+    memcpy(before, c.out, sizeof(float) * no);
+    int QKV = (NH + 2 * NKV) * c.HD;
+    for (int j = NH * c.HD; j < QKV; j++) c.qkv[(c.T - 1) * QKV + j] += 1.0f;
+    att_loss(&c);
+    for (int t = 0; t < c.T - 1; t++)
+        for (int j = 0; j < NH * c.HD; j++) assert_float_equal(c.out[t * NH * c.HD + j], before[t * NH * c.HD + j], 0);
+}
+static void test_attention_mha(void **state) { check_attention(4, 4, 0.0f, "attention MHA"); }
+static void test_attention_gqa(void **state) { check_attention(4, 2, 0.0f, "attention GQA"); }
+static void test_attention_mqa(void **state) { check_attention(3, 1, 0.0f, "attention MQA"); }
+static void test_attention_dropout(void **state) { check_attention(4, 2, 0.3f, "attention dropout"); }
+
+// ---- cross-entropy ----
+typedef struct {
+    int N, V;
+    float *logits, *work;
+    int32_t *targets;
+} CeCtx;
+static double ce_loss(void *p) {
+    CeCtx *c = p;
+    memcpy(c->work, c->logits, sizeof(float) * c->N * c->V);
+    return crossentropy_forward_backward(c->work, c->targets, c->N, c->V, 0.0f, NULL);
+}
+static void ce_grad(void *p) {
+    CeCtx *c = p;
+    memcpy(c->work, c->logits, sizeof(float) * c->N * c->V);
+    crossentropy_forward_backward(c->work, c->targets, c->N, c->V, 1.0f, NULL);
+}
+static void test_crossentropy(void **state) {
+    CeCtx c = {.N = 6, .V = 11};
+    c.logits = randn(66, 2, 51);
+    c.work = calloc(66, 4);
+    int32_t targets[6] = {3, -1, 0, 10, 5, -1};
+    c.targets = targets;
+    GcTensor ts[] = {{"logits", c.logits, c.work, 66}};
+    GcOptions o = OPT;
+    o.h = 1e-2;
+    // the grad callback leaves dlogits in work; copy them out before the loss reuses work
+    ce_grad(&c);
+    float *g = malloc(sizeof(float) * 66);
+    memcpy(g, c.work, sizeof(float) * 66);
+    ts[0].grad = g;
+    assert_true(gradcheck("crossentropy", ts, 1, ce_loss, ce_grad, &c, o) < o.tol);
+    // ignored rows get zero gradient; the loss equals a direct computation
+    for (int v = 0; v < 11; v++) assert_float_equal(g[1 * 11 + v], 0.0f, 0);
+    double want = 0;
+    for (int n = 0; n < 6; n++) {
+        if (targets[n] < 0) continue;
+        double m = -1e30, s = 0;
+        for (int v = 0; v < 11; v++) m = fmax(m, c.logits[n * 11 + v]);
+        for (int v = 0; v < 11; v++) s += exp(c.logits[n * 11 + v] - m);
+        want += m + log(s) - c.logits[n * 11 + targets[n]];
+    }
+    assert_float_equal(ce_loss(&c), want / 4, 1e-5);
+}
+
+// ---- embedding ----
+typedef struct {
+    int B, T, C, V;
+    int32_t *tokens;
+    float *wte, *wpe, *out, *R, *dwte, *dwpe;
+} EmbCtx;
+static double emb_loss(void *p) {
+    EmbCtx *c = p;
+    embedding_forward(c->out, c->tokens, c->wte, c->wpe, c->B, c->T, c->C);
+    return dot(c->out, c->R, (long)c->B * c->T * c->C);
+}
+static void emb_grad(void *p) {
+    EmbCtx *c = p;
+    memset(c->dwte, 0, sizeof(float) * c->V * c->C);
+    memset(c->dwpe, 0, sizeof(float) * c->T * c->C);
+    embedding_backward(c->dwte, c->dwpe, c->R, c->tokens, c->B, c->T, c->C);
+}
+static void test_embedding(void **state) {
+    int32_t tokens[8] = {1, 4, 1, 0, 4, 4, 2, 1};  // repeats: gradients must add up
+    EmbCtx c = {.B = 2, .T = 4, .C = 70, .V = 5, .tokens = tokens};
+    c.wte = randn(5 * 70, 1, 61);
+    c.wpe = randn(4 * 70, 1, 62);
+    c.R = randn(8 * 70, 1, 63);
+    c.out = calloc(8 * 70, 4);
+    c.dwte = calloc(5 * 70, 4);
+    c.dwpe = calloc(4 * 70, 4);
+    GcTensor ts[] = {{"wte", c.wte, c.dwte, 350}, {"wpe", c.wpe, c.dwpe, 280}};
+    assert_true(gradcheck("embedding", ts, 2, emb_loss, emb_grad, &c, OPT) < OPT.tol);
+}
+
+// ---- dropout: the same seed gives the same mask; the kept fraction is about 1-p ----
+static void test_dropout_mask(void **state) {
+    long n = 100000;
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    for (long i = 0; i < n; i++) a[i] = b[i] = 1.0f;
+    KilnDropout d = {0.25f, 5};
+    dropout_apply(a, n, d);
+    dropout_apply(b, n, d);
+    long kept = 0;
+    for (long i = 0; i < n; i++) {
+        assert_float_equal(a[i], b[i], 0);
+        if (a[i] != 0.0f) {
+            kept++;
+            assert_float_equal(a[i], 1.0f / 0.75f, 1e-6);
+        }
+    }
+    assert_true(fabs((double)kept / n - 0.75) < 0.01);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear),          cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_layernorm_nobias), cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_gelu),            cmocka_unit_test(test_gelu_erf),
+        cmocka_unit_test(test_relu),            cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_rope),            cmocka_unit_test(test_attention_mha),
+        cmocka_unit_test(test_attention_gqa),   cmocka_unit_test(test_attention_mqa),
+        cmocka_unit_test(test_attention_dropout), cmocka_unit_test(test_crossentropy),
+        cmocka_unit_test(test_embedding),       cmocka_unit_test(test_dropout_mask),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,140 @@
+// test_model: the whole model's gradients against finite differences of its loss,
+// for every combination of variants (positions x norm x activation x attention x
+// tying x biases x dropout), per parameter tensor and per layer.
+#include "gradcheck.h"
+#include "kiln/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    KilnModel m;
+    unsigned char *relu_sign;  // sign of every ReLU input at the unperturbed point
+    int32_t tokens[10], targets[10];
+    int B, T;
+} Ctx;
+
+static const uint64_t DROPOUT_SEED = 4242;
+
+static double model_loss(void *p) {
+    Ctx *c = p;
+    // a "training" forward (dropout on, same masks) whose dlogits we ignore
+    KilnErr err;
+    if (gpt_forward(&c->m, c->tokens, c->targets, c->B, c->T, 1.0f, DROPOUT_SEED, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    return c->m.loss;
+}
+
+static long relu_inputs(const Ctx *c) { return (long)c->m.cfg.n_layer * c->m.maxB * c->m.maxT * c->m.H; }
+
+static void model_grad(void *p) {
+    Ctx *c = p;
+    gpt_zero_grad(&c->m);
+    model_loss(c);
+    gpt_backward(&c->m);
+    if (c->relu_sign)
+        for (long i = 0; i < relu_inputs(c); i++) c->relu_sign[i] = c->m.a.fch[i] > 0.0f;
+}
+
+// Central differences are only valid if no ReLU input crossed zero.
+static int relu_smooth(void *p) {
+    Ctx *c = p;
+    for (long i = 0; i < relu_inputs(c); i++)
+        if ((c->m.a.fch[i] > 0.0f) != c->relu_sign[i]) return 0;
+    return 1;
+}
+
+static const char *TENSOR_NAMES[PT_COUNT] = {"wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw",
+                                             "attprojb", "ln2w", "ln2b", "fcw", "fcb", "fcprojw",
+                                             "fcprojb", "lnfw", "lnfb", "lm_head"};
+
+static int check_variant(int pos, int norm, int act, int gqa, int tied, int bias, int dropout) {
+    KilnModelConfig mc;
+    KilnConfig cfg;
+    kiln_config_defaults(&cfg);
+    mc = cfg.model;
+    mc.vocab_size = 13;
+    mc.block_size = 6;
+    mc.n_layer = 2;
+    mc.n_head = 4;
+    mc.n_kv_head = gqa ? 2 : 4;
+    mc.n_embd = 16;
+    mc.ffn_hidden = 24;
+    mc.pos = pos;
+    mc.norm = norm;
+    mc.act = act;
+    mc.tied = tied;
+    mc.bias = bias;
+    mc.dropout = dropout ? 0.2f : 0.0f;
+    mc.init_std = 0.3f;
+    Ctx c = {.B = 2, .T = 5};
+    KilnErr err;
+    if (gpt_create(&c.m, &mc, c.B, c.T, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    gpt_init_weights(&c.m, 1);
+    KilnRng rng;
+    kiln_rng_seed(&rng, 2);
+    for (int id = 0; id < PT_COUNT; id++) {  // norms and biases away from 1 and 0
+        if (!c.m.p.t[id] || id == PT_WTE || id == PT_WPE || id == PT_LMHEAD || id == PT_QKVW ||
+            id == PT_ATTPROJW || id == PT_FCW || id == PT_FCPROJW)
+            continue;
+        for (long k = 0; k < c.m.layout.size[id]; k++) c.m.p.t[id][k] += 0.3f * kiln_rng_normal(&rng);
+    }
+    for (int i = 0; i < c.B * c.T; i++) {
+        c.tokens[i] = (int32_t)(kiln_rng_u64(&rng) % mc.vocab_size);
+        c.targets[i] = i == 3 ? -1 : (int32_t)(kiln_rng_u64(&rng) % mc.vocab_size);
+    }
+    char what[128];
+    static const char *POS[] = {"learned", "rope"}, *NORM[] = {"layernorm", "rmsnorm"},
+                      *ACT[] = {"gelu", "gelu_erf", "relu", "swiglu"};
+    snprintf(what, sizeof what, "%s/%s/%s/%s/%s/%s/%s", POS[pos], NORM[norm], ACT[act], gqa ? "gqa" : "mha",
+             tied ? "tied" : "untied", bias ? "bias" : "nobias", dropout ? "drop" : "nodrop");
+    GcOptions opt = {.h = 1e-3, .tol = 1e-2, .directions = 4, .coordinates = 0};
+    if (act == KILN_ACT_RELU) {
+        c.relu_sign = malloc((size_t)relu_inputs(&c));
+        opt.smooth = relu_smooth;
+        opt.directions = 8;  // some directions cross a kink at every step and are skipped
+    }
+    double worst = 0.0;
+    for (int id = 0; id < PT_COUNT; id++) {
+        if (!c.m.p.t[id]) continue;
+        GcTensor t = {TENSOR_NAMES[id], c.m.p.t[id], c.m.g.t[id], c.m.layout.size[id]};
+        int per_layer = id >= PT_LN1W && id <= PT_FCPROJB;
+        int parts = per_layer ? mc.n_layer : 1;
+        for (int l = 0; l < parts; l++) {
+            GcOptions o = opt;
+            if (per_layer) {
+                o.lo = t.n / parts * l;
+                o.hi = t.n / parts * (l + 1);
+            }
+            double e = gradcheck(what, &t, 1, model_loss, model_grad, &c, o);
+            if (e > worst) worst = e;
+        }
+    }
+    gpt_destroy(&c.m);
+    free(c.relu_sign);
+    return worst <= opt.tol ? 0 : 1;
+}
+
+int main(void) {
+    int failed = 0, passed = 0;
+    for (int pos = 0; pos < 2; pos++)
+        for (int norm = 0; norm < 2; norm++)
+            for (int act = 0; act < 4; act++)
+                for (int gqa = 0; gqa < 2; gqa++)
+                    for (int tied = 0; tied < 2; tied++)
+                        for (int bias = 0; bias < 2; bias++)
+                            for (int drop = 0; drop < 2; drop++) {
+                                int f = check_variant(pos, norm, act, gqa, tied, bias, drop);
+                                failed += f;
+                                passed += !f;
+                            }
+    printf("variants: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
