@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     char train[1024];  // shard path or glob
     char val[1024];    // shard path or glob; empty: no validation
+    int shuffle;       // seeded shuffle of shards and sequences, fresh each epoch
 } KilnDataConfig;
 
 typedef struct {

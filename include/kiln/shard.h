@@ -33,22 +33,33 @@ static inline uint32_t shard_token(const KilnShard *s, long i) {
 // Writes tokens as a shard, uint16 when vocab_size <= 65536 else uint32; atomic.
 int shard_write(const char *path, const uint32_t *tokens, long n, int vocab_size, KilnErr *err);
 
-// Reads (B,T) inputs and next-token targets from shards in order, as llm.c does:
-// consecutive windows of B*T+1 tokens, moving to the next shard when one runs out.
+// Cuts shards into samples of T+1 tokens (inputs and next-token targets) and
+// serves B of them per batch. With shuffle, the shard order and each shard's
+// sample order are seeded permutations, fresh every epoch (as llm.c does), so a
+// batch mixes distant text; without, samples come in file order. The position
+// (epoch, shard, sample) is all a checkpoint needs: permutations are recomputed.
 typedef struct {
     KilnShard *shards;
     int nshards;
     int B, T;
-    int shard;    // current shard
-    long pos;     // token offset in the current shard
-    long epoch;   // times the loader wrapped around all shards
+    int shuffle;
+    uint64_t seed;
+    long epoch;        // completed passes over all shards
+    int shard;         // index into order[]
+    long pos;          // next sample in the current shard's permutation
+    int *order;        // shard order of this epoch
+    long *perm;        // sample order of the current shard
+    long perm_cap;
 } KilnLoader;
 
 // pattern: a path or a glob; shards sorted by name.
-int loader_open(KilnLoader *l, const char *pattern, int B, int T, int vocab_size, KilnErr *err);
+int loader_open(KilnLoader *l, const char *pattern, int B, int T, int vocab_size, int shuffle,
+                uint64_t seed, KilnErr *err);
 void loader_close(KilnLoader *l);
 long loader_total_tokens(const KilnLoader *l);
 void loader_reset(KilnLoader *l);
+// Moves to a saved position (epoch, shard, sample); -1 if it does not exist.
+int loader_seek(KilnLoader *l, long epoch, int shard, long pos, KilnErr *err);
 // Fills tokens/targets (B,T). Training loader: wraps around forever.
 void loader_next(KilnLoader *l, int32_t *tokens, int32_t *targets);
 // Validation: sequential windows without wrapping; returns rows filled (0 at the end).

@@ -66,6 +66,7 @@ static const KeySpec KEYS[] = {
     {"train.threads", T_INT, TR(threads), 0, NULL, "threads; 0 = OMP_NUM_THREADS or all cores"},
     {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
     {"data.val", T_STR, D(val), sizeof(((KilnConfig *)0)->data.val), NULL, "validation shards (path or glob)"},
+    {"data.shuffle", T_BOOL, D(shuffle), 0, NULL, "shuffle training sequences (seeded by train.seed, new order each epoch)"},
     {"out_dir", T_STR, offsetof(KilnConfig, out_dir), sizeof(((KilnConfig *)0)->out_dir), NULL, "run directory for checkpoints"},
 };
 #undef M
@@ -103,6 +104,7 @@ void kiln_config_defaults(KilnConfig *cfg) {
     t->seed = 1337;
     t->log_every = 1;
     t->eval_batches = 0;
+    cfg->data.shuffle = 1;
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/default");
 }
 

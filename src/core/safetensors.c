@@ -100,7 +100,8 @@ int st_open(KilnStFile *f, const char *path, KilnErr *err) {
         cJSON *offs = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
         int esize = cJSON_IsString(dt) ? dtype_size(dt->valuestring) : 0;
         if (!esize || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2) {
-            const char *name = t->string;
+            char name[256];
+            snprintf(name, sizeof name, "%s", t->string);
             st_close(f);
             return kiln_fail(err, "%s: tensor '%s' has a malformed header entry", path, name);
         }

@@ -55,9 +55,10 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     KilnLoader train, val;
     int have_val = cfg->data.val[0] != 0;
     if (!cfg->data.train[0]) return kiln_fail(err, "data.train is not set: no training shards");
-    if (loader_open(&train, cfg->data.train, B, T, cfg->model.vocab_size, err))
+    if (loader_open(&train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
+                    kiln_hash64(t->seed + 1), err))
         return kiln_wrap(err, "data.train");
-    if (have_val && loader_open(&val, cfg->data.val, B, T, cfg->model.vocab_size, err)) {
+    if (have_val && loader_open(&val, cfg->data.val, B, T, cfg->model.vocab_size, 0, 0, err)) {
         loader_close(&train);
         return kiln_wrap(err, "data.val");
     }
@@ -74,15 +75,10 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
         KilnConfig saved;
         rc = checkpoint_read_state(opt->resume, &saved, &st, err);
         if (rc == 0) rc = checkpoint_load(opt->resume, &m, 1, err);
-        if (rc == 0 && (st.loader_shard >= train.nshards || st.loader_pos > train.shards[st.loader_shard].ntok))
-            rc = kiln_fail(err, "%s: loader position (shard %d, token %ld) is outside data.train", opt->resume,
-                           st.loader_shard, st.loader_pos);
+        if (rc == 0) rc = loader_seek(&train, st.loader_epoch, st.loader_shard, st.loader_pos, err);
         if (rc) {
-            kiln_wrap(err, "resume");
+            kiln_wrap(err, "resume from %s", opt->resume);
         } else {
-            train.shard = st.loader_shard;
-            train.pos = st.loader_pos;
-            train.epoch = st.loader_epoch;
             log_line(log, "resumed from %s at step %d\n", opt->resume, st.step);
         }
     } else {

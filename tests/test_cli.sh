@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# test_cli.sh KILN: the kiln binary end to end: help, errors on bad input (naming the
+# key, file, shard or offset), checkpoints, and resume matching an uninterrupted run.
+set -u
+KILN=$1
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+
+# expect_fail NAME PATTERN CMD...: non-zero exit and stderr matching PATTERN
+expect_fail() {
+  local name=$1 pat=$2; shift 2
+  if "$@" >"$W/out" 2>"$W/err"; then bad "$name (exited 0)"; return; fi
+  if grep -qE -- "$pat" "$W/err"; then ok "$name"; else bad "$name: stderr was: $(cat "$W/err")"; fi
+}
+expect_ok() {
+  local name=$1; shift
+  if "$@" >"$W/out" 2>"$W/err"; then ok "$name"; else bad "$name: $(cat "$W/err")"; fi
+}
+
+expect_ok "kiln help" "$KILN" help
+grep -q pretrain "$W/out" && ok "help lists pretrain" || bad "help lists pretrain"
+expect_ok "kiln version" "$KILN" version
+grep -qE '^kiln [0-9]+\.[0-9]+\.[0-9]+ \(commit ' "$W/out" && ok "version format" || bad "version format: $(cat "$W/out")"
+expect_ok "kiln help pretrain" "$KILN" help pretrain
+grep -q -- '--set' "$W/out" && ok "pretrain help mentions --set" || bad "pretrain help"
+expect_ok "pretrain --help" "$KILN" pretrain --help
+expect_ok "tokenizer --help" "$KILN" tokenizer --help
+expect_ok "kiln help config" "$KILN" help config
+grep -q 'model.n_kv_head' "$W/out" && ok "config keys listed" || bad "config keys listed"
+expect_fail "unknown command" "no such command 'frobnicate'" "$KILN" frobnicate
+
+# a small corpus of bytes
+head -c 60000 /usr/share/common-licenses/GPL-3 > "$W/text.txt"
+expect_ok "encode-corpus" "$KILN" tokenizer encode-corpus --bytes -o "$W/data" "$W/text.txt"
+[ -f "$W/data/train_000000.bin" ] && [ -f "$W/data/val_000000.bin" ] && ok "shards written" || bad "shards written"
+
+cat > "$W/tiny.yaml" <<YAML
+model:
+  vocab_size: 256
+  block_size: 32
+  n_layer: 2
+  n_head: 2
+  n_embd: 32
+train:
+  batch_size: 4
+  steps: 20
+  lr: 3.0e-3
+  warmup_steps: 2
+  eval_every: 10
+  eval_batches: 4
+  checkpoint_every: 10
+  log_every: 5
+data:
+  train: $W/data/train_*.bin
+  val: $W/data/val_*.bin
+out_dir: $W/run
+YAML
+
+# bad config: unknown key, wrong type, bad enum; each names the key and the file
+printf 'model:\n  n_layers: 2\n' > "$W/bad1.yaml"
+expect_fail "unknown key names key and file:line" "bad1.yaml:2.*'model.n_layers'" "$KILN" pretrain "$W/bad1.yaml"
+printf 'train:\n  lr: fast\n' > "$W/bad2.yaml"
+expect_fail "wrong type names key" "bad2.yaml:2.*'train.lr' wants a number" "$KILN" pretrain "$W/bad2.yaml"
+expect_fail "bad --set key" "--set: unknown config key 'model.depth'" "$KILN" pretrain "$W/tiny.yaml" --set model.depth=3
+expect_fail "bad --set enum" "'model.norm' must be one of layernorm, rmsnorm" "$KILN" pretrain "$W/tiny.yaml" --set model.norm=batchnorm
+expect_fail "missing config file" "nope.yaml: cannot open" "$KILN" pretrain "$W/nope.yaml"
+expect_fail "inconsistent shape" "n_embd \(30\) must be a positive multiple of model.n_head \(4\)" "$KILN" pretrain "$W/tiny.yaml" --set model.n_embd=30 --set model.n_head=4
+
+# bad data: missing shards, a token outside the vocabulary, a truncated shard
+expect_fail "missing shards" "no shard matches" "$KILN" pretrain "$W/tiny.yaml" --set "data.train=$W/none_*.bin"
+expect_fail "token >= vocab names shard and offset" "train_000000.bin: token [0-9]+ at offset [0-9]+ .*vocab_size = 64" \
+  "$KILN" pretrain "$W/tiny.yaml" --set model.vocab_size=64
+head -c 5000 "$W/data/train_000000.bin" > "$W/trunc.bin"
+expect_fail "truncated shard" "trunc.bin: truncated shard" "$KILN" pretrain "$W/tiny.yaml" --set "data.train=$W/trunc.bin"
+
+# a run: falling loss, a checkpoint, then resume from step 10 reproduces step 20 exactly
+expect_ok "pretrain tiny" "$KILN" pretrain "$W/tiny.yaml"
+cp "$W/out" "$W/run.log"
+first=$(grep -m1 -oE 'loss [0-9.]+' "$W/run.log" | awk '{print $2}')
+last=$(grep -E '^step +20/' "$W/run.log" | grep -oE 'loss [0-9.]+' | awk '{print $2}')
+awk -v a="$first" -v b="$last" 'BEGIN{exit !(b < a - 0.5)}' && ok "loss falls ($first -> $last)" || bad "loss falls ($first -> $last)"
+grep -q 'val loss' "$W/run.log" && ok "validation logged" || bad "validation logged"
+for f in model.safetensors optimizer.safetensors state.json; do
+  [ -f "$W/run/ckpt-00000020/$f" ] && ok "checkpoint has $f" || bad "checkpoint has $f"
+done
+[ "$(cat "$W/run/latest")" = "ckpt-00000020" ] && ok "latest points at step 20" || bad "latest"
+ls -a "$W/run" | grep -q '\.tmp' && bad "temp files left behind" || ok "no temp files left"
+cp "$W/run/ckpt-00000020/model.safetensors" "$W/full.safetensors"
+expect_ok "resume from step 10" "$KILN" pretrain "$W/tiny.yaml" --resume "$W/run/ckpt-00000010"
+grep -q 'resumed from' "$W/out" && ok "resume logged" || bad "resume logged"
+cmp -s "$W/full.safetensors" "$W/run/ckpt-00000020/model.safetensors" && ok "resumed run matches the uninterrupted run bit for bit" \
+  || bad "resumed weights differ from the uninterrupted run"
+grep -E '^step +20/' "$W/out" | grep -qF "loss $last" && ok "resumed loss at step 20 matches" || bad "resumed loss at step 20"
+
+# a damaged checkpoint is refused with the file named, and the good one is untouched
+cp -r "$W/run/ckpt-00000010" "$W/broken"
+head -c 3000 "$W/run/ckpt-00000010/model.safetensors" > "$W/broken/model.safetensors"
+expect_fail "truncated checkpoint" "broken/model.safetensors" "$KILN" pretrain "$W/tiny.yaml" --resume "$W/broken"
+echo '{"step": 3' > "$W/broken/state.json"
+expect_fail "corrupt state.json" "broken/state.json: not valid JSON" "$KILN" pretrain "$W/tiny.yaml" --resume "$W/broken"
+cmp -s "$W/full.safetensors" "$W/run/ckpt-00000020/model.safetensors" && ok "good checkpoint untouched" || bad "good checkpoint changed"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,416 @@
+// test_io: config parsing, safetensors, token shards and checkpoints: round trips,
+// the errors bad input must give, and mutation fuzzing of every reader.
+#include "kiln/checkpoint.h"
+#include "kiln/config.h"
+#include "kiln/safetensors.h"
+#include "kiln/shard.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static char tmpdir[256];
+
+static const char *tmp(const char *name) {
+    static char buf[4][512];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
+    return buf[i];
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+// ---- config ----
+static void test_config_yaml(void **state) {
+    KilnConfig c;
+    KilnErr err;
+    kiln_config_defaults(&c);
+    const char *y = "model:\n  n_layer: 6\n  pos: rope\n  bias: false\ntrain:\n  lr: 3e-4\n  seed: 7\nout_dir: x/y\n";
+    assert_int_equal(kiln_config_load_yaml_string(&c, y, strlen(y), "t.yaml", &err), 0);
+    assert_int_equal(c.model.n_layer, 6);
+    assert_int_equal(c.model.pos, KILN_POS_ROPE);
+    assert_int_equal(c.model.bias, 0);
+    assert_float_equal(c.train.lr, 3e-4f, 1e-9);
+    assert_int_equal(c.train.seed, 7);
+    assert_string_equal(c.out_dir, "x/y");
+    // --set overrides; the written YAML reads back to the same config
+    assert_int_equal(kiln_config_set(&c, "model.n_kv_head", "2", "--set", &err), 0);
+    assert_int_equal(kiln_config_finalize(&c, &err), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    kiln_config_write_yaml(&c, f);
+    fclose(f);
+    KilnConfig d;
+    kiln_config_defaults(&d);
+    assert_int_equal(kiln_config_load_yaml_string(&d, buf, len, "round", &err), 0);
+    assert_int_equal(kiln_config_finalize(&d, &err), 0);
+    assert_memory_equal(&c, &d, sizeof c);
+    free(buf);
+}
+
+static void expect_yaml_error(const char *yaml, const char *want1, const char *want2) {
+    KilnConfig c;
+    KilnErr err = {{0}};
+    kiln_config_defaults(&c);
+    assert_int_equal(kiln_config_load_yaml_string(&c, yaml, strlen(yaml), "conf.yaml", &err), -1);
+    if (!strstr(err.msg, want1) || (want2 && !strstr(err.msg, want2)))
+        fail_msg("error '%s' lacks '%s' / '%s'", err.msg, want1, want2 ? want2 : "");
+}
+
+static void test_config_errors(void **state) {
+    expect_yaml_error("model:\n  n_layers: 4\n", "conf.yaml:2", "model.n_layers");
+    expect_yaml_error("model:\n  n_layer: four\n", "conf.yaml:2", "model.n_layer");
+    expect_yaml_error("train:\n  lr: fast\n", "train.lr", "number");
+    expect_yaml_error("model:\n  act: tanh\n", "model.act", "swiglu");
+    expect_yaml_error("model:\n  bias: maybe\n", "model.bias", "true or false");
+    expect_yaml_error("model: [1, 2]\n", "conf.yaml:1", "lists");
+    expect_yaml_error("model: {n_layer: 4\n", "conf.yaml", "YAML");
+    expect_yaml_error("train:\n  seed: -1\n", "train.seed", NULL);
+    KilnConfig c;
+    KilnErr err;
+    kiln_config_defaults(&c);
+    c.model.n_embd = 100;
+    c.model.n_head = 3;
+    assert_int_equal(kiln_config_finalize(&c, &err), -1);
+    assert_non_null(strstr(err.msg, "n_embd"));
+    assert_int_equal(kiln_config_load_yaml(&c, tmp("missing.yaml"), &err), -1);
+    assert_non_null(strstr(err.msg, "missing.yaml"));
+}
+
+// ---- safetensors ----
+static void test_safetensors_roundtrip(void **state) {
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {-1, 0.5f, 1e-30f};
+    KilnStTensor ts[] = {{"a.weight", a, 2, {2, 3}}, {"b", b, 1, {3}}};
+    const char *k[] = {"format"}, *v[] = {"pt"};
+    KilnErr err;
+    assert_int_equal(st_write(tmp("t.safetensors"), ts, 2, k, v, 1, &err), 0);
+    KilnStFile f;
+    assert_int_equal(st_open(&f, tmp("t.safetensors"), &err), 0);
+    float a2[6], b2[3];
+    long sa[2] = {2, 3}, sb[1] = {3}, wrong[2] = {3, 2};
+    assert_int_equal(st_read_f32(&f, "a.weight", a2, 2, sa, &err), 0);
+    assert_int_equal(st_read_f32(&f, "b", b2, 1, sb, &err), 0);
+    assert_memory_equal(a, a2, sizeof a);
+    assert_memory_equal(b, b2, sizeof b);
+    assert_string_equal(st_metadata(&f, "format"), "pt");
+    assert_int_equal(st_read_f32(&f, "a.weight", a2, 2, wrong, &err), -1);
+    assert_non_null(strstr(err.msg, "shape [2,3], expected [3,2]"));
+    assert_int_equal(st_read_f32(&f, "c", a2, 2, sa, &err), -1);
+    assert_non_null(strstr(err.msg, "'c' is missing"));
+    // the header length is a multiple of 8 and the header starts with '{'
+    uint64_t hl;
+    memcpy(&hl, f.buf, 8);
+    assert_int_equal(hl % 8, 0);
+    assert_int_equal(f.buf[8], '{');
+    st_close(&f);
+}
+
+// Mutates a valid file many ways; every reader must answer, never crash.
+static void fuzz_file(const char *path, int iters, int (*reader)(const char *path)) {
+    char *orig;
+    size_t len;
+    KilnErr err;
+    assert_int_equal(kiln_read_file(path, &orig, &len, &err), 0);
+    char *buf = malloc(len + 64);
+    KilnRng r;
+    kiln_rng_seed(&r, 99);
+    const char *mut = tmp("mutant");
+    int errors = 0;
+    for (int it = 0; it < iters; it++) {
+        size_t n = len;
+        memcpy(buf, orig, len);
+        int kind = (int)(kiln_rng_u64(&r) % 4);
+        if (kind == 0) {
+            n = kiln_rng_u64(&r) % (len + 1);  // truncate
+        } else if (kind == 1) {
+            int flips = 1 + (int)(kiln_rng_u64(&r) % 8);
+            for (int k = 0; k < flips; k++) buf[kiln_rng_u64(&r) % len] = (char)kiln_rng_u64(&r);
+        } else if (kind == 2) {  // mutate near the start, where headers live
+            size_t span = len < 200 ? len : 200;
+            buf[kiln_rng_u64(&r) % span] = (char)kiln_rng_u64(&r);
+        } else {
+            size_t pos = kiln_rng_u64(&r) % len;  // append garbage past a point
+            n = pos + (kiln_rng_u64(&r) % 64);
+            for (size_t k = pos; k < n; k++) buf[k] = (char)kiln_rng_u64(&r);
+        }
+        write_bytes(mut, buf, n);
+        errors += reader(mut) != 0;
+    }
+    print_message("fuzzed %s: %d mutants, %d rejected with an error\n", path, iters, errors);
+    assert_true(errors > 0);
+    free(buf);
+    free(orig);
+}
+
+static int read_st(const char *path) {
+    KilnStFile f;
+    KilnErr err;
+    if (st_open(&f, path, &err)) return -1;
+    float out[6];
+    long sa[2] = {2, 3};
+    int rc = st_read_f32(&f, "a.weight", out, 2, sa, &err);
+    st_close(&f);
+    return rc;
+}
+
+static void test_safetensors_fuzz(void **state) {
+    test_safetensors_roundtrip(state);
+    fuzz_file(tmp("t.safetensors"), 3000, read_st);
+}
+
+// ---- shards ----
+static void test_shard_roundtrip(void **state) {
+    uint32_t tok[1000];
+    for (int i = 0; i < 1000; i++) tok[i] = (uint32_t)(i * 7919) % 50000;
+    KilnErr err;
+    KilnShard s;
+    assert_int_equal(shard_write(tmp("s16.bin"), tok, 1000, 50257, &err), 0);
+    assert_int_equal(shard_open(&s, tmp("s16.bin"), 50257, &err), 0);
+    assert_int_equal(s.tok_bytes, 2);
+    assert_int_equal(s.ntok, 1000);
+    for (int i = 0; i < 1000; i++) assert_int_equal(shard_token(&s, i), tok[i]);
+    shard_close(&s);
+    tok[500] = 100000;  // needs the uint32 layout
+    assert_int_equal(shard_write(tmp("s32.bin"), tok, 1000, 128256, &err), 0);
+    assert_int_equal(shard_open(&s, tmp("s32.bin"), 128256, &err), 0);
+    assert_int_equal(s.tok_bytes, 4);
+    assert_int_equal(shard_token(&s, 500), 100000);
+    shard_close(&s);
+    // a token outside the vocabulary names the shard and its offset
+    assert_int_equal(shard_open(&s, tmp("s32.bin"), 50257, &err), -1);
+    assert_non_null(strstr(err.msg, "s32.bin"));
+    assert_non_null(strstr(err.msg, "offset 500"));
+    // truncated shard
+    char *data;
+    size_t len;
+    assert_int_equal(kiln_read_file(tmp("s16.bin"), &data, &len, &err), 0);
+    write_bytes(tmp("trunc.bin"), data, len - 10);
+    assert_int_equal(shard_open(&s, tmp("trunc.bin"), 50257, &err), -1);
+    assert_non_null(strstr(err.msg, "truncated"));
+    write_bytes(tmp("tiny.bin"), data, 100);
+    assert_int_equal(shard_open(&s, tmp("tiny.bin"), 50257, &err), -1);
+    assert_non_null(strstr(err.msg, "truncated"));
+    free(data);
+    assert_int_equal(shard_open(&s, tmp("nope.bin"), 50257, &err), -1);
+    assert_non_null(strstr(err.msg, "nope.bin"));
+}
+
+static int read_shard(const char *path) {
+    KilnShard s;
+    KilnErr err;
+    if (shard_open(&s, path, 50257, &err)) return -1;
+    long sum = 0;
+    for (long i = 0; i < s.ntok; i++) sum += shard_token(&s, i);
+    shard_close(&s);
+    return sum < 0;
+}
+
+static void test_shard_fuzz(void **state) {
+    uint32_t tok[300];
+    for (int i = 0; i < 300; i++) tok[i] = (uint32_t)i * 13;
+    KilnErr err;
+    assert_int_equal(shard_write(tmp("f.bin"), tok, 300, 50257, &err), 0);
+    fuzz_file(tmp("f.bin"), 2000, read_shard);
+}
+
+static void test_loader(void **state) {
+    uint32_t tok[100];
+    for (int i = 0; i < 100; i++) tok[i] = (uint32_t)i;
+    KilnErr err;
+    assert_int_equal(shard_write(tmp("ld_a.bin"), tok, 40, 256, &err), 0);
+    assert_int_equal(shard_write(tmp("ld_b.bin"), tok + 40, 60, 256, &err), 0);
+    KilnLoader l;
+    char pattern[600];
+    snprintf(pattern, sizeof pattern, "%s/ld_*.bin", tmpdir);
+    // in order: samples of T+1 tokens start every T tokens; a has 4, b has 7
+    assert_int_equal(loader_open(&l, pattern, 2, 8, 256, 0, 0, &err), 0);
+    assert_int_equal(l.nshards, 2);
+    int32_t x[16], y[16];
+    loader_next(&l, x, y);
+    assert_int_equal(x[0], 0);
+    assert_int_equal(x[8], 8);
+    assert_int_equal(y[15], 16);
+    loader_next(&l, x, y);
+    assert_int_equal(x[8], 24);
+    loader_next(&l, x, y);  // a is used up: b's samples start at 40
+    assert_int_equal(x[0], 40);
+    for (int i = 0; i < 2; i++) loader_next(&l, x, y);
+    loader_next(&l, x, y);  // b's last sample, then the next epoch starts with a
+    assert_int_equal(x[0], 88);
+    assert_int_equal(y[7], 96);
+    assert_int_equal(x[8], 0);
+    assert_int_equal(l.epoch, 1);
+    // evaluation: every sample once, in order, no wrap
+    loader_reset(&l);
+    int rows = 0, r;
+    while ((r = loader_next_eval(&l, x, y)) > 0) rows += r;
+    assert_int_equal(rows, 4 + 7);
+    loader_close(&l);
+
+    // shuffled: each epoch serves every sample exactly once, in a new order;
+    // the same seed gives the same order, and seek() lands on the same batches
+    KilnLoader s1, s2;
+    assert_int_equal(loader_open(&s1, pattern, 1, 8, 256, 1, 77, &err), 0);
+    assert_int_equal(loader_open(&s2, pattern, 1, 8, 256, 1, 77, &err), 0);
+    int first_epoch[11], second_epoch[11];
+    for (int e = 0; e < 2; e++) {
+        int seen[100] = {0};
+        for (int i = 0; i < 11; i++) {
+            loader_next(&s1, x, y);
+            loader_next(&s2, x + 8, y + 8);
+            assert_int_equal(x[0], x[8]);
+            seen[x[0]]++;
+            (e ? second_epoch : first_epoch)[i] = x[0];
+        }
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(seen[i], (i < 40 ? i % 8 == 0 && i < 32 : (i - 40) % 8 == 0 && i < 96) ? 1 : 0);
+    }
+    assert_memory_not_equal(first_epoch, second_epoch, sizeof first_epoch);
+    // resume in the middle of epoch 1
+    KilnLoader s3;
+    assert_int_equal(loader_open(&s3, pattern, 1, 8, 256, 1, 77, &err), 0);
+    loader_reset(&s1);
+    for (int i = 0; i < 14; i++) loader_next(&s1, x, y);
+    assert_int_equal(loader_seek(&s3, s1.epoch, s1.shard, s1.pos, &err), 0);
+    for (int i = 0; i < 20; i++) {
+        loader_next(&s1, x, y);
+        loader_next(&s3, x + 8, y + 8);
+        assert_memory_equal(x, x + 8, 8 * sizeof(int32_t));
+    }
+    assert_int_equal(loader_seek(&s3, 0, 5, 0, &err), -1);
+    loader_close(&s1);
+    loader_close(&s2);
+    loader_close(&s3);
+    snprintf(pattern, sizeof pattern, "%s/ld_a.bin", tmpdir);
+    assert_int_equal(loader_open(&l, pattern, 2, 64, 256, 0, 0, &err), -1);  // shorter than a sequence
+    assert_non_null(strstr(err.msg, "ld_a.bin"));
+    snprintf(pattern, sizeof pattern, "%s/none_*.bin", tmpdir);
+    assert_int_equal(loader_open(&l, pattern, 2, 8, 256, 0, 0, &err), -1);
+    assert_non_null(strstr(err.msg, "no shard"));
+}
+
+// ---- checkpoints ----
+static void test_checkpoint_roundtrip(void **state) {
+    KilnConfig cfg;
+    KilnErr err;
+    kiln_config_defaults(&cfg);
+    cfg.model.vocab_size = 50;
+    cfg.model.block_size = 16;
+    cfg.model.n_layer = 2;
+    cfg.model.n_embd = 16;
+    cfg.model.n_head = 4;
+    cfg.model.n_kv_head = 2;
+    cfg.model.pos = KILN_POS_ROPE;
+    cfg.model.act = KILN_ACT_SWIGLU;
+    cfg.model.tied = 0;
+    snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s/run", tmpdir);
+    assert_int_equal(kiln_config_finalize(&cfg, &err), 0);
+    KilnModel a, b;
+    assert_int_equal(gpt_create(&a, &cfg.model, 2, 16, &err), 0);
+    gpt_init_weights(&a, 5);
+    for (long i = 0; i < a.layout.total; i++) {
+        a.m[i] = (float)i * 1e-3f;
+        a.v[i] = (float)i * 1e-4f;
+    }
+    KilnTrainState st = {.step = 42, .tokens_seen = 1234, .loader_shard = 1, .loader_pos = 77,
+                         .loader_epoch = 3, .val_loss = 2.5f};
+    char path[1024];
+    assert_int_equal(checkpoint_save(cfg.out_dir, &cfg, &a, &st, path, &err), 0);
+    char latest[1024];
+    assert_int_equal(checkpoint_latest(cfg.out_dir, latest, sizeof latest, &err), 0);
+    assert_string_equal(latest, path);
+    KilnConfig cfg2;
+    KilnTrainState st2;
+    assert_int_equal(checkpoint_read_state(path, &cfg2, &st2, &err), 0);
+    assert_memory_equal(&cfg2.model, &cfg.model, sizeof cfg.model);
+    assert_int_equal(st2.step, 42);
+    assert_int_equal(st2.tokens_seen, 1234);
+    assert_int_equal(st2.loader_pos, 77);
+    assert_int_equal(st2.loader_epoch, 3);
+    assert_int_equal(gpt_create(&b, &cfg2.model, 2, 16, &err), 0);
+    assert_int_equal(checkpoint_load(path, &b, 1, &err), 0);
+    assert_memory_equal(a.params, b.params, sizeof(float) * a.layout.total * 4);
+    // a checkpoint for another shape is refused with the tensor named
+    KilnModel c;
+    KilnModelConfig other = cfg.model;
+    other.n_embd = 32;
+    assert_int_equal(gpt_create(&c, &other, 2, 16, &err), 0);
+    assert_int_equal(checkpoint_load(path, &c, 1, &err), -1);
+    assert_non_null(strstr(err.msg, "model.embed_tokens.weight"));
+    gpt_destroy(&c);
+    // truncated weights: a clear error naming the file
+    char mp[1100], *data;
+    size_t len;
+    snprintf(mp, sizeof mp, "%s/model.safetensors", path);
+    assert_int_equal(kiln_read_file(mp, &data, &len, &err), 0);
+    write_bytes(mp, data, len / 2);
+    assert_int_equal(checkpoint_load(path, &b, 0, &err), -1);
+    assert_non_null(strstr(err.msg, "model.safetensors"));
+    free(data);
+    gpt_destroy(&a);
+    gpt_destroy(&b);
+}
+
+static int read_state(const char *path) {
+    // state.json is read from a directory: stage the mutant there
+    char dir[600], p[700];
+    snprintf(dir, sizeof dir, "%s/statefuzz", tmpdir);
+    snprintf(p, sizeof p, "%s/state.json", dir);
+    KilnErr err;
+    kiln_mkdirs(dir, &err);
+    rename(path, p);
+    KilnConfig c;
+    KilnTrainState st;
+    return checkpoint_read_state(dir, &c, &st, &err);
+}
+
+static void test_state_fuzz(void **state) {
+    test_checkpoint_roundtrip(state);
+    char p[600];
+    snprintf(p, sizeof p, "%s/run/ckpt-00000042/state.json", tmpdir);
+    fuzz_file(p, 2000, read_state);
+}
+
+static int read_yaml(const char *path) {
+    KilnConfig c;
+    KilnErr err;
+    kiln_config_defaults(&c);
+    if (kiln_config_load_yaml(&c, path, &err)) return -1;
+    return kiln_config_finalize(&c, &err);
+}
+
+static void test_yaml_fuzz(void **state) {
+    const char *y = "# a config\nmodel:\n  n_layer: 6\n  pos: rope\n  act: swiglu\ntrain:\n  lr: 3.0e-4\n  steps: 10\ndata:\n  train: \"a/*.bin\"\nout_dir: runs/x\n";
+    write_bytes(tmp("c.yaml"), y, strlen(y));
+    fuzz_file(tmp("c.yaml"), 3000, read_yaml);
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_test_io_%d", (int)getpid());
+    KilnErr err;
+    kiln_mkdirs(tmpdir, &err);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_yaml),        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_safetensors_roundtrip), cmocka_unit_test(test_safetensors_fuzz),
+        cmocka_unit_test(test_shard_roundtrip),    cmocka_unit_test(test_shard_fuzz),
+        cmocka_unit_test(test_loader),             cmocka_unit_test(test_checkpoint_roundtrip),
+        cmocka_unit_test(test_state_fuzz),         cmocka_unit_test(test_yaml_fuzz),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return rc;
+}
