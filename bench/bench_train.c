@@ -74,8 +74,7 @@ int main(int argc, char **argv) {
         if (gpt_forward(&m, tok, tgt, B, T, 1.0f, 1, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
         gpt_backward(&m);
         double norm = grad_global_norm(&m);
-        grad_clip(&m, norm, 1.0f);
-        adamw_step(&m, &cfg.train, 1e-4f, s + 2);
+        adamw_step(&m, &cfg.train, 1e-4f, s + 2, grad_clip_coef(norm, 1.0f));
         if (s >= 0) times[s] = kiln_now() - t0;
         loss = m.loss;
     }

@@ -1,6 +1,7 @@
 // test_layers: every layer's backward against finite differences of its forward.
 #include "gradcheck.h"
 #include "kiln/layers.h"
+#include "../src/model/fastmath.h"
 
 #include <math.h>
 #include <omp.h>
@@ -322,6 +323,21 @@ static void test_dropout_mask(void **state) {
     assert_true(fabs((double)kept / n - 0.75) < 0.01);
 }
 
+// ---- fast_expf: within a few ulp of libm's expf over the whole useful range ----
+static void test_fast_expf(void **state) {
+    double worst = 0;
+    for (float x = -87.0f; x <= 88.0f; x += 0.000731f) {
+        double want = exp((double)x), got = fast_expf(x);
+        double rel = fabs(got - want) / want;
+        if (rel > worst) worst = rel;
+    }
+    print_message("fast_expf worst relative error %.3g (fp32 ulp is 1.19e-07)\n", worst);
+    assert_true(worst < 3e-7);
+    assert_float_equal(fast_expf(0.0f), 1.0f, 0);
+    assert_true(fast_expf(-1000.0f) > 0.0f && fast_expf(-1000.0f) < 1e-37f);  // clamped, not denormal
+    assert_true(isfinite(fast_expf(1000.0f)));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),          cmocka_unit_test(test_layernorm),
@@ -332,6 +348,7 @@ int main(void) {
         cmocka_unit_test(test_attention_gqa),   cmocka_unit_test(test_attention_mqa),
         cmocka_unit_test(test_attention_dropout), cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_embedding),       cmocka_unit_test(test_dropout_mask),
+        cmocka_unit_test(test_fast_expf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

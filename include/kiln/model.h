@@ -84,7 +84,7 @@ typedef struct {
     float *rope_cos, *rope_sin;  // (block_size, HD/2)
     uint64_t dropout_seed;       // masks of the last training forward
     int train;                   // last forward computed dlogits
-    float loss;
+    double loss;  // mean cross-entropy of the last forward with targets
 } KilnModel;
 
 // Plans and allocates everything for micro-batches up to (maxB, maxT).

@@ -1,26 +1,29 @@
 // activation.c: MLP nonlinearities, each forward beside its backward.
 #include "kiln/layers.h"
 
+#include "fastmath.h"
+
 #include <math.h>
 
 #define GELU_K 0.7978845608028654f  // sqrt(2/pi)
 
 // GELU, tanh approximation (GPT-2): inp (n) -> out (n)
+// 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
 void gelu_forward(float *out, const float *inp, long n) {
 #pragma omp parallel for simd
     for (long i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        out[i] = x * fast_sigmoidf(2.0f * GELU_K * (x + 0.044715f * x * x * x));
     }
 }
 
+// d/dx = s + 2 x s (1 - s) u'(x), s = sigmoid(2u)
 void gelu_backward(float *dinp, const float *inp, const float *dout, long n) {
 #pragma omp parallel for simd
     for (long i = 0; i < n; i++) {
         float x = inp[i];
-        float th = tanhf(GELU_K * (x + 0.044715f * x * x * x));
-        float sech2 = 1.0f - th * th;
-        float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        float s = fast_sigmoidf(2.0f * GELU_K * (x + 0.044715f * x * x * x));
+        float g = s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = g * dout[i];
     }
 }
@@ -57,7 +60,8 @@ void swiglu_forward(float *out, const float *inp, int N, int H) {
     for (long n = 0; n < N; n++) {
         const float *g = inp + n * 2 * H, *u = g + H;
         float *o = out + n * H;
-        for (int j = 0; j < H; j++) o[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+#pragma omp simd
+        for (int j = 0; j < H; j++) o[j] = g[j] * fast_sigmoidf(g[j]) * u[j];
     }
 }
 
@@ -67,8 +71,9 @@ void swiglu_backward(float *dinp, const float *inp, const float *dout, int N, in
     for (long n = 0; n < N; n++) {
         const float *g = inp + n * 2 * H, *u = g + H, *d = dout + n * H;
         float *dg = dinp + n * 2 * H, *du = dg + H;
+#pragma omp simd
         for (int j = 0; j < H; j++) {
-            float s = 1.0f / (1.0f + expf(-g[j]));
+            float s = fast_sigmoidf(g[j]);
             float silu = g[j] * s;
             du[j] = d[j] * silu;
             dg[j] = d[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));

@@ -3,6 +3,8 @@
 // forward keeps the row log-sum-exp (B,NH,T) and backward recomputes the scores.
 #include "kiln/layers.h"
 
+#include "fastmath.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -29,8 +31,9 @@ static void head_probs(float *P, float *lse, int save_lse, const float *Q, const
             float m = -INFINITY;
             for (int j = 0; j <= i; j++) m = row[j] > m ? row[j] : m;
             float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
             for (int j = 0; j <= i; j++) {
-                row[j] = expf(row[j] - m);
+                row[j] = fast_expf(row[j] - m);
                 sum += row[j];
             }
             float inv = 1.0f / sum;
@@ -38,7 +41,8 @@ static void head_probs(float *P, float *lse, int save_lse, const float *Q, const
             lse[i] = m + logf(sum);
         } else {
             l = lse[i];
-            for (int j = 0; j <= i; j++) row[j] = expf(row[j] - l);
+#pragma omp simd
+            for (int j = 0; j <= i; j++) row[j] = fast_expf(row[j] - l);
         }
         for (int j = i + 1; j < T; j++) row[j] = 0.0f;
     }

@@ -2,6 +2,8 @@
 // gradient written over the logits so the (N,V) probabilities are never stored twice.
 #include "kiln/layers.h"
 
+#include "fastmath.h"
+
 #include <math.h>
 
 // logits (N,V), targets (N) -> mean loss; in place: logits <- dlogits * scale
@@ -20,14 +22,16 @@ double crossentropy_forward_backward(float *logits, const int32_t *targets, int 
         float m = -INFINITY;
         for (int v = 0; v < V; v++) m = row[v] > m ? row[v] : m;
         float sum = 0.0f;
-        for (int v = 0; v < V; v++) sum += expf(row[v] - m);
+#pragma omp simd reduction(+ : sum)
+        for (int v = 0; v < V; v++) sum += fast_expf(row[v] - m);
         float lse = m + logf(sum);
         if (t >= 0) total += lse - row[t];
         if (dlogits_scale != 0.0f) {
             if (t < 0) {
                 for (int v = 0; v < V; v++) row[v] = 0.0f;
             } else {
-                for (int v = 0; v < V; v++) row[v] = expf(row[v] - lse) * g;
+#pragma omp simd
+                for (int v = 0; v < V; v++) row[v] = fast_expf(row[v] - lse) * g;
                 row[t] -= g;
             }
         }

@@ -329,10 +329,10 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->p.t[PT_LNFW], m->p.t[PT_LNFB], N);
     const float *head = c->tied ? m->p.t[PT_WTE] : m->p.t[PT_LMHEAD];
     linear_forward(a->logits, a->lnf, head, NULL, N, C, V);
-    m->loss = 0.0f;
+    m->loss = 0.0;
     if (targets) {
         double loss = crossentropy_forward_backward(a->logits, targets, N, V, dloss, NULL);
-        m->loss = (float)loss;
+        m->loss = loss;
     } else if (m->train) {
         return kiln_fail(err, "a training forward needs targets");
     }

@@ -11,16 +11,13 @@ double grad_global_norm(const KilnModel *m) {
     return sqrt(ss);
 }
 
-void grad_clip(KilnModel *m, double norm, float max_norm) {
-    if (max_norm <= 0.0f) return;
+float grad_clip_coef(double norm, float max_norm) {
+    if (max_norm <= 0.0f) return 1.0f;
     float coef = (float)(max_norm / (norm + 1e-6));  // same epsilon as torch
-    if (coef >= 1.0f) return;
-    float *g = m->grads;
-#pragma omp parallel for simd
-    for (long i = 0; i < m->layout.total; i++) g[i] *= coef;
+    return coef < 1.0f ? coef : 1.0f;
 }
 
-void adamw_step(KilnModel *m, const KilnTrainConfig *t, float lr, int step) {
+void adamw_step(KilnModel *m, const KilnTrainConfig *t, float lr, int step, float grad_scale) {
     float b1 = t->beta1, b2 = t->beta2, eps = t->eps;
     float bc1 = 1.0f - powf(b1, (float)step), bc2 = 1.0f - powf(b2, (float)step);
     float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
@@ -30,10 +27,11 @@ void adamw_step(KilnModel *m, const KilnTrainConfig *t, float lr, int step) {
         int decay = m->layout.decay[id] ||
                     (t->decay_embeddings && (id == PT_WTE || id == PT_WPE));
         float shrink = decay ? 1.0f - lr * t->weight_decay : 1.0f;
-        float *p = m->params + off, *g = m->grads + off, *mm = m->m + off, *vv = m->v + off;
+        float *restrict p = m->params + off, *restrict mm = m->m + off, *restrict vv = m->v + off;
+        const float *restrict g = m->grads + off;
 #pragma omp parallel for simd
         for (long i = 0; i < n; i++) {
-            float gi = g[i];
+            float gi = g[i] * grad_scale;
             mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
             vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
             float denom = sqrtf(vv[i]) / bc2_sqrt + eps;

@@ -25,7 +25,7 @@ int evaluate_loss(KilnModel *m, KilnLoader *val, int max_batches, double *loss, 
         int rows = loader_next_eval(val, tok, tgt);
         if (rows == 0) break;
         if ((rc = gpt_forward(m, tok, tgt, rows, T, 0.0f, 0, err))) break;
-        total += (double)m->loss * rows;
+        total += m->loss * rows;
         rows_total += rows;
     }
     free(tok);
@@ -122,8 +122,7 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
             break;
         }
         double norm = grad_global_norm(&m);
-        grad_clip(&m, norm, t->grad_clip);
-        adamw_step(&m, t, lr, step + 1);
+        adamw_step(&m, t, lr, step + 1, grad_clip_coef(norm, t->grad_clip));
         st.step++;
         st.tokens_seen += tokens_per_step;
         st.loader_shard = train.shard;

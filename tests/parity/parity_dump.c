@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
     if (gpt_forward(&m, tok, tgt, B, T, 0.0f, 0, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     float *logits = malloc(sizeof(float) * N * V), *loss = malloc(sizeof(float));
     memcpy(logits, m.a.logits, sizeof(float) * N * V);
-    *loss = m.loss;
+    *loss = (float)m.loss;
     add(&l, "logits", logits, 3, B, T, V);
     add(&l, "loss", loss, 1, 1, 0, 0);
     for (int step = 1; step <= 3; step++) {
@@ -146,8 +146,7 @@ int main(int argc, char **argv) {
         gpt_backward(&m);
         if (step == 1) add_buffer(&l, &m, m.grads, "grad.");
         double norm = grad_global_norm(&m);
-        grad_clip(&m, norm, cfg.train.grad_clip);
-        adamw_step(&m, &cfg.train, cfg.train.lr, step);
+        adamw_step(&m, &cfg.train, cfg.train.lr, step, grad_clip_coef(norm, cfg.train.grad_clip));
     }
     add_buffer(&l, &m, m.params, "step3.");
     for (int i = 0; i < l.n; i++) l.t[i].name = l.names[i];
