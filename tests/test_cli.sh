@@ -70,6 +70,9 @@ expect_fail "bad --set enum" "'model.norm' must be one of layernorm, rmsnorm" "$
 expect_fail "missing config file" "nope.yaml: cannot open" "$KILN" pretrain "$W/nope.yaml"
 expect_fail "inconsistent shape" "n_embd \(30\) must be a positive multiple of model.n_head \(4\)" "$KILN" pretrain "$W/tiny.yaml" --set model.n_embd=30 --set model.n_head=4
 
+expect_fail "allocation failure names the bytes" "out of memory: could not allocate [0-9]+ bytes" \
+  "$KILN" pretrain "$W/tiny.yaml" --set model.n_embd=65536 --set model.n_head=64 --set model.n_layer=64
+
 # bad data: missing shards, a token outside the vocabulary, a truncated shard
 expect_fail "missing shards" "no shard matches" "$KILN" pretrain "$W/tiny.yaml" --set "data.train=$W/none_*.bin"
 expect_fail "token >= vocab names shard and offset" "train_000000.bin: token [0-9]+ at offset [0-9]+ .*vocab_size = 64" \

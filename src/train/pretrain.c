@@ -131,8 +131,9 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
         steps_since_log++;
         if (st.step % t->log_every == 0 || st.step == t->steps) {
             double now = kiln_now(), dt = (now - t_log) / steps_since_log;
-            log_line(log, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n",
-                     st.step, t->steps, loss, lr, norm, dt * 1e3, tokens_per_step / dt);
+            int eta = (int)((t->steps - st.step) * dt + 0.5);
+            log_line(log, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | eta %dm%02ds\n",
+                     st.step, t->steps, loss, lr, norm, dt * 1e3, tokens_per_step / dt, eta / 60, eta % 60);
             t_log = now;
             steps_since_log = 0;
         }

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Training speed, kiln against PyTorch, in one run.
+
+Runs the same models with kiln (build/bench/bench_train) and with PyTorch
+(Debian's python3-torch, fp32, the model in tests/parity/kiln_torch.py),
+alternating the two, and prints ms/step, tokens/s, GFLOP/s, MFU against the
+sgemm peak measured on the spot, and the kiln/PyTorch throughput ratio.
+
+    /usr/bin/python3 bench/bench_train.py [--threads 2] [--repeats 3] [--sizes 124M,small]
+
+PyTorch gets its best thread setting: torch.set_num_threads(threads) and
+OMP_WAIT_POLICY=PASSIVE (Debian's torch calls the pthread OpenBLAS, whose
+threads would otherwise fight the OpenMP pool).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# name: (model config, B, T, timed steps)
+SIZES = {
+    "124M": (dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768), 4, 64, 5),
+    "small": (dict(vocab_size=50257, block_size=256, n_layer=6, n_head=6, n_embd=384), 8, 256, 5),
+    "baby": (dict(vocab_size=256, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False,
+                  act="gelu_erf"), 12, 64, 40),
+}
+DEFAULTS = dict(n_kv_head=0, ffn_hidden=0, pos="learned", norm="layernorm", act="gelu", bias=True,
+                tied=True, norm_eps=1e-5, rope_theta=10000.0)
+
+
+def full_config(model):
+    cfg = dict(DEFAULTS)
+    cfg.update(model)
+    if cfg["n_kv_head"] == 0:
+        cfg["n_kv_head"] = cfg["n_head"]
+    if cfg["ffn_hidden"] == 0:
+        cfg["ffn_hidden"] = 4 * cfg["n_embd"]
+    return cfg
+
+
+def flops_per_step(cfg, B, T):
+    """Forward + backward FLOPs, PaLM-style: 6 x matmul params + 12 L C T per token."""
+    C, L, V, H = cfg["n_embd"], cfg["n_layer"], cfg["vocab_size"], cfg["ffn_hidden"]
+    hd = C // cfg["n_head"]
+    qkv = (cfg["n_head"] + 2 * cfg["n_kv_head"]) * hd
+    fc = 2 * H if cfg["act"] == "swiglu" else H
+    matmul = L * (qkv * C + C * C + fc * C + C * H) + V * C
+    return (6 * matmul + 12 * L * C * T) * B * T
+
+
+def run_kiln(binary, model, B, T, steps, threads):
+    args = [binary, str(B), str(T), str(steps)] + [f"model.{k}={str(v).lower()}" for k, v in model.items()]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
+
+
+def run_torch(model, B, T, steps, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE",
+               OPENBLAS_NUM_THREADS=str(threads))
+    job = json.dumps(dict(model=model, B=B, T=T, steps=steps, threads=threads))
+    out = subprocess.run([sys.executable, __file__, "--torch-worker", job], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
+
+
+def torch_worker(job):
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
+    from kiln_torch import KilnGPT, param_groups
+    job = json.loads(job)
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(0)
+    cfg = full_config(job["model"])
+    model = KilnGPT(cfg).float()
+    opt = torch.optim.AdamW(param_groups(model, cfg, weight_decay=0.1, decay_embeddings=False),
+                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+    B, T, V = job["B"], job["T"], cfg["vocab_size"]
+    times = []
+    for step in range(job["steps"] + 1):  # the first step warms up
+        x = torch.randint(0, V, (B, T))
+        y = torch.randint(0, V, (B, T))
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step > 0:
+            times.append(time.perf_counter() - t0)
+    print(json.dumps(dict(ms_per_step=1e3 * statistics.median(times))))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kiln", default=os.path.join(ROOT, "build", "bench", "bench_train"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sizes", default="124M,small")
+    ap.add_argument("--torch-worker")
+    a = ap.parse_args()
+    if a.torch_worker:
+        return torch_worker(a.torch_worker)
+    import torch
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    peak = json.loads(subprocess.run([a.kiln, "--sgemm", "2048"], env=env, check=True, capture_output=True,
+                                     text=True).stdout)["sgemm_gflops"]
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"# {time.strftime('%Y-%m-%d')} | {cpu} | {a.threads} threads | sgemm peak {peak:.1f} GFLOP/s "
+          f"(OpenBLAS, 2048^3) | torch {torch.__version__} | {platform.python_version()}")
+    print(f"{'size':<7} {'impl':<8} {'ms/step':>9} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6}   runs (ms/step)")
+    for name in a.sizes.split(","):
+        model, B, T, steps = SIZES[name]
+        cfg = full_config(model)
+        flops = flops_per_step(cfg, B, T)
+        runs = {"kiln": [], "pytorch": []}
+        for _ in range(a.repeats):  # alternate, so drift on a shared machine hits both
+            runs["kiln"].append(run_kiln(a.kiln, model, B, T, steps, a.threads))
+            runs["pytorch"].append(run_torch(model, B, T, steps, a.threads))
+        med = {k: statistics.median(v) for k, v in runs.items()}
+        for impl in ("kiln", "pytorch"):
+            ms = med[impl]
+            gf = flops / (ms / 1e3) / 1e9
+            print(f"{name:<7} {impl:<8} {ms:9.1f} {B * T / (ms / 1e3):8.1f} {gf:8.1f} {gf / peak:6.1%}   "
+                  + " ".join(f"{x:.0f}" for x in runs[impl]))
+        print(f"{name:<7} ratio    kiln is {med['pytorch'] / med['kiln']:.2f}x PyTorch's tokens/s")
+
+
+if __name__ == "__main__":
+    main()
