@@ -23,6 +23,9 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
                     const KilnTrainState *st, char *path, KilnErr *err);
 // Reads state.json of a checkpoint directory: the config it was trained with and its state.
 int checkpoint_read_state(const char *ckpt_dir, KilnConfig *cfg, KilnTrainState *st, KilnErr *err);
+// The same from the text of a state.json; name is used in messages.
+int checkpoint_parse_state(const char *text, size_t len, const char *name, KilnConfig *cfg,
+                           KilnTrainState *st, KilnErr *err);
 // Loads weights (and AdamW moments if with_optimizer) into a model created from that config.
 int checkpoint_load(const char *ckpt_dir, KilnModel *m, int with_optimizer, KilnErr *err);
 // Resolves RUN/latest to a checkpoint directory; returns -1 if there is none.

@@ -30,6 +30,8 @@ typedef struct {
 
 // Reads and validates a whole file: header JSON, dtypes, shapes and offsets in range.
 int st_open(KilnStFile *f, const char *path, KilnErr *err);
+// The same from a malloc'd buffer, which f takes over (freed by st_close, or on error).
+int st_parse(KilnStFile *f, const char *name, char *buf, size_t len, KilnErr *err);
 void st_close(KilnStFile *f);
 // Copies tensor `name` (F32) into dst after checking its shape; errors name file and tensor.
 int st_read_f32(const KilnStFile *f, const char *name, float *dst, int ndim, const long *shape,

@@ -2,6 +2,7 @@
 #include "kiln/safetensors.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,12 +65,23 @@ static int dtype_size(const char *dt) {
     return 0;
 }
 
+// A JSON number that is a whole number in [0, 2^53]: sizes and offsets convert exactly.
+static int is_whole(const cJSON *x) {
+    return cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble <= 9007199254740992.0 &&
+           x->valuedouble == floor(x->valuedouble);
+}
+
 int st_open(KilnStFile *f, const char *path, KilnErr *err) {
-    memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s", path);
     char *buf;
     size_t len;
+    memset(f, 0, sizeof *f);
     if (kiln_read_file(path, &buf, &len, err)) return -1;
+    return st_parse(f, path, buf, len, err);
+}
+
+int st_parse(KilnStFile *f, const char *path, char *buf, size_t len, KilnErr *err) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
     f->buf = (uint8_t *)buf;
     f->len = len;
     if (len < 8) {
@@ -108,11 +120,12 @@ int st_open(KilnStFile *f, const char *path, KilnErr *err) {
         double count = 1;
         cJSON *d;
         cJSON_ArrayForEach(d, shape) {
-            if (!cJSON_IsNumber(d) || d->valuedouble < 0) count = -1;
-            else count *= d->valuedouble;
+            if (!is_whole(d)) count = -1;
+            else if (count >= 0) count *= d->valuedouble;
         }
-        double b = cJSON_GetArrayItem(offs, 0)->valuedouble, e = cJSON_GetArrayItem(offs, 1)->valuedouble;
-        if (count < 0 || b < 0 || e < b || e > (double)data_len || e - b != count * esize) {
+        cJSON *ob = cJSON_GetArrayItem(offs, 0), *oe = cJSON_GetArrayItem(offs, 1);
+        double b = ob->valuedouble, e = oe->valuedouble;
+        if (count < 0 || !is_whole(ob) || !is_whole(oe) || e < b || e > (double)data_len || e - b != count * esize) {
             char name[256];
             snprintf(name, sizeof name, "%s", t->string);
             st_close(f);

@@ -186,8 +186,14 @@ int checkpoint_read_state(const char *ckpt_dir, KilnConfig *cfg, KilnTrainState 
     size_t len;
     snprintf(p, sizeof p, "%s/state.json", ckpt_dir);
     if (kiln_read_file(p, &text, &len, err)) return -1;
-    cJSON *j = cJSON_ParseWithLength(text, len);
+    int rc = checkpoint_parse_state(text, len, p, cfg, st, err);
     free(text);
+    return rc;
+}
+
+int checkpoint_parse_state(const char *text, size_t len, const char *p, KilnConfig *cfg,
+                           KilnTrainState *st, KilnErr *err) {
+    cJSON *j = cJSON_ParseWithLength(text, len);
     if (!j) return kiln_fail(err, "%s: not valid JSON (truncated?)", p);
     cJSON *step = cJSON_GetObjectItemCaseSensitive(j, "step");
     cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "tokens_seen");
@@ -197,15 +203,19 @@ int checkpoint_read_state(const char *ckpt_dir, KilnConfig *cfg, KilnTrainState 
     cJSON *ls = ld ? cJSON_GetObjectItemCaseSensitive(ld, "shard") : NULL;
     cJSON *lp = ld ? cJSON_GetObjectItemCaseSensitive(ld, "pos") : NULL;
     cJSON *le = ld ? cJSON_GetObjectItemCaseSensitive(ld, "epoch") : NULL;
-    if (!cJSON_IsNumber(step) || !cJSON_IsNumber(tok) || !cJSON_IsNumber(ls) || !cJSON_IsNumber(lp) ||
-        !cJSON_IsNumber(le) || !cJSON_IsString(conf)) {
+    // whole numbers in range, so the conversions below are exact
+#define WHOLE(x, hi) (cJSON_IsNumber(x) && (x)->valuedouble >= 0 && (x)->valuedouble <= (hi) && \
+                      (x)->valuedouble == floor((x)->valuedouble))
+    if (!WHOLE(step, 2147483647.0) || !WHOLE(tok, 9e15) || !WHOLE(ls, 2147483647.0) ||
+        !WHOLE(lp, 9e15) || !WHOLE(le, 9e15) || !cJSON_IsString(conf)) {
         cJSON_Delete(j);
         return kiln_fail(err, "%s: missing or malformed step, tokens_seen, loader or config", p);
     }
+#undef WHOLE
     memset(st, 0, sizeof *st);
-    st->step = step->valueint;
+    st->step = (int)step->valuedouble;
     st->tokens_seen = (long long)tok->valuedouble;
-    st->loader_shard = ls->valueint;
+    st->loader_shard = (int)ls->valuedouble;
     st->loader_pos = (long)lp->valuedouble;
     st->loader_epoch = (long)le->valuedouble;
     st->val_loss = cJSON_IsNumber(vl) ? (float)vl->valuedouble : NAN;
