@@ -31,18 +31,12 @@ SIZES = {
     "baby": (dict(vocab_size=256, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False,
                   act="gelu_erf"), 12, 64, 40),
 }
-DEFAULTS = dict(n_kv_head=0, ffn_hidden=0, pos="learned", norm="layernorm", act="gelu", bias=True,
-                tied=True, norm_eps=1e-5, rope_theta=10000.0)
+sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
 
 
 def full_config(model):
-    cfg = dict(DEFAULTS)
-    cfg.update(model)
-    if cfg["n_kv_head"] == 0:
-        cfg["n_kv_head"] = cfg["n_head"]
-    if cfg["ffn_hidden"] == 0:
-        cfg["ffn_hidden"] = 4 * cfg["n_embd"]
-    return cfg
+    from kiln_torch import model_config  # kiln's defaults and derived sizes
+    return model_config(model)
 
 
 def flops_per_step(cfg, B, T):
@@ -73,7 +67,6 @@ def run_torch(model, B, T, steps, threads):
 
 def torch_worker(job):
     import torch
-    sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
     from kiln_torch import KilnGPT, param_groups
     job = json.loads(job)
     torch.set_num_threads(job["threads"])
