@@ -1,89 +1,271 @@
-// cmd_tokenizer.c: `kiln tokenizer SUBCOMMAND`. For now: encode-corpus with the
-// byte-level tokenizer (vocabulary 256: one token per byte).
+// cmd_tokenizer.c: `kiln tokenizer encode|decode|encode-corpus`.
 #include "cli.h"
 
 #include "kiln/shard.h"
+#include "kiln/tokenizer.h"
 
+#include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
-// Concatenates files as bytes; the last val_fraction becomes the validation shard.
-static int encode_corpus(int argc, char **argv) {
-    const char *out = NULL;
-    double val_fraction = 0.1;
-    int bytes = 0, nfiles = 0;
-    char **files = calloc((size_t)argc, sizeof *files);
-    if (!files) return cli_error("out of memory");
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
-            if (++i >= argc) return cli_error("%s needs a directory", argv[i - 1]);
-            out = argv[i];
-        } else if (!strcmp(argv[i], "--val-fraction")) {
-            char *end;
-            if (++i >= argc) return cli_error("--val-fraction needs a number");
-            val_fraction = strtod(argv[i], &end);
-            if (*end || val_fraction < 0 || val_fraction >= 1)
-                return cli_error("--val-fraction must be in [0, 1), got '%s'", argv[i]);
-        } else if (!strcmp(argv[i], "--bytes")) {
-            bytes = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_error("encode-corpus: unknown option '%s'", argv[i]);
-        } else {
-            files[nfiles++] = argv[i];
+// Reads a file, or stdin for "-", into a malloc'd buffer.
+static int read_input(const char *path, char **data, size_t *len, KilnErr *err) {
+    if (strcmp(path, "-")) return kiln_read_file(path, data, len, err);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, stdin)) > 0;) {
+        n += got;
+        if (n == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) free(buf);
+            buf = b;
         }
     }
-    if (!bytes) return cli_error("encode-corpus: only --bytes is available until the BPE tokenizer lands");
-    if (!out) return cli_error("encode-corpus: -o DIR is required");
-    if (!nfiles) return cli_error("encode-corpus: no input files");
-    KilnErr err;
-    char *all = NULL;
-    size_t total = 0;
-    for (int i = 0; i < nfiles; i++) {
-        char *data;
-        size_t len;
-        if (kiln_read_file(files[i], &data, &len, &err)) return cli_error("%s", err.msg);
-        char *grown = realloc(all, total + len);
-        if (!grown) return cli_error("out of memory");
-        all = grown;
-        memcpy(all + total, data, len);
-        total += len;
-        free(data);
-    }
-    if (total > INT32_MAX) return cli_error("input is %zu bytes; byte shards hold at most 2^31", total);
-    uint32_t *tok = malloc(sizeof(uint32_t) * (total ? total : 1));
-    if (!tok) return cli_error("out of memory");
-    for (size_t i = 0; i < total; i++) tok[i] = (uint8_t)all[i];
-    free(all);
-    long nval = (long)(total * val_fraction), ntrain = (long)total - nval;
-    if (kiln_mkdirs(out, &err)) return cli_error("%s", err.msg);
-    char path[2048];
-    snprintf(path, sizeof path, "%s/train_000000.bin", out);
-    if (shard_write(path, tok, ntrain, 256, &err)) return cli_error("%s", err.msg);
-    printf("wrote %s (%ld tokens)\n", path, ntrain);
-    if (nval > 0) {
-        snprintf(path, sizeof path, "%s/val_000000.bin", out);
-        if (shard_write(path, tok + ntrain, nval, 256, &err)) return cli_error("%s", err.msg);
-        printf("wrote %s (%ld tokens)\n", path, nval);
-    }
-    free(tok);
-    free(files);
+    if (!buf) return kiln_fail(err, "out of memory reading stdin");
+    *data = buf;
+    *len = n;
     return 0;
 }
 
+typedef struct {
+    const char *tok_path, *input, *output;
+    KilnSpecialMode mode;
+    int json, bytes;
+    double val_fraction;
+    const char *field;
+    char **files;
+    int nfiles;
+} Args;
+
+static int parse_args(int argc, char **argv, Args *a) {
+    memset(a, 0, sizeof *a);
+    a->mode = KILN_SPECIAL_ERROR;
+    a->val_fraction = 0.1;
+    a->field = "text";
+    a->files = calloc((size_t)argc + 1, sizeof *a->files);
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        int more = i + 1 < argc;
+        if ((!strcmp(o, "-t") || !strcmp(o, "--tokenizer")) && more) {
+            a->tok_path = argv[++i];
+        } else if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && more) {
+            a->output = argv[++i];
+        } else if (!strcmp(o, "--field") && more) {
+            a->field = argv[++i];
+        } else if (!strcmp(o, "--val-fraction") && more) {
+            char *end;
+            a->val_fraction = strtod(argv[++i], &end);
+            if (*end || a->val_fraction < 0 || a->val_fraction >= 1)
+                return cli_error("--val-fraction must be in [0, 1), got '%s'", argv[i]);
+        } else if (!strcmp(o, "--json")) {
+            a->json = 1;
+        } else if (!strcmp(o, "--bytes")) {
+            a->bytes = 1;
+        } else if (!strcmp(o, "--allow-special")) {
+            a->mode = KILN_SPECIAL_ALLOW;
+        } else if (!strcmp(o, "--special-as-text")) {
+            a->mode = KILN_SPECIAL_TEXT;
+        } else if (o[0] == '-' && o[1]) {
+            return cli_error("tokenizer: unknown option '%s' (or it needs a value)", o);
+        } else {
+            a->files[a->nfiles++] = argv[i];
+        }
+    }
+    return 0;
+}
+
+static int load(const Args *a, KilnTokenizer **tok) {
+    KilnErr err;
+    if (!a->tok_path) return cli_error("tokenizer: -t TOKENIZER is required (a .tiktoken rank file)");
+    if (tokenizer_load(tok, a->tok_path, &err)) return cli_error("%s", err.msg);
+    return 0;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    Args a;
+    KilnTokenizer *tok;
+    KilnErr err;
+    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
+    char *text;
+    size_t len;
+    if (read_input(a.nfiles ? a.files[0] : "-", &text, &len, &err)) return cli_error("%s", err.msg);
+    KilnIds ids = {0};
+    if (tokenizer_encode(tok, text, len, a.mode, &ids, &err))
+        return cli_error("%s: %s", a.nfiles ? a.files[0] : "stdin", err.msg);
+    if (a.json) putchar('[');
+    for (long i = 0; i < ids.n; i++) printf(i ? (a.json ? ",%u" : " %u") : "%u", ids.ids[i]);
+    puts(a.json ? "]" : "");
+    ids_free(&ids);
+    free(text);
+    tokenizer_free(tok);
+    return 0;
+}
+
+static int cmd_decode(int argc, char **argv) {
+    Args a;
+    KilnTokenizer *tok;
+    KilnErr err;
+    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
+    char *text;
+    size_t len;
+    const char *src = a.nfiles ? a.files[0] : "stdin";
+    if (read_input(a.nfiles ? a.files[0] : "-", &text, &len, &err)) return cli_error("%s", err.msg);
+    // ids separated by spaces, commas or newlines, optionally inside [ ]
+    KilnIds ids = {0};
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)text[i];
+        if (isspace(c) || c == ',' || c == '[' || c == ']') {
+            i++;
+            continue;
+        }
+        if (!isdigit(c)) return cli_error("%s: byte %zu: expected a token id, got '%c'", src, i, c);
+        unsigned long v = 0;
+        while (i < len && isdigit((unsigned char)text[i]) && v <= UINT32_MAX) v = v * 10 + (unsigned long)(text[i++] - '0');
+        if (v > UINT32_MAX) return cli_error("%s: byte %zu: id too large", src, i);
+        ids_push(&ids, (uint32_t)v);
+    }
+    char *out;
+    size_t n;
+    if (tokenizer_decode(tok, ids.ids, ids.n, &out, &n, &err)) return cli_error("%s: %s", src, err.msg);
+    fwrite(out, 1, n, stdout);
+    free(out);
+    ids_free(&ids);
+    free(text);
+    tokenizer_free(tok);
+    return 0;
+}
+
+// Documents of a file: the whole file, or one per line of a .jsonl (its text field).
+typedef struct {
+    char **text;
+    size_t *len;
+    int n, cap;
+} Docs;
+
+static int add_doc(Docs *d, char *text, size_t len) {
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 1024;
+        d->text = realloc(d->text, sizeof(char *) * d->cap);
+        d->len = realloc(d->len, sizeof(size_t) * d->cap);
+        if (!d->text || !d->len) return -1;
+    }
+    d->text[d->n] = text;
+    d->len[d->n++] = len;
+    return 0;
+}
+
+static int read_docs(const char *path, const char *field, Docs *docs, KilnErr *err) {
+    char *data;
+    size_t len;
+    if (kiln_read_file(path, &data, &len, err)) return -1;
+    size_t pl = strlen(path);
+    if (pl < 6 || strcmp(path + pl - 6, ".jsonl")) return add_doc(docs, data, len) ? kiln_fail(err, "out of memory") : 0;
+    long line = 0;
+    for (char *p = data, *end; p < data + len; p = end + 1) {
+        end = memchr(p, '\n', (size_t)(data + len - p));
+        if (!end) end = data + len;
+        line++;
+        if (end == p) continue;
+        cJSON *j = cJSON_ParseWithLength(p, (size_t)(end - p));
+        cJSON *t = j ? cJSON_GetObjectItemCaseSensitive(j, field) : NULL;
+        if (!cJSON_IsString(t)) {
+            cJSON_Delete(j);
+            free(data);
+            return kiln_fail(err, "%s:%ld: expected a JSON object with a string field \"%s\"", path, line, field);
+        }
+        char *copy = strdup(t->valuestring);
+        cJSON_Delete(j);
+        if (!copy || add_doc(docs, copy, strlen(copy))) return kiln_fail(err, "out of memory");
+    }
+    free(data);
+    return 0;
+}
+
+static int write_shards(const char *out, const uint32_t *tok, long n, double val_fraction, int vocab) {
+    KilnErr err;
+    long nval = (long)(n * val_fraction), ntrain = n - nval;
+    char path[2048];
+    if (kiln_mkdirs(out, &err)) return cli_error("%s", err.msg);
+    snprintf(path, sizeof path, "%s/train_000000.bin", out);
+    if (shard_write(path, tok, ntrain, vocab, &err)) return cli_error("%s", err.msg);
+    printf("wrote %s (%ld tokens)\n", path, ntrain);
+    if (nval > 0) {
+        snprintf(path, sizeof path, "%s/val_000000.bin", out);
+        if (shard_write(path, tok + ntrain, nval, vocab, &err)) return cli_error("%s", err.msg);
+        printf("wrote %s (%ld tokens)\n", path, nval);
+    }
+    return 0;
+}
+
+static int cmd_encode_corpus(int argc, char **argv) {
+    Args a;
+    KilnErr err;
+    if (parse_args(argc, argv, &a)) return 1;
+    if (!a.output) return cli_error("encode-corpus: -o DIR is required");
+    if (!a.nfiles) return cli_error("encode-corpus: no input files");
+    if (!a.bytes && !a.tok_path) return cli_error("encode-corpus: give -t TOKENIZER, or --bytes for one token per byte");
+    Docs docs = {0};
+    for (int i = 0; i < a.nfiles; i++)
+        if (read_docs(a.files[i], a.field, &docs, &err)) return cli_error("%s", err.msg);
+    KilnIds all = {0};
+    int vocab = 256;
+    if (a.bytes) {  // one token per byte; documents simply follow each other
+        for (int d = 0; d < docs.n; d++)
+            for (size_t i = 0; i < docs.len[d]; i++) ids_push(&all, (uint8_t)docs.text[d][i]);
+    } else {
+        KilnTokenizer *tok;
+        if (load(&a, &tok)) return 1;
+        vocab = tokenizer_vocab_size(tok);
+        int eot = tokenizer_special_id(tok, "<|endoftext|>");
+        KilnIds *per = calloc((size_t)docs.n, sizeof *per);
+        if (!per) return cli_error("out of memory");
+        if (tokenizer_encode_batch(tok, (const char *const *)docs.text, docs.len, docs.n, a.mode, per, &err))
+            return cli_error("%s", err.msg);
+        for (int d = 0; d < docs.n; d++) {
+            if (eot >= 0) ids_push(&all, (uint32_t)eot);  // every document starts with <|endoftext|>
+            for (long i = 0; i < per[d].n; i++) ids_push(&all, per[d].ids[i]);
+            ids_free(&per[d]);
+        }
+        free(per);
+        tokenizer_free(tok);
+    }
+    for (int d = 0; d < docs.n; d++) free(docs.text[d]);
+    free(docs.text);
+    free(docs.len);
+    int rc = write_shards(a.output, all.ids, all.n, a.val_fraction, vocab);
+    ids_free(&all);
+    return rc;
+}
+
 static const char USAGE[] =
-    "usage: kiln tokenizer encode-corpus --bytes -o DIR [--val-fraction F] FILE...\n"
+    "usage: kiln tokenizer encode -t TOK [--json] [--allow-special | --special-as-text] [FILE|-]\n"
+    "       kiln tokenizer decode -t TOK [FILE|-]\n"
+    "       kiln tokenizer encode-corpus (-t TOK | --bytes) -o DIR [--val-fraction F] [--field NAME] FILE...\n"
     "\n"
-    "encode-corpus  turns text files into token shards (llm.c .bin layout):\n"
-    "               DIR/train_000000.bin and DIR/val_000000.bin (the last F of the\n"
-    "               input, default 0.1). --bytes: one token per byte (vocabulary 256).\n";
+    "TOK is a tiktoken rank file (NAME.tiktoken, with NAME.json beside it holding\n"
+    "pat_str and special_tokens, as ../shared/data/tokenizers has them).\n"
+    "\n"
+    "encode         prints the ids of a file (or stdin), space separated or as a JSON\n"
+    "               array. Special-token text is an error unless --allow-special\n"
+    "               (it becomes the special id) or --special-as-text (ordinary text).\n"
+    "decode         reads ids (space/comma separated or a JSON array) and writes the bytes.\n"
+    "encode-corpus  turns text files (one document each) and .jsonl files (one document\n"
+    "               per line, field --field, default \"text\") into token shards (llm.c\n"
+    "               .bin): DIR/train_000000.bin and DIR/val_000000.bin (the last F of the\n"
+    "               tokens, default 0.1). With -t, each document starts with <|endoftext|>\n"
+    "               if the tokenizer has it; encoding runs on all threads. --bytes: one\n"
+    "               token per byte (vocabulary 256).\n";
 
 static int run(int argc, char **argv) {
     if (argc < 2) {
         fputs(USAGE, stderr);
         return 1;
     }
-    if (!strcmp(argv[1], "encode-corpus")) return encode_corpus(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "decode")) return cmd_decode(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "encode-corpus")) return cmd_encode_corpus(argc - 1, argv + 1);
     return cli_error("tokenizer: unknown subcommand '%s' (see `kiln tokenizer --help`)", argv[1]);
 }
 
-const KilnCommand CMD_TOKENIZER = {"tokenizer", run, "token shards from text (byte-level for now)", USAGE};
+const KilnCommand CMD_TOKENIZER = {"tokenizer", run, "encode and decode text, make token shards", USAGE};

@@ -1,0 +1,110 @@
+// tiktoken_file.c: tiktoken rank files ("base64-token rank" per line) with the
+// JSON beside them (pat_str, special_tokens), as shared/data/tokenizers has them.
+#include "tokenizer_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int b64_value(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+// Decodes standard base64 (with '=' padding); returns the byte count or -1.
+static int b64_decode(const char *s, size_t n, uint8_t *out, size_t cap) {
+    if (n % 4) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            if (s[i + k] == '=' && i + 4 == n && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else if ((v[k] = b64_value((unsigned char)s[i + k])) < 0 || pad) {
+                return -1;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint8_t bytes[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
+        for (int k = 0; k < 3 - pad; k++) {
+            if (o == cap) return -1;
+            out[o++] = bytes[k];
+        }
+    }
+    return (int)o;
+}
+
+int tiktoken_load(KilnTokenizer *t, const char *path, KilnErr *err) {
+    // the JSON beside the rank file: NAME.tiktoken -> NAME.json
+    char jpath[4096];
+    size_t plen = strlen(path);
+    if (plen + 1 > sizeof jpath) return kiln_fail(err, "%s: path too long", path);
+    snprintf(jpath, sizeof jpath, "%.*s.json", (int)(plen - strlen(".tiktoken")), path);
+    char *jtext, *text;
+    size_t jlen, len;
+    if (kiln_read_file(jpath, &jtext, &jlen, err)) return kiln_wrap(err, "%s needs its pattern and special tokens", path);
+    cJSON *j = cJSON_ParseWithLength(jtext, jlen);
+    free(jtext);
+    cJSON *pat = j ? cJSON_GetObjectItemCaseSensitive(j, "pat_str") : NULL;
+    cJSON *sp = j ? cJSON_GetObjectItemCaseSensitive(j, "special_tokens") : NULL;
+    if (!cJSON_IsString(pat) || (sp && !cJSON_IsObject(sp))) {
+        cJSON_Delete(j);
+        return kiln_fail(err, "%s: expected a JSON object with a string \"pat_str\" and an object \"special_tokens\"", jpath);
+    }
+    if (kiln_read_file(path, &text, &len, err)) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    // first pass: the largest rank, so ids can be laid out
+    long max_id = -1, lines = 0;
+    int rc = 0;
+    for (char *line = text, *end; line < text + len && rc == 0; line = end + 1) {
+        end = memchr(line, '\n', (size_t)(text + len - line));
+        if (!end) end = text + len;
+        lines++;
+        if (end == line) continue;
+        char *space = memchr(line, ' ', (size_t)(end - line));
+        char *num_end;
+        long rank = space ? strtol(space + 1, &num_end, 10) : -1;
+        if (!space || num_end != end || rank < 0 || rank > 100000000)
+            rc = kiln_fail(err, "%s:%ld: expected \"<base64 token> <rank>\"", path, lines);
+        else if (rank > max_id)
+            max_id = rank;
+    }
+    cJSON *s;
+    cJSON_ArrayForEach(s, sp) {
+        if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble > 100000000 || s->valuedouble != (int)s->valuedouble)
+            rc = rc ? rc : kiln_fail(err, "%s: special token '%s' needs a whole-number id", jpath, s->string);
+        else if (s->valuedouble > max_id)
+            max_id = (long)s->valuedouble;
+    }
+    if (rc == 0 && max_id < 255) rc = kiln_fail(err, "%s: %ld ranks cannot cover the 256 bytes", path, max_id + 1);
+    if (rc == 0) rc = tok_init(t, (int)max_id + 1, len, err);
+    lines = 0;
+    for (char *line = text, *end; line < text + len && rc == 0; line = end + 1) {
+        end = memchr(line, '\n', (size_t)(text + len - line));
+        if (!end) end = text + len;
+        lines++;
+        if (end == line) continue;
+        char *space = memchr(line, ' ', (size_t)(end - line));
+        uint8_t tok[1024];
+        int n = b64_decode(line, (size_t)(space - line), tok, sizeof tok);
+        if (n <= 0)
+            rc = kiln_fail(err, "%s:%ld: bad base64 token", path, lines);
+        else if (tok_set_token(t, (int)strtol(space + 1, NULL, 10), tok, n, err))
+            rc = kiln_wrap(err, "%s:%ld", path, lines);
+    }
+    cJSON_ArrayForEach(s, sp) {
+        if (rc == 0 && tok_add_special(t, s->string, (int)s->valuedouble, err)) rc = kiln_wrap(err, "%s", jpath);
+    }
+    if (rc == 0 && tok_finish(t, 1, err)) rc = kiln_wrap(err, "%s", path);
+    if (rc == 0) rc = tok_compile_pattern(t, pat->valuestring, err);
+    free(text);
+    cJSON_Delete(j);
+    return rc;
+}

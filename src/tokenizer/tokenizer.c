@@ -1,0 +1,370 @@
+// tokenizer.c: vocabulary tables, pre-tokenization and the encode/decode drivers.
+#define _GNU_SOURCE  // memmem
+#include "tokenizer_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+static uint64_t bytes_hash(const uint8_t *b, size_t n) {
+    uint64_t h = XXH3_64bits(b, n);
+    return h ? h : 1;  // 0 marks an empty slot
+}
+
+int ids_push(KilnIds *ids, uint32_t id) {
+    if (ids->n == ids->cap) {
+        long cap = ids->cap ? 2 * ids->cap : 256;
+        uint32_t *p = realloc(ids->ids, sizeof(uint32_t) * cap);
+        if (!p) return -1;
+        ids->ids = p;
+        ids->cap = cap;
+    }
+    ids->ids[ids->n++] = id;
+    return 0;
+}
+
+void ids_free(KilnIds *ids) {
+    free(ids->ids);
+    memset(ids, 0, sizeof *ids);
+}
+
+static uint64_t pow2_at_least(uint64_t n) {
+    uint64_t c = 16;
+    while (c < n) c <<= 1;
+    return c;
+}
+
+int tok_init(KilnTokenizer *t, int n_vocab, size_t blob_bytes, KilnErr *err) {
+    memset(t, 0, sizeof *t);
+    t->n_vocab = n_vocab;
+    t->blob_cap = blob_bytes ? blob_bytes : 1;
+    t->blob = malloc(t->blob_cap);
+    t->off = calloc((size_t)n_vocab, sizeof *t->off);
+    t->len = calloc((size_t)n_vocab, sizeof *t->len);
+    if (!t->blob || !t->off || !t->len) return kiln_fail(err, "out of memory for a vocabulary of %d tokens", n_vocab);
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    return 0;
+}
+
+int tok_set_token(KilnTokenizer *t, int id, const uint8_t *bytes, int len, KilnErr *err) {
+    if (id < 0 || id >= t->n_vocab) return kiln_fail(err, "token id %d outside 0..%d", id, t->n_vocab - 1);
+    if (len <= 0) return kiln_fail(err, "token id %d is empty", id);
+    if (t->len[id]) return kiln_fail(err, "token id %d appears twice", id);
+    if (t->blob_used + (uint64_t)len > t->blob_cap) {
+        uint64_t cap = 2 * (t->blob_cap + (uint64_t)len);
+        uint8_t *b = realloc(t->blob, cap);
+        if (!b) return kiln_fail(err, "out of memory");
+        t->blob = b;
+        t->blob_cap = cap;
+    }
+    memcpy(t->blob + t->blob_used, bytes, (size_t)len);
+    t->off[id] = t->blob_used;
+    t->len[id] = (uint32_t)len;
+    t->blob_used += (uint64_t)len;
+    return 0;
+}
+
+int tok_add_special(KilnTokenizer *t, const char *text, int id, KilnErr *err) {
+    int n = t->n_special + 1;
+    char **s = realloc(t->special, sizeof(char *) * n);
+    if (s) t->special = s;
+    int *l = realloc(t->special_len, sizeof(int) * n);
+    if (l) t->special_len = l;
+    int *d = realloc(t->special_id, sizeof(int) * n);
+    if (d) t->special_id = d;
+    if (!s || !l || !d) return kiln_fail(err, "out of memory");
+    size_t len = strlen(text);
+    if (len == 0) return kiln_fail(err, "empty special token (id %d)", id);
+    t->special[t->n_special] = strdup(text);
+    t->special_len[t->n_special] = (int)len;
+    t->special_id[t->n_special] = id;
+    t->n_special = n;
+    if (!t->special[n - 1]) return kiln_fail(err, "out of memory");
+    return tok_set_token(t, id, (const uint8_t *)text, (int)len, err);
+}
+
+static int token_map_put(TokenMap *m, uint64_t h, int32_t id) {
+    for (uint64_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        if (m->hash[i] == 0) {
+            m->hash[i] = h;
+            m->id[i] = id;
+            return 0;
+        }
+    }
+}
+
+int32_t tok_lookup(const KilnTokenizer *t, const uint8_t *bytes, size_t len) {
+    uint64_t h = bytes_hash(bytes, len);
+    const TokenMap *m = &t->tokens;
+    for (uint64_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        if (m->hash[i] == 0) return -1;
+        if (m->hash[i] == h) {
+            int32_t id = m->id[i];
+            if (t->len[id] == len && memcmp(t->blob + t->off[id], bytes, len) == 0) return id;
+        }
+    }
+}
+
+static int pairs_alloc(PairMap *p, uint64_t n, KilnErr *err) {
+    uint64_t cap = pow2_at_least(2 * n + 16);
+    p->key = malloc(cap * sizeof(uint64_t));
+    p->prio = malloc(cap * sizeof(uint32_t));
+    p->id = malloc(cap * sizeof(uint32_t));
+    if (!p->key || !p->prio || !p->id) return kiln_fail(err, "out of memory for the merge table");
+    memset(p->key, 0xff, cap * sizeof(uint64_t));
+    p->mask = cap - 1;
+    return 0;
+}
+
+int tok_add_pair(KilnTokenizer *t, int left, int right, uint32_t prio, int id, KilnErr *err) {
+    PairMap *p = &t->pairs;
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    for (uint64_t i = kiln_hash64(key) & p->mask;; i = (i + 1) & p->mask) {
+        if (p->key[i] == UINT64_MAX) {
+            p->key[i] = key;
+            p->prio[i] = prio;
+            p->id[i] = (uint32_t)id;
+            return 0;
+        }
+        if (p->key[i] == key) {
+            if (prio < p->prio[i]) {  // a merge listed twice keeps its first (best) priority
+                p->prio[i] = prio;
+                p->id[i] = (uint32_t)id;
+            }
+            return 0;
+        }
+    }
+    (void)err;
+}
+
+int tok_finish(KilnTokenizer *t, int pairs_from_ranks, KilnErr *err) {
+    uint64_t cap = pow2_at_least(2 * (uint64_t)t->n_vocab);
+    t->tokens.hash = calloc(cap, sizeof(uint64_t));
+    t->tokens.id = calloc(cap, sizeof(int32_t));
+    t->tokens.mask = cap - 1;
+    if (!t->tokens.hash || !t->tokens.id) return kiln_fail(err, "out of memory");
+    uint64_t npairs = 0;
+    for (int id = 0; id < t->n_vocab; id++) {
+        if (!t->len[id]) continue;
+        int special = 0;
+        for (int s = 0; s < t->n_special; s++) special |= t->special_id[s] == id;
+        if (special) continue;
+        const uint8_t *b = t->blob + t->off[id];
+        if (tok_lookup(t, b, t->len[id]) >= 0)
+            return kiln_fail(err, "token id %d duplicates the bytes of token %d", id, tok_lookup(t, b, t->len[id]));
+        token_map_put(&t->tokens, bytes_hash(b, t->len[id]), id);
+        if (t->len[id] == 1) t->byte_id[b[0]] = id;
+        npairs += t->len[id] - 1;
+    }
+    for (int b = 0; b < 256; b++)
+        if (t->byte_id[b] < 0) return kiln_fail(err, "no token for byte 0x%02x: not a byte-level vocabulary", b);
+    if (pairs_from_ranks) {
+        // tiktoken's rule: any two tokens whose bytes join into a token merge, with
+        // that token's rank (= id) as priority
+        if (pairs_alloc(&t->pairs, npairs, err)) return -1;
+        for (int id = 0; id < t->n_vocab; id++) {
+            if (t->len[id] < 2) continue;
+            int special = 0;
+            for (int s = 0; s < t->n_special; s++) special |= t->special_id[s] == id;
+            if (special) continue;
+            const uint8_t *b = t->blob + t->off[id];
+            for (uint32_t k = 1; k < t->len[id]; k++) {
+                int32_t l = tok_lookup(t, b, k), r = tok_lookup(t, b + k, t->len[id] - k);
+                if (l >= 0 && r >= 0) tok_add_pair(t, l, r, (uint32_t)id, id, err);
+            }
+        }
+        t->whole_piece = 1;
+    }
+    return 0;
+}
+
+int tok_compile_pattern(KilnTokenizer *t, const char *pattern, KilnErr *err) {
+    int code;
+    PCRE2_SIZE at;
+    t->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &at, NULL);
+    if (!t->re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        return kiln_fail(err, "pre-tokenizer pattern: %s at offset %zu", (char *)msg, (size_t)at);
+    }
+    if (pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) != 0)
+        return kiln_fail(err, "pre-tokenizer pattern: PCRE2 JIT compilation failed");
+    t->pattern = strdup(pattern);
+    return t->pattern ? 0 : kiln_fail(err, "out of memory");
+}
+
+static int has_suffix(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+int tokenizer_load(KilnTokenizer **out, const char *path, KilnErr *err) {
+    KilnTokenizer *t = calloc(1, sizeof *t);
+    if (!t) return kiln_fail(err, "out of memory");
+    int rc;
+    if (has_suffix(path, ".tiktoken"))
+        rc = tiktoken_load(t, path, err);
+    else
+        rc = kiln_fail(err, "%s: unknown tokenizer format (expected NAME.tiktoken or tokenizer.json)", path);
+    if (rc) {
+        tokenizer_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+void tokenizer_free(KilnTokenizer *t) {
+    if (!t) return;
+    free(t->blob);
+    free(t->off);
+    free(t->len);
+    free(t->tokens.hash);
+    free(t->tokens.id);
+    free(t->pairs.key);
+    free(t->pairs.prio);
+    free(t->pairs.id);
+    free(t->pattern);
+    if (t->re) pcre2_code_free(t->re);
+    for (int i = 0; i < t->n_special; i++) free(t->special[i]);
+    free(t->special);
+    free(t->special_len);
+    free(t->special_id);
+    free(t);
+}
+
+int tokenizer_vocab_size(const KilnTokenizer *t) { return t->n_vocab; }
+
+const uint8_t *tokenizer_token_bytes(const KilnTokenizer *t, int id, int *len) {
+    if (id < 0 || id >= t->n_vocab || !t->len[id]) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (int)t->len[id];
+    return t->blob + t->off[id];
+}
+
+int tokenizer_special_id(const KilnTokenizer *t, const char *text) {
+    for (int i = 0; i < t->n_special; i++)
+        if (!strcmp(t->special[i], text)) return t->special_id[i];
+    return -1;
+}
+
+// Splits text[0..n) into regex matches and the gaps between them (bytes no
+// alternative matches, i.e. invalid UTF-8) and BPE-encodes each.
+static int encode_ordinary(const KilnTokenizer *t, const uint8_t *text, size_t n, pcre2_match_data *md,
+                           pcre2_match_context *mc, KilnIds *out, KilnErr *err) {
+    size_t pos = 0;
+    while (pos < n) {
+        int rc = pcre2_jit_match(t->re, text, n, pos, 0, md, mc);
+        size_t s = n, e = n;
+        if (rc > 0) {
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+            s = ov[0];
+            e = ov[1];
+        } else if (rc != PCRE2_ERROR_NOMATCH) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            return kiln_fail(err, "pre-tokenizer failed at byte %zu: %s", pos, (char *)msg);
+        }
+        if (s > pos && bpe_encode_piece(t, text + pos, s - pos, out)) return kiln_fail(err, "out of memory");
+        if (e == s && s < n) e = s + 1;  // an empty match: take one byte so the scan moves on
+        if (e > s && bpe_encode_piece(t, text + s, e - s, out)) return kiln_fail(err, "out of memory");
+        pos = e;
+    }
+    return 0;
+}
+
+// The first special token in text[0..n), longest on a tie; -1 if none.
+static int find_special(const KilnTokenizer *t, const uint8_t *text, size_t n, size_t *at) {
+    int best = -1;
+    size_t best_at = n;
+    for (int i = 0; i < t->n_special; i++) {
+        const uint8_t *p = memmem(text, n, t->special[i], (size_t)t->special_len[i]);
+        if (!p) continue;
+        size_t a = (size_t)(p - text);
+        if (a < best_at || (a == best_at && t->special_len[i] > t->special_len[best])) {
+            best = i;
+            best_at = a;
+        }
+    }
+    *at = best_at;
+    return best;
+}
+
+int tokenizer_encode(const KilnTokenizer *t, const char *text, size_t len, KilnSpecialMode mode,
+                     KilnIds *out, KilnErr *err) {
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
+    pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    pcre2_jit_stack *js = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);
+    int rc = 0;
+    if (!md || !mc || !js) {
+        rc = kiln_fail(err, "out of memory");
+    } else {
+        pcre2_jit_stack_assign(mc, NULL, js);
+        const uint8_t *p = (const uint8_t *)text;
+        size_t n = len;
+        while (rc == 0 && n > 0) {
+            size_t at = n;
+            int sp = mode == KILN_SPECIAL_TEXT ? -1 : find_special(t, p, n, &at);
+            if (sp >= 0 && mode == KILN_SPECIAL_ERROR) {
+                rc = kiln_fail(err, "the text contains the special token '%s' at byte %zu (allow special tokens, or encode them as text)",
+                               t->special[sp], (size_t)(p - (const uint8_t *)text) + at);
+                break;
+            }
+            rc = encode_ordinary(t, p, at, md, mc, out, err);
+            if (rc || sp < 0) break;
+            if (ids_push(out, (uint32_t)t->special_id[sp])) rc = kiln_fail(err, "out of memory");
+            p += at + (size_t)t->special_len[sp];
+            n -= at + (size_t)t->special_len[sp];
+        }
+    }
+    if (md) pcre2_match_data_free(md);
+    if (mc) pcre2_match_context_free(mc);
+    if (js) pcre2_jit_stack_free(js);
+    return rc;
+}
+
+int tokenizer_encode_batch(const KilnTokenizer *t, const char *const *texts, const size_t *lens, int n,
+                           KilnSpecialMode mode, KilnIds *out, KilnErr *err) {
+    int failed = -1;
+    KilnErr first;
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < n; i++) {
+        KilnErr e;
+        if (tokenizer_encode(t, texts[i], lens[i], mode, &out[i], &e)) {
+#pragma omp critical
+            if (failed < 0 || i < failed) {
+                failed = i;
+                first = e;
+            }
+        }
+    }
+    if (failed >= 0) {
+        if (err) *err = first;
+        return kiln_wrap(err, "text %d", failed);
+    }
+    return 0;
+}
+
+int tokenizer_decode(const KilnTokenizer *t, const uint32_t *ids, long n, char **out, size_t *out_len,
+                     KilnErr *err) {
+    size_t total = 0;
+    for (long i = 0; i < n; i++) {
+        if (ids[i] >= (uint32_t)t->n_vocab || !t->len[ids[i]])
+            return kiln_fail(err, "id %u at position %ld is not in the vocabulary (%d ids)", ids[i], i, t->n_vocab);
+        total += t->len[ids[i]];
+    }
+    char *buf = malloc(total + 1);
+    if (!buf) return kiln_fail(err, "out of memory decoding %zu bytes", total);
+    size_t at = 0;
+    for (long i = 0; i < n; i++) {
+        memcpy(buf + at, t->blob + t->off[ids[i]], t->len[ids[i]]);
+        at += t->len[ids[i]];
+    }
+    buf[at] = 0;
+    *out = buf;
+    *out_len = at;
+    return 0;
+}

@@ -1,0 +1,59 @@
+// tokenizer_internal.h: the tokenizer's state, shared by the files of src/tokenizer.
+#ifndef KILN_TOKENIZER_INTERNAL_H
+#define KILN_TOKENIZER_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "kiln/tokenizer.h"
+
+#include <pcre2.h>
+
+// bytes -> id, open addressing over a power-of-two table
+typedef struct {
+    uint64_t *hash;  // 0 = empty slot
+    int32_t *id;
+    uint64_t mask;
+} TokenMap;
+
+// (left id, right id) -> (priority, merged id)
+typedef struct {
+    uint64_t *key;   // UINT64_MAX = empty slot
+    uint32_t *prio;
+    uint32_t *id;
+    uint64_t mask;
+} PairMap;
+
+struct KilnTokenizer {
+    int n_vocab;              // largest id + 1
+    uint8_t *blob;            // token bytes, back to back
+    uint64_t blob_used, blob_cap;
+    uint64_t *off;            // per id: offset into blob
+    uint32_t *len;            // per id: byte length, 0 = unused id
+    TokenMap tokens;          // ordinary tokens only (not specials)
+    PairMap pairs;
+    int32_t byte_id[256];     // the token of each single byte
+    int whole_piece;          // a piece that is a token is taken whole (tiktoken)
+    char *pattern;
+    pcre2_code *re;
+    int n_special;
+    char **special;           // special-token texts
+    int *special_len;
+    int *special_id;
+};
+
+// Builders used by the file loaders.
+int tok_init(KilnTokenizer *t, int n_vocab, size_t blob_bytes, KilnErr *err);
+int tok_set_token(KilnTokenizer *t, int id, const uint8_t *bytes, int len, KilnErr *err);
+int tok_add_special(KilnTokenizer *t, const char *text, int id, KilnErr *err);
+int tok_add_pair(KilnTokenizer *t, int left, int right, uint32_t prio, int id, KilnErr *err);
+// After every token is set: the bytes map, single-byte ids, (for rank files) pairs.
+int tok_finish(KilnTokenizer *t, int pairs_from_ranks, KilnErr *err);
+int tok_compile_pattern(KilnTokenizer *t, const char *pattern, KilnErr *err);
+int32_t tok_lookup(const KilnTokenizer *t, const uint8_t *bytes, size_t len);
+
+// BPE of one piece, appending ids to out.
+int bpe_encode_piece(const KilnTokenizer *t, const uint8_t *p, size_t n, KilnIds *out);
+
+
+int tiktoken_load(KilnTokenizer *t, const char *path, KilnErr *err);
+
+#endif
