@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct KilnTokenizer KilnTokenizer;
 
@@ -54,5 +55,23 @@ int tokenizer_encode_batch(const KilnTokenizer *tok, const char *const *texts, c
 // Appends the bytes of ids to a malloc'd buffer; fails only on an id outside the vocabulary.
 int tokenizer_decode(const KilnTokenizer *tok, const uint32_t *ids, long n, char **out,
                      size_t *out_len, KilnErr *err);
+
+// ---- training ----
+typedef struct {
+    int vocab_size;               // total ids: 256 bytes + merges + specials
+    const char *pattern;          // pre-tokenizer regex (see tokenizer_pattern_by_name)
+    const char *const *specials;  // special tokens, given the last ids
+    int n_special;
+    long long min_frequency;      // a pair must occur at least this often to merge
+    const char *text_field;       // JSONL field holding the text (default "text")
+    FILE *log;                    // progress lines, or NULL
+} KilnBpeTrainOptions;
+
+// Trains a byte-level BPE on text files (each one document) and .jsonl files
+// (one document per line). Deterministic: the same input gives the same tokenizer.
+int tokenizer_train(KilnTokenizer **tok, const char *const *files, int nfiles,
+                    const KilnBpeTrainOptions *opt, KilnErr *err);
+// The pre-tokenizer regex of "gpt2", "cl100k" or "o200k"; NULL for other names.
+const char *tokenizer_pattern_by_name(const char *name);
 
 #endif

@@ -29,7 +29,11 @@ static int read_input(const char *path, char **data, size_t *len, KilnErr *err) 
 }
 
 typedef struct {
-    const char *tok_path, *input, *output;
+    const char *tok_path, *input, *output, *pattern;
+    int vocab_size;
+    long long min_frequency;
+    const char **specials;
+    int n_special;
     KilnSpecialMode mode;
     int json, bytes;
     double val_fraction;
@@ -44,6 +48,9 @@ static int parse_args(int argc, char **argv, Args *a) {
     a->val_fraction = 0.1;
     a->field = "text";
     a->files = calloc((size_t)argc + 1, sizeof *a->files);
+    a->specials = calloc((size_t)argc + 1, sizeof *a->specials);
+    a->pattern = "gpt2";
+    a->min_frequency = 2;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         int more = i + 1 < argc;
@@ -51,6 +58,18 @@ static int parse_args(int argc, char **argv, Args *a) {
             a->tok_path = argv[++i];
         } else if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && more) {
             a->output = argv[++i];
+        } else if (!strcmp(o, "--vocab-size") && more) {
+            char *end;
+            a->vocab_size = (int)strtol(argv[++i], &end, 10);
+            if (*end || a->vocab_size <= 0) return cli_error("--vocab-size wants a positive integer, got '%s'", argv[i]);
+        } else if (!strcmp(o, "--min-frequency") && more) {
+            char *end;
+            a->min_frequency = strtoll(argv[++i], &end, 10);
+            if (*end || a->min_frequency < 0) return cli_error("--min-frequency wants a count, got '%s'", argv[i]);
+        } else if (!strcmp(o, "--pattern") && more) {
+            a->pattern = argv[++i];
+        } else if (!strcmp(o, "--special") && more) {
+            a->specials[a->n_special++] = argv[++i];
         } else if (!strcmp(o, "--field") && more) {
             a->field = argv[++i];
         } else if (!strcmp(o, "--val-fraction") && more) {
@@ -238,14 +257,90 @@ static int cmd_encode_corpus(int argc, char **argv) {
     return rc;
 }
 
+// The figures one compares tokenizers by, per input file.
+static int cmd_stats(int argc, char **argv) {
+    Args a;
+    KilnTokenizer *tok;
+    KilnErr err;
+    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
+    if (!a.nfiles) return cli_error("stats: no input files");
+    int V = tokenizer_vocab_size(tok);
+    uint8_t *used_all = calloc((size_t)V, 1);
+    if (a.json) printf("[");
+    else printf("%-40s %12s %11s %11s %9s %10s %10s\n", "source", "bytes", "tokens", "bytes/tok", "tok/word", "split-utf8", "vocab use");
+    for (int f = 0; f < a.nfiles; f++) {
+        Docs docs = {0};
+        if (read_docs(a.files[f], a.field, &docs, &err)) return cli_error("%s", err.msg);
+        uint8_t *used = calloc((size_t)V, 1);
+        long long bytes = 0, tokens = 0, words = 0, split = 0, distinct = 0;
+        for (int d = 0; d < docs.n; d++) {
+            KilnIds ids = {0};
+            if (tokenizer_encode(tok, docs.text[d], docs.len[d], KILN_SPECIAL_TEXT, &ids, &err))
+                return cli_error("%s: %s", a.files[f], err.msg);
+            bytes += (long long)docs.len[d];
+            tokens += ids.n;
+            for (size_t i = 0; i < docs.len[d]; i++)  // words: runs of non-space bytes
+                words += !isspace((unsigned char)docs.text[d][i]) && (i == 0 || isspace((unsigned char)docs.text[d][i - 1]));
+            for (long i = 0; i < ids.n; i++) {
+                int len;
+                const uint8_t *b = tokenizer_token_bytes(tok, (int)ids.ids[i], &len);
+                // a token that is not whole UTF-8 characters: byte-level fallback
+                int lead = b[0] < 0x80 || b[0] >= 0xC0, bad = !lead;
+                for (int k = 0, need = 0; k < len && !bad; k++) {
+                    uint8_t c = b[k];
+                    if (need) { bad = (c & 0xC0) != 0x80; need--; }
+                    else need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+                    if (k == len - 1 && need) bad = 1;
+                }
+                split += bad;
+                if (!used[ids.ids[i]]) { used[ids.ids[i]] = 1; distinct++; }
+                used_all[ids.ids[i]] = 1;
+            }
+            ids_free(&ids);
+            free(docs.text[d]);
+        }
+        free(docs.text);
+        free(docs.len);
+        free(used);
+        double bpt = tokens ? (double)bytes / tokens : 0, fert = words ? (double)tokens / words : 0;
+        double sr = tokens ? (double)split / tokens : 0, use = (double)distinct / V;
+        if (a.json)
+            printf("%s{\"source\": \"%s\", \"bytes\": %lld, \"tokens\": %lld, \"words\": %lld, \"bytes_per_token\": %.4f, "
+                   "\"tokens_per_word\": %.4f, \"split_utf8_rate\": %.6f, \"distinct_tokens\": %lld, \"vocab_use\": %.6f}",
+                   f ? ", " : "", a.files[f], bytes, tokens, words, bpt, fert, sr, distinct, use);
+        else
+        {
+            size_t n = strlen(a.files[f]);  // long paths: keep their end
+            printf("%s%-*s %12lld %11lld %11.3f %9.3f %9.4f%% %9.2f%%\n", n > 40 ? "..." : "", n > 40 ? 37 : 40,
+                   n > 40 ? a.files[f] + n - 37 : a.files[f], bytes, tokens, bpt, fert, 100 * sr, 100 * use);
+        }
+    }
+    long long all = 0;
+    for (int i = 0; i < V; i++) all += used_all[i];
+    if (a.json) printf("]\n");
+    else printf("all sources use %lld of %d tokens (%.2f%%)\n", all, V, 100.0 * all / V);
+    free(used_all);
+    tokenizer_free(tok);
+    return 0;
+}
+
 static const char USAGE[] =
-    "usage: kiln tokenizer encode -t TOK [--json] [--allow-special | --special-as-text] [FILE|-]\n"
+    "usage: kiln tokenizer train --vocab-size N --output TOK.json [--pattern gpt2|cl100k|o200k|REGEX]\n"
+    "                             [--special TOKEN]... [--min-frequency K] [--field NAME] INPUT...\n"
+    "       kiln tokenizer encode -t TOK [--json] [--allow-special | --special-as-text] [FILE|-]\n"
     "       kiln tokenizer decode -t TOK [FILE|-]\n"
     "       kiln tokenizer encode-corpus (-t TOK | --bytes) -o DIR [--val-fraction F] [--field NAME] FILE...\n"
+    "       kiln tokenizer stats -t TOK [--json] [--field NAME] FILE...\n"
     "\n"
-    "TOK is a tiktoken rank file (NAME.tiktoken, with NAME.json beside it holding\n"
-    "pat_str and special_tokens, as ../shared/data/tokenizers has them).\n"
+    "TOK is a Hugging Face tokenizer.json, or a tiktoken rank file (NAME.tiktoken,\n"
+    "with NAME.json beside it holding pat_str and special_tokens, as\n"
+    "../shared/data/tokenizers has them).\n"
     "\n"
+    "train          trains a byte-level BPE (ids 0-255 the bytes, then merges, then the\n"
+    "               --special tokens) on text files (each a document) and .jsonl files\n"
+    "               (one document per line, field --field, default \"text\"); counts on all\n"
+    "               threads; pairs seen fewer than --min-frequency times (default 2) never\n"
+    "               merge. Writes a tokenizer.json that HF tokenizers loads.\n"
     "encode         prints the ids of a file (or stdin), space separated or as a JSON\n"
     "               array. Special-token text is an error unless --allow-special\n"
     "               (it becomes the special id) or --special-as-text (ordinary text).\n"
@@ -255,13 +350,17 @@ static const char USAGE[] =
     "               .bin): DIR/train_000000.bin and DIR/val_000000.bin (the last F of the\n"
     "               tokens, default 0.1). With -t, each document starts with <|endoftext|>\n"
     "               if the tokenizer has it; encoding runs on all threads. --bytes: one\n"
-    "               token per byte (vocabulary 256).\n";
+    "               token per byte (vocabulary 256).\n"
+    "stats          per input: bytes, tokens, bytes per token, tokens per word (fertility),\n"
+    "               the share of tokens that split a UTF-8 character (byte fallback) and\n"
+    "               the share of the vocabulary used.\n";
 
 static int run(int argc, char **argv) {
     if (argc < 2) {
         fputs(USAGE, stderr);
         return 1;
     }
+    if (!strcmp(argv[1], "stats")) return cmd_stats(argc - 1, argv + 1);
     if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(argv[1], "decode")) return cmd_decode(argc - 1, argv + 1);
     if (!strcmp(argv[1], "encode-corpus")) return cmd_encode_corpus(argc - 1, argv + 1);

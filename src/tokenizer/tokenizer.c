@@ -105,7 +105,7 @@ int32_t tok_lookup(const KilnTokenizer *t, const uint8_t *bytes, size_t len) {
     }
 }
 
-static int pairs_alloc(PairMap *p, uint64_t n, KilnErr *err) {
+int tok_alloc_pairs(PairMap *p, uint64_t n, KilnErr *err) {
     uint64_t cap = pow2_at_least(2 * n + 16);
     p->key = malloc(cap * sizeof(uint64_t));
     p->prio = malloc(cap * sizeof(uint32_t));
@@ -161,7 +161,7 @@ int tok_finish(KilnTokenizer *t, int pairs_from_ranks, KilnErr *err) {
     if (pairs_from_ranks) {
         // tiktoken's rule: any two tokens whose bytes join into a token merge, with
         // that token's rank (= id) as priority
-        if (pairs_alloc(&t->pairs, npairs, err)) return -1;
+        if (tok_alloc_pairs(&t->pairs, npairs, err)) return -1;
         for (int id = 0; id < t->n_vocab; id++) {
             if (t->len[id] < 2) continue;
             int special = 0;

@@ -44,6 +44,8 @@ struct KilnTokenizer {
 int tok_init(KilnTokenizer *t, int n_vocab, size_t blob_bytes, KilnErr *err);
 int tok_set_token(KilnTokenizer *t, int id, const uint8_t *bytes, int len, KilnErr *err);
 int tok_add_special(KilnTokenizer *t, const char *text, int id, KilnErr *err);
+// Sizes the pair table for about n pairs; call before tok_add_pair.
+int tok_alloc_pairs(PairMap *p, uint64_t n, KilnErr *err);
 int tok_add_pair(KilnTokenizer *t, int left, int right, uint32_t prio, int id, KilnErr *err);
 // After every token is set: the bytes map, single-byte ids, (for rank files) pairs.
 int tok_finish(KilnTokenizer *t, int pairs_from_ranks, KilnErr *err);
