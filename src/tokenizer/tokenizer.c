@@ -252,15 +252,15 @@ int tokenizer_special_id(const KilnTokenizer *t, const char *text) {
 }
 
 // Splits text[0..n) into regex matches and the gaps between them (bytes no
-// alternative matches, i.e. invalid UTF-8) and BPE-encodes each.
-static int encode_ordinary(const KilnTokenizer *t, const uint8_t *text, size_t n, pcre2_match_data *md,
-                           pcre2_match_context *mc, KilnIds *out, KilnErr *err) {
+// alternative matches, i.e. invalid UTF-8) and hands each piece to fn.
+int tok_split(const pcre2_code *re, const uint8_t *text, size_t n, TokScratch *sc,
+              int (*fn)(void *ctx, const uint8_t *piece, size_t len), void *ctx, KilnErr *err) {
     size_t pos = 0;
     while (pos < n) {
-        int rc = pcre2_jit_match(t->re, text, n, pos, 0, md, mc);
+        int rc = pcre2_jit_match(re, text, n, pos, 0, sc->md, sc->mc);
         size_t s = n, e = n;
         if (rc > 0) {
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);
             s = ov[0];
             e = ov[1];
         } else if (rc != PCRE2_ERROR_NOMATCH) {
@@ -268,12 +268,22 @@ static int encode_ordinary(const KilnTokenizer *t, const uint8_t *text, size_t n
             pcre2_get_error_message(rc, msg, sizeof msg);
             return kiln_fail(err, "pre-tokenizer failed at byte %zu: %s", pos, (char *)msg);
         }
-        if (s > pos && bpe_encode_piece(t, text + pos, s - pos, out)) return kiln_fail(err, "out of memory");
+        if (s > pos && fn(ctx, text + pos, s - pos)) return kiln_fail(err, "out of memory");
         if (e == s && s < n) e = s + 1;  // an empty match: take one byte so the scan moves on
-        if (e > s && bpe_encode_piece(t, text + s, e - s, out)) return kiln_fail(err, "out of memory");
+        if (e > s && fn(ctx, text + s, e - s)) return kiln_fail(err, "out of memory");
         pos = e;
     }
     return 0;
+}
+
+typedef struct {
+    const KilnTokenizer *t;
+    KilnIds *out;
+} EncodeCtx;
+
+static int encode_piece(void *ctx, const uint8_t *piece, size_t len) {
+    EncodeCtx *c = ctx;
+    return bpe_encode_piece(c->t, piece, len, c->out);
 }
 
 // The first special token in text[0..n), longest on a tie; -1 if none.
@@ -293,53 +303,75 @@ static int find_special(const KilnTokenizer *t, const uint8_t *text, size_t n, s
     return best;
 }
 
+void tok_scratch_free(TokScratch *s) {
+    if (s->md) pcre2_match_data_free(s->md);
+    if (s->mc) pcre2_match_context_free(s->mc);
+    if (s->js) pcre2_jit_stack_free(s->js);
+    memset(s, 0, sizeof *s);
+}
+
+int tok_scratch_init(TokScratch *s, const pcre2_code *re) {
+    s->md = pcre2_match_data_create_from_pattern(re, NULL);
+    s->mc = pcre2_match_context_create(NULL);
+    s->js = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);  // long whitespace runs need depth
+    if (!s->md || !s->mc || !s->js) {
+        tok_scratch_free(s);
+        return -1;
+    }
+    pcre2_jit_stack_assign(s->mc, NULL, s->js);
+    return 0;
+}
+
+static int encode_with(const KilnTokenizer *t, TokScratch *sc, const char *text, size_t len, KilnSpecialMode mode,
+                       KilnIds *out, KilnErr *err) {
+    const uint8_t *p = (const uint8_t *)text;
+    size_t n = len;
+    while (n > 0) {
+        size_t at = n;
+        int sp = mode == KILN_SPECIAL_TEXT ? -1 : find_special(t, p, n, &at);
+        if (sp >= 0 && mode == KILN_SPECIAL_ERROR)
+            return kiln_fail(err, "the text contains the special token '%s' at byte %zu (allow special tokens, or encode them as text)",
+                             t->special[sp], (size_t)(p - (const uint8_t *)text) + at);
+        EncodeCtx ctx = {t, out};
+        if (tok_split(t->re, p, at, sc, encode_piece, &ctx, err)) return -1;
+        if (sp < 0) break;
+        if (ids_push(out, (uint32_t)t->special_id[sp])) return kiln_fail(err, "out of memory");
+        p += at + (size_t)t->special_len[sp];
+        n -= at + (size_t)t->special_len[sp];
+    }
+    return 0;
+}
+
 int tokenizer_encode(const KilnTokenizer *t, const char *text, size_t len, KilnSpecialMode mode,
                      KilnIds *out, KilnErr *err) {
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
-    pcre2_match_context *mc = pcre2_match_context_create(NULL);
-    pcre2_jit_stack *js = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);
-    int rc = 0;
-    if (!md || !mc || !js) {
-        rc = kiln_fail(err, "out of memory");
-    } else {
-        pcre2_jit_stack_assign(mc, NULL, js);
-        const uint8_t *p = (const uint8_t *)text;
-        size_t n = len;
-        while (rc == 0 && n > 0) {
-            size_t at = n;
-            int sp = mode == KILN_SPECIAL_TEXT ? -1 : find_special(t, p, n, &at);
-            if (sp >= 0 && mode == KILN_SPECIAL_ERROR) {
-                rc = kiln_fail(err, "the text contains the special token '%s' at byte %zu (allow special tokens, or encode them as text)",
-                               t->special[sp], (size_t)(p - (const uint8_t *)text) + at);
-                break;
-            }
-            rc = encode_ordinary(t, p, at, md, mc, out, err);
-            if (rc || sp < 0) break;
-            if (ids_push(out, (uint32_t)t->special_id[sp])) rc = kiln_fail(err, "out of memory");
-            p += at + (size_t)t->special_len[sp];
-            n -= at + (size_t)t->special_len[sp];
-        }
-    }
-    if (md) pcre2_match_data_free(md);
-    if (mc) pcre2_match_context_free(mc);
-    if (js) pcre2_jit_stack_free(js);
+    TokScratch sc = {0};
+    if (tok_scratch_init(&sc, t->re)) return kiln_fail(err, "out of memory");
+    int rc = encode_with(t, &sc, text, len, mode, out, err);
+    tok_scratch_free(&sc);
     return rc;
 }
 
 int tokenizer_encode_batch(const KilnTokenizer *t, const char *const *texts, const size_t *lens, int n,
                            KilnSpecialMode mode, KilnIds *out, KilnErr *err) {
     int failed = -1;
-    KilnErr first;
-#pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < n; i++) {
-        KilnErr e;
-        if (tokenizer_encode(t, texts[i], lens[i], mode, &out[i], &e)) {
+    KilnErr first = {{0}};
+#pragma omp parallel
+    {
+        TokScratch sc = {0};
+        int ok = tok_scratch_init(&sc, t->re) == 0;
+#pragma omp for schedule(dynamic)
+        for (int i = 0; i < n; i++) {
+            KilnErr e;
+            if (!ok) snprintf(e.msg, sizeof e.msg, "out of memory");
+            if (!ok || encode_with(t, &sc, texts[i], lens[i], mode, &out[i], &e)) {
 #pragma omp critical
-            if (failed < 0 || i < failed) {
-                failed = i;
-                first = e;
+                if (failed < 0 || i < failed) {
+                    failed = i;
+                    first = e;
+                }
             }
         }
+        if (ok) tok_scratch_free(&sc);
     }
     if (failed >= 0) {
         if (err) *err = first;

@@ -52,6 +52,20 @@ int tok_finish(KilnTokenizer *t, int pairs_from_ranks, KilnErr *err);
 int tok_compile_pattern(KilnTokenizer *t, const char *pattern, KilnErr *err);
 int32_t tok_lookup(const KilnTokenizer *t, const uint8_t *bytes, size_t len);
 
+// Matching state for one thread, reused across texts (creating it costs more
+// than encoding a short document).
+typedef struct {
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+    pcre2_jit_stack *js;
+} TokScratch;
+int tok_scratch_init(TokScratch *s, const pcre2_code *re);
+void tok_scratch_free(TokScratch *s);
+// Pre-tokenizes text: each regex match, and each run of bytes between matches
+// (invalid UTF-8), goes to fn in order. fn returns non-zero only when out of memory.
+int tok_split(const pcre2_code *re, const uint8_t *text, size_t n, TokScratch *sc,
+              int (*fn)(void *ctx, const uint8_t *piece, size_t len), void *ctx, KilnErr *err);
+
 // BPE of one piece, appending ids to out.
 int bpe_encode_piece(const KilnTokenizer *t, const uint8_t *p, size_t n, KilnIds *out);
 

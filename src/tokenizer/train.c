@@ -109,26 +109,8 @@ static uint64_t piece_hash(const uint8_t *p, size_t n) {
     return h ? h : 1;
 }
 
-// Pre-tokenizes text[0..n) and counts its pieces (and the gaps the pattern skips).
-static int count_text(const pcre2_code *re, const uint8_t *text, size_t n, pcre2_match_data *md,
-                      pcre2_match_context *mc, PieceMap *m) {
-    size_t pos = 0;
-    while (pos < n) {
-        int rc = pcre2_jit_match(re, text, n, pos, 0, md, mc);
-        size_t s = n, e = n;
-        if (rc > 0) {
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-            s = ov[0];
-            e = ov[1];
-        } else if (rc != PCRE2_ERROR_NOMATCH) {
-            return -1;
-        }
-        if (s > pos && piecemap_add(m, text + pos, (uint32_t)(s - pos), piece_hash(text + pos, s - pos), 1)) return -1;
-        if (e == s && s < n) e = s + 1;
-        if (e > s && piecemap_add(m, text + s, (uint32_t)(e - s), piece_hash(text + s, e - s), 1)) return -1;
-        pos = e;
-    }
-    return 0;
+static int count_piece(void *ctx, const uint8_t *p, size_t n) {
+    return piecemap_add(ctx, p, (uint32_t)n, piece_hash(p, n), 1);
 }
 
 // ---- reading the corpus in batches of segments ----
@@ -167,28 +149,31 @@ enum { BATCH_BYTES = 64 << 20, SEGMENT_BYTES = 1 << 20 };
 // Counts one batch on all threads into the per-thread maps.
 static int count_batch(const KilnTokenizer *t, Batch *b, PieceMap *maps, KilnErr *err) {
     int failed = 0;
+    KilnErr first = {{0}};
 #pragma omp parallel
     {
-        int tid = omp_get_thread_num();
-        pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
-        pcre2_match_context *mc = pcre2_match_context_create(NULL);
-        pcre2_jit_stack *js = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);
-        if (!md || !mc || !js) {
-            failed = 1;
-        } else {
-            pcre2_jit_stack_assign(mc, NULL, js);
+        PieceMap *m = &maps[omp_get_thread_num()];
+        TokScratch sc = {0};
+        int ok = tok_scratch_init(&sc, t->re) == 0;
+        if (!ok) failed = 1;
 #pragma omp for schedule(dynamic)
-            for (int s = 0; s < b->nseg; s++)
-                if (!failed && count_text(t->re, (const uint8_t *)b->buf + b->seg_off[s], b->seg_len[s], md, mc, &maps[tid]))
+        for (int s = 0; s < b->nseg; s++) {
+            KilnErr e;
+            if (ok && !failed && tok_split(t->re, (const uint8_t *)b->buf + b->seg_off[s], b->seg_len[s], &sc, count_piece, m, &e)) {
+#pragma omp critical
+                {
                     failed = 1;
+                    first = e;
+                }
+            }
         }
-        if (md) pcre2_match_data_free(md);
-        if (mc) pcre2_match_context_free(mc);
-        if (js) pcre2_jit_stack_free(js);
+        if (ok) tok_scratch_free(&sc);
     }
     b->used = 0;
     b->nseg = 0;
-    return failed ? kiln_fail(err, "counting failed (out of memory or a pre-tokenizer error)") : 0;
+    if (!failed) return 0;
+    if (err) *err = first;
+    return first.msg[0] ? kiln_wrap(err, "counting") : kiln_fail(err, "out of memory");
 }
 
 static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
