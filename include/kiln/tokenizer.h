@@ -25,6 +25,12 @@ typedef struct KilnTokenizer KilnTokenizer;
 // chosen by the file's extension.
 int tokenizer_load(KilnTokenizer **tok, const char *path, KilnErr *err);
 void tokenizer_free(KilnTokenizer *tok);
+// Writes tok as a Hugging Face tokenizer.json (byte-level BPE) that HF tokenizers
+// loads and encodes with exactly as kiln does; same tokenizer, same bytes.
+// Written atomically. Tokenizers from tiktoken rank files get one merge per
+// token (the last merge of BPE on its bytes) and ignore_merges, HF's form of
+// tiktoken's whole-token rule.
+int tokenizer_save_json(const KilnTokenizer *tok, const char *path, KilnErr *err);
 
 int tokenizer_vocab_size(const KilnTokenizer *tok);  // largest id + 1
 // The bytes of an id (NULL and *len = 0 for an unused id).

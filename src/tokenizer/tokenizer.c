@@ -205,6 +205,8 @@ int tokenizer_load(KilnTokenizer **out, const char *path, KilnErr *err) {
     int rc;
     if (has_suffix(path, ".tiktoken"))
         rc = tiktoken_load(t, path, err);
+    else if (has_suffix(path, ".json"))  // a tiktoken sidecar passed by mistake is named in the error
+        rc = hf_json_load(t, path, err);
     else
         rc = kiln_fail(err, "%s: unknown tokenizer format (expected NAME.tiktoken or tokenizer.json)", path);
     if (rc) {

@@ -71,5 +71,7 @@ int bpe_encode_piece(const KilnTokenizer *t, const uint8_t *p, size_t n, KilnIds
 
 
 int tiktoken_load(KilnTokenizer *t, const char *path, KilnErr *err);
+// A Hugging Face tokenizer.json holding a byte-level BPE (hf_json.c).
+int hf_json_load(KilnTokenizer *t, const char *path, KilnErr *err);
 
 #endif
