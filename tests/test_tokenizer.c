@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,6 +162,35 @@ static void test_bad_files(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+// A pattern that can match empty: the text between non-empty matches is one piece
+// (as HF's Split and tiktoken's find_iter), never cut inside a character.
+static void test_empty_matches(void **state) {
+    char tmp[] = "/tmp/kiln_tok_XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    char p[1400], j[256];
+    char abs[1024];
+    assert_non_null(realpath(dir, abs));
+    snprintf(p, sizeof p, "ln -s %s/gpt2.tiktoken %s/x.tiktoken", abs, tmp);
+    assert_int_equal(system(p), 0);
+    snprintf(j, sizeof j, "%s/x.json", tmp);
+    FILE *f = fopen(j, "w");
+    fputs("{\"pat_str\": \"a*\", \"special_tokens\": {}}", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/x.tiktoken", tmp);
+    KilnTokenizer *t;
+    KilnErr err;
+    if (tokenizer_load(&t, p, &err)) fail_msg("%s", err.msg);
+    KilnIds ids = {0};
+    assert_int_equal(tokenizer_encode(t, "\xc3\xa9""a", 3, KILN_SPECIAL_ERROR, &ids, &err), 0);
+    assert_int_equal(ids.n, 2);  // HF tokenizers: [2634, 64] ("é", "a")
+    assert_int_equal(ids.ids[0], 2634);
+    assert_int_equal(ids.ids[1], 64);
+    ids_free(&ids);
+    tokenizer_free(t);
+    snprintf(p, sizeof p, "rm -rf %s", tmp);
+    assert_int_equal(system(p), 0);
+}
+
 int main(int argc, char **argv) {
     const char *repo = argc > 1 ? argv[1] : ".";
     snprintf(dir, sizeof dir, "%s/../shared/data/tokenizers", repo);
@@ -173,6 +203,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_special_modes),
         cmocka_unit_test(test_roundtrip_random_bytes),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_empty_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

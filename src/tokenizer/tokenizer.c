@@ -253,28 +253,42 @@ int tokenizer_special_id(const KilnTokenizer *t, const char *text) {
     return -1;
 }
 
-// Splits text[0..n) into regex matches and the gaps between them (bytes no
-// alternative matches, i.e. invalid UTF-8) and hands each piece to fn.
+// Bytes in the UTF-8 character at p (1 for an invalid or truncated sequence).
+static size_t utf8_step(const uint8_t *p, size_t n) {
+    size_t len = p[0] < 0x80 ? 1 : p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC0 ? 2 : 1;
+    if (len > n) return 1;
+    for (size_t k = 1; k < len; k++)
+        if ((p[k] & 0xC0) != 0x80) return 1;
+    return len;
+}
+
+// Splits text[0..n) as HF's Split(Isolated) and tiktoken do: each non-empty
+// regex match is a piece, and so is each run of text between matches (invalid
+// UTF-8, or what a pattern that can match empty skips). An empty match moves the
+// search on by one character without cutting the text there.
 int tok_split(const pcre2_code *re, const uint8_t *text, size_t n, TokScratch *sc,
               int (*fn)(void *ctx, const uint8_t *piece, size_t len), void *ctx, KilnErr *err) {
-    size_t pos = 0;
-    while (pos < n) {
-        int rc = pcre2_jit_match(re, text, n, pos, 0, sc->md, sc->mc);
-        size_t s = n, e = n;
-        if (rc > 0) {
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);
-            s = ov[0];
-            e = ov[1];
-        } else if (rc != PCRE2_ERROR_NOMATCH) {
+    size_t gap = 0, search = 0;  // start of unmatched text; where the next search starts
+    while (search < n) {
+        int rc = pcre2_jit_match(re, text, n, search, 0, sc->md, sc->mc);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(rc, msg, sizeof msg);
-            return kiln_fail(err, "pre-tokenizer failed at byte %zu: %s", pos, (char *)msg);
+            return kiln_fail(err, "pre-tokenizer failed at byte %zu: %s", search, (char *)msg);
         }
-        if (s > pos && fn(ctx, text + pos, s - pos)) return kiln_fail(err, "out of memory");
-        if (e == s && s < n) e = s + 1;  // an empty match: take one byte so the scan moves on
-        if (e > s && fn(ctx, text + s, e - s)) return kiln_fail(err, "out of memory");
-        pos = e;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);
+        size_t s = ov[0], e = ov[1];
+        if (e == s) {
+            if (s >= n) break;
+            search = s + utf8_step(text + s, n - s);
+            continue;
+        }
+        if (s > gap && fn(ctx, text + gap, s - gap)) return kiln_fail(err, "out of memory");
+        if (fn(ctx, text + s, e - s)) return kiln_fail(err, "out of memory");
+        gap = search = e;
     }
+    if (gap < n && fn(ctx, text + gap, n - gap)) return kiln_fail(err, "out of memory");
     return 0;
 }
 
