@@ -257,6 +257,28 @@ static int cmd_encode_corpus(int argc, char **argv) {
     return rc;
 }
 
+static int cmd_train(int argc, char **argv) {
+    Args a;
+    KilnErr err;
+    if (parse_args(argc, argv, &a)) return 1;
+    if (!a.output) return cli_error("train: --output FILE.json is required");
+    if (!a.vocab_size) return cli_error("train: --vocab-size N is required");
+    if (!a.nfiles) return cli_error("train: no input files");
+    const char *pattern = tokenizer_pattern_by_name(a.pattern);
+    if (!pattern) {
+        if (!strcmp(a.pattern, "gpt2") || !strcmp(a.pattern, "cl100k") || !strcmp(a.pattern, "o200k"))
+            return cli_error("train: unknown pattern '%s'", a.pattern);
+        pattern = a.pattern;  // anything else is a regex of its own
+    }
+    KilnBpeTrainOptions o = {a.vocab_size, pattern, a.specials, a.n_special, a.min_frequency, a.field, stderr};
+    KilnTokenizer *tok;
+    if (tokenizer_train(&tok, (const char *const *)a.files, a.nfiles, &o, &err)) return cli_error("train: %s", err.msg);
+    if (tokenizer_save_json(tok, a.output, &err)) return cli_error("%s", err.msg);
+    fprintf(stderr, "wrote %s (%d tokens)\n", a.output, tokenizer_vocab_size(tok));
+    tokenizer_free(tok);
+    return 0;
+}
+
 // The figures one compares tokenizers by, per input file.
 static int cmd_stats(int argc, char **argv) {
     Args a;
@@ -360,6 +382,7 @@ static int run(int argc, char **argv) {
         fputs(USAGE, stderr);
         return 1;
     }
+    if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "stats")) return cmd_stats(argc - 1, argv + 1);
     if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(argv[1], "decode")) return cmd_decode(argc - 1, argv + 1);
