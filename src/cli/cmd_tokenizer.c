@@ -279,6 +279,19 @@ static int cmd_train(int argc, char **argv) {
     return 0;
 }
 
+// Rewrites any tokenizer kiln reads as a tokenizer.json (e.g. tiktoken -> HF).
+static int cmd_convert(int argc, char **argv) {
+    Args a;
+    KilnTokenizer *tok;
+    KilnErr err;
+    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
+    if (!a.output) return cli_error("convert: -o FILE.json is required");
+    if (tokenizer_save_json(tok, a.output, &err)) return cli_error("%s", err.msg);
+    fprintf(stderr, "wrote %s (%d tokens)\n", a.output, tokenizer_vocab_size(tok));
+    tokenizer_free(tok);
+    return 0;
+}
+
 // The figures one compares tokenizers by, per input file.
 static int cmd_stats(int argc, char **argv) {
     Args a;
@@ -353,6 +366,7 @@ static const char USAGE[] =
     "       kiln tokenizer decode -t TOK [FILE|-]\n"
     "       kiln tokenizer encode-corpus (-t TOK | --bytes) -o DIR [--val-fraction F] [--field NAME] FILE...\n"
     "       kiln tokenizer stats -t TOK [--json] [--field NAME] FILE...\n"
+    "       kiln tokenizer convert -t TOK -o OUT.json\n"
     "\n"
     "TOK is a Hugging Face tokenizer.json, or a tiktoken rank file (NAME.tiktoken,\n"
     "with NAME.json beside it holding pat_str and special_tokens, as\n"
@@ -373,6 +387,8 @@ static const char USAGE[] =
     "               tokens, default 0.1). With -t, each document starts with <|endoftext|>\n"
     "               if the tokenizer has it; encoding runs on all threads. --bytes: one\n"
     "               token per byte (vocabulary 256).\n"
+    "convert        writes TOK as a Hugging Face tokenizer.json (a tiktoken rank file\n"
+    "               becomes merges with ignore_merges, which encodes identically).\n"
     "stats          per input: bytes, tokens, bytes per token, tokens per word (fertility),\n"
     "               the share of tokens that split a UTF-8 character (byte fallback) and\n"
     "               the share of the vocabulary used.\n";
@@ -384,6 +400,7 @@ static int run(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "stats")) return cmd_stats(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(argv[1], "decode")) return cmd_decode(argc - 1, argv + 1);
     if (!strcmp(argv[1], "encode-corpus")) return cmd_encode_corpus(argc - 1, argv + 1);
