@@ -397,6 +397,51 @@ static void test_yaml_fuzz(void **state) {
     fuzz_file(tmp("c.yaml"), 3000, read_yaml);
 }
 
+static void expect_field(const char *line, const char *field, const char *want, size_t want_len) {
+    char *out = NULL;
+    size_t len = 0;
+    int rc = kiln_jsonl_text(line, strlen(line), field, &out, &len);
+    if (!want) {
+        assert_int_equal(rc, -1);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(len, want_len);
+    assert_memory_equal(out, want, want_len);
+    free(out);
+}
+
+static void test_jsonl_text(void **state) {
+    expect_field("{\"text\": \"hello\"}", "text", "hello", 5);
+    expect_field("{\"id\": 3, \"meta\": {\"text\": \"no\", \"a\": [1, \"}\"]}, \"text\": \"yes\"}", "text", "yes", 3);
+    expect_field("{\"text\": \"a\\u0000b\"}", "text", "a\0b", 3);  // NUL inside text keeps its length
+    expect_field("{\"text\": \"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}", "text", "\"\\/\b\f\n\r\t", 8);
+    expect_field("{\"text\": \"\\u00e9\\u6771\\ud83c\\udf89\"}", "text", "\xc3\xa9\xe6\x9d\xb1\xf0\x9f\x8e\x89", 9);
+    expect_field("{\"text\": \"\\ud83c x\"}", "text", "\xef\xbf\xbd x", 5);  // lone surrogate -> U+FFFD
+    expect_field("{\"content\": \"x\"}", "text", NULL, 0);
+    expect_field("{\"text\": 42}", "text", NULL, 0);
+    expect_field("[\"text\"]", "text", NULL, 0);
+    expect_field("{\"text\": \"unterminated}", "text", NULL, 0);
+    expect_field("{\"text\": \"bad \\x escape\"}", "text", NULL, 0);
+}
+
+static int read_jsonl(const char *path) {
+    char *data, *out;
+    size_t len, olen;
+    KilnErr err;
+    if (kiln_read_file(path, &data, &len, &err)) return -1;
+    int rc = kiln_jsonl_text(data, len, "text", &out, &olen);
+    if (rc == 0) free(out);
+    free(data);
+    return rc;
+}
+
+static void test_jsonl_fuzz(void **state) {
+    const char *line = "{\"id\": \"doc-1\", \"meta\": {\"a\": [1, 2, {\"b\": null}]}, \"text\": \"caf\\u00e9 \\ud83c\\udf89 \\\"q\\\" \\n end\"}";
+    write_bytes(tmp("j.jsonl"), line, strlen(line));
+    fuzz_file(tmp("j.jsonl"), 3000, read_jsonl);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_test_io_%d", (int)getpid());
     KilnErr err;
@@ -407,6 +452,7 @@ int main(void) {
         cmocka_unit_test(test_shard_roundtrip),    cmocka_unit_test(test_shard_fuzz),
         cmocka_unit_test(test_loader),             cmocka_unit_test(test_checkpoint_roundtrip),
         cmocka_unit_test(test_state_fuzz),         cmocka_unit_test(test_yaml_fuzz),
+        cmocka_unit_test(test_jsonl_text),         cmocka_unit_test(test_jsonl_fuzz),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

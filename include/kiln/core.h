@@ -52,6 +52,11 @@ int kiln_mkdirs(const char *path, KilnErr *err);
 // Reads a whole file into a malloc'd buffer (NUL-terminated for convenience).
 int kiln_read_file(const char *path, char **data, size_t *len, KilnErr *err);
 
+// The string field `field` of the JSON object in line[0..n), decoded (escapes,
+// including \u0000, and surrogate pairs) into a malloc'd buffer with its length.
+// -1 if the line is not an object with that string field.
+int kiln_jsonl_text(const char *line, size_t n, const char *field, char **out, size_t *out_len);
+
 const char *kiln_version(void);
 const char *kiln_git_commit(void);
 

@@ -4,7 +4,6 @@
 #include "kiln/shard.h"
 #include "kiln/tokenizer.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,26 +100,6 @@ static int load(const Args *a, KilnTokenizer **tok) {
     return 0;
 }
 
-static int cmd_encode(int argc, char **argv) {
-    Args a;
-    KilnTokenizer *tok;
-    KilnErr err;
-    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
-    char *text;
-    size_t len;
-    if (read_input(a.nfiles ? a.files[0] : "-", &text, &len, &err)) return cli_error("%s", err.msg);
-    KilnIds ids = {0};
-    if (tokenizer_encode(tok, text, len, a.mode, &ids, &err))
-        return cli_error("%s: %s", a.nfiles ? a.files[0] : "stdin", err.msg);
-    if (a.json) putchar('[');
-    for (long i = 0; i < ids.n; i++) printf(i ? (a.json ? ",%u" : " %u") : "%u", ids.ids[i]);
-    puts(a.json ? "]" : "");
-    ids_free(&ids);
-    free(text);
-    tokenizer_free(tok);
-    return 0;
-}
-
 static int cmd_decode(int argc, char **argv) {
     Args a;
     KilnTokenizer *tok;
@@ -186,18 +165,66 @@ static int read_docs(const char *path, const char *field, Docs *docs, KilnErr *e
         if (!end) end = data + len;
         line++;
         if (end == p) continue;
-        cJSON *j = cJSON_ParseWithLength(p, (size_t)(end - p));
-        cJSON *t = j ? cJSON_GetObjectItemCaseSensitive(j, field) : NULL;
-        if (!cJSON_IsString(t)) {
-            cJSON_Delete(j);
+        char *text;
+        size_t tlen;
+        if (kiln_jsonl_text(p, (size_t)(end - p), field, &text, &tlen)) {
             free(data);
             return kiln_fail(err, "%s:%ld: expected a JSON object with a string field \"%s\"", path, line, field);
         }
-        char *copy = strdup(t->valuestring);
-        cJSON_Delete(j);
-        if (!copy || add_doc(docs, copy, strlen(copy))) return kiln_fail(err, "out of memory");
+        if (add_doc(docs, text, tlen)) return kiln_fail(err, "out of memory");
     }
     free(data);
+    return 0;
+}
+
+static void print_ids(const KilnIds *ids, int json) {
+    if (json) putchar('[');
+    for (long i = 0; i < ids->n; i++) printf(i ? (json ? ",%u" : " %u") : "%u", ids->ids[i]);
+    puts(json ? "]" : "");
+}
+
+// A .jsonl input is one document per line: one JSON id array per line comes out,
+// encoded on all threads.
+static int encode_jsonl(const KilnTokenizer *tok, const Args *a) {
+    KilnErr err;
+    Docs docs = {0};
+    if (read_docs(a->files[0], a->field, &docs, &err)) return cli_error("%s", err.msg);
+    KilnIds *ids = calloc((size_t)docs.n + 1, sizeof *ids);
+    if (!ids) return cli_error("out of memory");
+    if (tokenizer_encode_batch(tok, (const char *const *)docs.text, docs.len, docs.n, a->mode, ids, &err))
+        return cli_error("%s: %s", a->files[0], err.msg);
+    for (int d = 0; d < docs.n; d++) {
+        print_ids(&ids[d], 1);
+        ids_free(&ids[d]);
+        free(docs.text[d]);
+    }
+    free(ids);
+    free(docs.text);
+    free(docs.len);
+    return 0;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    Args a;
+    KilnTokenizer *tok;
+    KilnErr err;
+    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
+    size_t n0 = a.nfiles ? strlen(a.files[0]) : 0;
+    if (n0 > 6 && !strcmp(a.files[0] + n0 - 6, ".jsonl")) {
+        int rc = encode_jsonl(tok, &a);
+        tokenizer_free(tok);
+        return rc;
+    }
+    char *text;
+    size_t len;
+    if (read_input(a.nfiles ? a.files[0] : "-", &text, &len, &err)) return cli_error("%s", err.msg);
+    KilnIds ids = {0};
+    if (tokenizer_encode(tok, text, len, a.mode, &ids, &err))
+        return cli_error("%s: %s", a.nfiles ? a.files[0] : "stdin", err.msg);
+    print_ids(&ids, a.json);
+    ids_free(&ids);
+    free(text);
+    tokenizer_free(tok);
     return 0;
 }
 
@@ -378,8 +405,9 @@ static const char USAGE[] =
     "               threads; pairs seen fewer than --min-frequency times (default 2) never\n"
     "               merge. Writes a tokenizer.json that HF tokenizers loads.\n"
     "encode         prints the ids of a file (or stdin), space separated or as a JSON\n"
-    "               array. Special-token text is an error unless --allow-special\n"
-    "               (it becomes the special id) or --special-as-text (ordinary text).\n"
+    "               array; a .jsonl file gives one JSON array per line (its --field),\n"
+    "               encoded on all threads. Special-token text is an error unless\n"
+    "               --allow-special (it becomes the special id) or --special-as-text.\n"
     "decode         reads ids (space/comma separated or a JSON array) and writes the bytes.\n"
     "encode-corpus  turns text files (one document each) and .jsonl files (one document\n"
     "               per line, field --field, default \"text\") into token shards (llm.c\n"

@@ -12,7 +12,6 @@
 // Ids: 0..255 are the bytes, then one id per merge in order, then the specials.
 #include "tokenizer_internal.h"
 
-#include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,13 +232,14 @@ static int read_jsonl_file(const KilnTokenizer *t, const char *path, const char 
     while (rc == 0 && (n = getline(&line, &lcap, f)) > 0) {
         lineno++;
         if (n == 1 && line[0] == '\n') continue;
-        cJSON *j = cJSON_ParseWithLength(line, (size_t)n);
-        cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, field) : NULL;
-        if (!cJSON_IsString(v))
+        char *text;
+        size_t tlen;
+        if (kiln_jsonl_text(line, (size_t)n, field, &text, &tlen)) {
             rc = kiln_fail(err, "%s:%ld: expected a JSON object with a string field \"%s\"", path, lineno, field);
-        else if (batch_add(b, v->valuestring, strlen(v->valuestring)))
-            rc = kiln_fail(err, "out of memory");
-        cJSON_Delete(j);
+        } else {
+            if (batch_add(b, text, tlen)) rc = kiln_fail(err, "out of memory");
+            free(text);
+        }
         if (rc == 0 && b->used >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
     }
     free(line);

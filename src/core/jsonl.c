@@ -1,0 +1,148 @@
+// jsonl.c: the text field of a JSONL line, with its exact length. cJSON ends
+// strings at a NUL, but "\u0000" is valid JSON and text may hold it.
+#include "kiln/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t skip_ws(const char *s, size_t n, size_t i) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    return i;
+}
+
+static int hex4(const char *s, unsigned *v) {
+    *v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = s[k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        *v = *v * 16 + (unsigned)d;
+    }
+    return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp) {
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | (cp >> 6 & 63)); o[2] = (char)(0x80 | (cp & 63));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | (cp >> 12 & 63));
+    o[2] = (char)(0x80 | (cp >> 6 & 63)); o[3] = (char)(0x80 | (cp & 63));
+    return 4;
+}
+
+// Decodes the JSON string starting at s[i] == '"'; returns the index after it, or 0.
+// out (if not NULL) must hold the raw length; lone surrogates become U+FFFD.
+static size_t parse_string(const char *s, size_t n, size_t i, char *out, size_t *len) {
+    size_t o = 0;
+    for (i++; i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            if (len) *len = o;
+            return i + 1;
+        }
+        if ((unsigned char)c < 0x20) return 0;
+        if (c != '\\') {
+            if (out) out[o] = c;
+            o++;
+            continue;
+        }
+        if (++i >= n) return 0;
+        char e = s[i], lit = 0;
+        switch (e) {
+        case '"': lit = '"'; break;
+        case '\\': lit = '\\'; break;
+        case '/': lit = '/'; break;
+        case 'b': lit = '\b'; break;
+        case 'f': lit = '\f'; break;
+        case 'n': lit = '\n'; break;
+        case 'r': lit = '\r'; break;
+        case 't': lit = '\t'; break;
+        case 'u': {
+            unsigned cp, lo;
+            if (i + 4 >= n || hex4(s + i + 1, &cp)) return 0;
+            i += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < n && s[i + 1] == '\\' && s[i + 2] == 'u' &&
+                !hex4(s + i + 3, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 6;
+            } else if (cp >= 0xD800 && cp < 0xE000) {
+                cp = 0xFFFD;
+            }
+            char buf[4];
+            size_t k = put_utf8(buf, cp);
+            if (out) memcpy(out + o, buf, k);
+            o += k;
+            continue;
+        }
+        default: return 0;
+        }
+        if (out) out[o] = lit;
+        o++;
+    }
+    return 0;
+}
+
+// Index after the JSON value at s[i], or 0 if malformed.
+static size_t skip_value(const char *s, size_t n, size_t i) {
+    if (i >= n) return 0;
+    if (s[i] == '"') return parse_string(s, n, i, NULL, NULL);
+    if (s[i] == '{' || s[i] == '[') {
+        int depth = 0;
+        for (; i < n; i++) {
+            if (s[i] == '"') {
+                size_t j = parse_string(s, n, i, NULL, NULL);
+                if (!j) return 0;
+                i = j - 1;
+            } else if (s[i] == '{' || s[i] == '[') {
+                depth++;
+            } else if ((s[i] == '}' || s[i] == ']') && --depth == 0) {
+                return i + 1;
+            }
+        }
+        return 0;
+    }
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' && s[i] != '\r' && s[i] != '\t') i++;
+    return i;
+}
+
+int kiln_jsonl_text(const char *s, size_t n, const char *field, char **out, size_t *out_len) {
+    size_t i = skip_ws(s, n, 0);
+    if (i >= n || s[i] != '{') return -1;
+    i = skip_ws(s, n, i + 1);
+    size_t flen = strlen(field);
+    while (i < n && s[i] == '"') {
+        size_t klen, kend = parse_string(s, n, i, NULL, &klen);
+        if (!kend) return -1;
+        int match = 0;
+        if (klen == flen) {
+            char *key = malloc(klen + 1);
+            if (!key) return -1;
+            parse_string(s, n, i, key, &klen);
+            match = memcmp(key, field, flen) == 0;
+            free(key);
+        }
+        i = skip_ws(s, n, kend);
+        if (i >= n || s[i] != ':') return -1;
+        i = skip_ws(s, n, i + 1);
+        if (match) {
+            if (i >= n || s[i] != '"') return -1;  // the field is not a string
+            size_t len, end = parse_string(s, n, i, NULL, &len);
+            if (!end) return -1;
+            char *buf = malloc(len + 1);
+            if (!buf) return -1;
+            parse_string(s, n, i, buf, &len);
+            buf[len] = 0;
+            *out = buf;
+            *out_len = len;
+            return 0;
+        }
+        i = skip_value(s, n, i);
+        if (!i) return -1;
+        i = skip_ws(s, n, i);
+        if (i < n && s[i] == ',') i = skip_ws(s, n, i + 1);
+    }
+    return -1;
+}
