@@ -22,12 +22,31 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#pkgs[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "install-deps: done"
 fi
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "install-deps: done"
+
+# Reference encoders for the tokenizer exactness tests: the npm packages
+# tiktoken and tokenizers (HF), pinned by tests/tokenizer/package-lock.json.
+# Reinstalled only when node_modules is missing or older than the lock file.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ref="$root/tests/tokenizer"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-deps: npm not found; tokenizer reference tests will be skipped (install Node.js >= 18 with npm)"
+elif [ ! -d "$ref/node_modules" ] || [ "$ref/package-lock.json" -nt "$ref/node_modules" ]; then
+  echo "install-deps: npm ci in tests/tokenizer"
+  # a registry hiccup must not stop the build: the exactness tests then skip, loudly
+  if npm ci --prefix "$ref" --no-audit --no-fund; then
+    touch "$ref/node_modules"
+  else
+    echo "install-deps: WARNING: npm ci failed; tokenizer exactness tests will be skipped" >&2
+  fi
+else
+  echo "install-deps: tests/tokenizer/node_modules up to date"
+fi

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE  // memmem
 #include "tokenizer_internal.h"
 
+#include "unicode_classes.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -178,15 +180,110 @@ int tok_finish(KilnTokenizer *t, int pairs_from_ranks, KilnErr *err) {
     return 0;
 }
 
+// A growable string.
+typedef struct {
+    char *s;
+    size_t n, cap;
+} Str;
+
+static int str_put(Str *b, const char *p, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = 2 * (b->cap + n + 1);
+        char *s = realloc(b->s, cap);
+        if (!s) return -1;
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, p, n);
+    b->n += n;
+    b->s[b->n] = 0;
+    return 0;
+}
+
+static const char *unicode_ranges(const char *name, size_t n) {
+    for (size_t i = 0; i < sizeof UNICODE_CLASSES / sizeof UNICODE_CLASSES[0]; i++)
+        if (strlen(UNICODE_CLASSES[i].name) == n && !strncmp(UNICODE_CLASSES[i].name, name, n))
+            return UNICODE_CLASSES[i].ranges;
+    return NULL;
+}
+
+// Rewrites \p{X}, \pX, \P{X} and \s, \S into explicit Unicode 15 ranges
+// (unicode_classes.h), so matching does not depend on PCRE2's own tables: the
+// references use Unicode 15 and count U+180E as not a space; Debian's PCRE2
+// has Unicode 14 and counts it as one. Inside [...] only the positive forms
+// can be spliced in; \P and \S there, and names not in the table, stay as they
+// are. (Under (?i) a spliced range also matches the other case, where PCRE2's
+// \p would not; no published pattern puts \p inside (?i).)
+static char *unicode_pattern(const char *pat) {
+    Str b = {0};
+    int in_class = 0, rc = 0;
+    for (size_t i = 0; pat[i] && rc == 0;) {
+        char c = pat[i];
+        if (c == '\\' && pat[i + 1]) {
+            char e = pat[i + 1];
+            const char *name = NULL, *ranges = NULL;
+            size_t nlen = 0, used = 2;
+            if (e == 'p' || e == 'P') {
+                if (pat[i + 2] == '{') {
+                    const char *close = strchr(pat + i + 3, '}');
+                    if (close) {
+                        name = pat + i + 3;
+                        nlen = (size_t)(close - name);
+                        used = 3 + nlen + 1;
+                    }
+                } else if (pat[i + 2]) {
+                    name = pat + i + 2;
+                    nlen = 1;
+                    used = 3;
+                }
+                if (name) ranges = unicode_ranges(name, nlen);
+            } else if (e == 's' || e == 'S') {
+                ranges = unicode_ranges("White_Space", 11);
+            }
+            int negated = e == 'P' || e == 'S';
+            if (ranges && !(in_class && negated)) {
+                if (!in_class) rc |= str_put(&b, negated ? "[^" : "[", negated ? 2 : 1);
+                rc |= str_put(&b, ranges, strlen(ranges));
+                if (!in_class) rc |= str_put(&b, "]", 1);
+                i += used;
+            } else {
+                rc |= str_put(&b, pat + i, 2);  // any other escape, kept whole
+                i += 2;
+            }
+            continue;
+        }
+        if (c == '[' && !in_class) {
+            in_class = 1;
+            rc |= str_put(&b, pat + i, 1);
+            i++;
+            // a ']' right after '[' or '[^' is a literal
+            if (pat[i] == '^') rc |= str_put(&b, pat + i++, 1);
+            if (pat[i] == ']') rc |= str_put(&b, pat + i++, 1);
+            continue;
+        }
+        if (c == ']' && in_class) in_class = 0;
+        rc |= str_put(&b, pat + i, 1);
+        i++;
+    }
+    if (rc) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s ? b.s : strdup("");
+}
+
 int tok_compile_pattern(KilnTokenizer *t, const char *pattern, KilnErr *err) {
     int code;
     PCRE2_SIZE at;
-    t->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+    char *rewritten = unicode_pattern(pattern);
+    if (!rewritten) return kiln_fail(err, "out of memory");
+    t->re = pcre2_compile((PCRE2_SPTR)rewritten, PCRE2_ZERO_TERMINATED,
                           PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &at, NULL);
+    free(rewritten);
     if (!t->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
-        return kiln_fail(err, "pre-tokenizer pattern: %s at offset %zu", (char *)msg, (size_t)at);
+        return kiln_fail(err, "pre-tokenizer pattern: %s (pattern '%.200s')", (char *)msg, pattern);
     }
     if (pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) != 0)
         return kiln_fail(err, "pre-tokenizer pattern: PCRE2 JIT compilation failed");
