@@ -120,6 +120,7 @@ expect_ok "tokenizer stats" "$KILN" tokenizer stats -t "$W/tok.json" "$W/text.tx
 grep -q 'bytes/tok' "$W/out" && ok "stats table" || bad "stats table"
 expect_ok "encode-corpus with a tokenizer" "$KILN" tokenizer encode-corpus -t "$W/tok.json" -o "$W/bpe" "$W/text.txt"
 expect_fail "vocabulary too small" "smaller than the 256 bytes" "$KILN" tokenizer train --vocab-size 100 --output "$W/x.json" "$W/text.txt"
+expect_fail "unknown pattern name" "unknown pattern name 'gpt5'" "$KILN" tokenizer train --vocab-size 600 --pattern gpt5 --output "$W/x.json" "$W/text.txt"
 expect_fail "train needs --output" "--output" "$KILN" tokenizer train --vocab-size 600 "$W/text.txt"
 printf '{"model": {"type": "BPE"' > "$W/broken.json"
 expect_fail "truncated tokenizer.json" "broken.json" "$KILN" tokenizer encode -t "$W/broken.json" "$W/text.txt"

@@ -191,6 +191,53 @@ static void test_empty_matches(void **state) {
     assert_int_equal(system(p), 0);
 }
 
+// Mutated rank files and sidecar JSON: the reader answers, never crashes.
+static void test_fuzz_rank_files(void **state) {
+    char tmp[] = "/tmp/kiln_tok_XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    char p[256], j[256];
+    snprintf(p, sizeof p, "%s/x.tiktoken", tmp);
+    snprintf(j, sizeof j, "%s/x.json", tmp);
+    static const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char rank[8192] = "", json[] = "{\"pat_str\": \"\\\\S+|\\\\s+\", \"special_tokens\": {\"<|e|>\": 258}}";
+    for (int b = 0; b < 256; b++) snprintf(rank + strlen(rank), sizeof rank - strlen(rank), "%c%c== %d\n", al[b >> 2], al[(b & 3) << 4], b);
+    strcat(rank, "YWI= 256\nYWJj 257\n");  // "ab", "abc"
+    KilnRng r;
+    kiln_rng_seed(&r, 3);
+    int loaded = 0, refused = 0;
+    for (int it = 0; it < 1500; it++) {
+        char rb[8192], jb[256];
+        size_t rn = strlen(rank), jn = strlen(json);
+        memcpy(rb, rank, rn);
+        memcpy(jb, json, jn);
+        char *buf = it % 2 ? rb : jb;
+        size_t *n = it % 2 ? &rn : &jn;
+        if (it % 3 == 0) *n = kiln_rng_u64(&r) % (*n + 1);
+        else for (int k = 0; k < 3; k++) buf[kiln_rng_u64(&r) % *n] = (char)kiln_rng_u64(&r);
+        FILE *f = fopen(p, "wb");
+        fwrite(rb, 1, rn, f);
+        fclose(f);
+        f = fopen(j, "wb");
+        fwrite(jb, 1, jn, f);
+        fclose(f);
+        KilnTokenizer *t;
+        KilnErr err;
+        if (tokenizer_load(&t, p, &err) == 0) {
+            KilnIds ids = {0};
+            tokenizer_encode(t, "abc ab <|e|> x", 14, KILN_SPECIAL_ALLOW, &ids, &err);
+            ids_free(&ids);
+            tokenizer_free(t);
+            loaded++;
+        } else {
+            refused++;
+        }
+    }
+    print_message("rank-file mutants: %d loaded, %d refused\n", loaded, refused);
+    assert_true(refused > 0);
+    snprintf(p, sizeof p, "rm -rf %s", tmp);
+    assert_int_equal(system(p), 0);
+}
+
 int main(int argc, char **argv) {
     const char *repo = argc > 1 ? argv[1] : ".";
     snprintf(dir, sizeof dir, "%s/../shared/data/tokenizers", repo);
@@ -204,6 +251,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_roundtrip_random_bytes),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_empty_matches),
+        cmocka_unit_test(test_fuzz_rank_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -293,9 +293,10 @@ static int cmd_train(int argc, char **argv) {
     if (!a.nfiles) return cli_error("train: no input files");
     const char *pattern = tokenizer_pattern_by_name(a.pattern);
     if (!pattern) {
-        if (!strcmp(a.pattern, "gpt2") || !strcmp(a.pattern, "cl100k") || !strcmp(a.pattern, "o200k"))
-            return cli_error("train: unknown pattern '%s'", a.pattern);
-        pattern = a.pattern;  // anything else is a regex of its own
+        // a bare word is meant as a name; anything else is a regex of its own
+        if (strspn(a.pattern, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(a.pattern))
+            return cli_error("train: unknown pattern name '%s' (gpt2, cl100k, o200k, or a regex)", a.pattern);
+        pattern = a.pattern;
     }
     KilnBpeTrainOptions o = {a.vocab_size, pattern, a.specials, a.n_special, a.min_frequency, a.field, stderr};
     KilnTokenizer *tok;
