@@ -66,6 +66,22 @@ static void test_special_modes(void **state) {
     for (long i = 0; i < ids.n; i++) assert_true(ids.ids[i] != 50256);
     ids_free(&ids);
     tokenizer_free(g);
+    // an allowed set (tiktoken's allowed_special): listed ones become ids, others are errors
+    KilnTokenizer *c = load("cl100k_base");
+    const char *two = "a<|fim_prefix|>b<|endoftext|>c";
+    const char *fim[] = {"<|fim_prefix|>"}, *both[] = {"<|fim_prefix|>", "<|endoftext|>"}, *bad[] = {"<|x|>"};
+    assert_int_equal(tokenizer_encode_allowed(c, two, strlen(two), fim, 1, &ids, &err), -1);
+    assert_non_null(strstr(err.msg, "<|endoftext|>"));
+    ids_free(&ids);
+    assert_int_equal(tokenizer_encode_allowed(c, two, strlen(two), both, 2, &ids, &err), 0);
+    uint32_t want[] = {64, 100258, 65, 100257, 66};
+    assert_int_equal(ids.n, 5);
+    assert_memory_equal(ids.ids, want, sizeof want);
+    ids_free(&ids);
+    assert_int_equal(tokenizer_encode_allowed(c, two, strlen(two), bad, 1, &ids, &err), -1);
+    assert_non_null(strstr(err.msg, "<|x|>"));
+    ids_free(&ids);
+    tokenizer_free(c);
 }
 
 // decode(encode(x)) == x for random byte strings, including invalid UTF-8,

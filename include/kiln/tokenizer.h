@@ -55,6 +55,10 @@ int ids_push(KilnIds *ids, uint32_t id);  // -1 when out of memory
 // Appends the ids of text[0..len) to out. Thread-safe: a tokenizer may be shared.
 int tokenizer_encode(const KilnTokenizer *tok, const char *text, size_t len, KilnSpecialMode mode,
                      KilnIds *out, KilnErr *err);
+// tiktoken's encode(text, allowed_special={...}): the listed special tokens become
+// their ids, any other special-token text is an error.
+int tokenizer_encode_allowed(const KilnTokenizer *tok, const char *text, size_t len,
+                             const char *const *allowed, int n_allowed, KilnIds *out, KilnErr *err);
 // Encodes n texts on all threads; out[i] receives the ids of texts[i].
 int tokenizer_encode_batch(const KilnTokenizer *tok, const char *const *texts, const size_t *lens,
                            int n, KilnSpecialMode mode, KilnIds *out, KilnErr *err);

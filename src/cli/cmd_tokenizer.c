@@ -31,8 +31,8 @@ typedef struct {
     const char *tok_path, *input, *output, *pattern;
     int vocab_size;
     long long min_frequency;
-    const char **specials;
-    int n_special;
+    const char **specials, **allowed;
+    int n_special, n_allowed;
     KilnSpecialMode mode;
     int json, bytes;
     double val_fraction;
@@ -48,6 +48,7 @@ static int parse_args(int argc, char **argv, Args *a) {
     a->field = "text";
     a->files = calloc((size_t)argc + 1, sizeof *a->files);
     a->specials = calloc((size_t)argc + 1, sizeof *a->specials);
+    a->allowed = calloc((size_t)argc + 1, sizeof *a->allowed);
     a->pattern = "gpt2";
     a->min_frequency = 2;
     for (int i = 1; i < argc; i++) {
@@ -80,6 +81,8 @@ static int parse_args(int argc, char **argv, Args *a) {
             a->json = 1;
         } else if (!strcmp(o, "--bytes")) {
             a->bytes = 1;
+        } else if (!strcmp(o, "--allowed-special") && more) {
+            a->allowed[a->n_allowed++] = argv[++i];
         } else if (!strcmp(o, "--allow-special")) {
             a->mode = KILN_SPECIAL_ALLOW;
         } else if (!strcmp(o, "--special-as-text")) {
@@ -219,8 +222,9 @@ static int cmd_encode(int argc, char **argv) {
     size_t len;
     if (read_input(a.nfiles ? a.files[0] : "-", &text, &len, &err)) return cli_error("%s", err.msg);
     KilnIds ids = {0};
-    if (tokenizer_encode(tok, text, len, a.mode, &ids, &err))
-        return cli_error("%s: %s", a.nfiles ? a.files[0] : "stdin", err.msg);
+    int rc = a.n_allowed ? tokenizer_encode_allowed(tok, text, len, a.allowed, a.n_allowed, &ids, &err)
+                         : tokenizer_encode(tok, text, len, a.mode, &ids, &err);
+    if (rc) return cli_error("%s: %s", a.nfiles ? a.files[0] : "stdin", err.msg);
     print_ids(&ids, a.json);
     ids_free(&ids);
     free(text);
@@ -390,7 +394,8 @@ static int cmd_stats(int argc, char **argv) {
 static const char USAGE[] =
     "usage: kiln tokenizer train --vocab-size N --output TOK.json [--pattern gpt2|cl100k|o200k|REGEX]\n"
     "                             [--special TOKEN]... [--min-frequency K] [--field NAME] INPUT...\n"
-    "       kiln tokenizer encode -t TOK [--json] [--allow-special | --special-as-text] [FILE|-]\n"
+    "       kiln tokenizer encode -t TOK [--json] [--allow-special | --allowed-special TOKEN... |\n"
+    "                             --special-as-text] [FILE|-]\n"
     "       kiln tokenizer decode -t TOK [FILE|-]\n"
     "       kiln tokenizer encode-corpus (-t TOK | --bytes) -o DIR [--val-fraction F] [--field NAME] FILE...\n"
     "       kiln tokenizer stats -t TOK [--json] [--field NAME] FILE...\n"
@@ -408,7 +413,8 @@ static const char USAGE[] =
     "encode         prints the ids of a file (or stdin), space separated or as a JSON\n"
     "               array; a .jsonl file gives one JSON array per line (its --field),\n"
     "               encoded on all threads. Special-token text is an error unless\n"
-    "               --allow-special (it becomes the special id) or --special-as-text.\n"
+    "               --allow-special (it becomes the special id), --allowed-special TOKEN\n"
+    "               (that one only; repeatable) or --special-as-text.\n"
     "decode         reads ids (space/comma separated or a JSON array) and writes the bytes.\n"
     "encode-corpus  turns text files (one document each) and .jsonl files (one document\n"
     "               per line, field --field, default \"text\") into token shards (llm.c\n"

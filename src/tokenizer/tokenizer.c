@@ -435,14 +435,16 @@ int tok_scratch_init(TokScratch *s, const pcre2_code *re) {
     return 0;
 }
 
+// allow: per special token, 1 if it becomes its id in KILN_SPECIAL_ERROR mode
+// (tiktoken's allowed_special set); NULL for none.
 static int encode_with(const KilnTokenizer *t, TokScratch *sc, const char *text, size_t len, KilnSpecialMode mode,
-                       KilnIds *out, KilnErr *err) {
+                       const uint8_t *allow, KilnIds *out, KilnErr *err) {
     const uint8_t *p = (const uint8_t *)text;
     size_t n = len;
     while (n > 0) {
         size_t at = n;
         int sp = mode == KILN_SPECIAL_TEXT ? -1 : find_special(t, p, n, &at);
-        if (sp >= 0 && mode == KILN_SPECIAL_ERROR)
+        if (sp >= 0 && mode == KILN_SPECIAL_ERROR && !(allow && allow[sp]))
             return kiln_fail(err, "the text contains the special token '%s' at byte %zu (allow special tokens, or encode them as text)",
                              t->special[sp], (size_t)(p - (const uint8_t *)text) + at);
         EncodeCtx ctx = {t, out};
@@ -459,8 +461,29 @@ int tokenizer_encode(const KilnTokenizer *t, const char *text, size_t len, KilnS
                      KilnIds *out, KilnErr *err) {
     TokScratch sc = {0};
     if (tok_scratch_init(&sc, t->re)) return kiln_fail(err, "out of memory");
-    int rc = encode_with(t, &sc, text, len, mode, out, err);
+    int rc = encode_with(t, &sc, text, len, mode, NULL, out, err);
     tok_scratch_free(&sc);
+    return rc;
+}
+
+int tokenizer_encode_allowed(const KilnTokenizer *t, const char *text, size_t len, const char *const *allowed,
+                             int n_allowed, KilnIds *out, KilnErr *err) {
+    uint8_t *allow = calloc((size_t)t->n_special + 1, 1);
+    if (!allow) return kiln_fail(err, "out of memory");
+    for (int i = 0; i < n_allowed; i++) {
+        int k = 0;
+        while (k < t->n_special && strcmp(t->special[k], allowed[i])) k++;
+        if (k == t->n_special) {
+            free(allow);
+            return kiln_fail(err, "'%s' is not a special token of this tokenizer", allowed[i]);
+        }
+        allow[k] = 1;
+    }
+    TokScratch sc = {0};
+    int rc = tok_scratch_init(&sc, t->re) ? kiln_fail(err, "out of memory")
+                                            : encode_with(t, &sc, text, len, KILN_SPECIAL_ERROR, allow, out, err);
+    tok_scratch_free(&sc);
+    free(allow);
     return rc;
 }
 
@@ -476,7 +499,7 @@ int tokenizer_encode_batch(const KilnTokenizer *t, const char *const *texts, con
         for (int i = 0; i < n; i++) {
             KilnErr e;
             if (!ok) snprintf(e.msg, sizeof e.msg, "out of memory");
-            if (!ok || encode_with(t, &sc, texts[i], lens[i], mode, &out[i], &e)) {
+            if (!ok || encode_with(t, &sc, texts[i], lens[i], mode, NULL, &out[i], &e)) {
 #pragma omp critical
                 if (failed < 0 || i < failed) {
                     failed = i;

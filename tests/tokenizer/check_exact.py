@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Exactness of kiln's tokenizer against the real tiktoken and HF tokenizers (npm).
 
-    check_exact.py KILN [--work DIR]
+    check_exact.py KILN [--work DIR] [--big]
 
 1. make_corpus.py writes the corpus (real text from ../shared/data plus CJK,
    emoji, code, whitespace runs, digits, contractions, Unicode spaces, special
@@ -66,7 +66,8 @@ def main():
     work = sys.argv[sys.argv.index("--work") + 1] if "--work" in sys.argv else tempfile.mkdtemp()
     ref = [shutil.which("node"), os.path.join(HERE, "reference.mjs")]
     try:
-        subprocess.run([sys.executable, os.path.join(HERE, "make_corpus.py"), os.path.join(work, "corpus")],
+        big = ["--big"] if "--big" in sys.argv else []  # + ~17 MB of whole files
+        subprocess.run([sys.executable, os.path.join(HERE, "make_corpus.py"), os.path.join(work, "corpus")] + big,
                        check=True, capture_output=True)
         texts = []
         with open(os.path.join(work, "corpus", "index.jsonl")) as f:
