@@ -6,6 +6,7 @@
 // key; mutated files never crash the reader. HF tokenizers itself is compared
 // by hand (see the report of the change), not here.
 #include "kiln/tokenizer.h"
+#include "testutil.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,12 +27,6 @@ static const char *tmp(const char *name) {
     return buf[i];
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
 
 static KilnTokenizer *load(const char *path) {
     KilnTokenizer *t = NULL;
@@ -455,43 +450,22 @@ static void test_bad_files(void **state) {
 
 // Truncations, byte flips and garbage over a small valid file: every mutant
 // either loads (and then encodes) or is refused with an error; none crashes.
+static int load_and_encode(const char *path, void *ctx) {
+    KilnTokenizer *t = NULL;
+    KilnErr err;
+    if (tokenizer_load(&t, path, &err)) return -1;
+    KilnIds ids = {0};
+    assert_int_equal(tokenizer_encode(t, "hello world <|end|>\xff", 20, KILN_SPECIAL_TEXT, &ids, &err), 0);
+    ids_free(&ids);
+    tokenizer_free(t);
+    return 0;
+}
+
 static void fuzz_json(const char *orig, size_t len, int iters, uint64_t seed) {
-    char *buf = malloc(len + 64);
-    KilnRng r;
-    kiln_rng_seed(&r, seed);
-    int errors = 0;
-    for (int it = 0; it < iters; it++) {
-        size_t n = len;
-        memcpy(buf, orig, len);
-        int kind = (int)(kiln_rng_u64(&r) % 4);
-        if (kind == 0) {
-            n = kiln_rng_u64(&r) % (len + 1);  // truncate
-        } else if (kind == 1) {
-            int flips = 1 + (int)(kiln_rng_u64(&r) % 8);
-            for (int k = 0; k < flips; k++) buf[kiln_rng_u64(&r) % len] = (char)kiln_rng_u64(&r);
-        } else if (kind == 2) {  // mutate the part before the vocab, where the options live
-            size_t span = len < 1200 ? len : 1200;
-            buf[kiln_rng_u64(&r) % span] = (char)kiln_rng_u64(&r);
-        } else {
-            size_t pos = kiln_rng_u64(&r) % len;  // garbage past a point
-            n = pos + (kiln_rng_u64(&r) % 64);
-            for (size_t k = pos; k < n; k++) buf[k] = (char)kiln_rng_u64(&r);
-        }
-        write_bytes(tmp("mutant.json"), buf, n);
-        KilnTokenizer *t = NULL;
-        KilnErr err;
-        if (tokenizer_load(&t, tmp("mutant.json"), &err)) {
-            errors++;
-            continue;
-        }
-        KilnIds ids = {0};
-        assert_int_equal(tokenizer_encode(t, "hello world <|end|>\xff", 20, KILN_SPECIAL_TEXT, &ids, &err), 0);
-        ids_free(&ids);
-        tokenizer_free(t);
-    }
+    // flips in the first 1200 bytes hit the options before the vocab
+    int errors = fuzz_mutants(orig, len, 1200, tmp("mutant.json"), iters, seed, load_and_encode, NULL);
     print_message("fuzzed a tokenizer.json: %d mutants, %d rejected with an error\n", iters, errors);
     assert_true(errors > 0);
-    free(buf);
 }
 
 static void test_fuzz(void **state) {

@@ -4,6 +4,7 @@
 #include "kiln/config.h"
 #include "kiln/safetensors.h"
 #include "kiln/shard.h"
+#include "testutil.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -24,12 +25,6 @@ static const char *tmp(const char *name) {
     return buf[i];
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
 
 // ---- config ----
 static void test_config_yaml(void **state) {
@@ -118,39 +113,16 @@ static void test_safetensors_roundtrip(void **state) {
 }
 
 // Mutates a valid file many ways; every reader must answer, never crash.
+static int call_reader(const char *path, void *ctx) { return ((int (*)(const char *))ctx)(path); }
+
 static void fuzz_file(const char *path, int iters, int (*reader)(const char *path)) {
     char *orig;
     size_t len;
     KilnErr err;
     assert_int_equal(kiln_read_file(path, &orig, &len, &err), 0);
-    char *buf = malloc(len + 64);
-    KilnRng r;
-    kiln_rng_seed(&r, 99);
-    const char *mut = tmp("mutant");
-    int errors = 0;
-    for (int it = 0; it < iters; it++) {
-        size_t n = len;
-        memcpy(buf, orig, len);
-        int kind = (int)(kiln_rng_u64(&r) % 4);
-        if (kind == 0) {
-            n = kiln_rng_u64(&r) % (len + 1);  // truncate
-        } else if (kind == 1) {
-            int flips = 1 + (int)(kiln_rng_u64(&r) % 8);
-            for (int k = 0; k < flips; k++) buf[kiln_rng_u64(&r) % len] = (char)kiln_rng_u64(&r);
-        } else if (kind == 2) {  // mutate near the start, where headers live
-            size_t span = len < 200 ? len : 200;
-            buf[kiln_rng_u64(&r) % span] = (char)kiln_rng_u64(&r);
-        } else {
-            size_t pos = kiln_rng_u64(&r) % len;  // append garbage past a point
-            n = pos + (kiln_rng_u64(&r) % 64);
-            for (size_t k = pos; k < n; k++) buf[k] = (char)kiln_rng_u64(&r);
-        }
-        write_bytes(mut, buf, n);
-        errors += reader(mut) != 0;
-    }
+    int errors = fuzz_mutants(orig, len, 200, tmp("mutant"), iters, 99, call_reader, (void *)reader);
     print_message("fuzzed %s: %d mutants, %d rejected with an error\n", path, iters, errors);
     assert_true(errors > 0);
-    free(buf);
     free(orig);
 }
 
