@@ -60,10 +60,16 @@ int tiktoken_load(KilnTokenizer *t, const char *path, KilnErr *err) {
         cJSON_Delete(j);
         return -1;
     }
-    // first pass: the largest rank, so ids can be laid out
-    long max_id = -1, lines = 0;
+    // one pass over the lines: decoded tokens go to a scratch blob with their
+    // ranks, since the vocabulary can only be laid out once the largest is known
+    long max_id = -1, lines = 0, ntok = 0;
     int rc = 0;
-    for (char *line = text, *end; line < text + len && rc == 0; line = end + 1) {
+    long *rank_of = malloc(sizeof(long) * (len / 4 + 1));  // a line is at least "xx== 0"
+    size_t *off = malloc(sizeof(size_t) * (len / 4 + 2));
+    uint8_t *blob = malloc(len + 1);
+    if (!rank_of || !off || !blob) rc = kiln_fail(err, "out of memory");
+    size_t used = 0;
+    for (char *line = text, *end; rc == 0 && line < text + len; line = end + 1) {
         end = memchr(line, '\n', (size_t)(text + len - line));
         if (!end) end = text + len;
         lines++;
@@ -71,11 +77,21 @@ int tiktoken_load(KilnTokenizer *t, const char *path, KilnErr *err) {
         char *space = memchr(line, ' ', (size_t)(end - line));
         char *num_end;
         long rank = space ? strtol(space + 1, &num_end, 10) : -1;
-        if (!space || num_end != end || rank < 0 || rank > 100000000)
+        if (!space || num_end != end || rank < 0 || rank > 100000000) {
             rc = kiln_fail(err, "%s:%ld: expected \"<base64 token> <rank>\"", path, lines);
-        else if (rank > max_id)
-            max_id = rank;
+            break;
+        }
+        int n = b64_decode(line, (size_t)(space - line), blob + used, len - used);
+        if (n <= 0) {
+            rc = kiln_fail(err, "%s:%ld: bad base64 token", path, lines);
+            break;
+        }
+        rank_of[ntok] = rank;
+        off[ntok++] = used;
+        used += (size_t)n;
+        if (rank > max_id) max_id = rank;
     }
+    if (off) off[ntok] = used;
     cJSON *s;
     cJSON_ArrayForEach(s, sp) {
         if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble > 100000000 || s->valuedouble != (int)s->valuedouble)
@@ -84,21 +100,13 @@ int tiktoken_load(KilnTokenizer *t, const char *path, KilnErr *err) {
             max_id = (long)s->valuedouble;
     }
     if (rc == 0 && max_id < 255) rc = kiln_fail(err, "%s: %ld ranks cannot cover the 256 bytes", path, max_id + 1);
-    if (rc == 0) rc = tok_init(t, (int)max_id + 1, len, err);
-    lines = 0;
-    for (char *line = text, *end; line < text + len && rc == 0; line = end + 1) {
-        end = memchr(line, '\n', (size_t)(text + len - line));
-        if (!end) end = text + len;
-        lines++;
-        if (end == line) continue;
-        char *space = memchr(line, ' ', (size_t)(end - line));
-        uint8_t tok[1024];
-        int n = b64_decode(line, (size_t)(space - line), tok, sizeof tok);
-        if (n <= 0)
-            rc = kiln_fail(err, "%s:%ld: bad base64 token", path, lines);
-        else if (tok_set_token(t, (int)strtol(space + 1, NULL, 10), tok, n, err))
-            rc = kiln_wrap(err, "%s:%ld", path, lines);
-    }
+    if (rc == 0) rc = tok_init(t, (int)max_id + 1, used + 1024, err);
+    for (long k = 0; rc == 0 && k < ntok; k++)
+        if (tok_set_token(t, (int)rank_of[k], blob + off[k], (int)(off[k + 1] - off[k]), err))
+            rc = kiln_wrap(err, "%s (rank %ld)", path, rank_of[k]);
+    free(rank_of);
+    free(off);
+    free(blob);
     cJSON_ArrayForEach(s, sp) {
         if (rc == 0 && tok_add_special(t, s->string, (int)s->valuedouble, err)) rc = kiln_wrap(err, "%s", jpath);
     }
