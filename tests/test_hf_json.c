@@ -17,15 +17,6 @@
 #include <cmocka.h>
 
 static char dir[1024];  // shared/data/tokenizers
-static char tmpdir[256];
-
-static const char *tmp(const char *name) {
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
-    return buf[i];
-}
 
 
 static KilnTokenizer *load(const char *path) {
@@ -495,8 +486,7 @@ int main(int argc, char **argv) {
         printf("SKIP: %s not found (the shared data folder is absent)\n", dir);
         return 77;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_hf_json_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    test_tmpdir_create("hf_json");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2_as_json),     cmocka_unit_test(test_cl100k_as_json),
         cmocka_unit_test(test_save_load_save),   cmocka_unit_test(test_random_rank_tables),
@@ -504,8 +494,6 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_bad_files),        cmocka_unit_test(test_fuzz),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) rc = rc ? rc : 1;
+    test_tmpdir_remove();
     return rc;
 }

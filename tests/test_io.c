@@ -15,15 +15,6 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-static char tmpdir[256];
-
-static const char *tmp(const char *name) {
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
-    return buf[i];
-}
 
 
 // ---- config ----
@@ -205,7 +196,7 @@ static void test_loader(void **state) {
     assert_int_equal(shard_write(tmp("ld_b.bin"), tok + 40, 60, 256, &err), 0);
     KilnLoader l;
     char pattern[600];
-    snprintf(pattern, sizeof pattern, "%s/ld_*.bin", tmpdir);
+    snprintf(pattern, sizeof pattern, "%s/ld_*.bin", test_tmpdir());
     // in order: samples of T+1 tokens start every T tokens; a has 4, b has 7
     assert_int_equal(loader_open(&l, pattern, 2, 8, 256, 0, 0, &err), 0);
     assert_int_equal(l.nshards, 2);
@@ -265,10 +256,10 @@ static void test_loader(void **state) {
     loader_close(&s1);
     loader_close(&s2);
     loader_close(&s3);
-    snprintf(pattern, sizeof pattern, "%s/ld_a.bin", tmpdir);
+    snprintf(pattern, sizeof pattern, "%s/ld_a.bin", test_tmpdir());
     assert_int_equal(loader_open(&l, pattern, 2, 64, 256, 0, 0, &err), -1);  // shorter than a sequence
     assert_non_null(strstr(err.msg, "ld_a.bin"));
-    snprintf(pattern, sizeof pattern, "%s/none_*.bin", tmpdir);
+    snprintf(pattern, sizeof pattern, "%s/none_*.bin", test_tmpdir());
     assert_int_equal(loader_open(&l, pattern, 2, 8, 256, 0, 0, &err), -1);
     assert_non_null(strstr(err.msg, "no shard"));
 }
@@ -287,7 +278,7 @@ static void test_checkpoint_roundtrip(void **state) {
     cfg.model.pos = KILN_POS_ROPE;
     cfg.model.act = KILN_ACT_SWIGLU;
     cfg.model.tied = 0;
-    snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s/run", tmpdir);
+    snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s/run", test_tmpdir());
     assert_int_equal(kiln_config_finalize(&cfg, &err), 0);
     KilnModel a, b;
     assert_int_equal(gpt_create(&a, &cfg.model, 2, 16, &err), 0);
@@ -338,7 +329,7 @@ static void test_checkpoint_roundtrip(void **state) {
 static int read_state(const char *path) {
     // state.json is read from a directory: stage the mutant there
     char dir[600], p[700];
-    snprintf(dir, sizeof dir, "%s/statefuzz", tmpdir);
+    snprintf(dir, sizeof dir, "%s/statefuzz", test_tmpdir());
     snprintf(p, sizeof p, "%s/state.json", dir);
     KilnErr err;
     kiln_mkdirs(dir, &err);
@@ -351,7 +342,7 @@ static int read_state(const char *path) {
 static void test_state_fuzz(void **state) {
     test_checkpoint_roundtrip(state);
     char p[600];
-    snprintf(p, sizeof p, "%s/run/ckpt-00000042/state.json", tmpdir);
+    snprintf(p, sizeof p, "%s/run/ckpt-00000042/state.json", test_tmpdir());
     fuzz_file(p, 2000, read_state);
 }
 
@@ -415,9 +406,7 @@ static void test_jsonl_fuzz(void **state) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_test_io_%d", (int)getpid());
-    KilnErr err;
-    kiln_mkdirs(tmpdir, &err);
+    test_tmpdir_create("test_io");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_yaml),        cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_safetensors_roundtrip), cmocka_unit_test(test_safetensors_fuzz),
@@ -427,8 +416,6 @@ int main(void) {
         cmocka_unit_test(test_jsonl_text),         cmocka_unit_test(test_jsonl_fuzz),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_tmpdir_remove();
     return rc;
 }

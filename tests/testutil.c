@@ -5,6 +5,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+static char tmpdir[256];  // one per test program, set once in main
+
+const char *test_tmpdir_create(const char *name) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_%s_XXXXXX", name);
+    if (!mkdtemp(tmpdir)) {
+        fprintf(stderr, "cannot create %s\n", tmpdir);
+        abort();
+    }
+    return tmpdir;
+}
+
+const char *test_tmpdir(void) { return tmpdir; }
+
+const char *tmp(const char *name) {
+    static char buf[4][512];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
+    return buf[i];
+}
+
+void test_tmpdir_remove(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
 void write_bytes(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, n, f) != n) {

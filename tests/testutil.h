@@ -7,6 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// A fresh directory /tmp/kiln_NAME_XXXXXX for a test program's files; removed by
+// test_tmpdir_remove. test_tmpdir() is its path, tmp(name) a file in it (the
+// last four results stay valid).
+const char *test_tmpdir_create(const char *name);
+const char *test_tmpdir(void);
+const char *tmp(const char *name);
+void test_tmpdir_remove(void);
+
 // Writes n bytes to path; aborts the test on failure.
 void write_bytes(const char *path, const void *data, size_t n);
 
