@@ -9,11 +9,17 @@ pkgs=(
   libyaml-dev              # config files
   libcjson-dev             # JSON state, tokenizer.json, manifests
   libpcre2-dev             # tokenizer pre-tokenization regexes
-  libutf8proc-dev          # Unicode normalization
-  libzstd-dev libxxhash-dev
+  libutf8proc-dev          # Unicode normalization (NFKC), categories
+  libzstd-dev zlib1g-dev   # compressed inputs (zstd, gzip, dictzip)
+  libxxhash-dev            # hashing (tokenizer, dedup)
+  libxml2-dev              # HTML parsing (data pipeline)
+  libssl-dev               # sha256 of shards (libcrypto)
   libcmocka-dev            # unit tests
   python3-torch python3-numpy  # PyTorch parity tests and benchmark (/usr/bin/python3)
-  bible-kjv                # the README demo's training text (King James Bible)
+  bible-kjv                # the King James Bible (`bible` command)
+  # the default corpus of `kiln data gather debian` (README main job)
+  bible-kjv-text dict-gcide wordnet-base dict-foldoc dict-jargon fortunes fortunes-min
+  manpages manpages-dev
 )
 
 missing=()

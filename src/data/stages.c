@@ -1,0 +1,25 @@
+// stages.c: the table of pipeline stages, by name. Each stage lives in the file
+// named for it and exports one KilnStageDef.
+#include "kiln/data.h"
+
+#include <string.h>
+
+// One line per stage, in the order `kiln data --help` lists them.
+extern const KilnStageDef STAGE_SAMPLE;
+
+static const KilnStageDef *const STAGES[] = {
+    &STAGE_SAMPLE,
+};
+
+const KilnStageDef *const *stage_all(int *n) {
+    *n = (int)(sizeof STAGES / sizeof STAGES[0]);
+    return STAGES;
+}
+
+const KilnStageDef *stage_find(const char *name) {
+    int n;
+    const KilnStageDef *const *all = stage_all(&n);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(all[i]->name, name)) return all[i];
+    return NULL;
+}
