@@ -57,6 +57,14 @@ int kiln_read_file(const char *path, char **data, size_t *len, KilnErr *err);
 // -1 if the line is not an object with that string field.
 int kiln_jsonl_text(const char *line, size_t n, const char *field, char **out, size_t *out_len);
 
+// Byte spans of the values of the named keys in the top-level JSON object
+// s[0..n): spans[k] = {start, end}, or {0, 0} when absent. -1 when s is not one
+// well-formed object (nested values are checked only as far as skipping needs).
+int kiln_json_fields(const char *s, size_t n, const char *const *names, int nnames, size_t (*spans)[2]);
+// Decodes the JSON string literal s[0..n) (quotes included) into out, which
+// needs n bytes; *len gets the decoded length. -1 when it is not one string.
+int kiln_json_string(const char *s, size_t n, char *out, size_t *len);
+
 const char *kiln_version(void);
 const char *kiln_git_commit(void);
 

@@ -137,7 +137,7 @@ typedef struct {
     long docs_changed;  // documents whose text a stage rewrote
     KilnDropReason *reasons;
     int nreasons;
-    double seconds;
+    double seconds;     // thread-seconds spent in the stage (per-core throughput = bytes_in / seconds)
     char *extra_json;   // stage-specific details (a JSON object), or NULL
 } KilnStageReport;
 

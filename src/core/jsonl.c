@@ -108,41 +108,66 @@ static size_t skip_value(const char *s, size_t n, size_t i) {
     return i;
 }
 
-int kiln_jsonl_text(const char *s, size_t n, const char *field, char **out, size_t *out_len) {
+int kiln_json_fields(const char *s, size_t n, const char *const *names, int nnames, size_t (*spans)[2]) {
+    for (int k = 0; k < nnames; k++) spans[k][0] = spans[k][1] = 0;
     size_t i = skip_ws(s, n, 0);
     if (i >= n || s[i] != '{') return -1;
     i = skip_ws(s, n, i + 1);
-    size_t flen = strlen(field);
+    if (i < n && s[i] == '}') return skip_ws(s, n, i + 1) == n ? 0 : -1;
     while (i < n && s[i] == '"') {
         size_t klen, kend = parse_string(s, n, i, NULL, &klen);
         if (!kend) return -1;
-        int match = 0;
-        if (klen == flen) {
-            char *key = malloc(klen + 1);
-            if (!key) return -1;
-            parse_string(s, n, i, key, &klen);
-            match = memcmp(key, field, flen) == 0;
-            free(key);
+        int which = -1;
+        for (int k = 0; k < nnames && which < 0; k++) {
+            size_t flen = strlen(names[k]);
+            // keys without escapes compare in place; escaped keys are decoded
+            if (klen == flen && kend - i - 2 == flen && !memcmp(s + i + 1, names[k], flen)) which = k;
+            else if (klen == flen && kend - i - 2 != flen) {
+                char key[256];
+                if (kend - i <= sizeof key) {
+                    parse_string(s, n, i, key, &klen);
+                    if (!memcmp(key, names[k], flen)) which = k;
+                }
+            }
         }
         i = skip_ws(s, n, kend);
         if (i >= n || s[i] != ':') return -1;
         i = skip_ws(s, n, i + 1);
-        if (match) {
-            if (i >= n || s[i] != '"') return -1;  // the field is not a string
-            size_t len, end = parse_string(s, n, i, NULL, &len);
-            if (!end) return -1;
-            char *buf = malloc(len + 1);
-            if (!buf) return -1;
-            parse_string(s, n, i, buf, &len);
-            buf[len] = 0;
-            *out = buf;
-            *out_len = len;
-            return 0;
+        size_t end = skip_value(s, n, i);
+        if (!end || end == i) return -1;
+        if (which >= 0) spans[which][0] = i, spans[which][1] = end;
+        i = skip_ws(s, n, end);
+        if (i < n && s[i] == ',') {
+            i = skip_ws(s, n, i + 1);
+            if (i >= n || s[i] != '"') return -1;
+        } else if (i < n && s[i] == '}') {
+            return skip_ws(s, n, i + 1) == n ? 0 : -1;
+        } else {
+            return -1;
         }
-        i = skip_value(s, n, i);
-        if (!i) return -1;
-        i = skip_ws(s, n, i);
-        if (i < n && s[i] == ',') i = skip_ws(s, n, i + 1);
     }
     return -1;
+}
+
+int kiln_json_string(const char *s, size_t n, char *out, size_t *len) {
+    if (n < 2 || s[0] != '"') return -1;
+    return parse_string(s, n, 0, out, len) == n ? 0 : -1;
+}
+
+int kiln_jsonl_text(const char *s, size_t n, const char *field, char **out, size_t *out_len) {
+    size_t span[1][2];
+    const char *names[1] = {field};
+    if (kiln_json_fields(s, n, names, 1, span) || span[0][1] == 0) return -1;
+    const char *v = s + span[0][0];
+    size_t vn = span[0][1] - span[0][0], len;
+    char *buf = malloc(vn + 1);
+    if (!buf) return -1;
+    if (kiln_json_string(v, vn, buf, &len)) {
+        free(buf);
+        return -1;
+    }
+    buf[len] = 0;
+    *out = buf;
+    *out_len = len;
+    return 0;
 }

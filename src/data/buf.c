@@ -1,0 +1,150 @@
+// buf.c: growable byte strings, UTF-8 validation and repair, JSON escaping.
+#include "kiln/data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int kbuf_reserve(KilnBuf *b, size_t cap) {
+    if (cap + 1 <= b->cap) return 0;
+    size_t c = b->cap ? b->cap : 64;
+    while (c < cap + 1) c *= 2;
+    char *d = realloc(b->data, c);
+    if (!d) return -1;
+    b->data = d;
+    b->cap = c;
+    b->data[b->len] = 0;
+    return 0;
+}
+
+int kbuf_append(KilnBuf *b, const void *p, size_t n) {
+    if (kbuf_reserve(b, b->len + n)) return -1;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return 0;
+}
+
+int kbuf_puts(KilnBuf *b, const char *s) { return kbuf_append(b, s, strlen(s)); }
+int kbuf_putc(KilnBuf *b, char c) { return kbuf_append(b, &c, 1); }
+
+int kbuf_set(KilnBuf *b, const void *p, size_t n) {
+    kbuf_clear(b);
+    return kbuf_append(b, p, n);
+}
+
+void kbuf_clear(KilnBuf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = 0;
+}
+
+void kbuf_swap(KilnBuf *a, KilnBuf *b) {
+    KilnBuf t = *a;
+    *a = *b;
+    *b = t;
+}
+
+void kbuf_free(KilnBuf *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+// Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one.
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t k;
+    unsigned min;
+    if (c >= 0xC2 && c <= 0xDF) k = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) k = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) k = 4, min = 0x10000;
+    else return 0;
+    if (n < k) return 0;
+    unsigned cp = c & (0x7F >> k);
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000)) return 0;
+    return k;
+}
+
+int utf8_valid(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (u[i] < 0x80) { i++; continue; }
+        size_t k = utf8_seq(u + i, n - i);
+        if (!k) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+// Bytes of the longest prefix of a valid sequence at s (at least 1): the
+// "maximal subpart" that Unicode (and Python's errors="replace") turns into one
+// U+FFFD.
+static size_t utf8_bad_prefix(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t k = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 1;
+    size_t i = 1;
+    for (; i < k && i < n; i++) {
+        unsigned lo = 0x80, hi = 0xBF;
+        if (i == 1 && c == 0xE0) lo = 0xA0;
+        if (i == 1 && c == 0xED) hi = 0x9F;
+        if (i == 1 && c == 0xF0) lo = 0x90;
+        if (i == 1 && c == 0xF4) hi = 0x8F;
+        if (s[i] < lo || s[i] > hi) break;
+    }
+    return i;
+}
+
+long utf8_repair(const char *s, size_t n, KilnBuf *out) {
+    const unsigned char *u = (const unsigned char *)s;
+    long bad = 0;
+    kbuf_clear(out);
+    if (kbuf_reserve(out, n)) return -1;
+    size_t run = 0;  // start of the pending valid run
+    for (size_t i = 0; i < n;) {
+        size_t k = u[i] < 0x80 ? 1 : utf8_seq(u + i, n - i);
+        if (k) { i += k; continue; }
+        if (kbuf_append(out, s + run, i - run) || kbuf_append(out, "\xEF\xBF\xBD", 3)) return -1;
+        bad++;
+        i += utf8_bad_prefix(u + i, n - i);
+        run = i;
+    }
+    if (kbuf_append(out, s + run, n - run)) return -1;
+    return bad;
+}
+
+int kbuf_json_escape(KilnBuf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    if (kbuf_reserve(b, b->len + n + n / 8 + 16)) return -1;
+    size_t run = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i];
+        const char *esc = NULL;
+        char tmp[8];
+        size_t skip = 1;
+        if (c == '"') esc = "\\\"";
+        else if (c == '\\') esc = "\\\\";
+        else if (c == '\n') esc = "\\n";
+        else if (c == '\t') esc = "\\t";
+        else if (c == '\r') esc = "\\r";
+        else if (c < 0x20 || c == 0x7F) {
+            tmp[0] = '\\', tmp[1] = 'u', tmp[2] = '0', tmp[3] = '0';
+            tmp[4] = hex[c >> 4], tmp[5] = hex[c & 15], tmp[6] = 0;
+            esc = tmp;
+        } else if (c >= 0x80) {
+            size_t k = utf8_seq(u + i, n - i);
+            if (k) { i += k; continue; }
+            esc = "\xEF\xBF\xBD";
+        } else {
+            i++;
+            continue;
+        }
+        if (kbuf_append(b, s + run, i - run) || kbuf_puts(b, esc)) return -1;
+        i += skip;
+        run = i;
+    }
+    return kbuf_append(b, s + run, n - run);
+}

@@ -1,0 +1,420 @@
+// test_data_core.c: byte buffers, UTF-8 repair, JSON escaping, the JSONL
+// document reader (plain, gzip, zstd, damaged) and writer, stage parameters,
+// the stage runner and the sample stage.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "kiln/data.h"
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+static void test_utf8(void **st) {
+    (void)st;
+    assert_true(utf8_valid("héllo €𝄞", strlen("héllo €𝄞")));
+    assert_false(utf8_valid("\xC0\xAF", 2));          // overlong '/'
+    assert_false(utf8_valid("\xED\xA0\x80", 3));      // surrogate
+    assert_false(utf8_valid("\xF4\x90\x80\x80", 4));  // > U+10FFFF
+    assert_false(utf8_valid("\xE2\x82", 2));          // truncated
+    KilnBuf out = {0};
+    assert_int_equal(utf8_repair("a\xFF" "b\xE2\x82", 5, &out), 2);
+    assert_string_equal(out.data, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD");
+    // one U+FFFD per maximal subpart, as Python's errors="replace"
+    assert_int_equal(utf8_repair("\xED\xA0\x80" "\xF0\x9F\x98", 6, &out), 4);
+    assert_string_equal(out.data, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    assert_int_equal(utf8_repair("ok", 2, &out), 0);
+    assert_string_equal(out.data, "ok");
+    kbuf_free(&out);
+}
+
+static void test_json_escape(void **st) {
+    (void)st;
+    KilnBuf b = {0};
+    const char in[] = "q\"b\\n\n\t\x01\x7F" "é\xFF";
+    assert_int_equal(kbuf_json_escape(&b, in, sizeof in - 1), 0);
+    assert_string_equal(b.data, "q\\\"b\\\\n\\n\\t\\u0001\\u007fé\xEF\xBF\xBD");
+    // and it decodes back through the reader's JSON string decoder
+    KilnBuf lit = {0};
+    kbuf_putc(&lit, '"');
+    kbuf_append(&lit, b.data, b.len);
+    kbuf_putc(&lit, '"');
+    char dec[64];
+    size_t n;
+    assert_int_equal(kiln_json_string(lit.data, lit.len, dec, &n), 0);
+    assert_int_equal(n, strlen("q\"b\\n\n\t\x01\x7F" "é\xEF\xBF\xBD"));
+    assert_memory_equal(dec, "q\"b\\n\n\t\x01\x7F" "é\xEF\xBF\xBD", n);
+    kbuf_free(&b);
+    kbuf_free(&lit);
+}
+
+// Reads every document of path; returns the count, fills skips/repaired.
+static int read_all(const char *path, KilnDoc *docs, int cap, long *skips, long *repaired) {
+    KilnDocReader *r;
+    KilnErr err;
+    if (docreader_open(&r, path, NULL, NULL, &err)) return -1;
+    int n = 0, got;
+    KilnDoc d = {0};
+    while ((got = docreader_next(r, &d, &err)) > 0) {
+        if (n < cap) doc_copy(&docs[n], &d);
+        n++;
+    }
+    if (skips) *skips = docreader_skips(r)->count;
+    if (repaired) *repaired = docreader_repaired(r);
+    docreader_close(r);
+    doc_free(&d);
+    return got < 0 ? -1 : n;
+}
+
+static const char JSONL[] =
+    "{\"source\":\"wiki\",\"id\":\"a\",\"text\":\"first\\u0000doc\"}\n"
+    "\n"
+    "{\"id\":7,\"text\":\"no source \\ud83d\\ude00\",\"extra\":{\"x\":[1,2,\"}\"]}}\r\n"
+    "not json\n"
+    "{\"id\":\"c\"}\n"
+    "{\"text\":\"bad utf8 \xFF\"}\n"
+    "{\"text\":\"trailing\"} junk\n"
+    "{\"text\":\"last, no newline\"}";
+
+static void test_reader_plain(void **st) {
+    (void)st;
+    write_bytes(tmp("docs.jsonl"), JSONL, sizeof JSONL - 1);
+    KilnDoc d[8] = {0};
+    long skips, rep;
+    assert_int_equal(read_all(tmp("docs.jsonl"), d, 8, &skips, &rep), 4);
+    assert_int_equal(skips, 3);  // not json, no text, trailing junk
+    assert_int_equal(rep, 1);
+    assert_string_equal(d[0].source.data, "wiki");
+    assert_int_equal(d[0].text.len, 9);
+    assert_memory_equal(d[0].text.data, "first\0doc", 9);
+    assert_string_equal(d[1].source.data, "docs");  // file base name
+    assert_string_equal(d[1].id.data, "7");
+    assert_string_equal(d[1].text.data, "no source \xF0\x9F\x98\x80");
+    assert_string_equal(d[2].text.data, "bad utf8 \xEF\xBF\xBD");
+    assert_true(strstr(d[2].id.data, "docs.jsonl:6") != NULL);  // path:line
+    assert_string_equal(d[3].text.data, "last, no newline");
+    for (int i = 0; i < 8; i++) doc_free(&d[i]);
+}
+
+static void test_reader_compressed(void **st) {
+    (void)st;
+    // gzip, as two members (like WARC.gz / concatenated shards)
+    size_t half = 120;
+    gzFile g = gzopen(tmp("docs.jsonl.gz"), "wb");
+    gzwrite(g, JSONL, (unsigned)half);
+    gzclose(g);
+    g = gzopen(tmp("part2.gz"), "wb");
+    gzwrite(g, JSONL + half, (unsigned)(sizeof JSONL - 1 - half));
+    gzclose(g);
+    char *a, *b;
+    size_t na, nb;
+    KilnErr err;
+    assert_int_equal(kiln_read_file(tmp("docs.jsonl.gz"), &a, &na, &err), 0);
+    assert_int_equal(kiln_read_file(tmp("part2.gz"), &b, &nb, &err), 0);
+    char *both = malloc(na + nb);
+    memcpy(both, a, na);
+    memcpy(both + na, b, nb);
+    write_bytes(tmp("docs.jsonl.gz"), both, na + nb);
+    KilnDoc d[8] = {0};
+    long skips;
+    assert_int_equal(read_all(tmp("docs.jsonl.gz"), d, 8, &skips, NULL), 4);
+    assert_int_equal(skips, 3);
+    assert_string_equal(d[3].text.data, "last, no newline");
+    // truncated gzip: the documents before the cut, and one counted skip
+    write_bytes(tmp("trunc.gz"), both, na + nb / 2);
+    int n = read_all(tmp("trunc.gz"), d, 8, &skips, NULL);
+    assert_true(n >= 1 && n <= 3);
+    assert_true(skips >= 1);
+    KilnDocReader *r;
+    assert_int_equal(docreader_open(&r, tmp("trunc.gz"), NULL, NULL, &err), 0);
+    while (docreader_next(r, &d[7], &err) > 0) {}
+    const KilnSkips *sk = docreader_skips(r);
+    assert_non_null(strstr(sk->examples[sk->count - 1], "truncated"));
+    docreader_close(r);
+    // zstd
+    size_t cap = ZSTD_compressBound(sizeof JSONL);
+    char *z = malloc(cap);
+    size_t zn = ZSTD_compress(z, cap, JSONL, sizeof JSONL - 1, 3);
+    write_bytes(tmp("docs.jsonl.zst"), z, zn);
+    assert_int_equal(read_all(tmp("docs.jsonl.zst"), d, 8, &skips, NULL), 4);
+    assert_string_equal(d[1].text.data, "no source \xF0\x9F\x98\x80");
+    write_bytes(tmp("trunc.zst"), z, zn - 5);
+    // one zstd block holds everything here, so nothing comes out, but it is reported
+    assert_int_equal(docreader_open(&r, tmp("trunc.zst"), NULL, NULL, &err), 0);
+    while (docreader_next(r, &d[7], &err) > 0) {}
+    sk = docreader_skips(r);
+    assert_true(sk->count >= 1);
+    assert_non_null(strstr(sk->examples[sk->count - 1], "truncated"));
+    docreader_close(r);
+    for (int i = 0; i < 8; i++) doc_free(&d[i]);
+    free(a), free(b), free(both), free(z);
+}
+
+static void test_writer_roundtrip(void **st) {
+    (void)st;
+    KilnDocWriter *w;
+    KilnErr err;
+    KilnDoc d = {0};
+    kbuf_puts(&d.source, "s\"rc");
+    kbuf_puts(&d.id, "id\n1");
+    kbuf_append(&d.text, "t\0ext \x01 é \"q\"", 14);
+    assert_int_equal(docwriter_open(&w, tmp("out.jsonl"), &err), 0);
+    assert_int_equal(docwriter_put(w, &d, "\"drop\":\"x\"", &err), 0);
+    assert_int_equal(docwriter_put(w, &d, NULL, &err), 0);
+    // nothing at the final name before commit
+    FILE *f = fopen(tmp("out.jsonl"), "r");
+    assert_null(f);
+    assert_int_equal(docwriter_commit(w, &err), 0);
+    KilnDoc back[2] = {0};
+    long skips;
+    assert_int_equal(read_all(tmp("out.jsonl"), back, 2, &skips, NULL), 2);
+    assert_int_equal(skips, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(back[i].source.data, "s\"rc");
+        assert_string_equal(back[i].id.data, "id\n1");
+        assert_int_equal(back[i].text.len, 14);
+        assert_memory_equal(back[i].text.data, d.text.data, 14);
+        doc_free(&back[i]);
+    }
+    // abort leaves no file
+    assert_int_equal(docwriter_open(&w, tmp("gone.jsonl"), &err), 0);
+    docwriter_put(w, &d, NULL, &err);
+    docwriter_abort(w);
+    assert_null(fopen(tmp("gone.jsonl"), "r"));
+    assert_null(fopen(tmp("gone.jsonl.tmp"), "r"));
+    doc_free(&d);
+}
+
+static void test_params(void **st) {
+    (void)st;
+    KilnParams ps = {0};
+    KilnErr err;
+    ps.stage = strdup("demo");
+    params_add(&ps, "n", "13", "p.yaml:4", &err);
+    params_add(&ps, "x", "0.5", "p.yaml:5", &err);
+    params_add(&ps, "on", "yes", "p.yaml:6", &err);
+    params_add(&ps, "files", "a", "p.yaml:7", &err);
+    params_add(&ps, "files", "b", "p.yaml:7", &err);
+    params_add(&ps, "mode", "excise", "p.yaml:8", &err);
+    params_add(&ps, "typo", "1", "p.yaml:9", &err);
+    long n = 5, absent = 42;
+    double x = 0;
+    int on = 0, mode = 0;
+    const char *const *files;
+    int nf;
+    static const char *const modes[] = {"drop", "excise", NULL};
+    assert_int_equal(params_int(&ps, "n", &n, &err), 0);
+    assert_int_equal(n, 13);
+    assert_int_equal(params_int(&ps, "absent", &absent, &err), 0);
+    assert_int_equal(absent, 42);
+    assert_int_equal(params_double(&ps, "x", &x, &err), 0);
+    assert_true(x == 0.5);
+    assert_int_equal(params_bool(&ps, "on", &on, &err), 0);
+    assert_int_equal(on, 1);
+    assert_int_equal(params_list(&ps, "files", &files, &nf, &err), 0);
+    assert_int_equal(nf, 2);
+    assert_string_equal(files[1], "b");
+    assert_int_equal(params_enum(&ps, "mode", modes, &mode, &err), 0);
+    assert_int_equal(mode, 1);
+    assert_int_equal(params_check_unused(&ps, &err), -1);
+    assert_non_null(strstr(err.msg, "p.yaml:9"));
+    assert_non_null(strstr(err.msg, "typo"));
+    // wrong types name the key, the value and where
+    assert_int_equal(params_int(&ps, "x", &n, &err), -1);
+    assert_non_null(strstr(err.msg, "p.yaml:5"));
+    assert_non_null(strstr(err.msg, "'0.5'"));
+    assert_int_equal(params_int(&ps, "files", &n, &err), -1);
+    assert_int_equal(params_enum(&ps, "n", modes, &mode, &err), -1);
+    assert_non_null(strstr(err.msg, "one of drop, excise"));
+    params_free(&ps);
+}
+
+// A toy stage: drops documents containing "spam", upper-cases the rest.
+static const char *toy_apply(void *state, KilnDoc *doc, KilnScratch *s) {
+    (void)state;
+    if (strstr(doc->text.data, "spam")) return "toy:spam";
+    kbuf_set(&s->a, doc->text.data, doc->text.len);
+    for (size_t i = 0; i < s->a.len; i++)
+        if (s->a.data[i] >= 'a' && s->a.data[i] <= 'z') s->a.data[i] -= 32;
+    kbuf_swap(&doc->text, &s->a);
+    return NULL;
+}
+static const char *short_apply(void *state, KilnDoc *doc, KilnScratch *s) {
+    (void)state, (void)s;
+    return doc->text.len < 5 ? "short:too_short" : NULL;
+}
+static const KilnStageDef TOY = {.name = "toy", .apply = toy_apply};
+static const KilnStageDef SHORT = {.name = "short", .apply = short_apply};
+
+static void test_run_stream(void **st) {
+    (void)st;
+    KilnDocWriter *w;
+    KilnErr err;
+    assert_int_equal(docwriter_open(&w, tmp("in.jsonl"), &err), 0);
+    KilnDoc d = {0};
+    kbuf_puts(&d.source, "src");
+    int nspam = 0, nshort = 0, nkept = 0;
+    for (int i = 0; i < 10000; i++) {
+        char id[16], text[64];
+        snprintf(id, sizeof id, "%d", i);
+        if (i % 7 == 0) snprintf(text, sizeof text, "spam %d", i), nspam++;
+        else if (i % 5 == 0) snprintf(text, sizeof text, "ab"), nshort++;
+        else snprintf(text, sizeof text, "doc number %d", i), nkept++;
+        kbuf_set(&d.id, id, strlen(id));
+        kbuf_set(&d.text, text, strlen(text));
+        docwriter_put(w, &d, NULL, &err);
+    }
+    assert_int_equal(docwriter_commit(w, &err), 0);
+    KilnStage stages[2] = {{&TOY, NULL}, {&SHORT, NULL}};
+    KilnStageReport reps[2];
+    stage_report_init(&reps[0], "toy");
+    stage_report_init(&reps[1], "short");
+    KilnDocReader *r;
+    KilnDocWriter *out, *rej;
+    assert_int_equal(docreader_open(&r, tmp("in.jsonl"), NULL, NULL, &err), 0);
+    assert_int_equal(docwriter_open(&out, tmp("out.jsonl"), &err), 0);
+    assert_int_equal(docwriter_open(&rej, tmp("rej.jsonl"), &err), 0);
+    assert_int_equal(stages_run_stream(stages, 2, docreader_source(r), out, rej, reps, &err), 0);
+    docreader_close(r);
+    assert_int_equal(docwriter_commit(out, &err), 0);
+    assert_int_equal(docwriter_commit(rej, &err), 0);
+    assert_int_equal(reps[0].docs_in, 10000);
+    assert_int_equal(reps[0].docs_out, 10000 - nspam);
+    assert_int_equal(reps[0].docs_changed, 10000 - nspam);
+    assert_int_equal(reps[1].docs_in, 10000 - nspam);
+    assert_int_equal(reps[1].docs_out, nkept);
+    assert_int_equal(reps[0].nreasons, 1);
+    assert_int_equal(reps[0].reasons[0].docs, nspam);
+    assert_string_equal(reps[0].reasons[0].examples[0], "src/0: spam 0");
+    assert_int_equal(reps[1].reasons[0].docs, nshort);
+    // kept documents in input order, rewritten
+    KilnDoc *kept = calloc((size_t)nkept, sizeof *kept);
+    assert_int_equal(read_all(tmp("out.jsonl"), kept, nkept, NULL, NULL), nkept);
+    assert_string_equal(kept[0].text.data, "DOC NUMBER 1");
+    assert_string_equal(kept[nkept - 1].id.data, "9999");
+    for (int i = 0; i < nkept; i++) doc_free(&kept[i]);
+    free(kept);
+    // rejects carry their reason
+    char *rj;
+    size_t rn;
+    assert_int_equal(kiln_read_file(tmp("rej.jsonl"), &rj, &rn, &err), 0);
+    assert_non_null(strstr(rj, "{\"source\":\"src\",\"id\":\"0\",\"text\":\"spam 0\",\"drop\":\"toy:spam\"}"));
+    free(rj);
+    stage_report_free(&reps[0]);
+    stage_report_free(&reps[1]);
+    doc_free(&d);
+}
+
+static void test_sample(void **st) {
+    (void)st;
+    // source big: 1000 docs of 100 bytes; small: 100 docs of 100 bytes.
+    KilnDocWriter *w;
+    KilnErr err;
+    assert_int_equal(docwriter_open(&w, tmp("mix.jsonl"), &err), 0);
+    KilnDoc d = {0};
+    char text[101];
+    memset(text, 'x', 100);
+    text[100] = 0;
+    for (int i = 0; i < 1100; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", i);
+        kbuf_set(&d.source, i < 1000 ? "big" : "small", i < 1000 ? 3 : 5);
+        kbuf_set(&d.id, id, strlen(id));
+        kbuf_set(&d.text, text, 100);
+        docwriter_put(w, &d, NULL, &err);
+    }
+    assert_int_equal(docwriter_commit(w, &err), 0);
+    // equal weights, output = input size: small is capped at 3 epochs (300 docs)
+    // and big gets the rest (800 docs)
+    const KilnStageDef *def = stage_find("sample");
+    assert_non_null(def);
+    KilnParams ps = {0};
+    params_add(&ps, "weights", "big=1", NULL, &err);
+    params_add(&ps, "weights", "small=1", NULL, &err);
+    params_add(&ps, "max_epochs", "3", NULL, &err);
+    void *state;
+    assert_int_equal(def->create(&ps, 7, &state, &err), 0);
+    assert_int_equal(params_check_unused(&ps, &err), 0);
+    KilnStageReport rep;
+    stage_report_init(&rep, "sample");
+    assert_int_equal(docwriter_open(&w, tmp("mixed.jsonl"), &err), 0);
+    assert_int_equal(def->run_corpus(state, tmp("mix.jsonl"), w, test_tmpdir(), &rep, &err), 0);
+    assert_int_equal(docwriter_commit(w, &err), 0);
+    assert_int_equal(rep.docs_in, 1100);
+    KilnDocReader *r;
+    int big = 0, small = 0, small_rep3 = 0;
+    assert_int_equal(docreader_open(&r, tmp("mixed.jsonl"), NULL, NULL, &err), 0);
+    while (docreader_next(r, &d, &err) > 0) {
+        if (!strcmp(d.source.data, "big")) big++;
+        else small++, small_rep3 += strstr(d.id.data, "#3") != NULL;
+    }
+    docreader_close(r);
+    assert_int_equal(small, 300);
+    assert_int_equal(small_rep3, 100);
+    assert_in_range(big, 760, 840);  // binomial around 800
+    assert_int_equal(rep.docs_out, big + small);
+    assert_int_equal(rep.reasons[0].docs, 1000 - big);
+    char *json = def->report_json(state);
+    assert_non_null(strstr(json, "\"small\":{\"docs_in\":100,\"bytes_in\":10000,\"multiplier\":3,"));
+    free(json);
+    def->destroy(state);
+    params_free(&ps);
+    stage_report_free(&rep);
+    doc_free(&d);
+    // bad weights are errors naming the value
+    params_add(&ps, "weights", "big", NULL, &err);
+    assert_int_equal(def->create(&ps, 7, &state, &err), -1);
+    assert_non_null(strstr(err.msg, "'big'"));
+    params_free(&ps);
+}
+
+static int reader_fuzz(const char *path, void *ctx) {
+    (void)ctx;
+    long skips;
+    KilnDoc d[2] = {0};
+    int n = read_all(path, d, 2, &skips, NULL);
+    for (int i = 0; i < 2; i++) {
+        if (d[i].text.data) assert_true(utf8_valid(d[i].text.data, d[i].text.len));
+        doc_free(&d[i]);
+    }
+    return n < 0 ? -1 : 0;
+}
+
+static void test_reader_fuzz(void **st) {
+    (void)st;
+    fuzz_mutants(JSONL, sizeof JSONL - 1, 64, tmp("fuzz.jsonl"), 2000, 1, reader_fuzz, NULL);
+    // compressed mutants too
+    size_t cap = ZSTD_compressBound(sizeof JSONL);
+    char *z = malloc(cap);
+    size_t zn = ZSTD_compress(z, cap, JSONL, sizeof JSONL - 1, 3);
+    fuzz_mutants(z, zn, 16, tmp("fuzz.zst"), 1000, 2, reader_fuzz, NULL);
+    uLongf gn = compressBound(sizeof JSONL) + 32;
+    unsigned char *gz = malloc(gn + 32);
+    gzFile g = gzopen(tmp("src.gz"), "wb");
+    gzwrite(g, JSONL, sizeof JSONL - 1);
+    gzclose(g);
+    char *gd;
+    size_t gl;
+    KilnErr err;
+    kiln_read_file(tmp("src.gz"), &gd, &gl, &err);
+    fuzz_mutants(gd, gl, 16, tmp("fuzz.gz"), 1000, 3, reader_fuzz, NULL);
+    free(z), free(gz), free(gd);
+}
+
+int main(void) {
+    test_tmpdir_create("data_core");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8),           cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_reader_plain),   cmocka_unit_test(test_reader_compressed),
+        cmocka_unit_test(test_writer_roundtrip), cmocka_unit_test(test_params),
+        cmocka_unit_test(test_run_stream),     cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_reader_fuzz),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    test_tmpdir_remove();
+    return rc;
+}
