@@ -196,6 +196,8 @@ KilnDocSource docreader_source(KilnDocReader *r);
 typedef struct {
     const KilnStageDef *def;
     void *state;
+    const char *const *only;  // per-document stages: apply only to these sources
+    int nonly;                // (0: all); other documents pass through unchanged
 } KilnStage;
 int stages_run_stream(KilnStage *stages, int nstages, KilnDocSource in, KilnDocWriter *out,
                       KilnDocWriter *rejects, KilnStageReport *reps, KilnErr *err);

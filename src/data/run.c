@@ -28,11 +28,22 @@ static int text_changed(const KilnDoc *d, const char *old, size_t old_len, const
     return 1;
 }
 
+static int source_listed(const KilnStage *st, const KilnDoc *d) {
+    for (int i = 0; i < st->nonly; i++)
+        if (!strcmp(st->only[i], d->source.data)) return 1;
+    return 0;
+}
+
 static void apply_stages(KilnStage *stages, int nstages, KilnDoc *d, DocFate *f, KilnScratch *s,
                          double *secs) {
     f->dropped_at = -1;
     f->len[0] = (long)d->text.len;
     for (int k = 0; k < nstages; k++) {
+        if (stages[k].nonly && !source_listed(&stages[k], d)) {
+            f->len[k + 1] = (long)d->text.len;
+            f->changed[k] = 0;
+            continue;
+        }
         const char *old = d->text.data;
         size_t old_len = d->text.len;
         double t0 = omp_get_wtime();

@@ -1,0 +1,38 @@
+// corpus.h: documents to token shards with a manifest. Documents stream in,
+// are encoded on all threads, and fill llm.c shards of a fixed token count
+// (train_NNNNNN.bin, val_NNNNNN.bin); manifest.json lists every shard (path,
+// sha256, tokens) and, per shard, each document's source, id and token range,
+// so a training batch can be traced back to the documents it came from.
+//
+// Every document starts with <|endoftext|> when the tokenizer has it (GPT-2's
+// convention); in byte mode (no tokenizer, vocab 256) with token 0 (NUL), which
+// cleaned text never contains. Validation documents are chosen by a hash of
+// (seed, source, id), so the split is stable when the corpus grows.
+#ifndef KILN_CORPUS_H
+#define KILN_CORPUS_H
+
+#include "kiln/data.h"
+#include "kiln/tokenizer.h"
+
+typedef struct {
+    const char *out_dir;
+    const KilnTokenizer *tok;  // NULL: one token per byte
+    const char *tok_name;      // recorded in the manifest (the tokenizer's path, or "bytes")
+    long shard_tokens;         // tokens per shard (the last one may be shorter)
+    double val_fraction;       // share of documents held out for validation
+    uint64_t seed;
+} KilnCorpusOptions;
+
+typedef struct KilnCorpusWriter KilnCorpusWriter;
+int corpus_writer_open(KilnCorpusWriter **w, const KilnCorpusOptions *o, KilnErr *err);
+// Encodes docs[0..n) (on all threads) and appends them in order.
+int corpus_writer_add(KilnCorpusWriter *w, const KilnDoc *docs, int n, KilnErr *err);
+// Writes the last shards and manifest.json (with extra_json, an object's
+// members `"key":value,...` or NULL, pasted in), then frees w.
+int corpus_writer_finish(KilnCorpusWriter *w, const char *extra_json, KilnErr *err);
+void corpus_writer_abort(KilnCorpusWriter *w);
+// Totals so far: tokens and documents, train + val.
+long corpus_writer_tokens(const KilnCorpusWriter *w);
+long corpus_writer_docs(const KilnCorpusWriter *w);
+
+#endif

@@ -1,0 +1,225 @@
+// corpus.c: documents -> token shards + manifest.json (see corpus.h).
+#include "kiln/corpus.h"
+#include "kiln/shard.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+enum { TRAIN, VAL };
+
+// One split's shard being filled, and the manifest entries of finished shards.
+typedef struct {
+    const char *name;  // "train" / "val"
+    KilnIds cur;       // tokens of the shard being filled
+    KilnBuf cur_docs;  // its documents as JSON arrays ["source","id",start,ntokens],...
+    int nshards;
+    long tokens, docs;
+} Split;
+
+struct KilnCorpusWriter {
+    KilnCorpusOptions o;
+    char *out_dir;
+    int vocab, eot;
+    Split split[2];
+    KilnBuf shards_json;  // finished shards' manifest entries
+    KilnBuf tmp;
+    // per-source totals: names and counts, small and linear
+    char **src_names;
+    long *src_docs, *src_tokens;
+    int nsrc;
+};
+
+int corpus_writer_open(KilnCorpusWriter **wp, const KilnCorpusOptions *o, KilnErr *err) {
+    if (o->shard_tokens < 1024) return kiln_fail(err, "shard_tokens must be at least 1024, got %ld", o->shard_tokens);
+    if (o->val_fraction < 0 || o->val_fraction >= 1)
+        return kiln_fail(err, "val_fraction must be in [0, 1), got %g", o->val_fraction);
+    if (kiln_mkdirs(o->out_dir, err)) return -1;
+    KilnCorpusWriter *w = calloc(1, sizeof *w);
+    if (!w) return kiln_fail(err, "out of memory");
+    w->o = *o;
+    w->out_dir = strdup(o->out_dir);
+    w->o.out_dir = w->out_dir;
+    w->vocab = o->tok ? tokenizer_vocab_size(o->tok) : 256;
+    w->eot = o->tok ? tokenizer_special_id(o->tok, "<|endoftext|>") : 0;
+    w->split[TRAIN].name = "train";
+    w->split[VAL].name = "val";
+    *wp = w;
+    return 0;
+}
+
+long corpus_writer_tokens(const KilnCorpusWriter *w) { return w->split[0].tokens + w->split[1].tokens; }
+long corpus_writer_docs(const KilnCorpusWriter *w) { return w->split[0].docs + w->split[1].docs; }
+
+static int sha256_file(const char *path, char hex[65], KilnErr *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return kiln_fail(err, "%s: cannot reopen to checksum", path);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    unsigned char buf[1 << 16], md[32];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(c, buf, n);
+    unsigned len;
+    EVP_DigestFinal_ex(c, md, &len);
+    EVP_MD_CTX_free(c);
+    fclose(f);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+// Writes the split's current shard and records it in the manifest.
+static int flush_shard(KilnCorpusWriter *w, Split *s, KilnErr *err) {
+    if (s->cur.n == 0) return 0;
+    char name[64], path[4096], hex[65];
+    snprintf(name, sizeof name, "%s_%06d.bin", s->name, s->nshards);
+    snprintf(path, sizeof path, "%s/%s", w->out_dir, name);
+    if (shard_write(path, s->cur.ids, s->cur.n, w->vocab, err) || sha256_file(path, hex, err)) return -1;
+    char head[512];
+    snprintf(head, sizeof head, "%s\n    {\"path\":\"%s\",\"split\":\"%s\",\"tokens\":%ld,\"sha256\":\"%s\",\"docs\":[",
+             w->shards_json.len ? "," : "", name, s->name, s->cur.n, hex);
+    if (kbuf_puts(&w->shards_json, head) || kbuf_append(&w->shards_json, s->cur_docs.data, s->cur_docs.len) ||
+        kbuf_puts(&w->shards_json, "]}"))
+        return kiln_fail(err, "out of memory");
+    s->nshards++;
+    s->cur.n = 0;
+    kbuf_clear(&s->cur_docs);
+    return 0;
+}
+
+static int count_source(KilnCorpusWriter *w, const KilnDoc *d, long ntok) {
+    int i = 0;
+    while (i < w->nsrc && strcmp(w->src_names[i], d->source.data)) i++;
+    if (i == w->nsrc) {
+        char **nn = realloc(w->src_names, (size_t)(i + 1) * sizeof *nn);
+        long *nd = realloc(w->src_docs, (size_t)(i + 1) * sizeof *nd);
+        if (nn) w->src_names = nn;
+        if (nd) w->src_docs = nd;
+        long *nt = realloc(w->src_tokens, (size_t)(i + 1) * sizeof *nt);
+        if (nt) w->src_tokens = nt;
+        if (!nn || !nd || !nt || !(w->src_names[i] = strdup(d->source.data))) return -1;
+        w->src_docs[i] = w->src_tokens[i] = 0;
+        w->nsrc++;
+    }
+    w->src_docs[i]++;
+    w->src_tokens[i] += ntok;
+    return 0;
+}
+
+// Appends one encoded document to its split, cutting shards at shard_tokens.
+// A document may span two shards; each part is listed with its range.
+static int append_doc(KilnCorpusWriter *w, const KilnDoc *d, const uint32_t *ids, long n, KilnErr *err) {
+    uint64_t h = XXH3_64bits_withSeed(d->id.data, d->id.len, w->o.seed ^ XXH3_64bits(d->source.data, d->source.len));
+    Split *s = &w->split[(double)(h >> 11) * 0x1.0p-53 < w->o.val_fraction ? VAL : TRAIN];
+    if (count_source(w, d, n)) return kiln_fail(err, "out of memory");
+    s->tokens += n;
+    s->docs++;
+    for (long done = 0; done < n;) {
+        long room = w->o.shard_tokens - s->cur.n, k = n - done < room ? n - done : room;
+        char pos[64];
+        snprintf(pos, sizeof pos, "\",%ld,%ld]", s->cur.n, k);
+        KilnBuf *b = &s->cur_docs;
+        if (kbuf_puts(b, b->len ? ",[\"" : "[\"") || kbuf_json_escape(b, d->source.data, d->source.len) ||
+            kbuf_puts(b, "\",\"") || kbuf_json_escape(b, d->id.data, d->id.len) || kbuf_puts(b, pos))
+            return kiln_fail(err, "out of memory");
+        for (long i = 0; i < k; i++)
+            if (ids_push(&s->cur, ids[done + i])) return kiln_fail(err, "out of memory");
+        done += k;
+        if (s->cur.n == w->o.shard_tokens && flush_shard(w, s, err)) return -1;
+    }
+    return 0;
+}
+
+int corpus_writer_add(KilnCorpusWriter *w, const KilnDoc *docs, int n, KilnErr *err) {
+    KilnIds *ids = calloc((size_t)n, sizeof *ids);
+    if (!ids) return kiln_fail(err, "out of memory");
+    int rc = 0;
+    if (w->o.tok) {
+        const char **texts = malloc(sizeof *texts * (size_t)n);
+        size_t *lens = malloc(sizeof *lens * (size_t)n);
+        if (!texts || !lens) rc = kiln_fail(err, "out of memory");
+        for (int i = 0; !rc && i < n; i++) texts[i] = docs[i].text.data, lens[i] = docs[i].text.len;
+        // the document's text is text: special-token strings in it are not special
+        if (!rc) rc = tokenizer_encode_batch(w->o.tok, texts, lens, n, KILN_SPECIAL_TEXT, ids, err);
+        free(texts);
+        free(lens);
+    } else {
+        for (int i = 0; !rc && i < n; i++)
+            for (size_t k = 0; k < docs[i].text.len; k++)
+                if (ids_push(&ids[i], (uint8_t)docs[i].text.data[k])) rc = kiln_fail(err, "out of memory");
+    }
+    KilnIds one = {0};
+    for (int i = 0; !rc && i < n; i++) {
+        one.n = 0;
+        if (w->eot >= 0 && ids_push(&one, (uint32_t)w->eot)) rc = kiln_fail(err, "out of memory");
+        for (long k = 0; !rc && k < ids[i].n; k++)
+            if (ids_push(&one, ids[i].ids[k])) rc = kiln_fail(err, "out of memory");
+        if (!rc) rc = append_doc(w, &docs[i], one.ids, one.n, err);
+    }
+    for (int i = 0; i < n; i++) ids_free(&ids[i]);
+    ids_free(&one);
+    free(ids);
+    return rc;
+}
+
+static void writer_free(KilnCorpusWriter *w) {
+    for (int i = 0; i < 2; i++) {
+        ids_free(&w->split[i].cur);
+        kbuf_free(&w->split[i].cur_docs);
+    }
+    for (int i = 0; i < w->nsrc; i++) free(w->src_names[i]);
+    free(w->src_names);
+    free(w->src_docs);
+    free(w->src_tokens);
+    kbuf_free(&w->shards_json);
+    kbuf_free(&w->tmp);
+    free(w->out_dir);
+    free(w);
+}
+
+void corpus_writer_abort(KilnCorpusWriter *w) {
+    if (w) writer_free(w);
+}
+
+int corpus_writer_finish(KilnCorpusWriter *w, const char *extra_json, KilnErr *err) {
+    int rc = flush_shard(w, &w->split[TRAIN], err) || flush_shard(w, &w->split[VAL], err) ? -1 : 0;
+    KilnBuf *m = &w->tmp;
+    kbuf_clear(m);
+    char line[512];
+    snprintf(line, sizeof line,
+             "{\n  \"format\":\"kiln-corpus-1\",\n  \"kiln\":\"%s\",\n  \"commit\":\"%s\",\n"
+             "  \"tokenizer\":\"%s\",\n  \"vocab_size\":%d,\n  \"doc_start_token\":%d,\n"
+             "  \"shard_tokens\":%ld,\n  \"val_fraction\":%g,\n  \"seed\":%llu,\n"
+             "  \"tokens\":{\"train\":%ld,\"val\":%ld},\n  \"docs\":{\"train\":%ld,\"val\":%ld},\n",
+             kiln_version(), kiln_git_commit(), w->o.tok_name ? w->o.tok_name : w->o.tok ? "?" : "bytes", w->vocab, w->eot,
+             w->o.shard_tokens, w->o.val_fraction, (unsigned long long)w->o.seed, w->split[TRAIN].tokens,
+             w->split[VAL].tokens, w->split[TRAIN].docs, w->split[VAL].docs);
+    kbuf_puts(m, line);
+    kbuf_puts(m, "  \"sources\":{");
+    for (int i = 0; i < w->nsrc; i++) {
+        kbuf_puts(m, i ? ",\"" : "\"");
+        kbuf_json_escape(m, w->src_names[i], strlen(w->src_names[i]));
+        snprintf(line, sizeof line, "\":{\"docs\":%ld,\"tokens\":%ld}", w->src_docs[i], w->src_tokens[i]);
+        kbuf_puts(m, line);
+    }
+    kbuf_puts(m, "},\n");
+    if (extra_json && *extra_json) {
+        kbuf_puts(m, "  ");
+        kbuf_puts(m, extra_json);
+        kbuf_puts(m, ",\n");
+    }
+    kbuf_puts(m, "  \"shards\":[");
+    kbuf_append(m, w->shards_json.data, w->shards_json.len);
+    if (kbuf_puts(m, "\n  ]\n}\n") && !rc) rc = kiln_fail(err, "out of memory");
+    if (!rc) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/manifest.json", w->out_dir);
+        KilnAtomicFile af;
+        rc = kiln_atomic_open(&af, path, err) || kiln_atomic_write(&af, m->data, m->len, err) ||
+                     kiln_atomic_commit(&af, err)
+                 ? -1
+                 : 0;
+    }
+    writer_free(w);
+    return rc;
+}

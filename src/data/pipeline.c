@@ -1,0 +1,693 @@
+// pipeline.c: loads a pipeline YAML and runs it: sources -> per-document and
+// corpus stages -> token shards, manifest.json and report.json (pipeline.h).
+#include "kiln/pipeline.h"
+
+#include "kiln/corpus.h"
+#include "kiln/sources.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <yaml.h>
+
+// ---------------------------------------------------------------- loading
+typedef struct {
+    yaml_document_t doc;
+    const char *path;
+} Yaml;
+
+static int line_of(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
+
+static const char *scalar(const yaml_node_t *n) {
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int fail_at(const Yaml *y, const yaml_node_t *n, KilnErr *err, const char *what) {
+    return kiln_fail(err, "%s:%d: %s", y->path, n ? line_of(n) : 0, what);
+}
+
+// Adds a mapping's entries to params: scalars as one value, sequences as a list.
+static int add_params(const Yaml *y, yaml_node_t *map, KilnParams *ps, KilnErr *err) {
+    if (!map || (map->type == YAML_SCALAR_NODE && !*scalar(map))) return 0;  // `- stage:` with nothing
+    if (map->type != YAML_MAPPING_NODE) return fail_at(y, map, err, "expected a mapping of parameters");
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node((yaml_document_t *)&y->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node((yaml_document_t *)&y->doc, p->value);
+        if (!scalar(k)) return fail_at(y, k, err, "a parameter name must be a plain string");
+        char where[512];
+        snprintf(where, sizeof where, "%s:%d", y->path, line_of(k));
+        if (v->type == YAML_SCALAR_NODE) {
+            if (params_add(ps, scalar(k), scalar(v), where, err)) return -1;
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+                const char *s = scalar(yaml_document_get_node((yaml_document_t *)&y->doc, *it));
+                if (!s) return fail_at(y, v, err, "list values must be plain strings or numbers");
+                if (params_add(ps, scalar(k), s, where, err)) return -1;
+            }
+        } else {
+            return fail_at(y, v, err, "a parameter value must be a scalar or a list");
+        }
+    }
+    return 0;
+}
+
+static yaml_node_t *node(const Yaml *y, int id) { return yaml_document_get_node((yaml_document_t *)&y->doc, id); }
+
+static int load_sources(const Yaml *y, yaml_node_t *seq, KilnPipeline *p, KilnErr *err) {
+    if (seq->type != YAML_SEQUENCE_NODE) return fail_at(y, seq, err, "sources: expected a list");
+    int n = (int)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    p->sources = calloc((size_t)n + 1, sizeof *p->sources);
+    if (!p->sources) return kiln_fail(err, "out of memory");
+    for (int i = 0; i < n; i++) {
+        yaml_node_t *m = node(y, seq->data.sequence.items.start[i]);
+        KilnPipeSource *s = &p->sources[p->nsources++];
+        if (m->type != YAML_MAPPING_NODE) return fail_at(y, m, err, "a source is a mapping with name, format, paths");
+        KilnParams all = {0};
+        all.stage = strdup("source");
+        if (add_params(y, m, &all, err)) {
+            params_free(&all);
+            return -1;
+        }
+        const char *name = NULL, *format = NULL;
+        const char *const *paths;
+        int npaths;
+        params_str(&all, "name", &name, err);
+        params_str(&all, "format", &format, err);
+        params_list(&all, "paths", &paths, &npaths, err);
+        if (!name || !format || !npaths) {
+            params_free(&all);
+            return fail_at(y, m, err, "a source needs name, format and paths");
+        }
+        s->name = strdup(name);
+        s->format = strdup(format);
+        s->globs = calloc((size_t)npaths, sizeof *s->globs);
+        for (int k = 0; s->globs && k < npaths; k++) s->globs[s->nglobs++] = strdup(paths[k]);
+        // the remaining keys are the format's options
+        s->opts.stage = strdup(name);
+        for (int k = 0; k < all.n; k++)
+            if (!all.p[k].used)
+                for (int v = 0; v < all.p[k].nvals; v++)
+                    if (params_add(&s->opts, all.p[k].key, all.p[k].vals[v], all.p[k].where, err)) {
+                        params_free(&all);
+                        return -1;
+                    }
+        params_free(&all);
+    }
+    return 0;
+}
+
+static int load_stages(const Yaml *y, yaml_node_t *seq, KilnPipeline *p, KilnErr *err) {
+    if (seq->type != YAML_SEQUENCE_NODE) return fail_at(y, seq, err, "stages: expected a list");
+    int n = (int)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    p->stages = calloc((size_t)n + 1, sizeof *p->stages);
+    if (!p->stages) return kiln_fail(err, "out of memory");
+    for (int i = 0; i < n; i++) {
+        yaml_node_t *m = node(y, seq->data.sequence.items.start[i]);
+        KilnPipeStage *s = &p->stages[p->nstages++];
+        yaml_node_t *params = NULL;
+        const char *name = scalar(m);
+        if (m->type == YAML_MAPPING_NODE && m->data.mapping.pairs.top - m->data.mapping.pairs.start == 1) {
+            name = scalar(node(y, m->data.mapping.pairs.start->key));
+            params = node(y, m->data.mapping.pairs.start->value);
+        }
+        if (!name) return fail_at(y, m, err, "a stage is a name, or a name mapped to its parameters");
+        if (!stage_find(name)) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "unknown stage '%s' (see `kiln data --help`)", name);
+            return fail_at(y, m, err, msg);
+        }
+        s->name = strdup(name);
+        s->params.stage = strdup(name);
+        if (add_params(y, params, &s->params, err)) return -1;
+    }
+    return 0;
+}
+
+static int load_output(const Yaml *y, yaml_node_t *m, KilnPipeline *p, KilnErr *err) {
+    KilnParams ps = {0};
+    ps.stage = strdup("output");
+    int rc = add_params(y, m, &ps, err);
+    const char *tok = "bytes";
+    if (!rc) rc = params_str(&ps, "tokenizer", &tok, err) || params_int(&ps, "shard_tokens", &p->shard_tokens, err) ||
+                  params_double(&ps, "val_fraction", &p->val_fraction, err) ||
+                  params_bool(&ps, "keep_work", &p->keep_work, err) || params_check_unused(&ps, err);
+    if (!rc) p->tokenizer = strdup(tok);
+    params_free(&ps);
+    return rc ? -1 : 0;
+}
+
+int pipeline_load(KilnPipeline *p, const char *path, KilnErr *err) {
+    memset(p, 0, sizeof *p);
+    p->seed = 1234;
+    p->shard_tokens = 10000000;
+    p->val_fraction = 0.005;
+    p->path = strdup(path);
+    char *text;
+    size_t len;
+    if (kiln_read_file(path, &text, &len, err)) return -1;
+    p->fingerprint = XXH3_64bits(text, len);
+    yaml_parser_t parser;
+    Yaml y = {.path = path};
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &y.doc)) {
+        int rc = kiln_fail(err, "%s:%zu: %s", path, parser.problem_mark.line + 1,
+                           parser.problem ? parser.problem : "YAML syntax error");
+        yaml_parser_delete(&parser);
+        free(text);
+        return rc;
+    }
+    yaml_parser_delete(&parser);
+    free(text);
+    int rc = 0;
+    yaml_node_t *root = yaml_document_get_root_node(&y.doc);
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        rc = kiln_fail(err, "%s: expected a mapping with sources, stages and output", path);
+        goto done;
+    }
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; !rc && pr < root->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = node(&y, pr->key), *v = node(&y, pr->value);
+        const char *key = scalar(k), *val = scalar(v);
+        if (!key) rc = fail_at(&y, k, err, "keys must be plain strings");
+        else if (!strcmp(key, "sources")) rc = load_sources(&y, v, p, err);
+        else if (!strcmp(key, "stages")) rc = load_stages(&y, v, p, err);
+        else if (!strcmp(key, "output")) rc = load_output(&y, v, p, err);
+        else if (!strcmp(key, "out_dir") && val) p->out_dir = strdup(val);
+        else if (!strcmp(key, "seed") && val) {
+            char *end;
+            p->seed = strtoull(val, &end, 10);
+            if (*end || !*val) rc = fail_at(&y, v, err, "seed must be a non-negative integer");
+        } else {
+            char msg[256];
+            snprintf(msg, sizeof msg, "unknown key '%s' (sources, stages, output, out_dir, seed)", key);
+            rc = fail_at(&y, k, err, msg);
+        }
+    }
+    if (!rc && !p->nsources) rc = kiln_fail(err, "%s: no sources", path);
+    if (!rc && !p->out_dir) rc = kiln_fail(err, "%s: out_dir is required", path);
+    if (!rc && !p->tokenizer) p->tokenizer = strdup("bytes");
+done:
+    yaml_document_delete(&y.doc);
+    if (rc) pipeline_free(p);
+    return rc;
+}
+
+void pipeline_free(KilnPipeline *p) {
+    for (int i = 0; i < p->nsources; i++) {
+        KilnPipeSource *s = &p->sources[i];
+        free(s->name);
+        free(s->format);
+        for (int k = 0; k < s->nglobs; k++) free(s->globs[k]);
+        free(s->globs);
+        params_free(&s->opts);
+    }
+    for (int i = 0; i < p->nstages; i++) {
+        free(p->stages[i].name);
+        params_free(&p->stages[i].params);
+    }
+    free(p->sources);
+    free(p->stages);
+    free(p->path);
+    free(p->out_dir);
+    free(p->tokenizer);
+    memset(p, 0, sizeof *p);
+}
+
+// ---------------------------------------------------------------- reports
+int stage_report_json(const KilnStageReport *r, KilnBuf *b) {
+    char num[512];
+    kbuf_puts(b, "{\"stage\":\"");
+    kbuf_json_escape(b, r->name, strlen(r->name));
+    snprintf(num, sizeof num,
+             "\",\"docs_in\":%ld,\"docs_out\":%ld,\"docs_dropped\":%ld,\"docs_changed\":%ld,"
+             "\"bytes_in\":%ld,\"bytes_out\":%ld,\"seconds\":%.3f,\"mb_per_s_per_core\":%.1f,\"drops\":[",
+             r->docs_in, r->docs_out, r->docs_in - r->docs_out, r->docs_changed, r->bytes_in, r->bytes_out,
+             r->seconds, r->seconds > 0 ? r->bytes_in / r->seconds / 1e6 : 0.0);
+    kbuf_puts(b, num);
+    for (int i = 0; i < r->nreasons; i++) {
+        const KilnDropReason *d = &r->reasons[i];
+        kbuf_puts(b, i ? ",{\"reason\":\"" : "{\"reason\":\"");
+        kbuf_json_escape(b, d->reason, strlen(d->reason));
+        snprintf(num, sizeof num, "\",\"docs\":%ld,\"bytes\":%ld,\"examples\":[", d->docs, d->bytes);
+        kbuf_puts(b, num);
+        for (long k = 0; k < d->docs && k < KILN_DROP_EXAMPLES; k++) {
+            kbuf_puts(b, k ? ",\"" : "\"");
+            kbuf_json_escape(b, d->examples[k], strlen(d->examples[k]));
+            kbuf_putc(b, '"');
+        }
+        kbuf_puts(b, "]}");
+    }
+    kbuf_putc(b, ']');
+    if (r->extra_json) {
+        kbuf_puts(b, ",\"details\":");
+        kbuf_puts(b, r->extra_json);
+    }
+    return kbuf_putc(b, '}');
+}
+
+// ---------------------------------------------------------------- running
+// All sources one after the other, counting documents per source.
+typedef struct {
+    const KilnPipeline *p;
+    int cur;
+    KilnSourceReader *r;
+    long *docs, *bytes, *files, *raw, *skips;
+    KilnBuf skip_json;  // "source": [examples...] entries
+} AllSources;
+
+static void close_current(AllSources *a) {
+    if (!a->r) return;
+    const KilnSkips *s = source_skips(a->r);
+    a->files[a->cur] = source_files(a->r);
+    a->raw[a->cur] = source_bytes(a->r);
+    a->skips[a->cur] = s->count;
+    for (long k = 0; k < s->count && k < KILN_SKIP_EXAMPLES; k++) {
+        kbuf_puts(&a->skip_json, a->skip_json.len ? ",\"" : "\"");
+        kbuf_json_escape(&a->skip_json, s->examples[k], strlen(s->examples[k]));
+        kbuf_putc(&a->skip_json, '"');
+    }
+    source_close(a->r);
+    a->r = NULL;
+    a->cur++;
+}
+
+static int all_next(void *ctx, KilnDoc *doc, KilnErr *err) {
+    AllSources *a = ctx;
+    while (a->cur < a->p->nsources) {
+        if (!a->r) {
+            const KilnPipeSource *s = &a->p->sources[a->cur];
+            KilnSourceSpec spec = {s->name, s->format, (const char *const *)s->globs, s->nglobs,
+                                   (KilnParams *)&s->opts};
+            if (source_open(&a->r, &spec, err)) return kiln_wrap(err, "source %s", s->name);
+            if (params_check_unused(&s->opts, err)) return -1;
+        }
+        int got = source_docs(a->r).next(source_docs(a->r).ctx, doc, err);
+        if (got < 0) return kiln_wrap(err, "source %s", a->p->sources[a->cur].name);
+        if (got > 0) {
+            a->docs[a->cur]++;
+            a->bytes[a->cur] += (long)doc->text.len;
+            return 1;
+        }
+        close_current(a);
+    }
+    return 0;
+}
+
+static void path_join(char *out, size_t cap, const char *dir, const char *name) {
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+// A step's marker holds the pipeline's fingerprint and the step's report JSON.
+static char *read_marker(const char *path, uint64_t fingerprint) {
+    char *text;
+    size_t len;
+    KilnErr e;
+    if (kiln_read_file(path, &text, &len, &e)) return NULL;
+    unsigned long long fp;
+    int off = 0;
+    if (sscanf(text, "%llx\n%n", &fp, &off) != 1 || fp != fingerprint || off <= 0) {
+        free(text);
+        return NULL;
+    }
+    char *json = strdup(text + off);
+    free(text);
+    return json;
+}
+
+static int write_marker(const char *path, uint64_t fingerprint, const char *json, KilnErr *err) {
+    KilnAtomicFile af;
+    char head[32];
+    snprintf(head, sizeof head, "%016llx\n", (unsigned long long)fingerprint);
+    if (kiln_atomic_open(&af, path, err)) return -1;
+    kiln_atomic_write(&af, head, strlen(head), err);
+    kiln_atomic_write(&af, json, strlen(json), err);
+    return kiln_atomic_commit(&af, err);
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+// Step 0: every source into work/00-sources.jsonl.
+static int run_sources(const KilnPipeline *p, const char *out_path, KilnBuf *report, KilnErr *err) {
+    int n = p->nsources;
+    AllSources a = {.p = p};
+    long *counts = calloc((size_t)n * 5, sizeof *counts);
+    if (!counts) return kiln_fail(err, "out of memory");
+    a.docs = counts, a.bytes = counts + n, a.files = counts + 2 * n, a.raw = counts + 3 * n, a.skips = counts + 4 * n;
+    KilnDocWriter *w;
+    double t0 = kiln_now();
+    int rc = docwriter_open(&w, out_path, err);
+    if (!rc) {
+        rc = stages_run_stream(NULL, 0, (KilnDocSource){all_next, &a}, w, NULL, NULL, err);
+        if (rc) docwriter_abort(w);
+        else rc = docwriter_commit(w, err);
+    }
+    if (a.r) source_close(a.r);
+    if (!rc) {
+        long docs = 0, bytes = 0;
+        for (int i = 0; i < n; i++) docs += a.docs[i], bytes += a.bytes[i];
+        char num[512];
+        snprintf(num, sizeof num, "{\"stage\":\"sources\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
+                 "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"sources\":{",
+                 docs, docs, bytes, bytes, kiln_now() - t0);
+        kbuf_puts(report, num);
+        for (int i = 0; i < n; i++) {
+            kbuf_puts(report, i ? ",\"" : "\"");
+            kbuf_json_escape(report, p->sources[i].name, strlen(p->sources[i].name));
+            snprintf(num, sizeof num, "\":{\"format\":\"%s\",\"files\":%ld,\"raw_bytes\":%ld,\"docs\":%ld,"
+                     "\"bytes\":%ld,\"skipped\":%ld}", p->sources[i].format, a.files[i], a.raw[i], a.docs[i],
+                     a.bytes[i], a.skips[i]);
+            kbuf_puts(report, num);
+        }
+        kbuf_puts(report, "},\"skip_examples\":[");
+        kbuf_append(report, a.skip_json.data, a.skip_json.len);
+        kbuf_puts(report, "]}}");
+    }
+    kbuf_free(&a.skip_json);
+    free(counts);
+    return rc;
+}
+
+// One step: per-document stages [first, last] streamed, or one corpus stage.
+static int run_step(const KilnPipeline *p, int first, int last, KilnStage *st, const char *in_path,
+                    const char *out_path, const char *work, KilnBuf *report, KilnErr *err) {
+    int n = last - first + 1, rc;
+    KilnStageReport *reps = calloc((size_t)n, sizeof *reps);
+    if (!reps) return kiln_fail(err, "out of memory");
+    for (int k = 0; k < n; k++) stage_report_init(&reps[k], p->stages[first + k].name);
+    KilnDocWriter *w;
+    rc = docwriter_open(&w, out_path, err);
+    if (!rc) {
+        double t0 = kiln_now();
+        if (st[first].def->apply) {
+            KilnDocReader *r;
+            rc = docreader_open(&r, in_path, NULL, NULL, err);
+            if (!rc) {
+                rc = stages_run_stream(st + first, n, docreader_source(r), w, NULL, reps, err);
+                docreader_close(r);
+            }
+        } else {
+            rc = st[first].def->run_corpus(st[first].state, in_path, w, work, &reps[0], err);
+            reps[0].seconds = kiln_now() - t0;
+        }
+        if (rc) docwriter_abort(w);
+        else rc = docwriter_commit(w, err);
+    }
+    for (int k = 0; !rc && k < n; k++) {
+        if (st[first + k].def->report_json) reps[k].extra_json = st[first + k].def->report_json(st[first + k].state);
+        kbuf_puts(report, k ? "," : "");
+        stage_report_json(&reps[k], report);
+    }
+    for (int k = 0; k < n; k++) stage_report_free(&reps[k]);
+    free(reps);
+    return rc;
+}
+
+// Replaces the shards and manifest in out_dir by those in new_dir: old shard
+// files go first, the manifest is renamed last.
+static int install_outputs(const char *new_dir, const char *out_dir, KilnErr *err) {
+    DIR *d = opendir(out_dir);
+    struct dirent *e;
+    char a[4096], b[4096];
+    while (d && (e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if ((!strncmp(e->d_name, "train_", 6) || !strncmp(e->d_name, "val_", 4)) && l > 4 &&
+            !strcmp(e->d_name + l - 4, ".bin")) {
+            path_join(a, sizeof a, out_dir, e->d_name);
+            unlink(a);
+        }
+    }
+    if (d) closedir(d);
+    d = opendir(new_dir);
+    if (!d) return kiln_fail(err, "%s: %s", new_dir, strerror(errno));
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "manifest.json")) continue;
+        path_join(a, sizeof a, new_dir, e->d_name);
+        path_join(b, sizeof b, out_dir, e->d_name);
+        if (rename(a, b)) {
+            closedir(d);
+            return kiln_fail(err, "%s: %s", b, strerror(errno));
+        }
+    }
+    closedir(d);
+    path_join(a, sizeof a, new_dir, "manifest.json");
+    path_join(b, sizeof b, out_dir, "manifest.json");
+    if (rename(a, b)) return kiln_fail(err, "%s: %s", b, strerror(errno));
+    rmdir(new_dir);
+    return kiln_fsync_dir(out_dir, err);
+}
+
+// The last step: documents to shards and the manifest.
+static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *work, KilnBuf *report,
+                        KilnErr *err) {
+    KilnTokenizer *tok = NULL;
+    if (strcmp(p->tokenizer, "bytes") && tokenizer_load(&tok, p->tokenizer, err))
+        return kiln_wrap(err, "output.tokenizer");
+    char shard_dir[4096];
+    path_join(shard_dir, sizeof shard_dir, work, "shards");
+    KilnCorpusOptions o = {shard_dir, tok, p->tokenizer, p->shard_tokens, p->val_fraction, p->seed};
+    KilnCorpusWriter *cw;
+    KilnDocReader *r = NULL;
+    enum { B = 1024 };
+    KilnDoc *docs = calloc(B, sizeof *docs);
+    double t0 = kiln_now();
+    long bytes = 0;
+    int rc = docs ? 0 : kiln_fail(err, "out of memory");
+    if (!rc) rc = corpus_writer_open(&cw, &o, err);
+    if (!rc && docreader_open(&r, in_path, NULL, NULL, err)) {
+        corpus_writer_abort(cw);
+        rc = -1;
+    }
+    if (!rc) {
+        for (;;) {
+            int n = 0, got = 0;
+            while (n < B && (got = docreader_next(r, &docs[n], err)) > 0) bytes += (long)docs[n++].text.len;
+            if (got < 0 || (n && corpus_writer_add(cw, docs, n, err))) {
+                rc = -1;
+                break;
+            }
+            if (n < B) break;
+        }
+        long ndocs = corpus_writer_docs(cw), ntok = corpus_writer_tokens(cw);
+        char extra[1024];
+        snprintf(extra, sizeof extra, "\"pipeline\":\"%s\",\"pipeline_fingerprint\":\"%016llx\"", p->path,
+                 (unsigned long long)p->fingerprint);
+        if (rc) corpus_writer_abort(cw);
+        else rc = corpus_writer_finish(cw, extra, err);
+        if (!rc) rc = install_outputs(shard_dir, p->out_dir, err);
+        if (!rc) {
+            snprintf(extra, sizeof extra, "{\"stage\":\"tokenize\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
+                     "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"tokens\":%ld,"
+                     "\"tokenizer\":\"%s\"}}", ndocs, ndocs, bytes, bytes, kiln_now() - t0, ntok, p->tokenizer);
+            kbuf_puts(report, extra);
+        }
+    }
+    if (r) docreader_close(r);
+    for (int i = 0; docs && i < B; i++) doc_free(&docs[i]);
+    free(docs);
+    tokenizer_free(tok);
+    return rc;
+}
+
+static void remove_work(const char *work) {
+    char sub[4096];
+    DIR *d = opendir(work);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        path_join(sub, sizeof sub, work, e->d_name);
+        unlink(sub);
+    }
+    if (d) closedir(d);
+    rmdir(work);
+}
+
+static long jnum(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long)v->valuedouble : 0;
+}
+
+// One row per stage with its drop reasons and an example of each.
+void stage_reports_print(FILE *f, const cJSON *steps) {
+    const cJSON *s;
+    fprintf(f, "%-18s %10s %10s %8s %10s %10s %10s\n", "stage", "docs in", "docs out", "kept", "MB in", "MB out",
+            "MB/s/core");
+    cJSON_ArrayForEach(s, steps) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(s, "stage");
+        long din = jnum(s, "docs_in"), dout = jnum(s, "docs_out");
+        double secs = cJSON_GetObjectItemCaseSensitive(s, "seconds")->valuedouble;
+        fprintf(f, "%-18s %10ld %10ld %7.1f%% %10.1f %10.1f %10.1f\n", name->valuestring, din, dout,
+                din ? 100.0 * dout / din : 100.0, jnum(s, "bytes_in") / 1e6, jnum(s, "bytes_out") / 1e6,
+                secs > 0 ? jnum(s, "bytes_in") / secs / 1e6 : 0.0);
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(s, "drops")) {
+            const cJSON *ex = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "examples"), 0);
+            fprintf(f, "    - %-36s %8ld docs  e.g. %.80s\n", cJSON_GetObjectItemCaseSensitive(d, "reason")->valuestring,
+                    jnum(d, "docs"), cJSON_IsString(ex) ? ex->valuestring : "");
+        }
+    }
+}
+
+// The readable summary: one row per stage, its drop reasons with an example,
+// the sources, and whether the counts chain (docs out of a step = docs into the
+// next one).
+static void print_summary(FILE *f, const KilnPipeline *p, const cJSON *steps, int consistent) {
+    fprintf(f, "pipeline %s -> %s\n\n", p->path, p->out_dir);
+    const cJSON *first = cJSON_GetArrayItem(steps, 0);
+    const cJSON *srcs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(first, "details"), "sources");
+    fprintf(f, "%-14s %-8s %8s %10s %10s %8s\n", "source", "format", "files", "docs", "MB", "skipped");
+    const cJSON *s;
+    cJSON_ArrayForEach(s, srcs) {
+        const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(s, "format");
+        fprintf(f, "%-14s %-8s %8ld %10ld %10.1f %8ld\n", s->string, cJSON_IsString(fmt) ? fmt->valuestring : "",
+                jnum(s, "files"), jnum(s, "docs"), jnum(s, "bytes") / 1e6, jnum(s, "skipped"));
+    }
+    fputc('\n', f);
+    stage_reports_print(f, steps);
+    const cJSON *last = cJSON_GetArrayItem(steps, cJSON_GetArraySize(steps) - 1);
+    fprintf(f, "\n%ld tokens in %s; counts %s\n", jnum(cJSON_GetObjectItemCaseSensitive(last, "details"), "tokens"),
+            p->out_dir, consistent ? "add up from step to step" : "DO NOT ADD UP (a bug: please report)");
+}
+
+// Writes report.json (every step) and report.txt (the readable summary).
+static int write_reports(const KilnPipeline *p, const KilnBuf *steps, FILE *progress, KilnErr *err) {
+    KilnBuf j = {0};
+    kbuf_putc(&j, '[');
+    kbuf_append(&j, steps->data, steps->len);
+    kbuf_putc(&j, ']');
+    cJSON *arr = cJSON_ParseWithLength(j.data, j.len);
+    kbuf_free(&j);
+    if (!arr) return kiln_fail(err, "internal error: a stage wrote an invalid report");
+    // numbers add up: what a step passes on is what the next one receives
+    int consistent = 1;
+    for (int i = 1; i < cJSON_GetArraySize(arr); i++) {
+        const cJSON *a = cJSON_GetArrayItem(arr, i - 1), *b = cJSON_GetArrayItem(arr, i);
+        if (jnum(a, "docs_out") != jnum(b, "docs_in") || jnum(a, "bytes_out") != jnum(b, "bytes_in")) consistent = 0;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "pipeline", p->path);
+    cJSON_AddStringToObject(root, "out_dir", p->out_dir);
+    cJSON_AddNumberToObject(root, "seed", (double)p->seed);
+    cJSON_AddStringToObject(root, "kiln", kiln_version());
+    cJSON_AddStringToObject(root, "commit", kiln_git_commit());
+    cJSON_AddBoolToObject(root, "counts_consistent", consistent);
+    cJSON_AddItemToObject(root, "steps", arr);
+    char *text = cJSON_Print(root);
+    char path[4096];
+    path_join(path, sizeof path, p->out_dir, "report.json");
+    KilnAtomicFile af;
+    int rc = !text || kiln_atomic_open(&af, path, err) || kiln_atomic_write(&af, text, strlen(text), err) ||
+             kiln_atomic_write(&af, "\n", 1, err) || kiln_atomic_commit(&af, err);
+    free(text);
+    if (!rc) {
+        path_join(path, sizeof path, p->out_dir, "report.txt");
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *f = fopen(tmp, "w");
+        if (!f) rc = kiln_fail(err, "%s: %s", tmp, strerror(errno));
+        else {
+            print_summary(f, p, arr, consistent);
+            rc = fclose(f) || rename(tmp, path) ? kiln_fail(err, "%s: write failed", path) : 0;
+        }
+        if (!rc && progress) fputc('\n', progress), print_summary(progress, p, arr, consistent);
+    }
+    cJSON_Delete(root);
+    if (!rc && !consistent) rc = kiln_fail(err, "%s: the step counts do not add up (see report.json)", p->out_dir);
+    return rc ? -1 : 0;
+}
+
+int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
+    char work[4096], in[4096], out[4096], marker[4096];
+    KilnStage *st = calloc((size_t)p->nstages + 1, sizeof *st);
+    if (!st) return kiln_fail(err, "out of memory");
+    int rc = 0;
+    // every stage is built (and its parameters checked) before anything is written
+    for (int i = 0; !rc && i < p->nstages; i++) {
+        st[i].def = stage_find(p->stages[i].name);
+        KilnParams *ps = (KilnParams *)&p->stages[i].params;
+        // `sources: [a, b]` limits a per-document stage to those sources
+        rc = params_list(ps, "sources", &st[i].only, &st[i].nonly, err);
+        if (!rc && st[i].nonly && !st[i].def->apply)
+            rc = kiln_fail(err, "%s: %s is a corpus stage and runs on every source; 'sources' is for "
+                           "per-document stages", p->path, p->stages[i].name);
+        if (!rc) rc = st[i].def->create(ps, p->seed, &st[i].state, err) || params_check_unused(ps, err);
+    }
+    path_join(work, sizeof work, p->out_dir, "work");
+    if (!rc) rc = kiln_mkdirs(work, err);
+    KilnBuf steps = {0};  // the steps' report objects, comma-separated
+    int nsteps = 2, step = 0;
+    for (int i = 0; i < p->nstages; i++)
+        if (!st[i].def->apply || i == 0 || !st[i - 1].def->apply) nsteps++;
+    // step 0: sources
+    path_join(out, sizeof out, work, "00-sources.jsonl");
+    path_join(marker, sizeof marker, work, "00-sources.done");
+    char *done = rc ? NULL : read_marker(marker, p->fingerprint);
+    KilnBuf rep = {0};
+    if (!rc) {
+        if (done && file_exists(out)) {
+            if (progress) fprintf(progress, "[%d/%d] sources: already done (resuming)\n", ++step, nsteps);
+            kbuf_puts(&steps, done);
+        } else {
+            if (progress) fprintf(progress, "[%d/%d] sources: reading %d source(s)...\n", ++step, nsteps, p->nsources);
+            rc = run_sources(p, out, &rep, err) || write_marker(marker, p->fingerprint, rep.data, err);
+            if (!rc) kbuf_append(&steps, rep.data, rep.len);
+        }
+    }
+    free(done);
+    for (int i = 0; !rc && i < p->nstages;) {
+        int j = i;
+        if (st[i].def->apply)
+            while (j + 1 < p->nstages && st[j + 1].def->apply) j++;
+        snprintf(in, sizeof in, "%s", out);
+        char name[256];
+        snprintf(name, sizeof name, "%02d-%s", step, p->stages[j].name);
+        snprintf(out, sizeof out, "%s/%s.jsonl", work, name);
+        snprintf(marker, sizeof marker, "%s/%s.done", work, name);
+        char label[512] = "";
+        for (int k = i; k <= j; k++) {
+            strncat(label, k > i ? "+" : "", sizeof label - strlen(label) - 1);
+            strncat(label, p->stages[k].name, sizeof label - strlen(label) - 1);
+        }
+        done = read_marker(marker, p->fingerprint);
+        kbuf_clear(&rep);
+        if (done && file_exists(out)) {
+            if (progress) fprintf(progress, "[%d/%d] %s: already done (resuming)\n", ++step, nsteps, label);
+            kbuf_puts(&rep, done);
+        } else {
+            if (progress) fprintf(progress, "[%d/%d] %s...\n", ++step, nsteps, label), fflush(progress);
+            double t0 = kiln_now();
+            rc = run_step(p, i, j, st, in, out, work, &rep, err) || write_marker(marker, p->fingerprint, rep.data, err);
+            if (!rc && progress) fprintf(progress, "        done in %.1f s\n", kiln_now() - t0);
+        }
+        free(done);
+        if (!rc) {
+            kbuf_puts(&steps, ",");
+            kbuf_append(&steps, rep.data, rep.len);
+        }
+        i = j + 1;
+    }
+    if (!rc) {
+        if (progress) fprintf(progress, "[%d/%d] tokenize (%s) and write shards...\n", ++step, nsteps, p->tokenizer);
+        kbuf_clear(&rep);
+        rc = run_tokenize(p, out, work, &rep, err);
+        if (!rc) {
+            kbuf_puts(&steps, ",");
+            kbuf_append(&steps, rep.data, rep.len);
+            rc = write_reports(p, &steps, progress, err);
+        }
+    }
+    if (!rc && !p->keep_work) remove_work(work);
+    for (int i = 0; i < p->nstages; i++)
+        if (st[i].def && st[i].def->destroy && st[i].state) st[i].def->destroy(st[i].state);
+    free(st);
+    kbuf_free(&rep);
+    kbuf_free(&steps);
+    return rc;
+}
