@@ -269,7 +269,7 @@ static void test_run_stream(void **st) {
         docwriter_put(w, &d, NULL, &err);
     }
     assert_int_equal(docwriter_commit(w, &err), 0);
-    KilnStage stages[2] = {{&TOY, NULL}, {&SHORT, NULL}};
+    KilnStage stages[2] = {{.def = &TOY}, {.def = &SHORT}};
     KilnStageReport reps[2];
     stage_report_init(&reps[0], "toy");
     stage_report_init(&reps[1], "short");

@@ -51,6 +51,7 @@ typedef struct {
 } KilnIds;
 void ids_free(KilnIds *ids);
 int ids_push(KilnIds *ids, uint32_t id);  // -1 when out of memory
+int ids_append(KilnIds *ids, const uint32_t *src, long n);
 
 // Appends the ids of text[0..len) to out. Thread-safe: a tokenizer may be shared.
 int tokenizer_encode(const KilnTokenizer *tok, const char *text, size_t len, KilnSpecialMode mode,

@@ -122,8 +122,7 @@ static int append_doc(KilnCorpusWriter *w, const KilnDoc *d, const uint32_t *ids
         if (kbuf_puts(b, b->len ? ",[\"" : "[\"") || kbuf_json_escape(b, d->source.data, d->source.len) ||
             kbuf_puts(b, "\",\"") || kbuf_json_escape(b, d->id.data, d->id.len) || kbuf_puts(b, pos))
             return kiln_fail(err, "out of memory");
-        for (long i = 0; i < k; i++)
-            if (ids_push(&s->cur, ids[done + i])) return kiln_fail(err, "out of memory");
+        if (ids_append(&s->cur, ids + done, k)) return kiln_fail(err, "out of memory");
         done += k;
         if (s->cur.n == w->o.shard_tokens && flush_shard(w, s, err)) return -1;
     }
@@ -143,17 +142,17 @@ int corpus_writer_add(KilnCorpusWriter *w, const KilnDoc *docs, int n, KilnErr *
         if (!rc) rc = tokenizer_encode_batch(w->o.tok, texts, lens, n, KILN_SPECIAL_TEXT, ids, err);
         free(texts);
         free(lens);
-    } else {
-        for (int i = 0; !rc && i < n; i++)
-            for (size_t k = 0; k < docs[i].text.len; k++)
-                if (ids_push(&ids[i], (uint8_t)docs[i].text.data[k])) rc = kiln_fail(err, "out of memory");
     }
     KilnIds one = {0};
     for (int i = 0; !rc && i < n; i++) {
         one.n = 0;
         if (w->eot >= 0 && ids_push(&one, (uint32_t)w->eot)) rc = kiln_fail(err, "out of memory");
-        for (long k = 0; !rc && k < ids[i].n; k++)
-            if (ids_push(&one, ids[i].ids[k])) rc = kiln_fail(err, "out of memory");
+        if (!rc && w->o.tok && ids_append(&one, ids[i].ids, ids[i].n)) rc = kiln_fail(err, "out of memory");
+        if (!rc && !w->o.tok) {  // bytes are their own ids
+            const unsigned char *t = (const unsigned char *)docs[i].text.data;
+            for (size_t k = 0; !rc && k < docs[i].text.len; k++)
+                if (ids_push(&one, t[k])) rc = kiln_fail(err, "out of memory");
+        }
         if (!rc) rc = append_doc(w, &docs[i], one.ids, one.n, err);
     }
     for (int i = 0; i < n; i++) ids_free(&ids[i]);

@@ -25,6 +25,20 @@ int ids_push(KilnIds *ids, uint32_t id) {
     return 0;
 }
 
+int ids_append(KilnIds *ids, const uint32_t *src, long n) {
+    if (ids->n + n > ids->cap) {
+        long cap = ids->cap ? ids->cap : 256;
+        while (cap < ids->n + n) cap *= 2;
+        uint32_t *p = realloc(ids->ids, sizeof(uint32_t) * cap);
+        if (!p) return -1;
+        ids->ids = p;
+        ids->cap = cap;
+    }
+    memcpy(ids->ids + ids->n, src, sizeof(uint32_t) * n);
+    ids->n += n;
+    return 0;
+}
+
 void ids_free(KilnIds *ids) {
     free(ids->ids);
     memset(ids, 0, sizeof *ids);
