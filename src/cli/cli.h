@@ -12,6 +12,7 @@ typedef struct {
 } KilnCommand;
 
 extern const KilnCommand CMD_PRETRAIN, CMD_TOKENIZER;
+int cmd_data_classifier(int argc, char **argv);  // `kiln data classifier ...`
 int cmd_data_gather(int argc, char **argv);  // `kiln data gather debian`
 
 // True if any argument is -h or --help.

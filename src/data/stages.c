@@ -6,9 +6,11 @@
 
 // One line per stage, in the order `kiln data --help` lists them.
 extern const KilnStageDef STAGE_SAMPLE;
+extern const KilnStageDef STAGE_CLASSIFIER;
 
 static const KilnStageDef *const STAGES[] = {
     &STAGE_SAMPLE,
+    &STAGE_CLASSIFIER,
 };
 
 const KilnStageDef *const *stage_all(int *n) {
