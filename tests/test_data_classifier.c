@@ -220,6 +220,11 @@ static void test_opts(void **state) {
     KilnClassifier *m;
     assert_int_equal(classifier_train(&m, &o, TOX_LABELS, 2, &s, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "wordNgrams"));
+    // no examples: an error, not an empty model
+    KilnClsSet empty;
+    clsset_init(&empty, 2, o.buckets);
+    assert_int_equal(classifier_train(&m, &o, TOX_LABELS, 2, &empty, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "no training examples"));
     // a label outside the label list is refused
     s.word_ngrams = 2;
     s.label[1] = 2;
@@ -438,9 +443,9 @@ static void test_corrupt_files(void **state) {
     expect_load_error(tmp("t.kcls"), "version");
     d[8] = 1;
     expect_load_error(tmp("missing.kcls"), "");
-    int refused = fuzz_mutants(d, n, 64, tmp("f.kcls"), 2000, 11, load_reader, NULL);
-    print_message("fuzzed %zu-byte model: 2000 mutants, %d refused\n", n, refused);
-    assert_true(refused >= 1900);  // the rest are no-op mutants (same byte, full length)
+    int refused = fuzz_mutants(d, n, 64, tmp("f.kcls"), 600, 11, load_reader, NULL);
+    print_message("fuzzed %zu-byte model: 600 mutants, %d refused\n", n, refused);
+    assert_true(refused >= 590);  // the rest are no-op mutants (same byte, full length)
     free(d);
 }
 

@@ -432,6 +432,7 @@ static int check_train_args(const KilnClsOpts *o, int nlabels, const KilnClsSet 
     if (train->word_ngrams != o->word_ngrams || (long)train->buckets != o->buckets)
         return kiln_fail(err, "classifier: examples were hashed with wordNgrams %d and %u buckets, options say %d and %ld",
                          train->word_ngrams, train->buckets, o->word_ngrams, o->buckets);
+    if (train->n == 0) return kiln_fail(err, "classifier: no training examples");
     for (size_t i = 0; i < train->n; i++)
         if (train->label[i] < 0 || train->label[i] >= nlabels)
             return kiln_fail(err, "classifier: example %zu has label %d, not in [0, %d)", i, train->label[i], nlabels);
@@ -593,7 +594,7 @@ static uint32_t get_u32(const unsigned char *p) {
 
 // Writes n little-endian 32-bit words (u32 or float bits) and hashes them.
 static int write_words(KilnAtomicFile *af, XXH3_state_t *xs, const void *words, size_t n, KilnErr *err) {
-    unsigned char buf[4096];
+    unsigned char buf[1 << 16];  // large writes: stdio's 4 KiB ones cost a syscall each
     const uint32_t *w = words;
     for (size_t i = 0; i < n;) {
         size_t k = 0;
