@@ -6,10 +6,12 @@
 
 // One line per stage, in the order `kiln data --help` lists them.
 extern const KilnStageDef STAGE_SAMPLE;
+extern const KilnStageDef STAGE_DECONTAMINATE;
 extern const KilnStageDef STAGE_CLASSIFIER;
 
 static const KilnStageDef *const STAGES[] = {
     &STAGE_SAMPLE,
+    &STAGE_DECONTAMINATE,
     &STAGE_CLASSIFIER,
 };
 
