@@ -20,6 +20,7 @@ pkgs=(
   # the default corpus of `kiln data gather debian` (README main job)
   bible-kjv-text dict-gcide wordnet-base dict-foldoc dict-jargon fortunes fortunes-min
   manpages manpages-dev
+  unicode-data             # character and emoji names (scripts/gen_unicode_names.py, clean tests)
 )
 
 missing=()

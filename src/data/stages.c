@@ -6,12 +6,14 @@
 
 // One line per stage, in the order `kiln data --help` lists them.
 extern const KilnStageDef STAGE_SAMPLE;
+extern const KilnStageDef STAGE_CLEAN, STAGE_PII, STAGE_AUGMENT_GENDER;
 extern const KilnStageDef STAGE_HTML, STAGE_MAN;
 extern const KilnStageDef STAGE_DECONTAMINATE;
 extern const KilnStageDef STAGE_CLASSIFIER;
 
 static const KilnStageDef *const STAGES[] = {
     &STAGE_SAMPLE,
+    &STAGE_CLEAN, &STAGE_PII, &STAGE_AUGMENT_GENDER,
     &STAGE_HTML, &STAGE_MAN,
     &STAGE_DECONTAMINATE,
     &STAGE_CLASSIFIER,
