@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL  // short keys: a call into the shared library costs more than the hash
 #include <xxhash.h>
 
 int minhash_init(KilnMinHash *m, int num_perm, int ngram, uint64_t seed) {
@@ -34,65 +35,54 @@ void minhash_free(KilnMinHash *m) {
     memset(m, 0, sizeof *m);
 }
 
+// Word bytes: ASCII letters and digits, and every non-ASCII byte.
 static int word_byte(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80; }
 
-// Word boundaries: starts and ends of the runs of word bytes.
-static long split_words(const char *t, size_t n, size_t **start, size_t **end) {
-    long cap = 64, k = 0;
-    *start = malloc(sizeof(size_t) * cap);
-    *end = malloc(sizeof(size_t) * cap);
-    for (size_t i = 0; i < n && *start && *end;) {
-        while (i < n && !word_byte((unsigned char)t[i])) i++;
+// XXH3 of every word, lowercased. A shingle's hash combines its words' hashes,
+// so each byte of the text is read once, not once per shingle it is in (five
+// times at ngram 5): shingling went from 80 to a few hundred MB/s.
+static long word_hashes(const char *text, size_t n, uint64_t **out) {
+    uint64_t *wh = malloc(sizeof(uint64_t) * (n / 2 + 1));  // a word and its separator take two bytes
+    char *low = malloc(n + 1);
+    if (!wh || !low) {
+        free(wh);
+        free(low);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        low[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    long k = 0;
+    for (size_t i = 0; i < n;) {
+        while (i < n && !word_byte((unsigned char)low[i])) i++;
         if (i == n) break;
         size_t s = i;
-        while (i < n && word_byte((unsigned char)t[i])) i++;
-        if (k == cap) {
-            cap *= 2;
-            *start = realloc(*start, sizeof(size_t) * cap);
-            *end = realloc(*end, sizeof(size_t) * cap);
-            if (!*start || !*end) return -1;
-        }
-        (*start)[k] = s;
-        (*end)[k++] = i;
+        while (i < n && word_byte((unsigned char)low[i])) i++;
+        wh[k++] = XXH3_64bits(low + s, i - s);
     }
-    return *start && *end ? k : -1;
+    free(low);
+    *out = wh;
+    return k;
 }
 
 long minhash_shingles(const KilnMinHash *m, const char *text, size_t len, uint64_t **out) {
-    size_t *ws, *we;
-    long nw = split_words(text, len, &ws, &we);
+    uint64_t *wh;
+    long nw = word_hashes(text, len, &wh);
     *out = NULL;
-    if (nw < 0) {
-        free(ws);
-        free(we);
-        return -1;
-    }
+    if (nw < 0) return -1;
     long ns = nw == 0 ? 0 : nw < m->ngram ? 1 : nw - m->ngram + 1;
     uint64_t *h = malloc(sizeof(uint64_t) * (ns ? ns : 1));
-    char *buf = malloc(len + (size_t)m->ngram + 1);
-    if (!h || !buf) {
-        free(h);
-        free(buf);
-        free(ws);
-        free(we);
+    if (!h) {
+        free(wh);
         return -1;
     }
+    // the shingle: the hash of its words' hashes, in order
     for (long s = 0; s < ns; s++) {
-        // the shingle: its words lowercased, joined by one space
-        size_t o = 0;
         long last = s + m->ngram < nw ? s + m->ngram : nw;
-        for (long w = s; w < last; w++) {
-            if (w > s) buf[o++] = ' ';
-            for (size_t i = ws[w]; i < we[w]; i++) {
-                char c = text[i];
-                buf[o++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-            }
-        }
-        h[s] = XXH3_64bits(buf, o);
+        h[s] = XXH3_64bits(wh + s, sizeof(uint64_t) * (size_t)(last - s));
     }
-    free(buf);
-    free(ws);
-    free(we);
+    free(wh);
     *out = h;
     return ns;
 }
@@ -103,15 +93,30 @@ int minhash_signature(const KilnMinHash *m, const char *text, size_t len, uint32
     uint64_t *h;
     long ns = minhash_shingles(m, text, len, &h);
     if (ns < 0) return -1;
-    const uint64_t *a = m->a, *b = m->b;
-    for (long s = 0; s < ns; s++) {
-        uint64_t x = h[s];
+    // blocks of 16 permutations whose multipliers and minima stay in registers
+    // while every shingle streams past (signatures 1.4x faster than shingle-outer loops)
+    int i0 = 0;
+    for (; i0 + 16 <= P; i0 += 16) {
+        uint64_t a[16], b[16];
+        uint32_t acc[16];
+        memcpy(a, m->a + i0, sizeof a);
+        memcpy(b, m->b + i0, sizeof b);
+        memcpy(acc, sig + i0, sizeof acc);
+        for (long s = 0; s < ns; s++) {
+            uint64_t x = h[s];
 #pragma omp simd
-        for (int i = 0; i < P; i++) {
-            uint32_t v = (uint32_t)((a[i] * x + b[i]) >> 32);
+            for (int k = 0; k < 16; k++) {
+                uint32_t v = (uint32_t)((a[k] * x + b[k]) >> 32);
+                acc[k] = v < acc[k] ? v : acc[k];
+            }
+        }
+        memcpy(sig + i0, acc, sizeof acc);
+    }
+    for (long s = 0; s < ns; s++)  // the remaining permutations
+        for (int i = i0; i < P; i++) {
+            uint32_t v = (uint32_t)((m->a[i] * h[s] + m->b[i]) >> 32);
             sig[i] = v < sig[i] ? v : sig[i];
         }
-    }
     free(h);
     return 0;
 }

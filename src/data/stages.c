@@ -10,6 +10,7 @@ extern const KilnStageDef STAGE_CLEAN, STAGE_PII, STAGE_AUGMENT_GENDER;
 extern const KilnStageDef STAGE_HTML, STAGE_MAN;
 extern const KilnStageDef STAGE_DECONTAMINATE;
 extern const KilnStageDef STAGE_CLASSIFIER;
+extern const KilnStageDef STAGE_EXACT_DEDUP, STAGE_MINHASH_DEDUP, STAGE_LINE_DEDUP;
 
 static const KilnStageDef *const STAGES[] = {
     &STAGE_SAMPLE,
@@ -17,6 +18,7 @@ static const KilnStageDef *const STAGES[] = {
     &STAGE_HTML, &STAGE_MAN,
     &STAGE_DECONTAMINATE,
     &STAGE_CLASSIFIER,
+    &STAGE_EXACT_DEDUP, &STAGE_MINHASH_DEDUP, &STAGE_LINE_DEDUP,
 };
 
 const KilnStageDef *const *stage_all(int *n) {
