@@ -1,0 +1,571 @@
+// gopher.c: the Gopher heuristic filters (Rae et al. 2021, appendix A) as
+// datatrove implements them: `gopher_quality` (word counts, word length, symbol
+// ratios, bullet and ellipsis lines, alphabetic words, stop words) and
+// `gopher_repetition` (duplicate lines and paragraphs, top and duplicate n-gram
+// character fractions). Lengths are in code points, as Python's len counts;
+// words come from the tokenizer of filter_text.h.
+#include "filter_text.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+// Where a parameter was written, for messages.
+static const char *param_where(const KilnParams *ps, const char *key) {
+    for (int i = 0; i < ps->n; i++)
+        if (!strcmp(ps->p[i].key, key)) return ps->p[i].where;
+    return "default";
+}
+
+static int check_nonneg(const KilnParams *ps, const char *stage, const char *key, double v, KilnErr *err) {
+    if (v >= 0) return 0;
+    return kiln_fail(err, "%s: %s: '%s' must be >= 0 (0 disables the rule), got %g", param_where(ps, key), stage, key,
+                     v);
+}
+
+// ================================================================ gopher_quality
+static const char *const GOPHER_STOP_WORDS[] = {"the", "be", "to", "of", "and", "that", "have", "with"};
+
+typedef struct {
+    long min_doc_words, max_doc_words, min_stop_words;
+    double min_avg_word_length, max_avg_word_length, max_symbol_word_ratio;
+    double max_bullet_lines_ratio, max_ellipsis_lines_ratio, max_non_alpha_words_ratio;
+    FtStrMap stop;
+    size_t stop_maxlen;
+    uint8_t stop_first[256];  // first bytes of stop words: most tokens skip the lookup
+} GopherQuality;
+
+static void gq_destroy(void *state) {
+    GopherQuality *g = state;
+    if (!g) return;
+    ft_strmap_free(&g->stop);
+    free(g);
+}
+
+static int gq_stop_words(GopherQuality *g, KilnParams *ps, KilnErr *err) {
+    const char *const *words;
+    int n;
+    if (params_list(ps, "stop_words", &words, &n, err)) return -1;
+    if (n == 0) {
+        words = GOPHER_STOP_WORDS;
+        n = (int)(sizeof GOPHER_STOP_WORDS / sizeof GOPHER_STOP_WORDS[0]);
+    }
+    size_t *lens = calloc((size_t)n, sizeof *lens);
+    int *vals = calloc((size_t)n, sizeof *vals);
+    if (!lens || !vals) {
+        free(lens);
+        free(vals);
+        return kiln_fail(err, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        lens[i] = strlen(words[i]);
+        if (lens[i] > g->stop_maxlen) g->stop_maxlen = lens[i];
+        if (lens[i]) g->stop_first[(unsigned char)words[i][0]] = 1;
+    }
+    int rc = ft_strmap_build(&g->stop, words, lens, vals, (size_t)n);
+    free(lens);
+    free(vals);
+    return rc ? kiln_fail(err, "out of memory") : 0;
+}
+
+static int gq_create(KilnParams *ps, uint64_t seed, void **state, KilnErr *err) {
+    GopherQuality *g = calloc(1, sizeof *g);
+    if (!g) return kiln_fail(err, "out of memory");
+    *g = (GopherQuality){
+        .min_doc_words = 50,
+        .max_doc_words = 100000,
+        .min_stop_words = 2,
+        .min_avg_word_length = 3,
+        .max_avg_word_length = 10,
+        .max_symbol_word_ratio = 0.1,
+        .max_bullet_lines_ratio = 0.9,
+        .max_ellipsis_lines_ratio = 0.3,
+        .max_non_alpha_words_ratio = 0.8,
+    };
+    const char *st = "gopher_quality";
+    if (params_int(ps, "min_doc_words", &g->min_doc_words, err) ||
+        params_int(ps, "max_doc_words", &g->max_doc_words, err) ||
+        params_int(ps, "min_stop_words", &g->min_stop_words, err) ||
+        params_double(ps, "min_avg_word_length", &g->min_avg_word_length, err) ||
+        params_double(ps, "max_avg_word_length", &g->max_avg_word_length, err) ||
+        params_double(ps, "max_symbol_word_ratio", &g->max_symbol_word_ratio, err) ||
+        params_double(ps, "max_bullet_lines_ratio", &g->max_bullet_lines_ratio, err) ||
+        params_double(ps, "max_ellipsis_lines_ratio", &g->max_ellipsis_lines_ratio, err) ||
+        params_double(ps, "max_non_alpha_words_ratio", &g->max_non_alpha_words_ratio, err) ||
+        check_nonneg(ps, st, "min_doc_words", (double)g->min_doc_words, err) ||
+        check_nonneg(ps, st, "max_doc_words", (double)g->max_doc_words, err) ||
+        check_nonneg(ps, st, "min_stop_words", (double)g->min_stop_words, err) ||
+        check_nonneg(ps, st, "min_avg_word_length", g->min_avg_word_length, err) ||
+        check_nonneg(ps, st, "max_avg_word_length", g->max_avg_word_length, err) ||
+        check_nonneg(ps, st, "max_symbol_word_ratio", g->max_symbol_word_ratio, err) ||
+        check_nonneg(ps, st, "max_bullet_lines_ratio", g->max_bullet_lines_ratio, err) ||
+        check_nonneg(ps, st, "max_ellipsis_lines_ratio", g->max_ellipsis_lines_ratio, err) ||
+        check_nonneg(ps, st, "max_non_alpha_words_ratio", g->max_non_alpha_words_ratio, err) ||
+        gq_stop_words(g, ps, err)) {
+        gq_destroy(g);
+        return -1;
+    }
+    *state = g;
+    return 0;
+}
+
+// Non-overlapping occurrences of needle (str.count).
+static long count_str(const char *s, size_t n, const char *needle, size_t m) {
+    long c = 0;
+    const char *end = s + n;
+    while ((size_t)(end - s) >= m) {
+        const char *p = memchr(s, needle[0], (size_t)(end - s) - m + 1);
+        if (!p) break;
+        if (!memcmp(p, needle, m)) {
+            c++;
+            s = p + m;
+        } else {
+            s = p + 1;
+        }
+    }
+    return c;
+}
+
+static int ends_with(const char *s, size_t n, const char *suf) {
+    size_t m = strlen(suf);
+    return n >= m && !memcmp(s + n - m, suf, m);
+}
+
+#define ELLIPSIS_CHAR "\xE2\x80\xA6"  // …
+#define BULLET_CHAR "\xE2\x80\xA2"    // •
+
+static const char *gq_apply(void *state, KilnDoc *doc, KilnScratch *s) {
+    const GopherQuality *g = state;
+    const char *t = doc->text.data;
+    size_t n = doc->text.len;
+    long ntok = ft_tokenize(t, n, &s->b);
+    if (ntok < 0) return "gopher_quality:out_of_memory";
+    if (ntok == 0) return "gopher_quality:empty";
+    const FtToken *tok = (const FtToken *)s->b.data;
+    long nonsym = 0, alpha = 0, stops = 0;
+    double sumlen = 0;
+    for (long i = 0; i < ntok; i++) {
+        const FtToken *w = &tok[i];
+        if (w->flags & FT_NONSYM) nonsym++, sumlen += w->cps;
+        if (w->flags & FT_ALPHA) alpha++;
+        if (w->len <= g->stop_maxlen && g->stop_first[(unsigned char)t[w->off]] &&
+            ft_strmap_get(&g->stop, t + w->off, w->len) >= 0)
+            stops++;
+    }
+    // a zero threshold disables its rule, as in datatrove
+    if (g->min_doc_words && nonsym < g->min_doc_words) return "gopher_quality:gopher_short_doc";
+    if (g->max_doc_words && nonsym > g->max_doc_words) return "gopher_quality:gopher_long_doc";
+    double avg = nonsym ? sumlen / (double)nonsym : NAN;  // NaN passes both bounds (numpy mean of nothing)
+    if (g->min_avg_word_length > 0 && avg < g->min_avg_word_length) return "gopher_quality:gopher_below_avg_threshold";
+    if (g->max_avg_word_length > 0 && avg > g->max_avg_word_length) return "gopher_quality:gopher_above_avg_threshold";
+    if (g->max_symbol_word_ratio > 0) {
+        if ((double)count_str(t, n, "#", 1) / (double)ntok > g->max_symbol_word_ratio)
+            return "gopher_quality:gopher_too_many_hashes";
+        long ell = count_str(t, n, "...", 3) + count_str(t, n, ELLIPSIS_CHAR, 3);
+        if ((double)ell / (double)ntok > g->max_symbol_word_ratio) return "gopher_quality:gopher_too_many_ellipsis";
+    }
+    long lines = 0, bullets = 0, ell_lines = 0;
+    size_t pos = 0, ls, le;
+    while (ft_next_line(t, n, &pos, &ls, &le)) {
+        lines++;
+        size_t b = ls + ft_lstrip(t + ls, le - ls);
+        if (b < le && (t[b] == '-' || (le - b >= 3 && !memcmp(t + b, BULLET_CHAR, 3)))) bullets++;
+        size_t e = ls + ft_rstrip(t + ls, le - ls);
+        if (ends_with(t + ls, e - ls, "...") || ends_with(t + ls, e - ls, ELLIPSIS_CHAR)) ell_lines++;
+    }
+    if (lines > 0) {  // always: the text has a token
+        if (g->max_bullet_lines_ratio > 0 && (double)bullets / (double)lines > g->max_bullet_lines_ratio)
+            return "gopher_quality:gopher_too_many_bullets";
+        if (g->max_ellipsis_lines_ratio > 0 && (double)ell_lines / (double)lines > g->max_ellipsis_lines_ratio)
+            return "gopher_quality:gopher_too_many_end_ellipsis";
+    }
+    if (g->max_non_alpha_words_ratio > 0 && (double)alpha / (double)ntok < g->max_non_alpha_words_ratio)
+        return "gopher_quality:gopher_below_alpha_threshold";
+    if (g->min_stop_words && stops < g->min_stop_words) return "gopher_quality:gopher_enough_stop_words";
+    return NULL;
+}
+
+const KilnStageDef STAGE_GOPHER_QUALITY = {
+    .name = "gopher_quality",
+    .summary = "Gopher quality rules: word count and length, # and ellipsis ratios, bullet lines, stop words",
+    .params_help =
+        "  min_doc_words (50): fewer words drop (gopher_short_doc); 0 disables (as does 0 for every rule)\n"
+        "  max_doc_words (100000): more words drop (gopher_long_doc)\n"
+        "  min_avg_word_length (3): shorter mean word length drops (gopher_below_avg_threshold)\n"
+        "  max_avg_word_length (10): longer mean word length drops (gopher_above_avg_threshold)\n"
+        "  max_symbol_word_ratio (0.1): more '#', or '...' and U+2026, per token drop (gopher_too_many_hashes, "
+        "gopher_too_many_ellipsis)\n"
+        "  max_bullet_lines_ratio (0.9): more lines starting with U+2022 or '-' drop (gopher_too_many_bullets)\n"
+        "  max_ellipsis_lines_ratio (0.3): more lines ending in an ellipsis drop (gopher_too_many_end_ellipsis)\n"
+        "  max_non_alpha_words_ratio (0.8): fewer tokens with a letter drop (gopher_below_alpha_threshold)\n"
+        "  min_stop_words (2): fewer stop-word tokens drop (gopher_enough_stop_words)\n"
+        "  stop_words (the be to of and that have with): the stop words, repeated; matched case-sensitively\n",
+    .create = gq_create,
+    .destroy = gq_destroy,
+    .apply = gq_apply,
+};
+
+// ================================================================ gopher_repetition
+typedef struct {
+    int n;
+    double frac;
+    char *reason;
+} NGramRule;
+
+typedef struct {
+    double dup_line_frac, dup_para_frac, dup_line_char_frac, dup_para_char_frac;
+    NGramRule *top, *dup;
+    int ntop, ndup;
+} GopherRep;
+
+static void gr_destroy(void *state) {
+    GopherRep *g = state;
+    if (!g) return;
+    for (int i = 0; i < g->ntop; i++) free(g->top[i].reason);
+    for (int i = 0; i < g->ndup; i++) free(g->dup[i].reason);
+    free(g->top);
+    free(g->dup);
+    free(g);
+}
+
+// A list of N=FRAC rules (or the single value "none"), or the defaults.
+static int gr_rules(KilnParams *ps, const char *key, const int *dn, const double *df, int ndef, const char *fmt,
+                    NGramRule **out, int *nout, KilnErr *err) {
+    const char *const *vals;
+    int nv;
+    if (params_list(ps, key, &vals, &nv, err)) return -1;
+    int none = nv == 1 && !strcmp(vals[0], "none");
+    int n = nv == 0 ? ndef : none ? 0 : nv;
+    NGramRule *r = calloc((size_t)(n ? n : 1), sizeof *r);
+    if (!r) return kiln_fail(err, "out of memory");
+    *out = r;
+    *nout = 0;
+    for (int i = 0; i < n; i++) {
+        if (nv == 0) {
+            r[i].n = dn[i];
+            r[i].frac = df[i];
+        } else {
+            char *end;
+            long v = strtol(vals[i], &end, 10);
+            double f = *end == '=' ? strtod(end + 1, &end) : -1;
+            if (end == vals[i] || *end || v < 1 || v > 1000 || !(f >= 0))
+                return kiln_fail(err, "%s: gopher_repetition: '%s': '%s' is not N=FRACTION (N in 1..1000, "
+                                 "FRACTION >= 0), or 'none'", param_where(ps, key), key, vals[i]);
+            r[i].n = (int)v;
+            r[i].frac = f;
+        }
+        char buf[96];
+        snprintf(buf, sizeof buf, fmt, r[i].n);
+        if (!(r[i].reason = strdup(buf))) return kiln_fail(err, "out of memory");
+        (*nout)++;
+    }
+    return 0;
+}
+
+static int gr_create(KilnParams *ps, uint64_t seed, void **state, KilnErr *err) {
+    static const int top_n[] = {2, 3, 4}, dup_n[] = {5, 6, 7, 8, 9, 10};
+    static const double top_f[] = {0.20, 0.18, 0.16}, dup_f[] = {0.15, 0.14, 0.13, 0.12, 0.11, 0.10};
+    GopherRep *g = calloc(1, sizeof *g);
+    if (!g) return kiln_fail(err, "out of memory");
+    g->dup_line_frac = 0.3;
+    g->dup_para_frac = 0.3;
+    g->dup_line_char_frac = 0.2;
+    g->dup_para_char_frac = 0.2;
+    const char *st = "gopher_repetition";
+    if (params_double(ps, "dup_line_frac", &g->dup_line_frac, err) ||
+        params_double(ps, "dup_para_frac", &g->dup_para_frac, err) ||
+        params_double(ps, "dup_line_char_frac", &g->dup_line_char_frac, err) ||
+        params_double(ps, "dup_para_char_frac", &g->dup_para_char_frac, err) ||
+        check_nonneg(ps, st, "dup_line_frac", g->dup_line_frac, err) ||
+        check_nonneg(ps, st, "dup_para_frac", g->dup_para_frac, err) ||
+        check_nonneg(ps, st, "dup_line_char_frac", g->dup_line_char_frac, err) ||
+        check_nonneg(ps, st, "dup_para_char_frac", g->dup_para_char_frac, err) ||
+        gr_rules(ps, "top_n_grams", top_n, top_f, 3, "gopher_repetition:top_%d_gram", &g->top, &g->ntop, err) ||
+        gr_rules(ps, "dup_n_grams", dup_n, dup_f, 6, "gopher_repetition:duplicated_%d_n_grams", &g->dup, &g->ndup,
+                 err)) {
+        gr_destroy(g);
+        return -1;
+    }
+    *state = g;
+    return 0;
+}
+
+// An open-addressing table in scratch memory; a slot is empty when a == EMPTY.
+typedef struct {
+    uint64_t h;
+    uint32_t a, b;  // pieces: offset, length; n-grams: first position, count
+} Slot;
+#define EMPTY UINT32_MAX
+
+static size_t table_cap(size_t items) {
+    size_t cap = 16;
+    while (cap < 2 * items) cap *= 2;
+    return cap;
+}
+
+// Reserves [prefix bytes][cap slots] in buf; returns the slots, emptied.
+static Slot *table_reserve(KilnBuf *buf, size_t prefix, size_t cap) {
+    if (kbuf_reserve(buf, prefix + cap * sizeof(Slot))) return NULL;
+    Slot *t = (Slot *)(buf->data + prefix);
+    memset(t, 0xFF, cap * sizeof(Slot));
+    return t;
+}
+
+// The next piece of t[b..e) split on runs of at least min_run '\n' (Python's
+// re.split(r"\n{min_run,}")): 1 with [*ps, *pe), 0 when done.
+static int next_piece(const char *t, size_t e, int min_run, size_t *pos, int *done, size_t *ps, size_t *pe) {
+    if (*done) return 0;
+    size_t i = *pos;
+    *ps = i;
+    while (i < e) {
+        const char *nl = memchr(t + i, '\n', e - i);
+        if (!nl) break;
+        size_t r = (size_t)(nl - t), r2 = r;
+        while (r2 < e && t[r2] == '\n') r2++;
+        if (r2 - r >= (size_t)min_run) {
+            *pe = r;
+            *pos = r2;
+            return 1;
+        }
+        i = r2;
+    }
+    *pe = e;
+    *done = 1;
+    return 1;
+}
+
+// datatrove's find_duplicates over the pieces of t[b..e): how many pieces
+// repeat an earlier one, and their length in code points. -1: out of memory.
+static int find_duplicates(const char *t, size_t b, size_t e, int min_run, KilnBuf *buf, long *pieces, long *dups,
+                           double *dup_chars) {
+    size_t pos = b, ps, pe, count = 0;
+    int done = 0;
+    while (next_piece(t, e, min_run, &pos, &done, &ps, &pe)) count++;
+    size_t cap = table_cap(count), mask = cap - 1;
+    Slot *tab = table_reserve(buf, 0, cap);
+    if (!tab) return -1;
+    *pieces = (long)count;
+    *dups = 0;
+    *dup_chars = 0;
+    pos = b;
+    done = 0;
+    while (next_piece(t, e, min_run, &pos, &done, &ps, &pe)) {
+        uint64_t h = XXH3_64bits(t + ps, pe - ps);
+        size_t p = h & mask;
+        int seen = 0;
+        for (; tab[p].a != EMPTY; p = (p + 1) & mask)
+            if (tab[p].h == h && tab[p].b == pe - ps && !memcmp(t + tab[p].a, t + ps, pe - ps)) {
+                seen = 1;
+                break;
+            }
+        if (seen) {
+            (*dups)++;
+            *dup_chars += (double)ft_cps(t + ps, pe - ps);
+        } else {
+            tab[p] = (Slot){h, (uint32_t)ps, (uint32_t)(pe - ps)};
+        }
+    }
+    return 0;
+}
+
+// N-gram identities hash as polynomials over bytes, from prefix hashes, so one
+// costs O(1) whatever n: for the prefix "t0..t(i-1)", P[i] = sum byte * B^k and
+// W[i] = B^(its length); a window's hash is P[j] - P[i] * W[j] * W[i]^-1 (B is
+// odd, so invertible mod 2^64). Joined n-grams hash "ti ... t(j-1) " (a space
+// after every token, which keeps equal strings equal), concatenated ones
+// "ti...t(j-1)". Equal hashes are then compared byte for byte.
+#define POLY_B 0x9E3779B97F4A7C15ull
+
+static uint64_t inverse_u64(uint64_t b) {  // b odd; Newton's iteration doubles the correct bits
+    uint64_t x = b;
+    for (int i = 0; i < 6; i++) x *= 2 - b * x;
+    return x;
+}
+
+typedef struct {
+    const char *t;
+    const FtToken *tok;
+    const uint64_t *cp;          // code points before token i
+    const uint64_t *P, *W, *Wi;  // concatenation prefix: hash, B^len, B^-len
+    const uint64_t *Q, *V, *Vi;  // same with a space after each token
+} Grams;
+
+static inline uint64_t concat_hash(const Grams *g, long i, int n) {
+    return g->P[i + n] - g->P[i] * g->W[i + n] * g->Wi[i];
+}
+
+static inline uint64_t joined_hash(const Grams *g, long i, int n) {
+    return g->Q[i + n] - g->Q[i] * g->V[i + n] * g->Vi[i];
+}
+
+// Table slots for n-grams: the position of the first occurrence, and 32 bits
+// of its hash to skip most comparisons.
+typedef struct {
+    uint32_t tag, pos;
+} GramSlot;
+typedef struct {
+    uint32_t tag, pos, count;
+} TopSlot;
+
+// Spreads a polynomial hash over the table's low bits (murmur3's finalizer).
+static inline uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDull;
+    x ^= x >> 33;
+    x *= 0xC4CEB9FE1A85EC53ull;
+    return x ^ (x >> 33);
+}
+
+static int tokens_equal(const Grams *g, long i, long j, int n) {
+    for (int k = 0; k < n; k++) {
+        const FtToken *a = &g->tok[i + k], *b = &g->tok[j + k];
+        if (a->len != b->len || memcmp(g->t + a->off, g->t + b->off, a->len)) return 0;
+    }
+    return 1;
+}
+
+// Byte equality of the concatenations of n tokens from i and from j.
+static int concat_equal(const Grams *g, long i, long j, int n) {
+    long ti = i, tj = j;
+    uint32_t oi = 0, oj = 0;  // offsets inside the current tokens
+    while (ti < i + n && tj < j + n) {
+        const FtToken *a = &g->tok[ti], *b = &g->tok[tj];
+        uint32_t m = a->len - oi < b->len - oj ? a->len - oi : b->len - oj;
+        if (memcmp(g->t + a->off + oi, g->t + b->off + oj, m)) return 0;
+        oi += m;
+        oj += m;
+        if (oi == a->len) ti++, oi = 0;
+        if (oj == b->len) tj++, oj = 0;
+    }
+    return ti == i + n && tj == j + n;
+}
+
+static inline double gram_cps(const Grams *g, long i, int n) { return (double)(g->cp[i + n] - g->cp[i]); }
+
+// datatrove's find_top_duplicate: the most frequent n-gram (the first seen among
+// equals, as Counter.most_common) times its length with spaces, in code points.
+static double top_duplicate(const Grams *g, long ntok, int n, TopSlot *tab, size_t cap) {
+    long m = ntok - n + 1;
+    size_t mask = cap - 1;
+    uint32_t best_count = 0, best_first = EMPTY;
+    memset(tab, 0xFF, cap * sizeof *tab);
+    for (long i = 0; i < m; i++) {
+        uint64_t h = mix(joined_hash(g, i, n));
+        uint32_t tag = (uint32_t)(h >> 32);
+        size_t p = h & mask;
+        for (; tab[p].pos != EMPTY; p = (p + 1) & mask)
+            if (tab[p].tag == tag && tokens_equal(g, tab[p].pos, i, n)) break;
+        if (tab[p].pos == EMPTY) tab[p] = (TopSlot){tag, (uint32_t)i, 0};
+        // counts only grow, so the best so far is the best of the table
+        uint32_t c = ++tab[p].count;
+        if (c > best_count || (c == best_count && tab[p].pos < best_first)) best_count = c, best_first = tab[p].pos;
+    }
+    return (gram_cps(g, best_first, n) + n - 1) * best_count;
+}
+
+// datatrove's find_all_duplicate: walks the n-grams; one seen before adds its
+// length (no spaces) and the walk jumps past it, otherwise it is remembered.
+static double all_duplicate(const Grams *g, long ntok, int n, GramSlot *tab, size_t cap) {
+    long m = ntok - n + 1;
+    size_t mask = cap - 1;
+    double repeated = 0;
+    memset(tab, 0xFF, cap * sizeof *tab);
+    for (long i = 0; i < m;) {
+        uint64_t h = mix(concat_hash(g, i, n));
+        uint32_t tag = (uint32_t)(h >> 32);
+        size_t p = h & mask;
+        int seen = 0;
+        for (; tab[p].pos != EMPTY; p = (p + 1) & mask)
+            if (tab[p].tag == tag && concat_equal(g, tab[p].pos, i, n)) {
+                seen = 1;
+                break;
+            }
+        if (seen) {
+            repeated += gram_cps(g, i, n);
+            i += n;
+        } else {
+            tab[p] = (GramSlot){tag, (uint32_t)i};
+            i++;
+        }
+    }
+    return repeated;
+}
+
+static const char *gr_ngrams(const GopherRep *g, const char *t, size_t n, double len, KilnScratch *s) {
+    long ntok = ft_tokenize(t, n, &s->b);
+    if (ntok < 0) return "gopher_repetition:out_of_memory";
+    const FtToken *tok = (const FtToken *)s->b.data;
+    size_t np = (size_t)ntok + 1, cap = table_cap((size_t)ntok);
+    if (kbuf_reserve(&s->a, np * 7 * sizeof(uint64_t) + cap * sizeof(TopSlot)))
+        return "gopher_repetition:out_of_memory";
+    uint64_t *cp = (uint64_t *)s->a.data, *P = cp + np, *W = P + np, *Wi = W + np, *Q = Wi + np, *V = Q + np,
+             *Vi = V + np;
+    void *tab = Vi + np;  // a TopSlot table, later a GramSlot one
+    const uint64_t binv = inverse_u64(POLY_B);
+    cp[0] = P[0] = Q[0] = 0;
+    W[0] = Wi[0] = V[0] = Vi[0] = 1;
+    for (long i = 0; i < ntok; i++) {
+        uint64_t h = P[i], w = W[i], wi = Wi[i], q = Q[i], v = V[i], vi = Vi[i];
+        const unsigned char *u = (const unsigned char *)t + tok[i].off;
+        for (uint32_t k = 0; k < tok[i].len; k++) {
+            h = h * POLY_B + u[k] + 1, w *= POLY_B, wi *= binv;
+            q = q * POLY_B + u[k] + 1, v *= POLY_B, vi *= binv;
+        }
+        q = q * POLY_B + ' ' + 1, v *= POLY_B, vi *= binv;
+        cp[i + 1] = cp[i] + tok[i].cps;
+        P[i + 1] = h, W[i + 1] = w, Wi[i + 1] = wi, Q[i + 1] = q, V[i + 1] = v, Vi[i + 1] = vi;
+    }
+    Grams gr = {t, tok, cp, P, W, Wi, Q, V, Vi};
+    for (int r = 0; r < g->ntop; r++) {
+        int k = g->top[r].n;
+        if (ntok < k) continue;  // no n-grams
+        if (top_duplicate(&gr, ntok, k, tab, cap) / len > g->top[r].frac) return g->top[r].reason;
+    }
+    for (int r = 0; r < g->ndup; r++) {
+        int k = g->dup[r].n;
+        if (ntok < k) continue;
+        if (all_duplicate(&gr, ntok, k, tab, cap) / len > g->dup[r].frac) return g->dup[r].reason;
+    }
+    return NULL;
+}
+
+static const char *gr_apply(void *state, KilnDoc *doc, KilnScratch *s) {
+    const GopherRep *g = state;
+    const char *t = doc->text.data;
+    size_t n = doc->text.len;
+    if (n == 0) return "gopher_repetition:empty";
+    if (n >= EMPTY) return "gopher_repetition:out_of_memory";  // offsets are 32-bit
+    double len = (double)ft_cps(t, n);
+    long pieces, dups;
+    double dup_chars;
+    size_t b, e;
+    ft_strip(t, n, &b, &e);
+    if (find_duplicates(t, b, e, 2, &s->a, &pieces, &dups, &dup_chars)) return "gopher_repetition:out_of_memory";
+    if (g->dup_para_frac > 0 && (double)dups / (double)pieces > g->dup_para_frac) return "gopher_repetition:dup_para_frac";
+    if (g->dup_para_char_frac > 0 && dup_chars / len > g->dup_para_char_frac)
+        return "gopher_repetition:dup_para_char_frac";
+    if (find_duplicates(t, 0, n, 1, &s->a, &pieces, &dups, &dup_chars)) return "gopher_repetition:out_of_memory";
+    if (g->dup_line_frac > 0 && (double)dups / (double)pieces > g->dup_line_frac) return "gopher_repetition:dup_line_frac";
+    if (g->dup_line_char_frac > 0 && dup_chars / len > g->dup_line_char_frac)
+        return "gopher_repetition:dup_line_char_frac";
+    return gr_ngrams(g, t, n, len, s);
+}
+
+const KilnStageDef STAGE_GOPHER_REPETITION = {
+    .name = "gopher_repetition",
+    .summary = "Gopher repetition rules: duplicate lines and paragraphs, top and duplicate n-gram fractions",
+    .params_help =
+        "  dup_para_frac (0.3): more paragraphs (split on blank lines) repeating an earlier one drop; 0 disables\n"
+        "  dup_para_char_frac (0.2): more characters in repeated paragraphs, of the text, drop\n"
+        "  dup_line_frac (0.3): more lines repeating an earlier one drop\n"
+        "  dup_line_char_frac (0.2): more characters in repeated lines drop\n"
+        "  top_n_grams (2=0.20 3=0.18 4=0.16): N=FRACTION, repeated, or none: the most frequent word N-gram's\n"
+        "      characters times its count above FRACTION of the text drop (top_N_gram)\n"
+        "  dup_n_grams (5=0.15 6=0.14 7=0.13 8=0.12 9=0.11 10=0.10): N=FRACTION, repeated, or none: characters in\n"
+        "      repeated word N-grams above FRACTION of the text drop (duplicated_N_n_grams)\n",
+    .create = gr_create,
+    .destroy = gr_destroy,
+    .apply = gr_apply,
+};
