@@ -93,18 +93,15 @@ static int fix_chars(const char *in, size_t n, KilnBuf *out, int keep_tabs, int 
     if (kbuf_reserve(out, n)) return -1;
     int32_t prev = '\n';  // the last code point written
     int high = 0;
-    size_t i = 0;
+    size_t i = 0, last = 0;  // in[last..i) is unchanged and not yet copied
     while (i < n) {
         unsigned char b = (unsigned char)in[i];
         if (b >= 0x20 && b < 0x7F) {  // printable ASCII: the common case
-            size_t j = i + 1;
-            while (j < n && (unsigned char)in[j] >= 0x20 && (unsigned char)in[j] < 0x7F) j++;
-            if (kbuf_append(out, in + i, j - i)) return -1;
-            prev = (unsigned char)in[j - 1];
-            i = j;
+            while (i < n && (unsigned char)in[i] >= 0x20 && (unsigned char)in[i] < 0x7F) i++;
+            prev = (unsigned char)in[i - 1];
             continue;
         }
-        size_t len;
+        size_t at = i, len;
         int32_t c = cp_at(in, n, i, &len), w = c;
         i += len;
         if (c == '\r') {
@@ -124,11 +121,16 @@ static int fix_chars(const char *in, size_t n, KilnBuf *out, int keep_tabs, int 
         } else if (utf8proc_category(c) == UTF8PROC_CATEGORY_ZS) {
             w = ' ';
         }
-        if (w < 0) continue;
-        if (put_cp(out, w)) return -1;
-        prev = w;
         if (w >= 0x80) high = 1;
+        if (w == c && i - at == len && !(c == 0xFFFD && len != 3)) {  // unchanged (and valid)
+            prev = w;
+            continue;
+        }
+        if (kbuf_append(out, in + last, at - last) || (w >= 0 && put_cp(out, w))) return -1;
+        last = i;
+        if (w >= 0) prev = w;
     }
+    if (kbuf_append(out, in + last, n - last)) return -1;
     *nonascii = high;
     return 0;
 }
@@ -150,10 +152,34 @@ static int nfkc_region(const char *s, size_t n, KilnBuf *out) {
     return rc;
 }
 
+// A code point NFKC leaves alone wherever it stands: no decomposition (Hangul
+// syllables are recomposed), not a mark and not a Hangul vowel/final jamo
+// (every second element of a canonical composition is one of those), so it
+// neither changes nor composes with what precedes it.
+static int nfkc_inert(int32_t c) {
+    const utf8proc_property_t *p = utf8proc_get_property(c);
+    if (p->decomp_seqindex != UINT16_MAX && !(c >= 0xAC00 && c <= 0xD7A3)) return 0;
+    if (p->category == UTF8PROC_CATEGORY_MN || p->category == UTF8PROC_CATEGORY_MC ||
+        p->category == UTF8PROC_CATEGORY_ME)
+        return 0;
+    return p->combining_class == 0 && !(c >= 0x1161 && c <= 0x1175) && !(c >= 0x11A8 && c <= 0x11C2);
+}
+
+static int all_inert(const char *s, size_t n) {
+    size_t l;
+    for (size_t i = 0; i < n; i += l) {
+        int32_t c = cp_at(s, n, i, &l);
+        if (c >= 0x80 && !nfkc_inert(c)) return 0;
+    }
+    return 1;
+}
+
 // NFKC of valid UTF-8. ASCII is its own NFKC, and no composition ends in an
 // ASCII character, so only stretches holding non-ASCII bytes (plus the ASCII
 // character before them, which a combining mark may compose with) are mapped;
-// a stretch ends before an ASCII character followed by another one.
+// a stretch ends before an ASCII character followed by another one. Stretches
+// of inert characters (curly quotes, dashes, CJK, precomposed letters: most
+// real text) are copied as they are.
 static int nfkc(const char *in, size_t n, KilnBuf *out) {
     kbuf_clear(out);
     if (kbuf_reserve(out, n + n / 8)) return -1;
@@ -165,7 +191,11 @@ static int nfkc(const char *in, size_t n, KilnBuf *out) {
         size_t start = j > i ? j - 1 : j;
         size_t end = j;
         while (end < n && ((unsigned char)in[end] >= 0x80 || (end + 1 < n && (unsigned char)in[end + 1] >= 0x80))) end++;
-        if (kbuf_append(out, in + i, start - i) || nfkc_region(in + start, end - start, out)) return -1;
+        if (all_inert(in + j, end - j)) {
+            if (kbuf_append(out, in + i, end - i)) return -1;
+        } else if (kbuf_append(out, in + i, start - i) || nfkc_region(in + start, end - start, out)) {
+            return -1;
+        }
         i = end;
     }
     return 0;
@@ -340,29 +370,34 @@ static int name_cluster(const Cluster *cl, KilnBuf *out) {
     return 0;
 }
 
+static int keycap_char(char c) { return c == '#' || c == '*' || (c >= '0' && c <= '9'); }
+
 // Symbols named or removed; stray variation selectors removed.
 static int symbols(const char *in, size_t n, KilnBuf *out, int mode) {
     kbuf_clear(out);
     if (kbuf_reserve(out, n)) return -1;
     Cluster cl;
-    size_t i = 0;
+    size_t i = 0, last = 0;  // in[last..i) is unchanged and not yet copied
     while (i < n) {
-        size_t j = i;
-        while (j < n && (unsigned char)in[j] < 0x80 && !(in[j] == '#' || in[j] == '*' || (in[j] >= '0' && in[j] <= '9')))
-            j++;
-        if (kbuf_append(out, in + i, j - i)) return -1;
-        if (j == n) break;
+        // ASCII is no symbol, but for a keycap's digit (followed by U+FE0F or U+20E3)
+        while (i < n && (unsigned char)in[i] < 0x80 && !(keycap_char(in[i]) && i + 1 < n && (unsigned char)in[i + 1] >= 0x80))
+            i++;
+        if (i == n) break;
         size_t len;
-        int32_t c = cp_at(in, n, j, &len);
-        if (!is_base(in, n, j + len, c)) {
-            if (!is_vs(c) && kbuf_append(out, in + j, len)) return -1;
-            i = j + len;
+        int32_t c = cp_at(in, n, i, &len);
+        if (!is_base(in, n, i + len, c)) {
+            if (is_vs(c)) {
+                if (kbuf_append(out, in + last, i - last)) return -1;
+                last = i + len;
+            }
+            i += len;
             continue;
         }
-        i = read_cluster(in, n, j, c, len, &cl);
-        if (mode == SYM_NAMES && name_cluster(&cl, out)) return -1;
+        size_t end = read_cluster(in, n, i, c, len, &cl);
+        if (kbuf_append(out, in + last, i - last) || (mode == SYM_NAMES && name_cluster(&cl, out))) return -1;
+        last = i = end;
     }
-    return 0;
+    return kbuf_append(out, in + last, n - last);
 }
 
 // ---------------------------------------------------------------- pass 5: layout
@@ -389,14 +424,12 @@ static int layout(const char *in, size_t n, KilnBuf *out, int collapse, long max
             size_t p = ls;
             while (p < e && (in[p] == ' ' || in[p] == '\t')) p++;  // indentation, kept
             if (!collapse) p = e;
-            if (kbuf_append(out, in + ls, p - ls)) return -1;
-            while (p < e) {
-                const char *sp = memchr(in + p, ' ', e - p);
-                size_t q = sp ? (size_t)(sp - in) : e;
-                if (kbuf_append(out, in + p, q - p + (q < e))) return -1;
-                p = q;
-                while (p < e && in[p] == ' ') p++;
-            }
+            char *o = out->data + out->len;  // the output never outgrows the input
+            memcpy(o, in + ls, p - ls);
+            o += p - ls;
+            for (; p < e; p++)
+                if (in[p] != ' ' || in[p - 1] != ' ') *o++ = in[p];
+            out->len = (size_t)(o - out->data);
         }
         ls = le + 1;
     }
