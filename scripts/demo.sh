@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The main job on its embedded default: install, build, take the King James Bible
-# from Debian's bible-kjv package, encode it as bytes, pretrain a small GPT on it
-# (a few minutes on 2 cores) and write a checkpoint to runs/kjv/.
+# The main job on its embedded default: install, build, gather text from Debian
+# packages (the Bible, dictionaries, WordNet, fortunes, man pages, Python's
+# standard library, C headers, licence texts), run the data pipeline over it
+# (clean, PII, quality filters, dedup, mixing -> byte-level token shards with a
+# manifest and a report), then pretrain a small GPT on the shards and write a
+# checkpoint to runs/debian/. About 6 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-mkdir -p build/kjv
-bible -f gen1:1-rev22:21 > build/kjv/kjv.txt   # the whole text, one verse a line
-./build/kiln tokenizer encode-corpus --bytes --val-fraction 0.05 -o build/kjv build/kjv/kjv.txt
-./build/kiln pretrain configs/kjv-demo.yaml "$@"
+./build/kiln data gather debian -o runs/corpus/raw --max-mb 16
+./build/kiln data run configs/debian-pipeline.yaml
+./build/kiln pretrain configs/debian-demo.yaml "$@"

@@ -9,11 +9,12 @@ typedef struct {
     int (*run)(int argc, char **argv);  // argv[0] is the command name
     const char *summary;
     const char *usage;                  // full help text
+    int own_help;                       // run() answers -h/--help itself (per subcommand)
 } KilnCommand;
 
-extern const KilnCommand CMD_PRETRAIN, CMD_TOKENIZER;
+extern const KilnCommand CMD_PRETRAIN, CMD_TOKENIZER, CMD_DATA;
 int cmd_data_classifier(int argc, char **argv);  // `kiln data classifier ...`
-int cmd_data_gather(int argc, char **argv);  // `kiln data gather debian`
+int cmd_data_gather(int argc, char **argv);      // `kiln data gather debian`
 
 // True if any argument is -h or --help.
 int cli_wants_help(int argc, char **argv);

@@ -61,4 +61,5 @@ const KilnCommand CMD_PRETRAIN = {
     "  -c, --config FILE   YAML config (sections model, train, data; key out_dir)\n"
     "  --set KEY=VALUE     override one key, e.g. --set model.n_layer=4 (repeatable)\n"
     "  --resume DIR        continue from a checkpoint directory; 'latest' = out_dir/latest\n"
-    "  -q, --quiet         no progress lines\n"};
+    "  -q, --quiet         no progress lines\n",
+    0};

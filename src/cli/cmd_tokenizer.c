@@ -442,4 +442,4 @@ static int run(int argc, char **argv) {
     return cli_error("tokenizer: unknown subcommand '%s' (see `kiln tokenizer --help`)", argv[1]);
 }
 
-const KilnCommand CMD_TOKENIZER = {"tokenizer", run, "encode and decode text, make token shards", USAGE};
+const KilnCommand CMD_TOKENIZER = {"tokenizer", run, "encode and decode text, make token shards", USAGE, 0};

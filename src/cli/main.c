@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-static const KilnCommand *const COMMANDS[] = {&CMD_PRETRAIN, &CMD_TOKENIZER};
+static const KilnCommand *const COMMANDS[] = {&CMD_DATA, &CMD_TOKENIZER, &CMD_PRETRAIN};
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
 int cli_wants_help(int argc, char **argv) {
@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 1;
     }
-    if (cli_wants_help(argc - 1, argv + 1)) {
+    if (!c->own_help && cli_wants_help(argc - 1, argv + 1)) {
         fputs(c->usage, stdout);
         return 0;
     }

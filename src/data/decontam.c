@@ -262,6 +262,12 @@ static int put_fmt(KilnBuf *b, const char *fmt, ...) {
     return n < 0 ? -1 : kbuf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
+static int cmp_source(const void *a, const void *b) {
+    const SourceStat *x = a, *y = b;
+    int c = strcmp(x->source, y->source);
+    return c ? c : (x->task > y->task) - (x->task < y->task);
+}
+
 static int report_task(Decontam *d, int t, KilnBuf *b) {
     const KilnDecontamIndex *ix = d->ix;
     long nfound = 0, nitems = decontam_nitems(ix);
@@ -274,6 +280,8 @@ static int report_task(Decontam *d, int t, KilnBuf *b) {
         if (decontam_item_task(ix, i) == t && atomic_load(&d->found[i]))
             rc = (k++ && kbuf_putc(b, ',')) || json_str(b, decontam_item_id(ix, i));
     rc = rc || kbuf_puts(b, "],\"sources\":{");
+    // sources in name order: the table grows in whatever order threads met them
+    qsort(d->src, (size_t)d->nsrc, sizeof *d->src, cmp_source);
     for (int i = 0, k = 0; i < d->nsrc && !rc; i++) {
         const SourceStat *s = &d->src[i];
         if (s->task != t) continue;

@@ -4,23 +4,21 @@
 
 #include <string.h>
 
-// One line per stage, in the order `kiln data --help` lists them.
-extern const KilnStageDef STAGE_SAMPLE;
-extern const KilnStageDef STAGE_CLEAN, STAGE_PII, STAGE_AUGMENT_GENDER;
+// The stages, in the order a pipeline usually runs them (and `kiln data --help`
+// lists them): extraction, cleaning, filters, decontamination, augmentation,
+// then the corpus stages.
 extern const KilnStageDef STAGE_HTML, STAGE_MAN;
+extern const KilnStageDef STAGE_CLEAN, STAGE_PII;
 extern const KilnStageDef STAGE_GOPHER_QUALITY, STAGE_GOPHER_REPETITION, STAGE_C4, STAGE_WORDLIST;
-extern const KilnStageDef STAGE_DECONTAMINATE;
-extern const KilnStageDef STAGE_CLASSIFIER;
-extern const KilnStageDef STAGE_EXACT_DEDUP, STAGE_MINHASH_DEDUP, STAGE_LINE_DEDUP;
+extern const KilnStageDef STAGE_CLASSIFIER, STAGE_DECONTAMINATE, STAGE_AUGMENT_GENDER;
+extern const KilnStageDef STAGE_EXACT_DEDUP, STAGE_MINHASH_DEDUP, STAGE_LINE_DEDUP, STAGE_SAMPLE;
 
 static const KilnStageDef *const STAGES[] = {
-    &STAGE_SAMPLE,
-    &STAGE_CLEAN, &STAGE_PII, &STAGE_AUGMENT_GENDER,
-    &STAGE_HTML, &STAGE_MAN,
-    &STAGE_GOPHER_QUALITY, &STAGE_GOPHER_REPETITION, &STAGE_C4, &STAGE_WORDLIST,
-    &STAGE_DECONTAMINATE,
-    &STAGE_CLASSIFIER,
-    &STAGE_EXACT_DEDUP, &STAGE_MINHASH_DEDUP, &STAGE_LINE_DEDUP,
+    &STAGE_HTML,           &STAGE_MAN,
+    &STAGE_CLEAN,          &STAGE_PII,
+    &STAGE_GOPHER_QUALITY, &STAGE_GOPHER_REPETITION, &STAGE_C4,         &STAGE_WORDLIST,
+    &STAGE_CLASSIFIER,     &STAGE_DECONTAMINATE,     &STAGE_AUGMENT_GENDER,
+    &STAGE_EXACT_DEDUP,    &STAGE_MINHASH_DEDUP,     &STAGE_LINE_DEDUP, &STAGE_SAMPLE,
 };
 
 const KilnStageDef *const *stage_all(int *n) {
