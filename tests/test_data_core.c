@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "kiln/data.h"
+#include "kiln/pipeline.h"
 #include "testutil.h"
 
 #include <stdlib.h>
@@ -405,6 +406,45 @@ static void test_reader_fuzz(void **st) {
     free(z), free(gz), free(gd);
 }
 
+static const char PIPE[] = "seed: 7\nout_dir: /nonexistent/out\n"
+                           "sources:\n  - {name: a, format: jsonl, paths: [a.jsonl, 'b*.jsonl'], text_field: body}\n"
+                           "stages:\n  - clean: {symbols: names}\n  - gopher_quality\n"
+                           "  - minhash_dedup: {threshold: 0.8, bands: 14}\n"
+                           "  - sample: {weights: [a=1, b=2]}\n"
+                           "output: {tokenizer: bytes, shard_tokens: 4096, val_fraction: 0.1}\n";
+
+static int pipe_reader(const char *path, void *ctx) {
+    (void)ctx;
+    KilnPipeline p;
+    KilnErr err;
+    if (pipeline_load(&p, path, &err)) {
+        assert_true(strlen(err.msg) > 0);
+        return -1;
+    }
+    pipeline_free(&p);
+    return 0;
+}
+
+static void test_pipeline_load(void **st) {
+    (void)st;
+    write_bytes(tmp("p.yaml"), PIPE, sizeof PIPE - 1);
+    KilnPipeline p;
+    KilnErr err;
+    assert_int_equal(pipeline_load(&p, tmp("p.yaml"), &err), 0);
+    assert_int_equal(p.seed, 7);
+    assert_int_equal(p.nsources, 1);
+    assert_int_equal(p.sources[0].nglobs, 2);
+    assert_string_equal(p.sources[0].opts.p[0].key, "text_field");  // format options pass through
+    assert_int_equal(p.nstages, 4);
+    assert_string_equal(p.stages[2].name, "minhash_dedup");
+    assert_int_equal(p.stages[3].params.p[0].nvals, 2);
+    assert_int_equal(p.shard_tokens, 4096);
+    pipeline_free(&p);
+    // mutants: loaded or refused with a message, never a crash
+    int refused = fuzz_mutants(PIPE, sizeof PIPE - 1, 32, tmp("m.yaml"), 2000, 11, pipe_reader, NULL);
+    assert_true(refused > 100);
+}
+
 int main(void) {
     test_tmpdir_create("data_core");
     const struct CMUnitTest tests[] = {
@@ -412,7 +452,7 @@ int main(void) {
         cmocka_unit_test(test_reader_plain),   cmocka_unit_test(test_reader_compressed),
         cmocka_unit_test(test_writer_roundtrip), cmocka_unit_test(test_params),
         cmocka_unit_test(test_run_stream),     cmocka_unit_test(test_sample),
-        cmocka_unit_test(test_reader_fuzz),
+        cmocka_unit_test(test_reader_fuzz),    cmocka_unit_test(test_pipeline_load),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     test_tmpdir_remove();

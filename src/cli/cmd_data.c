@@ -2,6 +2,7 @@
 // and the subcommands `gather` and `classifier`.
 #include "cli.h"
 
+#include "kiln/corpus.h"
 #include "kiln/data.h"
 #include "kiln/pipeline.h"
 
@@ -22,7 +23,8 @@ static void usage(FILE *f) {
     fputs("usage: kiln data run PIPELINE.yaml\n"
           "       kiln data STAGE [--PARAM VALUE]... [-o OUT.jsonl] [--rejects R.jsonl] [--report R.json] [IN.jsonl...]\n"
           "       kiln data gather debian [-o DIR] [--max-mb N]\n"
-          "       kiln data classifier train|eval|predict ...\n\n"
+          "       kiln data classifier train|eval|predict ...\n"
+          "       kiln data trace MANIFEST.json SHARD.bin POS...   (the document behind a token)\n\n"
           "Documents are JSONL lines {\"source\",\"id\",\"text\"} (gzip or zstd inputs are fine);\n"
           "a stage reads files or stdin and writes the kept documents to OUT or stdout, in input\n"
           "order, so stages compose in a shell pipe. `kiln data STAGE --help` lists its parameters.\n\n"
@@ -203,6 +205,26 @@ static int cmd_run(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
+// `kiln data trace MANIFEST SHARD POS...`: which document each token came from.
+static int cmd_trace(int argc, char **argv) {
+    if (argc < 4) return cli_error("usage: kiln data trace MANIFEST.json SHARD.bin POS [POS...]");
+    KilnManifest *m;
+    KilnErr err;
+    if (manifest_load(&m, argv[1], &err)) return cli_error("%s", err.msg);
+    int rc = 0;
+    printf("position\tsource\tid\tstart\ttokens\n");
+    for (int i = 3; i < argc && !rc; i++) {
+        char *end;
+        long pos = strtol(argv[i], &end, 10), start, n;
+        const char *source, *id;
+        if (*end || pos < 0) rc = cli_error("trace: '%s' is not a token position", argv[i]);
+        else if (manifest_find(m, argv[2], pos, &source, &id, &start, &n, &err)) rc = cli_error("%s", err.msg);
+        else printf("%ld\t%s\t%s\t%ld\t%ld\n", pos, source, id, start, n);
+    }
+    manifest_free(m);
+    return rc;
+}
+
 static int data_main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
@@ -216,6 +238,7 @@ static int data_main(int argc, char **argv) {
         }
         return cmd_run(argc - 1, argv + 1);
     }
+    if (!strcmp(sub, "trace")) return cmd_trace(argc - 1, argv + 1);
     if (!strcmp(sub, "gather")) return cmd_data_gather(argc - 1, argv + 1);
     // `kiln data classifier train|eval|predict` trains and inspects models;
     // `kiln data classifier --model M` is the stage

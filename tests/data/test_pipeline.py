@@ -143,6 +143,34 @@ toks = struct.unpack(f"<{n}H", raw[2 * start:2 * (start + n)])
 assert toks[0] == 0 and all(t != 0 for t in toks[1:])
 assert not os.path.exists(os.path.join(out, "work")), "work dir should be removed after success"
 
+# tracing: random token positions map back to the document whose text the bytes are
+texts = {}
+for name in ("wiki.jsonl", "stories.jsonl"):
+    for line in open(os.path.join(tmp, name), encoding="utf-8"):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        texts[("wiki" if name == "wiki.jsonl" else "stories", d["id"])] = d["text"]
+for sh in manifest["shards"][:2]:
+    raw = open(os.path.join(out, sh["path"]), "rb").read()[1024:]
+    positions = [rng.randrange(sh["tokens"]) for _ in range(5)]
+    p = run("data", "trace", os.path.join(out, "manifest.json"), sh["path"], *map(str, positions))
+    rows = [l.split("\t") for l in p.stdout.strip().split("\n")[1:]]
+    assert len(rows) == 5
+    for pos, (tpos, src, did, start, n) in zip(positions, rows):
+        start, n = int(start), int(n)
+        assert start <= pos < start + n
+        toks = struct.unpack(f"<{n}H", raw[2 * start:2 * (start + n)])
+        body = bytes(t for t in toks if t != 0).decode("utf-8", "replace")
+        base_id = did.split("#")[0]  # repeats carry #2, #3
+        # cleaning only touches whitespace and invisible characters in this text
+        want = " ".join(texts[(src, base_id)].split())
+        got = " ".join(body.split())
+        assert got in want or want.startswith(got) or want.endswith(got), (src, did)
+p = run("data", "trace", os.path.join(out, "manifest.json"), "nope.bin", "0", ok=False)
+assert p.returncode != 0 and "no shard nope.bin" in p.stderr
+
 # determinism: the same pipeline again gives the same shards
 digests = {sh["path"]: sh["sha256"] for sh in manifest["shards"]}
 shutil.rmtree(out)
