@@ -7,7 +7,10 @@
 // Jaccard ~0.1 to the others, so the corpus is not one big duplicate cluster);
 // plus 8% planted near-duplicates of earlier documents (1-3% of words replaced)
 // and 3% exact copies.
-// usage: bench_data_dedup DATA_DIR [MB]     (DATA_DIR: ../shared/data)
+// usage: bench_data_dedup DATA_DIR [MB [REPEATS]]   (DATA_DIR: ../shared/data; each
+//        measurement REPEATS times: take the best on a shared machine)
+//        bench_data_dedup --make DATA_DIR OUT.jsonl [MB]        (the corpus alone)
+//        bench_data_dedup --run STAGE THREADS IN.jsonl WORK_DIR  (one measurement)
 // Each measurement runs in a fresh process (so its peak RSS is its own) and
 // prints one JSON line; the MinHash signature core and the JSONL reader alone
 // are measured first. "seconds" is the stage's run (read, work, write);
@@ -245,11 +248,13 @@ static int run_one(const char *stage, int threads, const char *in, const char *w
 
 int main(int argc, char **argv) {
     if (argc == 6 && !strcmp(argv[1], "--run")) return run_one(argv[2], atoi(argv[3]), argv[4], argv[5]);
+    if (argc >= 4 && !strcmp(argv[1], "--make")) return make_corpus(argv[2], argv[3], argc > 4 ? atof(argv[4]) : 50);
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_data_dedup DATA_DIR [MB]\n");
+        fprintf(stderr, "usage: bench_data_dedup DATA_DIR [MB [REPEATS]]\n");
         return 2;
     }
     double mb = argc > 2 ? atof(argv[2]) : 50;
+    int repeats = argc > 3 ? atoi(argv[3]) : 1;
     char work[] = "/tmp/kiln_bench_dedup_XXXXXX";
     if (!mkdtemp(work)) return perror("mkdtemp"), 1;
     char corpus[256];
@@ -262,12 +267,13 @@ int main(int argc, char **argv) {
     const char *stages[] = {"minhash_dedup", "exact_dedup", "line_dedup"};
     int rc = 0;
     for (int s = 0; s < 3; s++)
-        for (int t = 1; t <= 2; t++) {
-            char cmd[2048];
-            snprintf(cmd, sizeof cmd, "'%s' --run %s %d %s %s", self, stages[s], t, corpus, work);
-            fflush(stdout);
-            if (system(cmd) != 0) rc = 1;
-        }
+        for (int t = 1; t <= 2; t++)
+            for (int rep = 0; rep < repeats; rep++) {
+                char cmd[2048];
+                snprintf(cmd, sizeof cmd, "'%s' --run %s %d %s %s", self, stages[s], t, corpus, work);
+                fflush(stdout);
+                if (system(cmd) != 0) rc = 1;
+            }
     unlink(corpus);
     rmdir(work);
     return rc;

@@ -5,18 +5,22 @@
 
 #include <utf8proc.h>
 
-enum { C_KEEP, C_DIGIT, C_SPACE, C_DROP };
+enum { C_KEEP, C_DIGIT, C_SPACE, C_DROP, C_UTF8 };
 
 // What one ASCII byte is: kept (letters, lowercased), a digit, whitespace (as
 // Python's str.isspace: \t\n\v\f\r, 0x1c-0x1f, space) or dropped (controls and
-// punctuation/symbols, as datatrove's PUNCTUATION list holds all 32 of them).
-static int ascii_class(unsigned char c) {
-    if ((c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20)) return C_SPACE;
-    if (c < 0x20 || c == 0x7f) return C_DROP;
-    if (c >= '0' && c <= '9') return C_DIGIT;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return C_KEEP;
-    return C_DROP;
-}
+// punctuation/symbols, as datatrove's PUNCTUATION list holds all 32 of them);
+// bytes from 0x80 start or continue UTF-8 sequences.
+static const unsigned char BYTE_CLASS[256] = {
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2,
+    2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3,
+    3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3,
+    3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+};
 
 static int cp_space(utf8proc_int32_t cp) {
     if (cp == 0x85) return 1;
@@ -81,39 +85,53 @@ int dedup_normalize(const char *s, size_t n, KilnBuf *out) {
     if (kbuf_reserve(out, n)) return -1;
     Norm z = {out, 1, 0};
     const unsigned char *u = (const unsigned char *)s;
+    // ASCII is written in place (it never makes the output longer than the
+    // input, and room for the input was reserved), with the length in a local
+    char *o = out->data;
+    size_t len = 0;
     for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        if (c < 0x80) {
-            i++;
-            switch (ascii_class(c)) {
-            case C_KEEP:
-                z.in_space = z.in_digits = 0;
-                // decompositions may have grown the output past the first reserve
-                if (out->len + 1 >= out->cap && kbuf_reserve(out, out->len + 1 + (n - i))) return -1;
-                out->data[out->len++] = (char)(c | 0x20);
-                break;
-            case C_DIGIT:
-                if (emit_digit(&z)) return -1;
-                break;
-            case C_SPACE:
-                if (emit_space(&z)) return -1;
-                break;
-            default:
-                z.in_space = 0;
-            }
-            continue;
-        }
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k <= 0) {  // invalid byte: dropped like a control character
+        switch (BYTE_CLASS[u[i]]) {
+        case C_KEEP:  // a run of letters
+            do o[len++] = (char)(u[i++] | 0x20);
+            while (i < n && BYTE_CLASS[u[i]] == C_KEEP);
+            z.in_space = z.in_digits = 0;
+            break;
+        case C_DIGIT:
             i++;
             z.in_space = 0;
-            continue;
+            if (!z.in_digits) o[len++] = '0';
+            z.in_digits = 1;
+            break;
+        case C_SPACE:
+            i++;
+            z.in_digits = 0;
+            if (!z.in_space && len) o[len++] = ' ';  // no leading space
+            z.in_space = 1;
+            break;
+        case C_DROP:
+            i++;
+            z.in_space = 0;
+            break;
+        default: {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i), &cp);
+            if (k <= 0) {  // invalid byte: dropped like a control character
+                i++;
+                z.in_space = 0;
+                break;
+            }
+            i += (size_t)k;
+            out->len = len;
+            if (emit_cp(&z, cp)) return -1;
+            // a decomposition may have grown the output: room again for the rest
+            if (out->len + (n - i) + 1 > out->cap && kbuf_reserve(out, out->len + (n - i))) return -1;
+            o = out->data;
+            len = out->len;
         }
-        i += (size_t)k;
-        if (emit_cp(&z, cp)) return -1;
+        }
     }
-    while (out->len && out->data[out->len - 1] == ' ') out->len--;
-    out->data[out->len] = 0;
+    while (len && o[len - 1] == ' ') len--;
+    out->len = len;
+    o[len] = 0;
     return 0;
 }

@@ -9,7 +9,8 @@
 //           when it reaches the threshold; union by smaller index, so each
 //           cluster's root is its first document
 //   pass 3  re-read the input, keep each cluster's first document
-// Memory: the sort budget, 4 bytes per document (union-find) and one batch.
+// Memory: the sort budget, 4 bytes per document (union-find), two batches of
+// documents, and the mapped signature file (page cache).
 // Files in work_dir are unlinked as soon as they are created.
 #include "kiln/dedup.h"
 #include "kiln/minhash.h"
