@@ -154,7 +154,7 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
             path = spill;
         }
         if (!rc) rc = def->run_corpus(state, path, out, work, &rep, &err);
-        rep.seconds = kiln_now() - t0;
+        if (rep.seconds == 0) rep.seconds = kiln_now() - t0;  // stages may report CPU time
     }
     if (in.r) docreader_close(in.r);
     if (rc) {

@@ -136,7 +136,7 @@ static int load_output(const Yaml *y, yaml_node_t *m, KilnPipeline *p, KilnErr *
     if (!rc) rc = params_str(&ps, "tokenizer", &tok, err) || params_int(&ps, "shard_tokens", &p->shard_tokens, err) ||
                   params_double(&ps, "val_fraction", &p->val_fraction, err) ||
                   params_bool(&ps, "keep_work", &p->keep_work, err) || params_check_unused(&ps, err);
-    if (!rc) p->tokenizer = strdup(tok);
+    if (!rc) free(p->tokenizer), p->tokenizer = strdup(tok);
     params_free(&ps);
     return rc ? -1 : 0;
 }
@@ -149,7 +149,10 @@ int pipeline_load(KilnPipeline *p, const char *path, KilnErr *err) {
     p->path = strdup(path);
     char *text;
     size_t len;
-    if (kiln_read_file(path, &text, &len, err)) return -1;
+    if (kiln_read_file(path, &text, &len, err)) {
+        pipeline_free(p);
+        return -1;
+    }
     p->fingerprint = XXH3_64bits(text, len);
     yaml_parser_t parser;
     Yaml y = {.path = path};
@@ -160,6 +163,7 @@ int pipeline_load(KilnPipeline *p, const char *path, KilnErr *err) {
                            parser.problem ? parser.problem : "YAML syntax error");
         yaml_parser_delete(&parser);
         free(text);
+        pipeline_free(p);
         return rc;
     }
     yaml_parser_delete(&parser);
@@ -174,10 +178,12 @@ int pipeline_load(KilnPipeline *p, const char *path, KilnErr *err) {
         yaml_node_t *k = node(&y, pr->key), *v = node(&y, pr->value);
         const char *key = scalar(k), *val = scalar(v);
         if (!key) rc = fail_at(&y, k, err, "keys must be plain strings");
+        else if ((!strcmp(key, "sources") && p->sources) || (!strcmp(key, "stages") && p->stages))
+            rc = fail_at(&y, k, err, "key given twice");
         else if (!strcmp(key, "sources")) rc = load_sources(&y, v, p, err);
         else if (!strcmp(key, "stages")) rc = load_stages(&y, v, p, err);
         else if (!strcmp(key, "output")) rc = load_output(&y, v, p, err);
-        else if (!strcmp(key, "out_dir") && val) p->out_dir = strdup(val);
+        else if (!strcmp(key, "out_dir") && val) free(p->out_dir), p->out_dir = strdup(val);
         else if (!strcmp(key, "seed") && val) {
             char *end;
             p->seed = strtoull(val, &end, 10);
@@ -395,7 +401,7 @@ static int run_step(const KilnPipeline *p, int first, int last, KilnStage *st, c
             }
         } else {
             rc = st[first].def->run_corpus(st[first].state, in_path, w, work, &reps[0], err);
-            reps[0].seconds = kiln_now() - t0;
+            if (reps[0].seconds == 0) reps[0].seconds = kiln_now() - t0;  // stages may report CPU time
         }
         if (rc) docwriter_abort(w);
         else rc = docwriter_commit(w, err);
