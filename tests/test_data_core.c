@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -187,6 +188,18 @@ static void test_writer_roundtrip(void **st) {
     docwriter_abort(w);
     assert_null(fopen(tmp("gone.jsonl"), "r"));
     assert_null(fopen(tmp("gone.jsonl.tmp"), "r"));
+    // a device is written in place, never replaced by a renamed temp file
+    assert_int_equal(docwriter_open(&w, "/dev/null", &err), 0);
+    assert_int_equal(docwriter_put(w, &d, NULL, &err), 0);
+    assert_int_equal(docwriter_commit(w, &err), 0);
+    struct stat sb;
+    assert_int_equal(stat("/dev/null", &sb), 0);
+    assert_true(S_ISCHR(sb.st_mode));
+    // and the atomic writer refuses to rename over one
+    assert_int_equal(mkfifo(tmp("fifo"), 0600), 0);
+    KilnAtomicFile af;
+    assert_int_equal(kiln_atomic_open(&af, tmp("fifo"), &err), -1);
+    assert_non_null(strstr(err.msg, "not a regular file"));
     doc_free(&d);
 }
 

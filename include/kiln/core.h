@@ -36,6 +36,7 @@ double kiln_now(void);  // monotonic seconds
 
 // Durable writes: data goes to "<path>.tmp", is fsync'd, then renamed over path,
 // so a crash leaves either the old file or the new one, never half of one.
+// An existing path that is not a regular file (/dev/null, a FIFO) is refused.
 typedef struct {
     FILE *f;
     char *path;

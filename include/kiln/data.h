@@ -74,6 +74,18 @@ int docreader_open(KilnDocReader **r, const char *path, const char *text_field,
 // 1: a document in *doc; 0: end of input; -1: a fatal error (I/O, truncated
 // compressed stream is *not* fatal: it is a skip, and the stream ends).
 int docreader_next(KilnDocReader *r, KilnDoc *doc, KilnErr *err);
+// The same in three steps, so a caller can parse lines on many threads (the
+// stage runner does): raw lines in order (*line is swapped in, no copy), a
+// thread-safe parse (1: a document; 0: a blank line; 2: skipped, see out->why;
+// -1: out of memory), and the outcome noted back in input order.
+typedef struct {
+    char why[256];  // the skip message, or ""
+    int repaired;   // invalid UTF-8 in the text was repaired
+} KilnLineOutcome;
+int docreader_next_line(KilnDocReader *r, KilnBuf *line, long *lineno, KilnErr *err);
+int docreader_parse(const KilnDocReader *r, const KilnBuf *line, long lineno, KilnDoc *doc, KilnBuf *tmp,
+                    KilnLineOutcome *out);
+void docreader_note(KilnDocReader *r, const KilnLineOutcome *o);
 const KilnSkips *docreader_skips(const KilnDocReader *r);
 long docreader_repaired(const KilnDocReader *r);
 long docreader_bytes(const KilnDocReader *r);  // input bytes consumed (decompressed)
@@ -86,6 +98,10 @@ int docwriter_open(KilnDocWriter **w, const char *path, KilnErr *err);
 // extra_json: NULL, or `"key":value,...` pasted into the object (for rejects:
 // "drop":"reason").
 int docwriter_put(KilnDocWriter *w, const KilnDoc *doc, const char *extra_json, KilnErr *err);
+// The JSONL line (with its newline) docwriter_put writes, into out; -1 when out
+// of memory. Thread-safe, so lines can be made in parallel and put in order.
+int doc_to_jsonl(const KilnDoc *doc, const char *extra_json, KilnBuf *out);
+int docwriter_put_line(KilnDocWriter *w, const char *line, size_t n, KilnErr *err);
 int docwriter_commit(KilnDocWriter *w, KilnErr *err);  // flush, fsync, rename; frees w
 void docwriter_abort(KilnDocWriter *w);                // remove the temp file; frees w
 
@@ -186,6 +202,7 @@ const KilnStageDef *const *stage_all(int *n);
 typedef struct {
     int (*next)(void *ctx, KilnDoc *doc, KilnErr *err);
     void *ctx;
+    KilnDocReader *reader;  // set when the source is a JSONL reader: lines are then parsed in parallel
 } KilnDocSource;
 KilnDocSource docreader_source(KilnDocReader *r);
 

@@ -93,21 +93,29 @@ typedef struct {
     long skipped, repaired;
 } Inputs;
 
+// Reports the current input's skipped lines and moves to the next input.
+static void input_done(Inputs *in) {
+    const KilnSkips *s = docreader_skips(in->r);
+    for (long k = 0; k < s->count && k < KILN_SKIP_EXAMPLES; k++) fprintf(stderr, "kiln: skipped %s\n", s->examples[k]);
+    if (s->count > KILN_SKIP_EXAMPLES) fprintf(stderr, "kiln: ... and %ld more skipped lines\n", s->count - KILN_SKIP_EXAMPLES);
+    in->skipped += s->count;
+    in->repaired += docreader_repaired(in->r);
+    docreader_close(in->r);
+    in->r = NULL;
+    in->cur++;
+}
+
+static int input_open(Inputs *in, KilnErr *err) {
+    return docreader_open(&in->r, in->a->inputs[in->cur], in->a->text_field, in->a->source, err);
+}
+
 static int inputs_next(void *ctx, KilnDoc *doc, KilnErr *err) {
     Inputs *in = ctx;
     while (in->cur < in->a->ninputs) {
-        if (!in->r && docreader_open(&in->r, in->a->inputs[in->cur], in->a->text_field, in->a->source, err))
-            return -1;
+        if (!in->r && input_open(in, err)) return -1;
         int got = docreader_next(in->r, doc, err);
         if (got) return got;
-        const KilnSkips *s = docreader_skips(in->r);
-        for (long k = 0; k < s->count && k < KILN_SKIP_EXAMPLES; k++) fprintf(stderr, "kiln: skipped %s\n", s->examples[k]);
-        if (s->count > KILN_SKIP_EXAMPLES) fprintf(stderr, "kiln: ... and %ld more skipped lines\n", s->count - KILN_SKIP_EXAMPLES);
-        in->skipped += s->count;
-        in->repaired += docreader_repaired(in->r);
-        docreader_close(in->r);
-        in->r = NULL;
-        in->cur++;
+        input_done(in);
     }
     return 0;
 }
@@ -117,7 +125,7 @@ static int inputs_next(void *ctx, KilnDoc *doc, KilnErr *err) {
 static int spill_inputs(Inputs *in, const char *path, KilnErr *err) {
     KilnDocWriter *w;
     if (docwriter_open(&w, path, err)) return -1;
-    if (stages_run_stream(NULL, 0, (KilnDocSource){inputs_next, in}, w, NULL, NULL, err)) {
+    if (stages_run_stream(NULL, 0, (KilnDocSource){.next = inputs_next, .ctx = in}, w, NULL, NULL, err)) {
         docwriter_abort(w);
         return -1;
     }
@@ -141,8 +149,12 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
     if (!rc && a->rejects) rc = docwriter_open(&rej, a->rejects, &err);
     double t0 = kiln_now();
     if (!rc && def->apply) {
+        // one input at a time, so the runner parses each file's lines in parallel
         KilnStage st = {.def = def, .state = state};
-        rc = stages_run_stream(&st, 1, (KilnDocSource){inputs_next, &in}, out, rej, &rep, &err);
+        while (!rc && in.cur < a->ninputs) {
+            rc = input_open(&in, &err) || stages_run_stream(&st, 1, docreader_source(in.r), out, rej, &rep, &err);
+            if (in.r) input_done(&in);
+        }
     } else if (!rc) {
         const char *base = a->work_dir ? a->work_dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
         snprintf(work, sizeof work, "%s/kiln-%s-%d", base, def->name, (int)getpid());

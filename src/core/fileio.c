@@ -70,6 +70,10 @@ int kiln_mkdirs(const char *path, KilnErr *err) {
 
 int kiln_atomic_open(KilnAtomicFile *af, const char *path, KilnErr *err) {
     memset(af, 0, sizeof *af);
+    // renaming a temp file over /dev/null or a FIFO would replace the device
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return kiln_fail(err, "%s: not a regular file; refusing to replace it", path);
     size_t n = strlen(path);
     af->path = malloc(n + 1);
     af->tmp = malloc(n + 5);

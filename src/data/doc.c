@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -147,7 +148,7 @@ struct KilnDocReader {
     int own_file;
     unsigned char *buf;  // decompressed bytes
     size_t buf_len, buf_pos;
-    KilnBuf line, tmp;
+    KilnBuf line, raw, tmp;
     long lineno, bytes, repaired;
     KilnSkips skips;
     int done;
@@ -233,54 +234,80 @@ static int field_value(const char *line, const size_t span[2], KilnBuf *out, int
     return 0;
 }
 
+int docreader_next_line(KilnDocReader *r, KilnBuf *line, long *lineno, KilnErr *err) {
+    int rc = read_line(r, err);
+    if (rc <= 0) return rc;
+    r->lineno++;
+    *lineno = r->lineno;
+    kbuf_swap(line, &r->line);
+    return 1;
+}
+
+int docreader_parse(const KilnDocReader *r, const KilnBuf *raw, long lineno, KilnDoc *doc, KilnBuf *tmp,
+                    KilnLineOutcome *out) {
+    const char *line = raw->data ? raw->data : "";
+    size_t n = raw->len;
+    out->why[0] = 0;
+    out->repaired = 0;
+    if (n && line[n - 1] == '\r') n--;
+    size_t blank = 0;
+    while (blank < n && (line[blank] == ' ' || line[blank] == '\t')) blank++;
+    if (blank == n) return 0;  // blank lines are not documents
+    const char *names[3] = {r->text_field, "id", "source"};
+    size_t spans[3][2];
+    if (kiln_json_fields(line, n, names, 3, spans)) {
+        snprintf(out->why, sizeof out->why, "%s:%ld: not a JSON object", r->path, lineno);
+        return 2;
+    }
+    if (!spans[0][1] || field_value(line, spans[0], &doc->text, 0)) {
+        snprintf(out->why, sizeof out->why, "%s:%ld: no string field \"%s\"", r->path, lineno, r->text_field);
+        return 2;
+    }
+    if (!utf8_valid(doc->text.data, doc->text.len)) {
+        if (utf8_repair(doc->text.data, doc->text.len, tmp) < 0) return -1;
+        kbuf_swap(&doc->text, tmp);
+        out->repaired = 1;
+    }
+    int bad_id = spans[1][1] && field_value(line, spans[1], &doc->id, 1);
+    int bad_src = spans[2][1] && field_value(line, spans[2], &doc->source, 0);
+    if (bad_id || bad_src) {
+        snprintf(out->why, sizeof out->why, "%s:%ld: \"%s\" must be a string", r->path, lineno,
+                 bad_id ? "id" : "source");
+        return 2;
+    }
+    if (!spans[1][1]) {
+        char id[64];
+        snprintf(id, sizeof id, ":%ld", lineno);
+        if (kbuf_set(&doc->id, r->path, strlen(r->path)) || kbuf_puts(&doc->id, id)) return -1;
+    }
+    if (!spans[2][1] && kbuf_set(&doc->source, r->default_source, strlen(r->default_source))) return -1;
+    // ids and sources must be valid UTF-8 too (they go into JSON and reports)
+    if (!utf8_valid(doc->id.data, doc->id.len)) {
+        if (utf8_repair(doc->id.data, doc->id.len, tmp) < 0) return -1;
+        kbuf_swap(&doc->id, tmp);
+    }
+    if (!utf8_valid(doc->source.data, doc->source.len)) {
+        if (utf8_repair(doc->source.data, doc->source.len, tmp) < 0) return -1;
+        kbuf_swap(&doc->source, tmp);
+    }
+    return 1;
+}
+
+void docreader_note(KilnDocReader *r, const KilnLineOutcome *o) {
+    if (o->why[0]) skips_add(&r->skips, "%s", o->why);
+    r->repaired += o->repaired;
+}
+
 int docreader_next(KilnDocReader *r, KilnDoc *doc, KilnErr *err) {
     for (;;) {
-        int rc = read_line(r, err);
+        long lineno;
+        int rc = docreader_next_line(r, &r->raw, &lineno, err);
         if (rc <= 0) return rc;
-        r->lineno++;
-        const char *line = r->line.data;
-        size_t n = r->line.len;
-        if (n && line[n - 1] == '\r') n--;
-        size_t blank = 0;
-        while (blank < n && (line[blank] == ' ' || line[blank] == '\t')) blank++;
-        if (blank == n) continue;  // blank lines are not documents
-        const char *names[3] = {r->text_field, "id", "source"};
-        size_t spans[3][2];
-        if (kiln_json_fields(line, n, names, 3, spans)) {
-            skips_add(&r->skips, "%s:%ld: not a JSON object", r->path, r->lineno);
-            continue;
-        }
-        if (!spans[0][1] || field_value(line, spans[0], &doc->text, 0)) {
-            skips_add(&r->skips, "%s:%ld: no string field \"%s\"", r->path, r->lineno, r->text_field);
-            continue;
-        }
-        if (!utf8_valid(doc->text.data, doc->text.len)) {
-            if (utf8_repair(doc->text.data, doc->text.len, &r->tmp) < 0)
-                return kiln_fail(err, "%s: out of memory", r->path);
-            kbuf_swap(&doc->text, &r->tmp);
-            r->repaired++;
-        }
-        int bad_id = spans[1][1] && field_value(line, spans[1], &doc->id, 1);
-        int bad_src = spans[2][1] && field_value(line, spans[2], &doc->source, 0);
-        if (bad_id || bad_src) {
-            skips_add(&r->skips, "%s:%ld: \"%s\" must be a string", r->path, r->lineno, bad_id ? "id" : "source");
-            continue;
-        }
-        if (!spans[1][1]) {
-            char id[64];
-            snprintf(id, sizeof id, ":%ld", r->lineno);
-            if (kbuf_set(&doc->id, r->path, strlen(r->path)) || kbuf_puts(&doc->id, id))
-                return kiln_fail(err, "out of memory");
-        }
-        if (!spans[2][1] && kbuf_puts((kbuf_clear(&doc->source), &doc->source), r->default_source))
-            return kiln_fail(err, "out of memory");
-        // ids and sources must be valid UTF-8 too (they go into JSON and reports)
-        if (!utf8_valid(doc->id.data, doc->id.len) && utf8_repair(doc->id.data, doc->id.len, &r->tmp) >= 0)
-            kbuf_swap(&doc->id, &r->tmp);
-        if (!utf8_valid(doc->source.data, doc->source.len) &&
-            utf8_repair(doc->source.data, doc->source.len, &r->tmp) >= 0)
-            kbuf_swap(&doc->source, &r->tmp);
-        return 1;
+        KilnLineOutcome o;
+        rc = docreader_parse(r, &r->raw, lineno, doc, &r->tmp, &o);
+        if (rc < 0) return kiln_fail(err, "%s: out of memory", r->path);
+        docreader_note(r, &o);
+        if (rc == 1) return 1;
     }
 }
 
@@ -297,18 +324,20 @@ void docreader_close(KilnDocReader *r) {
     free(r->default_source);
     free(r->buf);
     kbuf_free(&r->line);
+    kbuf_free(&r->raw);
     kbuf_free(&r->tmp);
     free(r);
 }
 
 static int reader_next_cb(void *ctx, KilnDoc *doc, KilnErr *err) { return docreader_next(ctx, doc, err); }
-KilnDocSource docreader_source(KilnDocReader *r) { return (KilnDocSource){reader_next_cb, r}; }
+KilnDocSource docreader_source(KilnDocReader *r) { return (KilnDocSource){.next = reader_next_cb, .ctx = r, .reader = r}; }
 
 // ---------------------------------------------------------------- writer
 struct KilnDocWriter {
-    KilnAtomicFile af;  // unused for stdout
-    FILE *out;          // stdout, or af.f
-    int to_stdout;
+    KilnAtomicFile af;  // regular files only
+    FILE *out;          // stdout, a device or pipe, or af.f
+    int to_stdout;      // not a regular file: written in place, never renamed over
+    int own_out;        // a device or pipe we opened (closed on commit)
     KilnBuf line;
     char *path;
 };
@@ -317,9 +346,18 @@ int docwriter_open(KilnDocWriter **wp, const char *path, KilnErr *err) {
     KilnDocWriter *w = calloc(1, sizeof *w);
     if (!w) return kiln_fail(err, "out of memory");
     w->path = strdup(path);
+    struct stat st;
     if (!strcmp(path, "-")) {
         w->to_stdout = 1;
         w->out = stdout;
+    } else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        // /dev/null, a FIFO, /dev/stdout: a temp file renamed over it would replace the device
+        w->to_stdout = w->own_out = 1;
+        if (!(w->out = fopen(path, "w"))) {
+            free(w->path);
+            free(w);
+            return kiln_fail(err, "%s: %s", path, strerror(errno));
+        }
     } else if (kiln_atomic_open(&w->af, path, err)) {
         free(w->path);
         free(w);
@@ -331,27 +369,34 @@ int docwriter_open(KilnDocWriter **wp, const char *path, KilnErr *err) {
     return 0;
 }
 
-int docwriter_put(KilnDocWriter *w, const KilnDoc *doc, const char *extra_json, KilnErr *err) {
-    KilnBuf *b = &w->line;
+int doc_to_jsonl(const KilnDoc *doc, const char *extra_json, KilnBuf *b) {
     kbuf_clear(b);
     int bad = kbuf_puts(b, "{\"source\":\"") || kbuf_json_escape(b, doc->source.data, doc->source.len) ||
               kbuf_puts(b, "\",\"id\":\"") || kbuf_json_escape(b, doc->id.data, doc->id.len) ||
               kbuf_puts(b, "\",\"text\":\"") || kbuf_json_escape(b, doc->text.data, doc->text.len) ||
               kbuf_puts(b, "\"");
     if (!bad && extra_json && *extra_json) bad = kbuf_putc(b, ',') || kbuf_puts(b, extra_json);
-    if (bad || kbuf_puts(b, "}\n")) return kiln_fail(err, "out of memory writing %s", w->path);
+    return bad || kbuf_puts(b, "}\n") ? -1 : 0;
+}
+
+int docwriter_put_line(KilnDocWriter *w, const char *line, size_t n, KilnErr *err) {
     if (w->to_stdout) {
-        if (fwrite(b->data, 1, b->len, w->out) != b->len)
-            return kiln_fail(err, "writing stdout: %s", strerror(errno));
+        if (fwrite(line, 1, n, w->out) != n) return kiln_fail(err, "writing stdout: %s", strerror(errno));
         return 0;
     }
-    return kiln_atomic_write(&w->af, b->data, b->len, err);
+    return kiln_atomic_write(&w->af, line, n, err);
+}
+
+int docwriter_put(KilnDocWriter *w, const KilnDoc *doc, const char *extra_json, KilnErr *err) {
+    if (doc_to_jsonl(doc, extra_json, &w->line)) return kiln_fail(err, "out of memory writing %s", w->path);
+    return docwriter_put_line(w, w->line.data, w->line.len, err);
 }
 
 int docwriter_commit(KilnDocWriter *w, KilnErr *err) {
     int rc = 0;
     if (w->to_stdout) {
-        if (fflush(stdout)) rc = kiln_fail(err, "writing stdout: %s", strerror(errno));
+        if (fflush(w->out)) rc = kiln_fail(err, "writing %s: %s", w->path, strerror(errno));
+        if (w->own_out && fclose(w->out) && !rc) rc = kiln_fail(err, "writing %s: %s", w->path, strerror(errno));
     } else {
         rc = kiln_atomic_commit(&w->af, err);
     }
@@ -364,6 +409,7 @@ int docwriter_commit(KilnDocWriter *w, KilnErr *err) {
 void docwriter_abort(KilnDocWriter *w) {
     if (!w) return;
     if (!w->to_stdout) kiln_atomic_abort(&w->af);
+    if (w->own_out) fclose(w->out);
     kbuf_free(&w->line);
     free(w->path);
     free(w);

@@ -221,7 +221,7 @@ static int gather_one(const GatherDef *d, const char *out_dir, double max_mb, Ki
     int rc;
     if (!strcmp(d->format, "bible")) {
         if ((rc = kjv_open(&kjv, d->name, err)) < 0) return -1;
-        src = (KilnDocSource){kjv_next, &kjv};
+        src = (KilnDocSource){.next = kjv_next, .ctx = &kjv};
         s->files = rc == 0;
     } else {
         KilnParams ps = {0};

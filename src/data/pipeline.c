@@ -351,7 +351,7 @@ static int run_sources(const KilnPipeline *p, const char *out_path, KilnBuf *rep
     double t0 = kiln_now();
     int rc = docwriter_open(&w, out_path, err);
     if (!rc) {
-        rc = stages_run_stream(NULL, 0, (KilnDocSource){all_next, &a}, w, NULL, NULL, err);
+        rc = stages_run_stream(NULL, 0, (KilnDocSource){.next = all_next, .ctx = &a}, w, NULL, NULL, err);
         if (rc) docwriter_abort(w);
         else rc = docwriter_commit(w, err);
     }

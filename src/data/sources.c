@@ -666,7 +666,7 @@ static int reader_next(void *ctx, KilnDoc *doc, KilnErr *err) {
     }
 }
 
-KilnDocSource source_docs(KilnSourceReader *r) { return (KilnDocSource){reader_next, r}; }
+KilnDocSource source_docs(KilnSourceReader *r) { return (KilnDocSource){.next = reader_next, .ctx = r}; }
 const KilnSkips *source_skips(const KilnSourceReader *r) { return &r->skips; }
 long source_files(const KilnSourceReader *r) { return r->files_read; }
 long source_bytes(const KilnSourceReader *r) { return r->bytes; }
