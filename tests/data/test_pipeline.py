@@ -188,6 +188,33 @@ assert p.stderr.count("already done") >= 3, p.stderr
 manifest3 = json.load(open(os.path.join(out, "manifest.json")))
 assert {sh["path"]: sh["sha256"] for sh in manifest3["shards"]} == digests
 
+# a real tokenizer: documents start with <|endoftext|> and their tokens decode to their text
+gpt2 = os.path.join(data, "tokenizers", "gpt2.tiktoken")
+if os.path.exists(gpt2):
+    out2 = os.path.join(tmp, "out2")
+    pipe2 = os.path.join(tmp, "pipe2.yaml")
+    open(pipe2, "w").write(f"""
+out_dir: {out2}
+sources:
+  - {{name: stories, format: jsonl, paths: [{tmp}/stories.jsonl]}}
+stages: [clean]
+output: {{tokenizer: {gpt2}, shard_tokens: 50000, val_fraction: 0}}
+""")
+    run("data", "run", pipe2)
+    m2 = json.load(open(os.path.join(out2, "manifest.json")))
+    assert m2["vocab_size"] == 50257 and m2["doc_start_token"] == 50256
+    sh = m2["shards"][1]
+    raw = open(os.path.join(out2, sh["path"]), "rb").read()[1024:]
+    stories_by_id = {json.loads(l)["id"]: json.loads(l)["text"] for l in open(os.path.join(tmp, "stories.jsonl"))
+                     if l.startswith("{")}
+    for src, did, start, n in sh["docs"][1:4]:  # whole documents inside the shard
+        toks = struct.unpack(f"<{n}H", raw[2 * start:2 * (start + n)])
+        assert toks[0] == 50256
+        p = subprocess.run([kiln, "tokenizer", "decode", "-t", gpt2], input=" ".join(map(str, toks[1:])),
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert " ".join(p.stdout.split()) == " ".join(stories_by_id[did].split()), did
+
 # bad pipeline files: errors name the file and line, nothing is written
 bad = os.path.join(tmp, "bad.yaml")
 for body, want in [
