@@ -18,20 +18,6 @@
 extern const KilnStageDef STAGE_AUGMENT_GENDER;
 #define AUG STAGE_AUGMENT_GENDER
 static char data_dir[4096];
-static KilnScratch scratch;
-
-static void *make_seed(uint64_t seed, const char *k, ...) {
-    KilnParams ps = {0};
-    KilnErr err = {{0}};
-    va_list ap;
-    va_start(ap, k);
-    for (; k; k = va_arg(ap, const char *)) assert_int_equal(params_add(&ps, k, va_arg(ap, const char *), "test", &err), 0);
-    va_end(ap);
-    void *st = NULL;
-    if (AUG.create(&ps, seed, &st, &err) || params_check_unused(&ps, &err)) fail_msg("create: %s", err.msg);
-    params_free(&ps);
-    return st;
-}
 
 // create fails with a message containing want
 static void make_fails(const char *want, const char *k, const char *v) {
@@ -44,14 +30,10 @@ static void make_fails(const char *want, const char *k, const char *v) {
     params_free(&ps);
 }
 
+// The text after the stage (malloc'd); the document must be kept.
 static char *run_id(void *st, const char *source, const char *id, const char *text) {
-    KilnDoc d = {0};
-    kbuf_puts(&d.source, source);
-    kbuf_puts(&d.id, id);
-    kbuf_puts(&d.text, text);
-    assert_null(AUG.apply(st, &d, &scratch));
-    char *out = strdup(d.text.data);
-    doc_free(&d);
+    char *out;
+    assert_null(test_apply(&AUG, st, source, id, text, strlen(text), &out, NULL));
     return out;
 }
 
@@ -62,7 +44,7 @@ static void check(void *st, const char *in, const char *want) {
 }
 
 static void test_swaps(void **u) {
-    void *st = make_seed(1, "fraction", "1", NULL);
+    void *st = test_stage_make(&AUG, 1, "fraction", "1", NULL);
     check(st, "He gave her his book.", "She gave him her book.");
     check(st, "The book is his. The pen is hers.", "The book is hers. The pen is his.");
     check(st, "She told her that her mother loved her.", "He told him that his father loved him.");
@@ -84,12 +66,12 @@ static void test_swaps(void **u) {
 static void test_pairs_file(void **u) {
     const char *pairs = "# animals\ncat dog\n\n  Mouse   Rat  # comment\n";
     write_bytes(tmp("pairs.txt"), pairs, strlen(pairs));
-    void *st = make_seed(1, "fraction", "1", "pairs", tmp("pairs.txt"), NULL);
+    void *st = test_stage_make(&AUG, 1, "fraction", "1", "pairs", tmp("pairs.txt"), NULL);
     check(st, "The cat and the dog. MOUSE, he", "The dog and the cat. RAT, he");
     AUG.destroy(st);
     // the ambiguity rule with a file: a word in two pairs
     write_bytes(tmp("amb.txt"), "x y\nx z\n", 8);
-    st = make_seed(1, "fraction", "1", "pairs", tmp("amb.txt"), NULL);
+    st = test_stage_make(&AUG, 1, "fraction", "1", "pairs", tmp("amb.txt"), NULL);
     check(st, "x word, x.", "y word, z.");
     AUG.destroy(st);
     const struct {
@@ -132,7 +114,7 @@ static void test_fraction(void **u) {
     const char *fr[] = {"0", "0.1", "0.5", "0.9", "1"};
     const double f[] = {0, 0.1, 0.5, 0.9, 1};
     for (int i = 0; i < 5; i++) {
-        void *st = make_seed(42, "fraction", fr[i], NULL);
+        void *st = test_stage_make(&AUG, 42, "fraction", fr[i], NULL);
         long n = chosen_ids(st, "s", a, 0);
         print_message("fraction %s: %ld of 10000\n", fr[i], n);
         assert_true(labs(n - (long)(f[i] * 10000)) <= 150);  // 3 binomial sd at 0.5 is 150
@@ -146,8 +128,8 @@ static void test_fraction(void **u) {
     }
     // deterministic: a second stage with the same seed, in the reverse order,
     // picks the same documents; another seed or another source picks others
-    void *s1 = make_seed(42, "fraction", "0.5", NULL), *s2 = make_seed(42, "fraction", "0.5", NULL),
-         *s3 = make_seed(43, "fraction", "0.5", NULL);
+    void *s1 = test_stage_make(&AUG, 42, "fraction", "0.5", NULL), *s2 = test_stage_make(&AUG, 42, "fraction", "0.5", NULL),
+         *s3 = test_stage_make(&AUG, 43, "fraction", "0.5", NULL);
     chosen_ids(s1, "s", a, 0);
     chosen_ids(s2, "s", b, 1);
     chosen_ids(s3, "s", c, 0);
@@ -179,7 +161,7 @@ static void test_tinystories(void **u) {
     KilnErr err;
     snprintf(path, sizeof path, "%s/pretrain/tinystories/TinyStories-train.head-part1.txt", data_dir);
     if (kiln_read_file(path, &data, &len, &err)) fail_msg("%s", err.msg);
-    void *st = make_seed(7, "fraction", "1", NULL);
+    void *st = test_stage_make(&AUG, 7, "fraction", "1", NULL);
     long lines = 0, round_trips = 0, changed = 0;
     double secs = 0;
     for (size_t p = 0; p < len;) {
@@ -211,28 +193,14 @@ static void test_tinystories(void **u) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SOURCE_ROOT\n", argv[0]);
-        return 2;
-    }
-    snprintf(data_dir, sizeof data_dir, "%s/../shared/data", argv[1]);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/pretrain/tinystories/TinyStories-train.head-part1.txt", data_dir);
-    FILE *f = fopen(probe, "rb");
-    if (!f) {
-        fprintf(stderr, "skip: %s not found\n", probe);
-        return 77;
-    }
-    fclose(f);
-    test_tmpdir_create("augment");
+    if (test_data_dir(argc, argv, NULL, data_dir, sizeof data_dir, "pretrain/tinystories/TinyStories-train.head-part1.txt",
+                      NULL))
+        return TEST_SKIP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_swaps),
         cmocka_unit_test(test_pairs_file),
         cmocka_unit_test(test_fraction),
         cmocka_unit_test(test_tinystories),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    scratch_free(&scratch);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("augment", tests);
 }

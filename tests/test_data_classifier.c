@@ -16,24 +16,9 @@
 #include <cmocka.h>
 
 // The command is compiled in here so its errors can be checked in-process
-// (these two stand in for main.c's); the last test also runs the kiln binary.
+// (with src/cli/cli_util.c linked for cli_error); the last test also runs the
+// kiln binary.
 #include "../src/cli/cmd_data_classifier.c"
-
-int cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
-    return 0;
-}
-
-int cli_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kiln: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
 
 // ---------------------------------------------------------------- data
 typedef struct {
@@ -457,30 +442,10 @@ static const KilnStageDef *stage(void) {
     return def;
 }
 
-static void *make_stage(const char *const *kv, uint64_t seed, KilnErr *err) {
-    KilnParams ps = {0};
-    ps.stage = strdup("classifier");
-    for (int i = 0; kv[i]; i += 2) assert_int_equal(params_add(&ps, kv[i], kv[i + 1], "test", err), 0);
-    void *st = NULL;
-    int rc = stage()->create(&ps, seed, &st, err);
-    if (!rc && params_check_unused(&ps, err)) {
-        stage()->destroy(st);
-        st = NULL;
-    }
-    params_free(&ps);
-    return rc ? NULL : st;
-}
+#define make_stage(kv, seed, err) test_stage_new(stage(), kv, seed, err)
 
 static const char *apply(void *st, const char *text, const char *id) {
-    KilnDoc d = {0};
-    KilnScratch s = {0};
-    kbuf_puts(&d.source, "t");
-    kbuf_puts(&d.id, id);
-    kbuf_puts(&d.text, text);
-    const char *r = stage()->apply(st, &d, &s);
-    doc_free(&d);
-    scratch_free(&s);
-    return r;
+    return test_apply(stage(), st, NULL, id, text, strlen(text), NULL, NULL);
 }
 
 static void test_stage_threshold(void **state) {
@@ -693,12 +658,11 @@ static void test_kiln_binary(void **state) {
 }
 
 int main(int argc, char **argv) {
-    snprintf(data_dir, sizeof data_dir, "%s/../shared/data", argc > 1 ? argv[1] : ".");
+    if (test_data_dir(argc, argv, NULL, data_dir, sizeof data_dir, NULL)) return TEST_SKIP;
     if (load_davidson() || load_text()) {
         printf("SKIP: no test data under %s\n", data_dir);
-        return 77;
+        return TEST_SKIP;
     }
-    test_tmpdir_create("classifier");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_features),
         cmocka_unit_test(test_opts),
@@ -713,8 +677,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_command),
         cmocka_unit_test(test_kiln_binary),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = TEST_RUN("classifier", tests);
     corpus_free(&tweets), corpus_free(&wiki), corpus_free(&kernel);
-    test_tmpdir_remove();
     return rc;
 }

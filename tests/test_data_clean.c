@@ -19,35 +19,13 @@
 
 extern const KilnStageDef STAGE_CLEAN;
 static char data_dir[4096];
-static KilnScratch scratch;
 
 // The stage built from key, value, ... pairs (NULL-terminated).
-static void *make(const char *k, ...) {
-    KilnParams ps = {0};
-    KilnErr err = {{0}};
-    va_list ap;
-    va_start(ap, k);
-    for (; k; k = va_arg(ap, const char *)) assert_int_equal(params_add(&ps, k, va_arg(ap, const char *), "test", &err), 0);
-    va_end(ap);
-    void *st = NULL;
-    if (STAGE_CLEAN.create(&ps, 1, &st, &err) || params_check_unused(&ps, &err)) fail_msg("create: %s", err.msg);
-    params_free(&ps);
-    return st;
-}
+#define make(...) test_stage_make(&STAGE_CLEAN, 1, __VA_ARGS__)
 
 // clean(text): the reason (NULL: kept) and the text after it in *out (malloc'd).
 static const char *run(void *st, const char *text, size_t len, char **out, size_t *out_len) {
-    KilnDoc d = {0};
-    kbuf_puts(&d.source, "t");
-    kbuf_puts(&d.id, "1");
-    kbuf_set(&d.text, text, len);
-    const char *r = STAGE_CLEAN.apply(st, &d, &scratch);
-    *out = malloc(d.text.len + 1);
-    memcpy(*out, d.text.data ? d.text.data : "", d.text.len);
-    (*out)[d.text.len] = 0;
-    if (out_len) *out_len = d.text.len;
-    doc_free(&d);
-    return r;
+    return test_apply(&STAGE_CLEAN, st, NULL, NULL, text, len, out, out_len);
 }
 
 // Asserts clean(in) == want and clean(want) == want (idempotence).
@@ -442,20 +420,8 @@ static void test_params(void **u) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SOURCE_ROOT\n", argv[0]);
-        return 2;
-    }
-    snprintf(data_dir, sizeof data_dir, "%s/../shared/data", argv[1]);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/pretrain/wikitext-2-raw/wiki.test.raw", data_dir);
-    FILE *f = fopen(probe, "rb");
-    if (!f) {
-        fprintf(stderr, "skip: %s not found\n", probe);
-        return 77;
-    }
-    fclose(f);
-    test_tmpdir_create("clean");
+    if (test_data_dir(argc, argv, NULL, data_dir, sizeof data_dir, "pretrain/wikitext-2-raw/wiki.test.raw", NULL))
+        return TEST_SKIP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nfkc),
         cmocka_unit_test(test_line_breaks_and_controls),
@@ -471,8 +437,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_palette_fuzz),
         cmocka_unit_test(test_params),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    scratch_free(&scratch);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("clean", tests);
 }

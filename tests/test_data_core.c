@@ -459,7 +459,6 @@ static void test_pipeline_load(void **st) {
 }
 
 int main(void) {
-    test_tmpdir_create("data_core");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8),           cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_reader_plain),   cmocka_unit_test(test_reader_compressed),
@@ -467,7 +466,5 @@ int main(void) {
         cmocka_unit_test(test_run_stream),     cmocka_unit_test(test_sample),
         cmocka_unit_test(test_reader_fuzz),    cmocka_unit_test(test_pipeline_load),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("data_core", tests);
 }

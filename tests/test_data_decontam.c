@@ -105,21 +105,7 @@ static void paras_free(Paras *p) {
 }
 
 // The stage with params key=value pairs (NULL-terminated).
-static void *stage_new(const char *const *kv, KilnErr *err) {
-    const KilnStageDef *def = stage_find("decontaminate");
-    assert_non_null(def);
-    KilnParams ps = {0};
-    ps.stage = strdup("decontaminate");  // params_free frees it
-    for (int i = 0; kv[i]; i += 2) assert_int_equal(params_add(&ps, kv[i], kv[i + 1], "test", err), 0);
-    void *state = NULL;
-    int rc = def->create(&ps, 1, &state, err);
-    if (!rc && params_check_unused(&ps, err)) {
-        def->destroy(state);
-        state = NULL;
-    }
-    params_free(&ps);
-    return state;
-}
+#define stage_new(kv, err) test_stage_new(stage_find("decontaminate"), kv, 1, err)
 
 static void *stage_std(const char *mode, const char *margin) {
     const char *kv[] = {"eval", spec_hs, "eval", spec_lb, "eval", spec_gsm, "mode", mode, "margin", margin, NULL};
@@ -927,24 +913,12 @@ static void test_throughput(void **st) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_data_decontam SOURCE_ROOT\n");
-        return 2;
-    }
-    snprintf(data_dir, sizeof data_dir, "%s/../shared/data", argv[1]);
-    char probe[4400];
-    snprintf(probe, sizeof probe, "%s/eval/lambada/lambada_test.jsonl", data_dir);
-    FILE *f = fopen(probe, "rb");
-    if (!f) {
-        fprintf(stderr, "test_data_decontam: no %s, skipped\n", probe);
-        return 77;
-    }
-    fclose(f);
+    if (test_data_dir(argc, argv, NULL, data_dir, sizeof data_dir, "eval/lambada/lambada_test.jsonl", NULL))
+        return TEST_SKIP;
     snprintf(spec_hs, sizeof spec_hs, "%s/eval/hellaswag/hellaswag_val.subset.jsonl", data_dir);
     snprintf(spec_lb, sizeof spec_lb, "%s/eval/lambada/lambada_test.jsonl", data_dir);
     snprintf(spec_gsm, sizeof spec_gsm, "%s/eval/gsm8k/test.jsonl", data_dir);
     snprintf(spec_gsm_q, sizeof spec_gsm_q, "gsm8kq=jsonl:question=%s/eval/gsm8k/test.jsonl", data_dir);
-    test_tmpdir_create("data_decontam");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_words),          cmocka_unit_test(test_readers),
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_fuzz),
@@ -953,7 +927,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_item_length_boundary), cmocka_unit_test(test_pieces_boundary),
         cmocka_unit_test(test_utf8_margins),   cmocka_unit_test(test_throughput),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("data_decontam", tests);
 }

@@ -856,22 +856,14 @@ typedef struct {
     char *json;
 } StageResult;
 
-static int run_stage(const char *name, const char *const *kv, int nkv, const char *in, const char *out,
-                     StageResult *res, KilnErr *err) {
+static int run_stage(const char *name, const char *const *kv, const char *in, const char *out, StageResult *res,
+                     KilnErr *err) {
     const KilnStageDef *def = stage_find(name);
     assert_non_null(def);
     assert_non_null(def->run_corpus);
-    KilnParams ps = {0};
-    ps.stage = strdup(name);
-    for (int i = 0; i < nkv; i++) assert_int_equal(params_add(&ps, kv[2 * i], kv[2 * i + 1], "test", err), 0);
-    void *state = NULL;
-    int rc = def->create(&ps, 99, &state, err);
-    if (!rc) rc = params_check_unused(&ps, err);
-    params_free(&ps);
-    if (rc) {
-        if (state) def->destroy(state);
-        return -1;
-    }
+    void *state = test_stage_new(def, kv, 99, err);
+    if (!state) return -1;
+    int rc;
     KilnDocWriter *w;
     assert_int_equal(docwriter_open(&w, out, err), 0);
     KilnStageReport rep;
@@ -920,18 +912,18 @@ static void test_stage_minhash(void **state) {
     for (int i = 0; i < pl.docs.n; i++) kept += reps[i] == i;
     StageResult r1, r2, r3;
     KilnErr err;
-    if (run_stage("minhash_dedup", NULL, 0, tmp("near.jsonl"), tmp("near.out1"), &r1, &err)) fail_msg("%s", err.msg);
+    if (run_stage("minhash_dedup", NULL, tmp("near.jsonl"), tmp("near.out1"), &r1, &err)) fail_msg("%s", err.msg);
     assert_int_equal(r1.docs_in, pl.docs.n + 1);  // the repaired text counts as a document
     assert_int_equal(r1.docs_out, kept + 1);
     assert_non_null(strstr(r1.json, "\"input_skipped\":4"));
     assert_non_null(strstr(r1.json, "\"clusters\":"));
     print_message("minhash_dedup report: %s\n", r1.json);
-    const char *tiny[] = {"mem_mb", "0.01"};
+    const char *tiny[] = {"mem_mb", "0.01", NULL};
     int saved = omp_get_max_threads();
     omp_set_num_threads(1);
-    if (run_stage("minhash_dedup", tiny, 1, tmp("near.jsonl"), tmp("near.out2"), &r2, &err)) fail_msg("%s", err.msg);
+    if (run_stage("minhash_dedup", tiny, tmp("near.jsonl"), tmp("near.out2"), &r2, &err)) fail_msg("%s", err.msg);
     omp_set_num_threads(2);
-    if (run_stage("minhash_dedup", NULL, 0, tmp("near.jsonl"), tmp("near.out3"), &r3, &err)) fail_msg("%s", err.msg);
+    if (run_stage("minhash_dedup", NULL, tmp("near.jsonl"), tmp("near.out3"), &r3, &err)) fail_msg("%s", err.msg);
     omp_set_num_threads(saved);
     assert_non_null(strstr(r1.json, "\"spilled_runs\":0,"));
     assert_null(strstr(r2.json, "\"spilled_runs\":0,"));
@@ -941,13 +933,13 @@ static void test_stage_minhash(void **state) {
     free(r2.json);
     free(r3.json);
     // parameters are checked
-    const char *badp[] = {"bands", "10"};
-    assert_int_equal(run_stage("minhash_dedup", badp, 1, tmp("near.jsonl"), tmp("near.out4"), NULL, &err), -1);
+    const char *badp[] = {"bands", "10", NULL};
+    assert_int_equal(run_stage("minhash_dedup", badp, tmp("near.jsonl"), tmp("near.out4"), NULL, &err), -1);
     assert_non_null(strstr(err.msg, "bands"));
-    const char *typo[] = {"treshold", "0.7"};
-    assert_int_equal(run_stage("minhash_dedup", typo, 1, tmp("near.jsonl"), tmp("near.out4"), NULL, &err), -1);
+    const char *typo[] = {"treshold", "0.7", NULL};
+    assert_int_equal(run_stage("minhash_dedup", typo, tmp("near.jsonl"), tmp("near.out4"), NULL, &err), -1);
     assert_non_null(strstr(err.msg, "treshold"));
-    assert_int_equal(run_stage("minhash_dedup", NULL, 0, tmp("missing.jsonl"), tmp("near.out4"), NULL, &err), -1);
+    assert_int_equal(run_stage("minhash_dedup", NULL, tmp("missing.jsonl"), tmp("near.out4"), NULL, &err), -1);
     assert_non_null(strstr(err.msg, "missing.jsonl"));
     free(reps);
     planted_free(&pl);
@@ -961,9 +953,9 @@ static void test_stage_exact_and_lines(void **state) {
     write_jsonl(tmp("lic.jsonl"), &x, 1);
     StageResult r1, r2;
     KilnErr err;
-    if (run_stage("exact_dedup", NULL, 0, tmp("lic.jsonl"), tmp("lic.exact1"), &r1, &err)) fail_msg("%s", err.msg);
-    const char *tiny[] = {"mem_mb", "0.001"};  // 21 records a run
-    if (run_stage("exact_dedup", tiny, 1, tmp("lic.jsonl"), tmp("lic.exact2"), &r2, &err)) fail_msg("%s", err.msg);
+    if (run_stage("exact_dedup", NULL, tmp("lic.jsonl"), tmp("lic.exact1"), &r1, &err)) fail_msg("%s", err.msg);
+    const char *tiny[] = {"mem_mb", "0.001", NULL};  // 21 records a run
+    if (run_stage("exact_dedup", tiny, tmp("lic.jsonl"), tmp("lic.exact2"), &r2, &err)) fail_msg("%s", err.msg);
     assert_same_file(tmp("lic.exact1"), tmp("lic.exact2"));
     assert_null(strstr(r2.json, "\"spilled_runs\":0,"));
     assert_int_equal(r1.docs_in, x.n + 1);
@@ -972,11 +964,11 @@ static void test_stage_exact_and_lines(void **state) {
     print_message("exact_dedup report: %s\n", r1.json);
     free(r1.json);
     free(r2.json);
-    const char *lp[] = {"min_words", "0"}, *lp2[] = {"min_words", "0", "mem_mb", "0.01"};
-    if (run_stage("line_dedup", lp, 1, tmp("lic.jsonl"), tmp("lic.line1"), &r1, &err)) fail_msg("%s", err.msg);
+    const char *lp[] = {"min_words", "0", NULL}, *lp2[] = {"min_words", "0", "mem_mb", "0.01", NULL};
+    if (run_stage("line_dedup", lp, tmp("lic.jsonl"), tmp("lic.line1"), &r1, &err)) fail_msg("%s", err.msg);
     int saved = omp_get_max_threads();
     omp_set_num_threads(saved > 1 ? 1 : 2);  // and on another thread count
-    if (run_stage("line_dedup", lp2, 2, tmp("lic.jsonl"), tmp("lic.line2"), &r2, &err)) fail_msg("%s", err.msg);
+    if (run_stage("line_dedup", lp2, tmp("lic.jsonl"), tmp("lic.line2"), &r2, &err)) fail_msg("%s", err.msg);
     omp_set_num_threads(saved);
     assert_same_file(tmp("lic.line1"), tmp("lic.line2"));
     assert_null(strstr(r2.json, "\"spilled_runs\":0,"));
@@ -986,16 +978,16 @@ static void test_stage_exact_and_lines(void **state) {
     free(r1.json);
     free(r2.json);
     // with the default min_words (50) the exact repeats lose every line and are dropped
-    if (run_stage("line_dedup", NULL, 0, tmp("lic.jsonl"), tmp("lic.line3"), &r1, &err)) fail_msg("%s", err.msg);
+    if (run_stage("line_dedup", NULL, tmp("lic.jsonl"), tmp("lic.line3"), &r1, &err)) fail_msg("%s", err.msg);
     assert_true(r1.dropped >= 20);
     free(r1.json);
-    const char *badu[] = {"unit", "sentence"};
-    assert_int_equal(run_stage("line_dedup", badu, 1, tmp("lic.jsonl"), tmp("lic.line4"), NULL, &err), -1);
+    const char *badu[] = {"unit", "sentence", NULL};
+    assert_int_equal(run_stage("line_dedup", badu, tmp("lic.jsonl"), tmp("lic.line4"), NULL, &err), -1);
     // an empty input is fine
     write_bytes(tmp("empty.jsonl"), "", 0);
     const char *names[] = {"exact_dedup", "minhash_dedup", "line_dedup"};
     for (int k = 0; k < 3; k++) {
-        if (run_stage(names[k], NULL, 0, tmp("empty.jsonl"), tmp("empty.out"), &r1, &err)) fail_msg("%s", err.msg);
+        if (run_stage(names[k], NULL, tmp("empty.jsonl"), tmp("empty.out"), &r1, &err)) fail_msg("%s", err.msg);
         assert_int_equal(r1.docs_in, 0);
         assert_int_equal(r1.docs_out, 0);
         free(r1.json);
@@ -1007,12 +999,12 @@ static void test_stage_exact_and_lines(void **state) {
 // (run_stage checks that documents in = out + dropped every time).
 static int run_all_stages(const char *path, void *ctx) {
     const char *names[] = {"exact_dedup", "minhash_dedup", "line_dedup"};
-    const char *lp[] = {"min_words", "5", "mem_mb", "0.01"};
+    const char *lp[] = {"min_words", "5", "mem_mb", "0.01", NULL};
     int refused = 0;
     for (int k = 0; k < 3; k++) {
         KilnErr err;
         StageResult r;
-        if (run_stage(names[k], k == 2 ? lp : lp + 2, k == 2 ? 2 : 1, path, tmp("fuzz.out"), &r, &err)) {
+        if (run_stage(names[k], k == 2 ? lp : lp + 2, path, tmp("fuzz.out"), &r, &err)) {
             refused++;
             continue;
         }
@@ -1042,14 +1034,9 @@ static void test_stage_fuzz(void **state) {
 }
 
 int main(int argc, char **argv) {
-    snprintf(data_dir, sizeof data_dir, "%s/../shared/data", argc > 1 ? argv[1] : ".");
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/pretrain/tinystories/TinyStories-train.head-part1.txt", data_dir);
-    if (access(probe, R_OK)) {
-        printf("SKIP: %s not found\n", probe);
-        return 77;
-    }
-    test_tmpdir_create("dedup");
+    if (test_data_dir(argc, argv, NULL, data_dir, sizeof data_dir, "pretrain/tinystories/TinyStories-train.head-part1.txt",
+                      NULL))
+        return TEST_SKIP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_sorter),
@@ -1067,7 +1054,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_stage_fuzz),
     };
     if (getenv("KILN_TEST_FILTER")) cmocka_set_test_filter(getenv("KILN_TEST_FILTER"));  // e.g. "test_near_*"
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("dedup", tests);
 }

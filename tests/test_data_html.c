@@ -381,42 +381,28 @@ static void test_fuzz(void **state) {
 static void test_stage(void **state) {
     const KilnStageDef *def = stage_find("html");
     assert_non_null(def);
-    KilnParams ps = {0};
-    KilnErr err;
-    void *st;
-    assert_int_equal(def->create(&ps, 1, &st, &err), 0);
-    KilnDoc d = {0};
-    KilnScratch s = {0};
-    kbuf_puts(&d.text, "<html><head><title>T</title></head><body><nav>menu</nav>" PARA("Body") "</body></html>");
-    assert_null(def->apply(st, &d, &s));
-    assert_non_null(strstr(d.text.data, "Body is a paragraph"));
-    assert_null(strstr(d.text.data, "menu"));
-    kbuf_set(&d.text, "<html><body><script>x()</script></body></html>", 46);
-    assert_string_equal(def->apply(st, &d, &s), "html:empty");
+    void *st = test_stage_make(def, 1, NULL);
+    const char *page = "<html><head><title>T</title></head><body><nav>menu</nav>" PARA("Body") "</body></html>";
+    char *out;
+    assert_null(test_apply(def, st, NULL, NULL, page, strlen(page), &out, NULL));
+    assert_non_null(strstr(out, "Body is a paragraph"));
+    assert_null(strstr(out, "menu"));
+    free(out);
+    assert_string_equal(test_apply(def, st, NULL, NULL, "<html><body><script>x()</script></body></html>", 46, NULL, NULL),
+                        "html:empty");
     def->destroy(st);
     // title: true puts the title first
-    assert_int_equal(params_add(&ps, "title", "true", "test", &err), 0);
-    assert_int_equal(def->create(&ps, 1, &st, &err), 0);
-    kbuf_puts(&d.text, "");
-    kbuf_set(&d.text, "<title>The T</title><p>Body words here.</p>", 43);
-    assert_null(def->apply(st, &d, &s));
-    assert_string_equal(d.text.data, "The T\n\nBody words here.\n");
+    st = test_stage_make(def, 1, "title", "true", NULL);
+    assert_null(test_apply(def, st, NULL, NULL, "<title>The T</title><p>Body words here.</p>", 43, &out, NULL));
+    assert_string_equal(out, "The T\n\nBody words here.\n");
+    free(out);
     def->destroy(st);
-    params_free(&ps);
-    doc_free(&d);
-    scratch_free(&s);
 }
 
 int main(int argc, char **argv) {
-    const char *root = argc > 1 ? argv[1] : ".";
-    snprintf(bench_dir, sizeof bench_dir, "%s/../shared/data/web/article-extraction-benchmark", root);
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/ground-truth.json", bench_dir);
-    if (access(probe, R_OK)) {
-        fprintf(stderr, "skip: %s not found\n", probe);
-        return 77;
-    }
-    test_tmpdir_create("html");
+    if (test_data_dir(argc, argv, "web/article-extraction-benchmark", bench_dir, sizeof bench_dir, "ground-truth.json",
+                      NULL))
+        return TEST_SKIP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_structure),    cmocka_unit_test(test_boilerplate_words),
         cmocka_unit_test(test_main_content), cmocka_unit_test(test_charsets),
@@ -424,7 +410,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_fuzz),         cmocka_unit_test(test_stage),
         cmocka_unit_test(test_benchmark),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("html", tests);
 }

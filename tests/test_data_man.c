@@ -262,30 +262,21 @@ static void test_fuzz(void **state) {
 static void test_stage(void **state) {
     const KilnStageDef *def = stage_find("man");
     assert_non_null(def);
-    KilnParams ps = {0};
-    KilnErr err;
-    void *st;
-    assert_int_equal(def->create(&ps, 1, &st, &err), 0);
-    KilnDoc d = {0};
-    KilnScratch s = {0};
-    kbuf_puts(&d.text, ".TH X 1\n.SH NAME\nx \\- does \\fBthings\\fR\n");
-    assert_null(def->apply(st, &d, &s));
-    assert_string_equal(d.text.data, "NAME\n\nx - does things\n");
-    kbuf_set(&d.text, ".\\\" only a comment\n.TH X 1\n.PP\n", 29);
-    assert_string_equal(def->apply(st, &d, &s), "man:empty");
+    void *st = test_stage_make(def, 1, NULL);
+    const char *page = ".TH X 1\n.SH NAME\nx \\- does \\fBthings\\fR\n";
+    char *out;
+    assert_null(test_apply(def, st, NULL, NULL, page, strlen(page), &out, NULL));
+    assert_string_equal(out, "NAME\n\nx - does things\n");
+    free(out);
+    assert_string_equal(test_apply(def, st, NULL, NULL, ".\\\" only a comment\n.TH X 1\n.PP\n", 29, NULL, NULL), "man:empty");
     def->destroy(st);
-    doc_free(&d);
-    scratch_free(&s);
 }
 
-int main(int argc, char **argv) {
-    test_tmpdir_create("man");
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requests),   cmocka_unit_test(test_escapes), cmocka_unit_test(test_mdoc),
         cmocka_unit_test(test_real_pages), cmocka_unit_test(test_sweep),   cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_stage),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("man", tests);
 }

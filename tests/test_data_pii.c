@@ -15,29 +15,13 @@
 
 extern const KilnStageDef STAGE_PII;
 static char data_dir[4096];
-static KilnScratch scratch;
 
-static void *make(const char *k, ...) {
-    KilnParams ps = {0};
-    KilnErr err = {{0}};
-    va_list ap;
-    va_start(ap, k);
-    for (; k; k = va_arg(ap, const char *)) assert_int_equal(params_add(&ps, k, va_arg(ap, const char *), "test", &err), 0);
-    va_end(ap);
-    void *st = NULL;
-    if (STAGE_PII.create(&ps, 1, &st, &err) || params_check_unused(&ps, &err)) fail_msg("create: %s", err.msg);
-    params_free(&ps);
-    return st;
-}
+#define make(...) test_stage_make(&STAGE_PII, 1, __VA_ARGS__)
 
+// The text after the stage (malloc'd); the document must be kept.
 static char *run(void *st, const char *text, size_t len) {
-    KilnDoc d = {0};
-    kbuf_puts(&d.source, "t");
-    kbuf_puts(&d.id, "1");
-    kbuf_set(&d.text, text, len);
-    assert_null(STAGE_PII.apply(st, &d, &scratch));
-    char *out = strndup(d.text.data, d.text.len);
-    doc_free(&d);
+    char *out;
+    assert_null(test_apply(&STAGE_PII, st, NULL, NULL, text, len, &out, NULL));
     return out;
 }
 
@@ -215,27 +199,11 @@ static void test_fuzz(void **u) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SOURCE_ROOT\n", argv[0]);
-        return 2;
-    }
-    snprintf(data_dir, sizeof data_dir, "%s/../shared/data", argv[1]);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/eval/gsm8k/train.jsonl", data_dir);
-    FILE *f = fopen(probe, "rb");
-    if (!f) {
-        fprintf(stderr, "skip: %s not found\n", probe);
-        return 77;
-    }
-    fclose(f);
-    test_tmpdir_create("pii");
+    if (test_data_dir(argc, argv, NULL, data_dir, sizeof data_dir, "eval/gsm8k/train.jsonl", NULL)) return TEST_SKIP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_email),  cmocka_unit_test(test_ipv4),      cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_phone),  cmocka_unit_test(test_switches),  cmocka_unit_test(test_real_text),
         cmocka_unit_test(test_fuzz),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    scratch_free(&scratch);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("pii", tests);
 }

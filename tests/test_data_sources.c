@@ -731,12 +731,7 @@ static void test_gather(void **state) {
 }
 
 int main(int argc, char **argv) {
-    snprintf(shared, sizeof shared, "%s/../shared/data", argc > 1 ? argv[1] : ".");
-    if (access(shared, R_OK)) {
-        printf("SKIP: %s not found\n", shared);
-        return 77;
-    }
-    test_tmpdir_create("sources");
+    if (test_data_dir(argc, argv, NULL, shared, sizeof shared, NULL)) return TEST_SKIP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_whole),
         cmocka_unit_test(test_text_separator),
@@ -760,7 +755,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_missing_paths),
         cmocka_unit_test(test_gather),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("sources", tests);
 }

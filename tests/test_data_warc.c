@@ -351,14 +351,9 @@ static void test_fuzz(void **state) {
 }
 
 int main(int argc, char **argv) {
-    const char *root = argc > 1 ? argv[1] : ".";
-    snprintf(web, sizeof web, "%s/../shared/data/web", root);
-    if (access(path_of("commoncrawl-whirlwind/whirlwind.warc"), R_OK) ||
-        access(path_of("warcio-testdata/example.warc"), R_OK)) {
-        fprintf(stderr, "skip: %s not found\n", web);
-        return 77;
-    }
-    test_tmpdir_create("warc");
+    if (test_data_dir(argc, argv, "web", web, sizeof web, "commoncrawl-whirlwind/whirlwind.warc",
+                      "warcio-testdata/example.warc", NULL))
+        return TEST_SKIP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whirlwind_warc),  cmocka_unit_test(test_whirlwind_wet_wat),
         cmocka_unit_test(test_warcio_good),     cmocka_unit_test(test_chunked),
@@ -366,7 +361,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_corrupt_member),  cmocka_unit_test(test_junk_between_records),
         cmocka_unit_test(test_errors),          cmocka_unit_test(test_fuzz),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("warc", tests);
 }

@@ -480,20 +480,12 @@ static void test_fuzz(void **state) {
 }
 
 int main(int argc, char **argv) {
-    const char *repo = argc > 1 ? argv[1] : ".";
-    snprintf(dir, sizeof dir, "%s/../shared/data/tokenizers", repo);
-    if (access(dir, R_OK) != 0) {
-        printf("SKIP: %s not found (the shared data folder is absent)\n", dir);
-        return 77;
-    }
-    test_tmpdir_create("hf_json");
+    if (test_data_dir(argc, argv, "tokenizers", dir, sizeof dir, NULL)) return TEST_SKIP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2_as_json),     cmocka_unit_test(test_cl100k_as_json),
         cmocka_unit_test(test_save_load_save),   cmocka_unit_test(test_random_rank_tables),
         cmocka_unit_test(test_merge_formats),    cmocka_unit_test(test_hf_semantics),
         cmocka_unit_test(test_bad_files),        cmocka_unit_test(test_fuzz),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("hf_json", tests);
 }

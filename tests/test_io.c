@@ -406,7 +406,6 @@ static void test_jsonl_fuzz(void **state) {
 }
 
 int main(void) {
-    test_tmpdir_create("test_io");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_yaml),        cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_safetensors_roundtrip), cmocka_unit_test(test_safetensors_fuzz),
@@ -415,7 +414,5 @@ int main(void) {
         cmocka_unit_test(test_state_fuzz),         cmocka_unit_test(test_yaml_fuzz),
         cmocka_unit_test(test_jsonl_text),         cmocka_unit_test(test_jsonl_fuzz),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    test_tmpdir_remove();
-    return rc;
+    return TEST_RUN("test_io", tests);
 }

@@ -1,9 +1,14 @@
 // testutil.c: see testutil.h.
 #include "testutil.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
 
 static char tmpdir[256];  // one per test program, set once in main
 
@@ -70,4 +75,91 @@ int fuzz_mutants(const char *data, size_t len, size_t head_span, const char *pat
     }
     free(buf);
     return refused;
+}
+
+int test_data_dir(int argc, char **argv, const char *sub, char *dir, size_t n, ...) {
+    snprintf(dir, n, "%s/../shared/data%s%s", argc > 1 ? argv[1] : ".", sub ? "/" : "", sub ? sub : "");
+    va_list ap;
+    va_start(ap, n);
+    const char *probe = va_arg(ap, const char *);
+    int rc = 0;
+    do {
+        char path[8192];
+        snprintf(path, sizeof path, "%s%s%s", dir, probe ? "/" : "", probe ? probe : "");
+        if (access(path, R_OK)) {
+            fprintf(stderr, "skip: %s not found\n", path);
+            rc = TEST_SKIP;
+            break;
+        }
+    } while (probe && (probe = va_arg(ap, const char *)));
+    va_end(ap);
+    return rc;
+}
+
+static KilnScratch apply_scratch;  // test_apply's, freed by test_run
+
+int test_run(const char *name, const struct CMUnitTest *tests, size_t ntests) {
+    test_tmpdir_create(name);
+    int rc = _cmocka_run_group_tests("tests", tests, ntests, NULL, NULL);
+    scratch_free(&apply_scratch);
+    test_tmpdir_remove();
+    return rc;
+}
+
+// test_stage_new's work; returns 0 or -1 (*state may be NULL on success).
+static int stage_build(const KilnStageDef *def, const char *const *kv, uint64_t seed, void **state, KilnErr *err) {
+    assert_non_null(def);
+    KilnParams ps = {0};
+    ps.stage = strdup(def->name);  // params_free frees it
+    for (int i = 0; kv && kv[i]; i += 2) assert_int_equal(params_add(&ps, kv[i], kv[i + 1], "test", err), 0);
+    *state = NULL;
+    int rc = def->create(&ps, seed, state, err);
+    if (!rc && params_check_unused(&ps, err)) {
+        def->destroy(*state);
+        *state = NULL;
+        rc = -1;
+    }
+    params_free(&ps);
+    return rc ? -1 : 0;
+}
+
+void *test_stage_new(const KilnStageDef *def, const char *const *kv, uint64_t seed, KilnErr *err) {
+    void *st;
+    return stage_build(def, kv, seed, &st, err) ? NULL : st;
+}
+
+void *test_stage_make(const KilnStageDef *def, uint64_t seed, ...) {
+    const char *kv[65];
+    int n = 0;
+    va_list ap;
+    va_start(ap, seed);
+    for (const char *k; (k = va_arg(ap, const char *));) {
+        assert_true(n < 64);
+        kv[n++] = k;
+        kv[n++] = va_arg(ap, const char *);
+    }
+    va_end(ap);
+    kv[n] = NULL;
+    KilnErr err = {{0}};
+    void *st;
+    if (stage_build(def, kv, seed, &st, &err)) fail_msg("%s: %s", def->name, err.msg);
+    return st;
+}
+
+const char *test_apply(const KilnStageDef *def, void *st, const char *source, const char *id, const char *text,
+                       size_t len, char **out, size_t *out_len) {
+    KilnDoc d = {0};
+    kbuf_puts(&d.source, source ? source : "t");
+    kbuf_puts(&d.id, id ? id : "1");
+    kbuf_set(&d.text, text, len);
+    const char *r = def->apply(st, &d, &apply_scratch);
+    if (out) {
+        *out = malloc(d.text.len + 1);
+        if (!*out) abort();
+        memcpy(*out, d.text.data ? d.text.data : "", d.text.len);
+        (*out)[d.text.len] = 0;
+    }
+    if (out_len) *out_len = d.text.len;
+    doc_free(&d);
+    return r;
 }

@@ -46,8 +46,16 @@ int dedup_pass(const char *in_path, DedupBatchFn fn, void *ctx, KilnSkips *skips
 void dedup_parallel_for(int n, void (*fn)(void *ctx, int i, int thread), void *ctx);
 int dedup_team_size(void);
 double dedup_cpu_seconds(void);  // process CPU time: all threads together
-// Appends "input_skipped":N,"input_skip_examples":[...] (no braces).
-int dedup_skips_json(KilnBuf *j, const KilnSkips *s);
+// A stage's report: *json (the old one freed) becomes head ("{...," with the
+// stage's own fields), "input_skipped":N,"input_skip_examples":[...] and '}'.
+// -1 when out of memory (*json unchanged).
+int dedup_report_json(char **json, const char *head, const KilnSkips *s);
+// The writing pass: d goes to out and is counted in rep (docs_out, bytes_out).
+int dedup_keep(KilnDocWriter *out, KilnStageReport *rep, const KilnDoc *d, KilnErr *err);
+// After the writing pass: each of the `in` documents pass 1 saw was either
+// written or dropped with a reason in rep; otherwise in_path changed between
+// passes ("STAGE: PATH changed between passes (N documents, then M)").
+int dedup_check_seen(const KilnStageReport *rep, long in, const char *stage, const char *in_path, KilnErr *err);
 
 // ---------------------------------------------------------------- external sort
 // Fixed-size records of `words` uint64 values, sorted lexicographically (word 0

@@ -4,27 +4,10 @@
 #include "kiln/config.h"
 #include "kiln/core.h"
 
-#include <stdarg.h>
 #include <string.h>
 
 static const KilnCommand *const COMMANDS[] = {&CMD_DATA, &CMD_TOKENIZER, &CMD_PRETRAIN};
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
-
-int cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
-    return 0;
-}
-
-int cli_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kiln: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: kiln COMMAND [ARGS]\n\n"

@@ -1,7 +1,7 @@
 // dedup_common.c: what the three dedup stages share around their cores: reading
 // documents in batches (the next batch is read while the current one is being
 // worked on), parallel loops that also work inside those passes, CPU time for
-// the report, and the input-skip summary.
+// the report, the input-skip summary in it, and the writing pass's bookkeeping.
 #include "kiln/dedup.h"
 
 #include <omp.h>
@@ -28,16 +28,37 @@ double dedup_cpu_seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-int dedup_skips_json(KilnBuf *j, const KilnSkips *s) {
+int dedup_report_json(char **json, const char *head, const KilnSkips *s) {
+    KilnBuf j = {0};
     char num[32];
     snprintf(num, sizeof num, "%ld", s->count);
-    if (kbuf_puts(j, "\"input_skipped\":") || kbuf_puts(j, num) || kbuf_puts(j, ",\"input_skip_examples\":["))
+    int rc = kbuf_puts(&j, head) || kbuf_puts(&j, "\"input_skipped\":") || kbuf_puts(&j, num) ||
+             kbuf_puts(&j, ",\"input_skip_examples\":[");
+    for (long i = 0; !rc && i < s->count && i < KILN_SKIP_EXAMPLES; i++)
+        rc = kbuf_puts(&j, i ? ",\"" : "\"") || kbuf_json_escape(&j, s->examples[i], strlen(s->examples[i])) ||
+             kbuf_putc(&j, '"');
+    if (rc || kbuf_puts(&j, "]}")) {
+        kbuf_free(&j);
         return -1;
-    for (long i = 0; i < s->count && i < KILN_SKIP_EXAMPLES; i++)
-        if (kbuf_puts(j, i ? ",\"" : "\"") || kbuf_json_escape(j, s->examples[i], strlen(s->examples[i])) ||
-            kbuf_putc(j, '"'))
-            return -1;
-    return kbuf_putc(j, ']');
+    }
+    free(*json);
+    *json = j.data;
+    return 0;
+}
+
+int dedup_keep(KilnDocWriter *out, KilnStageReport *rep, const KilnDoc *d, KilnErr *err) {
+    if (docwriter_put(out, d, NULL, err)) return -1;
+    rep->docs_out++;
+    rep->bytes_out += (long)d->text.len;
+    return 0;
+}
+
+int dedup_check_seen(const KilnStageReport *rep, long in, const char *stage, const char *in_path, KilnErr *err) {
+    long seen = rep->docs_out;
+    for (int i = 0; i < rep->nreasons; i++) seen += rep->reasons[i].docs;
+    if (seen != in)
+        return kiln_fail(err, "%s: %s changed between passes (%ld documents, then %ld)", stage, in_path, in, seen);
+    return 0;
 }
 
 int dedup_batch_alloc(DedupBatch *b, KilnErr *err) {

@@ -158,9 +158,7 @@ static int exact_pass2(void *ctx, DedupBatch *b, long first, KilnErr *err) {
             stage_report_drop(e->rep, "exact_dedup:duplicate", &b->docs[i]);
             continue;
         }
-        if (docwriter_put(e->out, &b->docs[i], NULL, err)) return -1;
-        e->rep->docs_out++;
-        e->rep->bytes_out += (long)b->lens[i];
+        if (dedup_keep(e->out, e->rep, &b->docs[i], err)) return -1;
     }
     return 0;
 }
@@ -171,7 +169,6 @@ static int exact_run(void *state, const char *in_path, KilnDocWriter *out, const
     double cpu0 = dedup_cpu_seconds(), t0 = kiln_now(), t1 = t0;
     ExactRun e = {NULL, out, rep};
     KilnSkips skips = {0};
-    KilnBuf j = {0};
     int rc = -1;
     if (exact_open(&e.x, (size_t)(s->mem_mb * 1048576.0), work_dir, err)) goto done;
     // pass 1: hashes; pass 2: the first of each hash
@@ -179,28 +176,19 @@ static int exact_run(void *state, const char *in_path, KilnDocWriter *out, const
     t1 = kiln_now();
     long in = rep->docs_in;
     if (dedup_pass(in_path, exact_pass2, &e, NULL, err)) goto done;
-    long seen = rep->docs_out;
-    for (int i = 0; i < rep->nreasons; i++) seen += rep->reasons[i].docs;
-    if (seen != in) {
-        kiln_fail(err, "exact_dedup: %s changed between passes (%ld documents, then %ld)", in_path, in, seen);
-        goto done;
-    }
+    if (dedup_check_seen(rep, in, "exact_dedup", in_path, err)) goto done;
     char head[256];
     snprintf(head, sizeof head,
              "{\"docs\":%ld,\"duplicates\":%ld,\"spilled_runs\":%ld,\"seconds_hash\":%.3f,\"seconds_write\":%.3f,",
              exact_docs(e.x), exact_dups(e.x), exact_runs(e.x), t1 - t0, kiln_now() - t1);
-    if (kbuf_puts(&j, head) || dedup_skips_json(&j, &skips) || kbuf_putc(&j, '}')) {
+    if (dedup_report_json(&s->json, head, &skips)) {
         kiln_fail(err, "out of memory");
         goto done;
     }
-    free(s->json);
-    s->json = j.data;
-    j.data = NULL;
     rc = 0;
 done:
     rep->seconds += dedup_cpu_seconds() - cpu0;
     exact_close(e.x);
-    kbuf_free(&j);
     return rc;
 }
 

@@ -404,7 +404,6 @@ static void ls_destroy(void *state) {
 
 static int ls_report_set(LineStage *s, const KilnLineStats *st, long dropped, const KilnSkips *skips, double t1,
                          double t2) {
-    KilnBuf j = {0};
     char line[512];
     snprintf(line, sizeof line,
              "{\"unit\":\"%s\",\"docs\":%ld,\"units\":%ld,\"units_removed\":%ld,\"bytes_removed\":%ld,"
@@ -412,13 +411,7 @@ static int ls_report_set(LineStage *s, const KilnLineStats *st, long dropped, co
              "\"seconds_write\":%.3f,",
              s->p.unit == LINE_UNIT_LINE ? "line" : "paragraph", st->docs, st->units, st->units_removed,
              st->bytes_removed, st->docs_changed, dropped, st->spilled_runs, t1, t2);
-    if (kbuf_puts(&j, line) || dedup_skips_json(&j, skips) || kbuf_putc(&j, '}')) {
-        kbuf_free(&j);
-        return -1;
-    }
-    free(s->json);
-    s->json = j.data;
-    return 0;
+    return dedup_report_json(&s->json, line, skips);
 }
 
 typedef struct {
@@ -450,9 +443,7 @@ static int ls_pass3(void *ctx, DedupBatch *b, long first, KilnErr *err) {
             continue;
         }
         if (e->keep[i] == 2) kbuf_swap(&d->text, &e->outs[i]);
-        if (docwriter_put(e->out, d, NULL, err)) return -1;
-        e->rep->docs_out++;
-        e->rep->bytes_out += (long)d->text.len;
+        if (dedup_keep(e->out, e->rep, d, err)) return -1;
     }
     return 0;
 }
@@ -473,11 +464,7 @@ static int ls_run(void *state, const char *in_path, KilnDocWriter *out, const ch
     if (dedup_pass(in_path, ls_pass1, &e, &skips, err) || line_finish(e.ld, err)) goto done;
     t1 = kiln_now();
     if (dedup_pass(in_path, ls_pass3, &e, NULL, err)) goto done;
-    if (rep->docs_out + e.dropped != line_stats(e.ld)->docs) {
-        kiln_fail(err, "line_dedup: %s changed between passes (%ld documents, then %ld)", in_path,
-                  line_stats(e.ld)->docs, rep->docs_out + e.dropped);
-        goto done;
-    }
+    if (dedup_check_seen(rep, line_stats(e.ld)->docs, "line_dedup", in_path, err)) goto done;
     rep->docs_changed += line_stats(e.ld)->docs_changed;
     if (ls_report_set(s, line_stats(e.ld), e.dropped, &skips, t1 - t0, kiln_now() - t1)) {
         kiln_fail(err, "out of memory");

@@ -388,7 +388,6 @@ static void near_destroy(void *state) {
 }
 
 static int near_report_set(NearStage *s, const KilnNearStats *st, const KilnSkips *skips, double pass3) {
-    KilnBuf j = {0};
     char line[768];
     snprintf(line, sizeof line,
              "{\"docs\":%ld,\"clusters\":%ld,\"docs_in_clusters\":%ld,\"dropped\":%ld,\"candidate_pairs\":%ld,"
@@ -399,13 +398,7 @@ static int near_report_set(NearStage *s, const KilnNearStats *st, const KilnSkip
              st->docs, st->clusters, st->docs_in_clusters, st->docs_in_clusters - st->clusters, st->candidate_pairs,
              st->verified_pairs, st->skipped_empty, st->spilled_runs, s->p.num_perm, s->p.bands, s->p.rows,
              s->p.ngram, s->p.threshold, s->p.verify_z, near_need(&s->p), st->seconds_signatures, st->seconds_cluster, pass3);
-    if (kbuf_puts(&j, line) || dedup_skips_json(&j, skips) || kbuf_putc(&j, '}')) {
-        kbuf_free(&j);
-        return -1;
-    }
-    free(s->json);
-    s->json = j.data;
-    return 0;
+    return dedup_report_json(&s->json, line, skips);
 }
 
 typedef struct {
@@ -431,9 +424,7 @@ static int near_pass3(void *ctx, DedupBatch *b, long first, KilnErr *err) {
             stage_report_drop(e->rep, "minhash_dedup:near_duplicate", &b->docs[i]);
             continue;
         }
-        if (docwriter_put(e->out, &b->docs[i], NULL, err)) return -1;
-        e->rep->docs_out++;
-        e->rep->bytes_out += (long)b->lens[i];
+        if (dedup_keep(e->out, e->rep, &b->docs[i], err)) return -1;
     }
     return 0;
 }
@@ -453,12 +444,7 @@ static int near_run(void *state, const char *in_path, KilnDocWriter *out, const 
     double t3 = kiln_now();
     long in = rep->docs_in;
     if (dedup_pass(in_path, near_pass3, &e, NULL, err)) goto done;
-    long seen = rep->docs_out;
-    for (int i = 0; i < rep->nreasons; i++) seen += rep->reasons[i].docs;
-    if (seen != in) {
-        kiln_fail(err, "minhash_dedup: %s changed between passes (%ld documents, then %ld)", in_path, in, seen);
-        goto done;
-    }
+    if (dedup_check_seen(rep, in, "minhash_dedup", in_path, err)) goto done;
     if (near_report_set(s, near_stats(e.nd), &skips, kiln_now() - t3)) {
         kiln_fail(err, "out of memory");
         goto done;
