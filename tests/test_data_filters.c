@@ -5,6 +5,7 @@
 #include "kiln/data.h"
 #include "testutil.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -521,6 +522,112 @@ static void test_gr_dup_ngrams(void **unused) {
     free(b.s);
 }
 
+// The n-gram rules against a straightforward reference (datatrove's loops, with
+// quadratic searches instead of hashing) on texts of words from a small
+// vocabulary whose words run into one another when joined ("ab c" and "a bc"),
+// short and long, with copied spans: each rule's value is pinned by a threshold
+// equal to it (kept) and one just below (dropped), and rules out of increasing
+// order follow a rule that passes.
+#define REF_MAX_WORDS 320
+typedef struct {
+    const char *w[REF_MAX_WORDS];
+    int n;
+} RefWords;
+
+static int ref_gram_eq(const RefWords *d, int i, int j, int n) {
+    for (int k = 0; k < n; k++)
+        if (strcmp(d->w[i + k], d->w[j + k])) return 0;
+    return 1;
+}
+
+// find_top_duplicate: the most common n-gram (first seen among equals) times its length with spaces
+static double ref_top(const RefWords *d, int n) {
+    int m = d->n - n + 1, best_count = 0, best = 0;
+    for (int i = 0; i < m; i++) {
+        int first = 1, count = 0;
+        for (int j = 0; j < i && first; j++) first = !ref_gram_eq(d, j, i, n);
+        if (!first) continue;
+        for (int j = i; j < m; j++) count += ref_gram_eq(d, i, j, n);
+        if (count > best_count) best_count = count, best = i;
+    }
+    long chars = n - 1;
+    for (int k = 0; k < n; k++) chars += (long)strlen(d->w[best + k]);
+    return (double)chars * best_count;
+}
+
+// find_all_duplicate: n-grams joined without spaces; a repeat adds its length and the walk jumps past it
+static double ref_dup(const RefWords *d, int n) {
+    static char seen[REF_MAX_WORDS][1024];
+    int nseen = 0;
+    double repeated = 0;
+    for (int i = 0; i <= d->n - n;) {
+        char g[1024] = "";
+        for (int k = 0; k < n; k++) strcat(g, d->w[i + k]);
+        int hit = 0;
+        for (int j = 0; j < nseen && !hit; j++) hit = !strcmp(seen[j], g);
+        if (hit) {
+            repeated += (double)strlen(g);
+            i += n;
+        } else {
+            strcpy(seen[nseen++], g);
+            i++;
+        }
+    }
+    return repeated;
+}
+
+static void check_rule(const char *text, int top, int n, double value, const char *before) {
+    double len = (double)strlen(text), frac = value / len;
+    char rule[64], reason[64];
+    const char *key = top ? "top_n_grams" : "dup_n_grams", *other = top ? "dup_n_grams" : "top_n_grams";
+    snprintf(reason, sizeof reason, top ? "gopher_repetition:top_%d_gram" : "gopher_repetition:duplicated_%d_n_grams",
+             n);
+    for (int drop = 0; drop <= (value > 0); drop++) {
+        snprintf(rule, sizeof rule, "%d=%.17g", n, drop ? nextafter(frac, 0) : frac);
+        void *st = before ? make(GR, key, before, key, rule, other, "none", NULL) : make(GR, key, rule, other, "none", NULL);
+        const char *r = run(GR, st, text);  // (reasons belong to the state)
+        if (drop ? !r || strcmp(r, reason) : r != NULL)
+            fail_msg("%s %d-grams (reference value %.17g of %.0f, %s): got %s for: %s", top ? "top" : "dup", n, value,
+                     len, rule, r ? r : "keep", text);
+        GR->destroy(st);
+    }
+}
+
+static void test_gr_ngrams_reference(void **unused) {
+    static const char *const VOCAB[] = {"a",        "b",         "ab",         "ba",       "abc",
+                                        "c",        "bc",        "ca",         "abcdefgh", "bcdefghij",
+                                        "efghijkl", "abcdefghabcdefgh", "ghijklmnopqrstuv", "hij", "x"};
+    const int nvocab = (int)(sizeof VOCAB / sizeof VOCAB[0]);
+    uint64_t rng = 12345;
+    Str b = {0};
+    for (int doc = 0; doc < 120; doc++) {
+        RefWords d = {.n = 0};
+        int want = 1 + (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % 300;
+        int vocab = 2 + doc % (nvocab - 1);  // small vocabularies repeat more
+        while (d.n < want) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned r = (unsigned)(rng >> 33);
+            if (r % 5 == 0 && d.n > 10) {  // copy an earlier span
+                int len = 2 + (int)(r >> 8) % 12, from = (int)(r >> 16) % (d.n - 1);
+                for (int k = 0; k < len && from + k < d.n && d.n < want; k++) d.w[d.n] = d.w[from + k], d.n++;
+            } else {
+                d.w[d.n++] = VOCAB[(r >> 4) % (unsigned)vocab];
+            }
+        }
+        reset(&b);
+        for (int i = 0; i < d.n; i++) {
+            if (i) put(&b, " ");
+            put(&b, d.w[i]);
+        }
+        static const int TOP[] = {1, 2, 3, 4, 5}, DUP[] = {1, 2, 3, 5, 6, 8, 10};
+        for (int k = 0; k < 5; k++)
+            if (d.n >= TOP[k]) check_rule(b.s, 1, TOP[k], ref_top(&d, TOP[k]), TOP[k] < 4 ? "4=1e9" : NULL);
+        for (int k = 0; k < 7; k++)
+            if (d.n >= DUP[k]) check_rule(b.s, 0, DUP[k], ref_dup(&d, DUP[k]), DUP[k] < 10 ? "10=1e9" : NULL);
+    }
+    free(b.s);
+}
+
 static void test_gr_edges(void **unused) {
     void *st = make(GR, NULL);
     assert_drop(GR, st, "", "gopher_repetition:empty");
@@ -951,6 +1058,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gr_paragraphs),
         cmocka_unit_test(test_gr_top_ngrams),
         cmocka_unit_test(test_gr_dup_ngrams),
+        cmocka_unit_test(test_gr_ngrams_reference),
         cmocka_unit_test(test_gr_edges),
         cmocka_unit_test(test_c4_datatrove_cases),
         cmocka_unit_test(test_c4_line_rules),

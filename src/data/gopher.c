@@ -370,47 +370,22 @@ static int find_duplicates(const char *t, size_t b, size_t e, int min_run, KilnB
     return 0;
 }
 
-// N-gram identities hash as polynomials over bytes, from prefix hashes, so one
-// costs O(1) whatever n: for the prefix "t0..t(i-1)", P[i] = sum byte * B^k and
-// W[i] = B^(its length); a window's hash is P[j] - P[i] * W[j] * W[i]^-1 (B is
-// odd, so invertible mod 2^64). Joined n-grams hash "ti ... t(j-1) " (a space
-// after every token, which keeps equal strings equal), concatenated ones
-// "ti...t(j-1)". Equal hashes are then compared byte for byte.
-#define POLY_B 0x9E3779B97F4A7C15ull
+// The n-gram rules share one pass over the tokens that lays out, in scratch:
+// the tokens' bytes concatenated without spaces (S, the string datatrove's
+// find_all_duplicate compares n-grams by), each token's offset in S, and the
+// code points before each token. The top n-gram rules then count n-grams of
+// token ids (joined n-grams are equal exactly when their tokens are, as tokens
+// hold no spaces), and the duplicate n-gram rules hash S's windows; a hash
+// match is always confirmed by comparing ids or bytes. Positions that cannot
+// change a rule's result are passed by, exactly as described at each rule.
 
-static uint64_t inverse_u64(uint64_t b) {  // b odd; Newton's iteration doubles the correct bits
-    uint64_t x = b;
-    for (int i = 0; i < 6; i++) x *= 2 - b * x;
-    return x;
-}
-
+// An open-addressing slot for ids and n-grams: the first position with this
+// key, 32 bits of its hash (to skip most comparisons), and a count or id.
 typedef struct {
-    const char *t;
-    const FtToken *tok;
-    const uint64_t *cp;          // code points before token i
-    const uint64_t *P, *W, *Wi;  // concatenation prefix: hash, B^len, B^-len
-    const uint64_t *Q, *V, *Vi;  // same with a space after each token
-} Grams;
-
-static inline uint64_t concat_hash(const Grams *g, long i, int n) {
-    return g->P[i + n] - g->P[i] * g->W[i + n] * g->Wi[i];
-}
-
-static inline uint64_t joined_hash(const Grams *g, long i, int n) {
-    return g->Q[i + n] - g->Q[i] * g->V[i + n] * g->Vi[i];
-}
-
-// Table slots for n-grams: the position of the first occurrence, and 32 bits
-// of its hash to skip most comparisons.
-typedef struct {
-    uint32_t tag, pos;
+    uint32_t tag, pos, val;
 } GramSlot;
-typedef struct {
-    uint32_t tag, pos, count;
-} TopSlot;
 
-// Spreads a polynomial hash over the table's low bits (murmur3's finalizer).
-static inline uint64_t mix(uint64_t x) {
+static inline uint64_t mix(uint64_t x) {  // murmur3's finalizer
     x ^= x >> 33;
     x *= 0xFF51AFD7ED558CCDull;
     x ^= x >> 33;
@@ -418,75 +393,250 @@ static inline uint64_t mix(uint64_t x) {
     return x ^ (x >> 33);
 }
 
-static int tokens_equal(const Grams *g, long i, long j, int n) {
-    for (int k = 0; k < n; k++) {
-        const FtToken *a = &g->tok[i + k], *b = &g->tok[j + k];
-        if (a->len != b->len || memcmp(g->t + a->off, g->t + b->off, a->len)) return 0;
-    }
-    return 1;
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
 }
 
-// Byte equality of the concatenations of n tokens from i and from j.
-static int concat_equal(const Grams *g, long i, long j, int n) {
-    long ti = i, tj = j;
-    uint32_t oi = 0, oj = 0;  // offsets inside the current tokens
-    while (ti < i + n && tj < j + n) {
-        const FtToken *a = &g->tok[ti], *b = &g->tok[tj];
-        uint32_t m = a->len - oi < b->len - oj ? a->len - oi : b->len - oj;
-        if (memcmp(g->t + a->off + oi, g->t + b->off + oj, m)) return 0;
-        oi += m;
-        oj += m;
-        if (oi == a->len) ti++, oi = 0;
-        if (oj == b->len) tj++, oj = 0;
-    }
-    return ti == i + n && tj == j + n;
+// The first k (1..8) bytes of a load64, the others zeroed.
+static inline uint64_t first_bytes(uint64_t v, uint32_t k) {
+    if (k >= 8) return v;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return v & ~(~0ull >> (8 * k));
+#else
+    return v & ((1ull << (8 * k)) - 1);
+#endif
 }
+
+// Hash of p[0..len); reads up to 16 bytes past p (S is padded).
+static inline uint64_t bytes_hash(const unsigned char *p, uint32_t len) {
+    if (len <= 8) return mix(first_bytes(load64(p), len) ^ ((uint64_t)len << 59));
+    if (len <= 16) return mix(load64(p) * 0x9E3779B97F4A7C15ull ^ first_bytes(load64(p + 8), len - 8) ^ len);
+    return XXH3_64bits(p, len);
+}
+
+// Equality of p[0..len) and q[0..len); reads up to 16 bytes past each.
+static inline int bytes_equal(const unsigned char *p, const unsigned char *q, uint32_t len) {
+    if (len <= 8) return first_bytes(load64(p) ^ load64(q), len) == 0;
+    if (len <= 16) return load64(p) == load64(q) && first_bytes(load64(p + 8) ^ load64(q + 8), len - 8) == 0;
+    return !memcmp(p, q, len);
+}
+
+// A slot of the top n-gram tables: an n-gram is exactly the pair (id of its
+// first n-1 tokens' n-gram, id of its last token), both below 2^32.
+typedef struct {
+    uint64_t key;
+    uint32_t pos, count;  // first occurrence (index in cand); pos == EMPTY: an empty slot
+} TopSlot;
+
+typedef struct {
+    const unsigned char *S;
+    uint32_t *off;            // token i is S[off[i], off[i+1])
+    uint32_t *cp;             // code points before token i
+    uint32_t *id, *idcount;   // token ids (first-seen order) and their counts
+    uint32_t *cand, *cgid;    // where a (level + 1)-gram may repeat, and the level-gram's id there
+    uint32_t *next, *ngid;    // the same being built for level + 1
+    uint8_t *rep;             // whether cand[m]'s (level + 1)-gram repeats
+    uint8_t *posrep;          // whether the level-gram at a position repeats
+    uint8_t *pre, *suf;       // duplicate n-grams: whether the K bytes from token i, and before it, repeat
+    uint32_t *pbucket, *sbucket;  // their filter buckets
+    void *tab;                // GramSlot or TopSlot table, capacity table_cap(ntok)
+    uint8_t *filt;            // counting filters, 2^filt_bits bytes and a spare one
+    int filt_bits;
+    long ntok, ncand;
+    int level;                // 0: nothing counted yet
+    int have_ids, have_live;
+    uint32_t best_count, best_first;  // of the n-grams of the current level
+} Grams;
 
 static inline double gram_cps(const Grams *g, long i, int n) { return (double)(g->cp[i + n] - g->cp[i]); }
 
-// datatrove's find_top_duplicate: the most frequent n-gram (the first seen among
-// equals, as Counter.most_common) times its length with spaces, in code points.
-static double top_duplicate(const Grams *g, long ntok, int n, TopSlot *tab, size_t cap) {
-    long m = ntok - n + 1;
-    size_t mask = cap - 1;
-    uint32_t best_count = 0, best_first = EMPTY;
+// Token ids: equal tokens, equal ids (numbered in first-seen order).
+static void make_ids(Grams *g) {
+    long ntok = g->ntok;
+    size_t cap = table_cap((size_t)ntok), mask = cap - 1;
+    GramSlot *tab = g->tab;
     memset(tab, 0xFF, cap * sizeof *tab);
-    for (long i = 0; i < m; i++) {
-        uint64_t h = mix(joined_hash(g, i, n));
+    uint32_t nid = 0;
+    for (long i = 0; i < ntok; i++) {
+        uint32_t o = g->off[i], len = g->off[i + 1] - o;
+        uint64_t h = bytes_hash(g->S + o, len);
         uint32_t tag = (uint32_t)(h >> 32);
         size_t p = h & mask;
-        for (; tab[p].pos != EMPTY; p = (p + 1) & mask)
-            if (tab[p].tag == tag && tokens_equal(g, tab[p].pos, i, n)) break;
-        if (tab[p].pos == EMPTY) tab[p] = (TopSlot){tag, (uint32_t)i, 0};
-        // counts only grow, so the best so far is the best of the table
-        uint32_t c = ++tab[p].count;
-        if (c > best_count || (c == best_count && tab[p].pos < best_first)) best_count = c, best_first = tab[p].pos;
+        for (; tab[p].pos != EMPTY; p = (p + 1) & mask) {
+            uint32_t q = g->off[tab[p].pos];
+            if (tab[p].tag == tag && g->off[tab[p].pos + 1] - q == len && bytes_equal(g->S + q, g->S + o, len)) break;
+        }
+        if (tab[p].pos == EMPTY) {
+            tab[p] = (GramSlot){tag, (uint32_t)i, nid};
+            g->idcount[nid++] = 0;
+        }
+        g->id[i] = tab[p].val;
+        g->idcount[tab[p].val]++;
     }
-    return (gram_cps(g, best_first, n) + n - 1) * best_count;
+    g->have_ids = 1;
+}
+
+// Level 1: the most frequent token (the first position with the top count is
+// its first occurrence, ids being in first-seen order), and the positions
+// where a 2-gram may repeat (both its tokens do) with the first token's id.
+static void level_one(Grams *g) {
+    if (!g->have_ids) make_ids(g);
+    uint32_t best_count = 0, best_first = 0;
+    long c = 0, ntok = g->ntok;
+    uint8_t *posrep = g->posrep;
+    for (long i = 0; i < ntok; i++) {
+        uint32_t k = g->idcount[g->id[i]];
+        if (k > best_count) best_count = k, best_first = (uint32_t)i;
+        posrep[i] = k >= 2;
+    }
+    posrep[ntok] = 0;
+    for (long i = 0; i < ntok; i++)
+        if (posrep[i] & posrep[i + 1]) g->cand[c] = (uint32_t)i, g->cgid[c++] = g->id[i];
+    g->ncand = c;
+    g->level = 1;
+    g->best_count = best_count;
+    g->best_first = best_first;
+}
+
+// From level L to L + 1: counts the (L+1)-grams at the positions where both
+// L-grams inside repeat, which hold every occurrence of a repeated (L+1)-gram;
+// the others occur once, and win only when nothing repeats (then the first
+// one, once).
+static void level_up(Grams *g) {
+    int n = g->level + 1;
+    long last = g->ntok - n;  // the last n-gram's position
+    size_t cap = table_cap((size_t)g->ncand), mask = cap - 1;
+    int shift = 64 - __builtin_ctzll(cap);
+    TopSlot *tab = g->tab;
+    for (size_t p = 0; p < cap; p++) tab[p].pos = EMPTY;
+    uint8_t *rep = g->rep;  // rep[m]: the n-gram at cand[m] repeats
+    uint32_t best_count = 0, best_first = EMPTY;
+    long m = 0;
+    for (; m < g->ncand; m++) {
+        long i = g->cand[m];
+        if (i > last) break;
+        uint64_t key = (uint64_t)g->cgid[m] << 32 | g->id[i + n - 1];
+        size_t p = (size_t)((key * 0x9E3779B97F4A7C15ull) >> shift);
+        for (; tab[p].pos != EMPTY; p = (p + 1) & mask)
+            if (tab[p].key == key) break;
+        uint32_t c;
+        if (tab[p].pos == EMPTY) {
+            tab[p] = (TopSlot){key, (uint32_t)m, 1};
+            c = 1;
+            rep[m] = 0;
+        } else {
+            c = ++tab[p].count;
+            if (c == 2) rep[tab[p].pos] = 1;
+            rep[m] = 1;
+        }
+        // counts only grow, so the best so far is the best of the table (pos: cand's index, in order)
+        if (c > best_count || (c == best_count && tab[p].pos < best_first)) best_count = c, best_first = tab[p].pos;
+        g->ngid[m] = (uint32_t)p;
+    }
+    if (best_count < 2) best_count = 1, best_first = 0;  // no n-gram repeats: the first one, once
+    else best_first = g->cand[best_first];
+    uint8_t *posrep = g->posrep;
+    memset(posrep, 0, (size_t)g->ntok + 1);
+    for (long k = 0; k < m; k++) posrep[g->cand[k]] = rep[k];
+    long c = 0;
+    for (long k = 0; k < m; k++)
+        if (rep[k] & posrep[g->cand[k] + 1]) g->next[c] = g->cand[k], g->ngid[c++] = g->ngid[k];
+    uint32_t *t = g->cand;
+    g->cand = g->next, g->next = t;
+    t = g->cgid;
+    g->cgid = g->ngid, g->ngid = t;
+    g->ncand = c;
+    g->level = n;
+    g->best_count = best_count;
+    g->best_first = best_first;
+}
+
+// datatrove's find_top_duplicate: the most frequent n-gram (the first seen among
+// equals, as Counter.most_common) times its length with spaces, in code points.
+static double top_duplicate(Grams *g, int n) {
+    if (g->level == 0 || g->level > n) level_one(g);  // (rules out of increasing order start again)
+    while (g->level < n) level_up(g);
+    return (gram_cps(g, g->best_first, n) + n - 1) * g->best_count;
+}
+
+// Duplicate n-grams: the positions whose n-gram can neither repeat an earlier
+// one nor be repeated. Equal windows of S at least K bytes long begin with the
+// same K bytes and end with the same K bytes; counting filters (a byte per
+// bucket, saturating at 2) over the first K bytes at every token start and the
+// last K bytes at every token end find the windows whose prefix or suffix
+// occurs once, which the walk passes by as the original walk does (no hit;
+// remembered, but never matched). Shorter windows are always walked.
+#define K_BYTES 16
+
+static inline uint64_t k_hash(const unsigned char *p, uint64_t salt) {  // of p[0..16), high bits used
+    return (load64(p) * 0x9E3779B97F4A7C15ull ^ load64(p + 8) * 0xC2B2AE3D27D4EB4Full) + salt;
+}
+#define SALT_SUFFIX 0x3C6EF372FE94F82Bull
+
+static void make_live(Grams *g) {
+    long ntok = g->ntok;
+    uint32_t slen = g->off[ntok];
+    int shift = 64 - g->filt_bits;
+    uint8_t *f = g->filt;
+    uint32_t *pb = g->pbucket, *sb = g->sbucket, none = (uint32_t)1 << g->filt_bits;
+    memset(f, 0, (size_t)none + 1);
+    // one array holds both filters, a salt apart; the spare bucket stands for "no K bytes there"
+    for (long i = 0; i <= ntok; i++) {
+        uint32_t o = g->off[i];
+        uint32_t bp = none, bs = none;
+        if (i < ntok && (uint64_t)o + K_BYTES <= slen) bp = (uint32_t)(k_hash(g->S + o, 0) >> shift);
+        if (i > 0 && o >= K_BYTES) bs = (uint32_t)(k_hash(g->S + o - K_BYTES, SALT_SUFFIX) >> shift);
+        f[bp] += f[bp] < 2;
+        f[bs] += f[bs] < 2;
+        pb[i] = bp;
+        sb[i] = bs;
+    }
+    for (long i = 0; i <= ntok; i++) {
+        g->pre[i] = (uint8_t)(pb[i] != none && f[pb[i]] >= 2);
+        g->suf[i] = (uint8_t)(sb[i] != none && f[sb[i]] >= 2);
+    }
+    g->have_live = 1;
 }
 
 // datatrove's find_all_duplicate: walks the n-grams; one seen before adds its
 // length (no spaces) and the walk jumps past it, otherwise it is remembered.
-static double all_duplicate(const Grams *g, long ntok, int n, GramSlot *tab, size_t cap) {
-    long m = ntok - n + 1;
-    size_t mask = cap - 1;
-    double repeated = 0;
+static double all_duplicate(Grams *g, int n) {
+    if (!g->have_live) make_live(g);
+    long last = g->ntok - n;
+    const unsigned char *S = g->S;
+    const uint32_t *off = g->off;
+    const uint8_t *pre = g->pre, *suf = g->suf;
+    // the table's size: the windows to walk, at most
+    long walk = 0;
+    for (long i = 0; i <= last; i++) walk += off[i + n] - off[i] < K_BYTES || (pre[i] & suf[i + n]);
+    size_t cap = table_cap((size_t)walk), mask = cap - 1;
+    GramSlot *tab = g->tab;
     memset(tab, 0xFF, cap * sizeof *tab);
-    for (long i = 0; i < m;) {
-        uint64_t h = mix(concat_hash(g, i, n));
+    double repeated = 0;
+    for (long i = 0; i <= last;) {
+        uint32_t o = off[i], len = off[i + n] - o;
+        if (len >= K_BYTES && !(pre[i] & suf[i + n])) {
+            i++;  // occurs once
+            continue;
+        }
+        uint64_t h = bytes_hash(S + o, len);
         uint32_t tag = (uint32_t)(h >> 32);
         size_t p = h & mask;
         int seen = 0;
-        for (; tab[p].pos != EMPTY; p = (p + 1) & mask)
-            if (tab[p].tag == tag && concat_equal(g, tab[p].pos, i, n)) {
+        for (; tab[p].pos != EMPTY; p = (p + 1) & mask) {
+            uint32_t q = off[tab[p].pos];
+            if (tab[p].tag == tag && off[tab[p].pos + n] - q == len && bytes_equal(S + q, S + o, len)) {
                 seen = 1;
                 break;
             }
+        }
         if (seen) {
             repeated += gram_cps(g, i, n);
             i += n;
         } else {
-            tab[p] = (GramSlot){tag, (uint32_t)i};
+            tab[p] = (GramSlot){tag, (uint32_t)i, 0};
             i++;
         }
     }
@@ -494,39 +644,64 @@ static double all_duplicate(const Grams *g, long ntok, int n, GramSlot *tab, siz
 }
 
 static const char *gr_ngrams(const GopherRep *g, const char *t, size_t n, double len, KilnScratch *s) {
+    if (!g->ntop && !g->ndup) return NULL;
     long ntok = ft_tokenize(t, n, &s->b);
     if (ntok < 0) return "gopher_repetition:out_of_memory";
     const FtToken *tok = (const FtToken *)s->b.data;
-    size_t np = (size_t)ntok + 1, cap = table_cap((size_t)ntok);
-    if (kbuf_reserve(&s->a, np * 7 * sizeof(uint64_t) + cap * sizeof(TopSlot)))
-        return "gopher_repetition:out_of_memory";
-    uint64_t *cp = (uint64_t *)s->a.data, *P = cp + np, *W = P + np, *Wi = W + np, *Q = Wi + np, *V = Q + np,
-             *Vi = V + np;
-    void *tab = Vi + np;  // a TopSlot table, later a GramSlot one
-    const uint64_t binv = inverse_u64(POLY_B);
-    cp[0] = P[0] = Q[0] = 0;
-    W[0] = Wi[0] = V[0] = Vi[0] = 1;
-    for (long i = 0; i < ntok; i++) {
-        uint64_t h = P[i], w = W[i], wi = Wi[i], q = Q[i], v = V[i], vi = Vi[i];
-        const unsigned char *u = (const unsigned char *)t + tok[i].off;
-        for (uint32_t k = 0; k < tok[i].len; k++) {
-            h = h * POLY_B + u[k] + 1, w *= POLY_B, wi *= binv;
-            q = q * POLY_B + u[k] + 1, v *= POLY_B, vi *= binv;
-        }
-        q = q * POLY_B + ' ' + 1, v *= POLY_B, vi *= binv;
-        cp[i + 1] = cp[i] + tok[i].cps;
-        P[i + 1] = h, W[i + 1] = w, Wi[i + 1] = wi, Q[i + 1] = q, V[i + 1] = v, Vi[i + 1] = vi;
+    size_t nt = (size_t)ntok, cap = table_cap(nt);
+    int fbits = 8;
+    while (((size_t)1 << fbits) < 16 * nt) fbits++;
+    size_t slen = 0;
+    for (size_t i = 0; i < nt; i++) slen += tok[i].len;
+    // uint32 arrays: off, cp, pbucket, sbucket (ntok + 1 each), id, idcount, cand, cgid, next, ngid;
+    // bytes: pre, suf, rep, posrep, filters, S
+    size_t words = 4 * (nt + 1) + 6 * nt;
+    size_t need = cap * sizeof(TopSlot) + words * sizeof(uint32_t) + 4 * (nt + 1) + ((size_t)1 << fbits) + 1 + slen + 16;
+    if (kbuf_reserve(&s->a, need)) return "gopher_repetition:out_of_memory";
+    Grams gr = {0};
+    gr.tab = s->a.data;
+    uint32_t *w = (uint32_t *)((TopSlot *)gr.tab + cap);
+    gr.off = w, w += nt + 1;
+    gr.cp = w, w += nt + 1;
+    gr.id = w, w += nt;
+    gr.idcount = w, w += nt;
+    gr.cand = w, w += nt;
+    gr.cgid = w, w += nt;
+    gr.next = w, w += nt;
+    gr.ngid = w, w += nt;
+    gr.pbucket = w, w += nt + 1;
+    gr.sbucket = w, w += nt + 1;
+    gr.pre = (uint8_t *)w;
+    gr.suf = gr.pre + nt + 1;
+    gr.rep = gr.suf + nt + 1;
+    gr.posrep = gr.rep + nt + 1;
+    gr.filt = gr.posrep + nt + 1;
+    gr.filt_bits = fbits;
+    unsigned char *S = gr.filt + ((size_t)1 << fbits) + 1;
+    gr.S = S;
+    gr.ntok = ntok;
+    uint32_t o = 0, c = 0;
+    for (size_t i = 0; i < nt; i++) {
+        uint32_t src = tok[i].off, l = tok[i].len;
+        gr.off[i] = o;
+        gr.cp[i] = c;
+        if (l <= 16 && (size_t)src + 16 <= n) memcpy(S + o, t + src, 16);  // the excess is overwritten next
+        else memcpy(S + o, t + src, l);
+        o += l;
+        c += tok[i].cps;
     }
-    Grams gr = {t, tok, cp, P, W, Wi, Q, V, Vi};
+    gr.off[nt] = o;
+    gr.cp[nt] = c;
+    memset(S + o, 0, 16);
     for (int r = 0; r < g->ntop; r++) {
         int k = g->top[r].n;
         if (ntok < k) continue;  // no n-grams
-        if (top_duplicate(&gr, ntok, k, tab, cap) / len > g->top[r].frac) return g->top[r].reason;
+        if (top_duplicate(&gr, k) / len > g->top[r].frac) return g->top[r].reason;
     }
     for (int r = 0; r < g->ndup; r++) {
         int k = g->dup[r].n;
         if (ntok < k) continue;
-        if (all_duplicate(&gr, ntok, k, tab, cap) / len > g->dup[r].frac) return g->dup[r].reason;
+        if (all_duplicate(&gr, k) / len > g->dup[r].frac) return g->dup[r].reason;
     }
     return NULL;
 }
