@@ -12,6 +12,8 @@
 typedef enum { KILN_POS_LEARNED, KILN_POS_ROPE } KilnPos;
 typedef enum { KILN_NORM_LAYERNORM, KILN_NORM_RMSNORM } KilnNorm;
 typedef enum { KILN_ACT_GELU, KILN_ACT_GELU_ERF, KILN_ACT_RELU, KILN_ACT_SWIGLU } KilnAct;
+// Learning-rate shape after the linear warmup (see lr_at in optim.h).
+typedef enum { KILN_LR_COSINE, KILN_LR_LINEAR, KILN_LR_STEP, KILN_LR_INV_SQRT, KILN_LR_WSD, KILN_LR_CONSTANT } KilnLrSchedule;
 
 typedef struct {
     int vocab_size;
@@ -40,7 +42,11 @@ typedef struct {
     float lr;
     float min_lr;
     int warmup_steps;
-    int decay_steps;  // cosine decay from lr to min_lr ends here; 0 means steps
+    int decay_steps;  // the decay from lr to min_lr ends here; 0 means steps
+    KilnLrSchedule schedule;
+    int step_every;        // step schedule: multiply by step_factor every step_every steps
+    float step_factor;
+    float wsd_decay_frac;  // WSD: the last fraction of decay_steps decays linearly to min_lr
     float beta1, beta2, eps;
     float weight_decay;
     int decay_embeddings;  // weight decay on embeddings too (nanoGPT does this)

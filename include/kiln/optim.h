@@ -16,7 +16,14 @@ float grad_clip_coef(double norm, float max_norm);
 // Weight decay applies where layout.decay says, plus embeddings if decay_embeddings.
 void adamw_step(KilnModel *m, const KilnTrainConfig *t, float lr, int step, float grad_scale);
 
-// Linear warmup to lr, cosine decay to min_lr at decay_steps, then min_lr.
+// Linear warmup to lr over warmup_steps, then the schedule's shape over
+// [warmup_steps, decay_steps], floored at min_lr:
+//   cosine    min + (lr-min)(1+cos(pi p))/2, p = progress through the decay
+//   linear    lr - p (lr-min)
+//   step      lr * step_factor^floor((step-warmup)/step_every)
+//   inv_sqrt  lr * sqrt(W/(step-warmup+W)), W = max(warmup, 1)
+//   wsd       lr until the last wsd_decay_frac of the decay, then linear to min
+//   constant  lr
 float lr_at(const KilnTrainConfig *t, int step);
 
 #endif

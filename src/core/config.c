@@ -23,6 +23,7 @@ typedef struct {
 static const char *const POS_NAMES[] = {"learned", "rope", NULL};
 static const char *const NORM_NAMES[] = {"layernorm", "rmsnorm", NULL};
 static const char *const ACT_NAMES[] = {"gelu", "gelu_erf", "relu", "swiglu", NULL};
+static const char *const SCHEDULE_NAMES[] = {"cosine", "linear", "step", "inv_sqrt", "wsd", "constant", NULL};
 
 #define M(f) offsetof(KilnConfig, model.f)
 #define TR(f) offsetof(KilnConfig, train.f)
@@ -51,7 +52,12 @@ static const KeySpec KEYS[] = {
     {"train.lr", T_FLOAT, TR(lr), 0, NULL, "peak learning rate"},
     {"train.min_lr", T_FLOAT, TR(min_lr), 0, NULL, "learning rate at the end of the cosine decay"},
     {"train.warmup_steps", T_INT, TR(warmup_steps), 0, NULL, "linear warmup steps"},
-    {"train.decay_steps", T_INT, TR(decay_steps), 0, NULL, "step where the cosine decay reaches min_lr; 0 = steps"},
+    {"train.decay_steps", T_INT, TR(decay_steps), 0, NULL, "step where the decay reaches min_lr; 0 = steps"},
+    {"train.schedule", T_ENUM, TR(schedule), 0, SCHEDULE_NAMES,
+     "after warmup: cosine | linear | step | inv_sqrt | wsd (warmup-stable-decay) | constant; min_lr is the floor"},
+    {"train.step_every", T_INT, TR(step_every), 0, NULL, "step schedule: steps between drops"},
+    {"train.step_factor", T_FLOAT, TR(step_factor), 0, NULL, "step schedule: factor applied at each drop"},
+    {"train.wsd_decay_frac", T_FLOAT, TR(wsd_decay_frac), 0, NULL, "wsd: share of decay_steps spent decaying (linearly) at the end"},
     {"train.beta1", T_FLOAT, TR(beta1), 0, NULL, "AdamW beta1"},
     {"train.beta2", T_FLOAT, TR(beta2), 0, NULL, "AdamW beta2"},
     {"train.eps", T_FLOAT, TR(eps), 0, NULL, "AdamW epsilon"},
@@ -96,6 +102,9 @@ void kiln_config_defaults(KilnConfig *cfg) {
     t->steps = 100;
     t->lr = 1e-3f;
     t->min_lr = 1e-4f;
+    t->step_every = 1000;
+    t->step_factor = 0.1f;
+    t->wsd_decay_frac = 0.2f;
     t->beta1 = 0.9f;
     t->beta2 = 0.95f;
     t->eps = 1e-8f;
@@ -313,6 +322,12 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(t->beta1 >= 0 && t->beta1 < 1 && t->beta2 >= 0 && t->beta2 < 1, "train.beta1/beta2 must be in [0, 1)");
     NEED(t->eps > 0, "train.eps must be positive");
     NEED(t->warmup_steps >= 0 && t->decay_steps >= 0, "train.warmup_steps/decay_steps must not be negative");
+    NEED(t->warmup_steps <= t->steps || t->steps == 0,
+         "train.warmup_steps (%d) exceeds the run (train.steps = %d)", t->warmup_steps, t->steps);
+    NEED(t->min_lr <= t->lr, "train.min_lr (%g) is the floor and must not exceed train.lr (%g)", t->min_lr, t->lr);
+    NEED(t->step_every >= 1 && t->step_factor > 0 && t->step_factor <= 1,
+         "train.step_every must be positive and train.step_factor in (0, 1]");
+    NEED(t->wsd_decay_frac >= 0 && t->wsd_decay_frac <= 1, "train.wsd_decay_frac must be in [0, 1]");
     NEED(t->log_every >= 1, "train.log_every must be positive");
     NEED(t->eval_every >= 0 && t->eval_batches >= 0 && t->checkpoint_every >= 0,
          "train.eval_every, eval_batches and checkpoint_every must not be negative");

@@ -42,10 +42,23 @@ void adamw_step(KilnModel *m, const KilnTrainConfig *t, float lr, int step, floa
 
 float lr_at(const KilnTrainConfig *t, int step) {
     // step counts from 0 here, as nanoGPT's iteration number
-    if (step < t->warmup_steps) return t->lr * (float)(step + 1) / (float)(t->warmup_steps + 1);
-    if (step >= t->decay_steps) return t->min_lr;
-    if (t->decay_steps <= t->warmup_steps) return t->lr;
-    double ratio = (double)(step - t->warmup_steps) / (double)(t->decay_steps - t->warmup_steps);
-    double coeff = 0.5 * (1.0 + cos(M_PI * ratio));
-    return (float)(t->min_lr + coeff * (t->lr - t->min_lr));
+    int w = t->warmup_steps, end = t->decay_steps;
+    if (step < w) return t->lr * (float)(step + 1) / (float)(w + 1);
+    double lr = t->lr, lo = t->min_lr, v;
+    double done = end > w ? (double)(step - w) / (double)(end - w) : 1.0;  // progress through the decay
+    if (done > 1) done = 1;
+    switch (t->schedule) {
+    case KILN_LR_COSINE: v = lo + 0.5 * (1.0 + cos(M_PI * done)) * (lr - lo); break;
+    case KILN_LR_LINEAR: v = lr - done * (lr - lo); break;
+    case KILN_LR_STEP: v = lr * pow(t->step_factor, (double)((step - w) / t->step_every)); break;
+    case KILN_LR_INV_SQRT: v = lr * sqrt((double)(w > 0 ? w : 1) / (double)(step - w + (w > 0 ? w : 1))); break;
+    case KILN_LR_WSD: {
+        // stable at lr, then the last wsd_decay_frac of the decay span falls linearly to min_lr
+        double start = 1.0 - t->wsd_decay_frac;
+        v = done <= start ? lr : lr - (done - start) / (t->wsd_decay_frac > 0 ? t->wsd_decay_frac : 1) * (lr - lo);
+        break;
+    }
+    default: v = lr; break;
+    }
+    return (float)(v > lo ? v : lo);  // min_lr is the floor of every shape
 }

@@ -1,0 +1,94 @@
+// test_schedule.c: learning-rate schedules at hand-computed points, and the
+// config errors for schedules that cannot run.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "kiln/config.h"
+#include "kiln/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+static KilnTrainConfig base(KilnLrSchedule s) {
+    KilnTrainConfig t;
+    memset(&t, 0, sizeof t);
+    t.lr = 1.0f, t.min_lr = 0.1f, t.warmup_steps = 9, t.decay_steps = 109, t.steps = 120;
+    t.schedule = s, t.step_every = 25, t.step_factor = 0.5f, t.wsd_decay_frac = 0.2f;
+    return t;
+}
+
+#define NEAR(a, b) assert_true(fabs((double)(a) - (double)(b)) < 1e-6)
+
+static void test_warmup_and_floor(void **st) {
+    (void)st;
+    for (int s = KILN_LR_COSINE; s <= KILN_LR_CONSTANT; s++) {
+        KilnTrainConfig t = base((KilnLrSchedule)s);
+        NEAR(lr_at(&t, 0), 0.1);  // (step+1)/(warmup+1)
+        NEAR(lr_at(&t, 4), 0.5);
+        NEAR(lr_at(&t, 9), 1.0);  // first step after warmup: the peak
+        for (int k = 0; k < 400; k++) assert_true(lr_at(&t, k) >= t.min_lr - 1e-7f);
+    }
+}
+
+static void test_shapes(void **st) {
+    (void)st;
+    KilnTrainConfig t = base(KILN_LR_COSINE);  // decay over steps 9..109 (100 steps)
+    NEAR(lr_at(&t, 59), 0.55);                  // halfway: min + (lr-min)/2
+    NEAR(lr_at(&t, 34), 0.1 + 0.9 * 0.5 * (1 + cos(M_PI * 0.25)));
+    NEAR(lr_at(&t, 109), 0.1);
+    NEAR(lr_at(&t, 115), 0.1);
+    t = base(KILN_LR_LINEAR);
+    NEAR(lr_at(&t, 59), 0.55);
+    NEAR(lr_at(&t, 89), 1.0 - 0.8 * 0.9);
+    t = base(KILN_LR_STEP);
+    NEAR(lr_at(&t, 33), 1.0);  // 24 steps after warmup
+    NEAR(lr_at(&t, 34), 0.5);
+    NEAR(lr_at(&t, 59), 0.25);
+    NEAR(lr_at(&t, 109), 0.1);  // 0.0625 is under the floor
+    t = base(KILN_LR_INV_SQRT);
+    NEAR(lr_at(&t, 9), 1.0);
+    NEAR(lr_at(&t, 36), sqrt(9.0 / 36.0));  // lr * sqrt(W/(step-w+W))
+    t = base(KILN_LR_WSD);  // stable until 80% of the decay span, then linear
+    NEAR(lr_at(&t, 89), 1.0);
+    NEAR(lr_at(&t, 99), 0.55);
+    NEAR(lr_at(&t, 109), 0.1);
+    t = base(KILN_LR_CONSTANT);
+    NEAR(lr_at(&t, 100), 1.0);
+}
+
+static void test_config_errors(void **st) {
+    (void)st;
+    const char *bad[][2] = {
+        {"train.warmup_steps", "500"},  // with steps 100: warmup exceeds the run
+        {"train.min_lr", "0.5"},        // floor above the peak
+        {"train.step_factor", "0"},
+        {"train.schedule", "exponential"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        KilnConfig c;
+        KilnErr err;
+        kiln_config_defaults(&c);
+        c.train.steps = 100;
+        c.train.lr = 0.1f;
+        int rc = kiln_config_set(&c, bad[i][0], bad[i][1], "test", &err);
+        if (!rc) rc = kiln_config_finalize(&c, &err);
+        assert_int_equal(rc, -1);
+        assert_non_null(strstr(err.msg, strchr(bad[i][0], '.') + 1));
+    }
+    KilnConfig c;
+    KilnErr err;
+    kiln_config_defaults(&c);
+    assert_int_equal(kiln_config_set(&c, "train.schedule", "wsd", "test", &err), 0);
+    assert_int_equal(c.train.schedule, KILN_LR_WSD);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_warmup_and_floor),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_config_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
