@@ -118,19 +118,10 @@ int load_dictd(SrcLoad *L, const char *path, KilnErr *err) {
     struct stat st;
     if (stat(dict_path.data, &st)) dict_path.data[dict_path.len -= 3] = 0;  // plain .dict
     if (!stat(dict_path.data, &st)) L->extra_bytes += (long)st.st_size;
-    char why[384];
-    KilnErr e2;
-    int ri = src_read_all(path, &index, why, sizeof why, &e2);
-    int rd = ri < 0 ? 0 : src_read_all(dict_path.data, &dict, why, sizeof why, &e2);
-    if (ri < 0 || rd < 0) {
-        skips_add(L->skips, "%s", e2.msg);
+    // a damaged index (its last line may be cut) leaves the dictionary out; damaged
+    // data keeps the entries it still holds
+    if (src_read_noting(L->skips, path, &index) != 0 || src_read_noting(L->skips, dict_path.data, &dict) < 0)
         goto done;
-    }
-    if (ri == 1) {
-        skips_add(L->skips, "%s", why);  // index damaged: its last line may be cut
-        goto done;
-    }
-    if (rd == 1) skips_add(L->skips, "%s", why);  // damaged data: the entries it still holds are kept
     if ((rc = parse_index(L, path, index.data, index.len, &e, &n, err))) goto done;
     qsort(e, (size_t)n, sizeof *e, cmp_entry);
     for (long i = 0; i < n && !rc; i++) {
@@ -226,14 +217,8 @@ int load_wordnet(SrcLoad *L, const char *path, KilnErr *err) {
     SrcGroup g = {.sep = "\n"};
     const char *b = base_of(path);
     const char *prefix = !strncmp(b, "data.", 5) ? b + 5 : b;
-    char why[384];
-    KilnErr e2;
-    int rc = 0, rr = src_read_all(path, &src, why, sizeof why, &e2);
-    if (rr < 0) {
-        skips_add(L->skips, "%s", e2.msg);
-        goto done;
-    }
-    if (rr == 1) skips_add(L->skips, "%s", why);
+    int rc = 0, rr = src_read_noting(L->skips, path, &src);
+    if (rr < 0) goto done;
     long lineno = 0;
     for (size_t i = 0; i < src.len && !rc;) {
         const char *s = src.data + i;
@@ -264,14 +249,8 @@ int load_fortune(SrcLoad *L, const char *path, KilnErr *err) {
     KilnBuf src = {0};
     SrcGroup g = {.sep = "\n\n"};
     const char *prefix = base_of(path);
-    char why[384];
-    KilnErr e2;
-    int rc = 0, rr = src_read_all(path, &src, why, sizeof why, &e2);
-    if (rr < 0) {
-        skips_add(L->skips, "%s", e2.msg);
-        goto done;
-    }
-    if (rr == 1) skips_add(L->skips, "%s", why);
+    int rc = 0, rr = src_read_noting(L->skips, path, &src);
+    if (rr < 0) goto done;
     if (memchr(src.data, 0, src.len)) {
         skips_add(L->skips, "%s: binary (NUL bytes), not a fortune file", path);
         goto done;

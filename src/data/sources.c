@@ -91,6 +91,15 @@ int src_emit(SrcLoad *L, const char *id, size_t id_len, const char *text, size_t
     return 0;
 }
 
+int src_read_noting(KilnSkips *skips, const char *path, KilnBuf *out) {
+    char why[384];
+    KilnErr e;
+    int rc = src_read_all(path, out, why, sizeof why, &e);
+    if (rc < 0) skips_add(skips, "%s", e.msg);
+    if (rc == 1) skips_add(skips, "%s", why);
+    return rc;
+}
+
 int src_read_all(const char *path, KilnBuf *out, char *why, size_t why_cap, KilnErr *err) {
     kbuf_clear(out);
     gzFile gz = gzopen(path, "rb");
@@ -557,16 +566,10 @@ static int load_file(KilnSourceReader *r, const SrcFile *f, KilnErr *err) {
     case F_WORDNET: r->files_read++, r->bytes += f->size; return load_wordnet(&r->L, f->path, err);
     case F_FORTUNE: r->files_read++, r->bytes += f->size; return load_fortune(&r->L, f->path, err);
     }
-    char why[384];
-    KilnErr e;
-    int rc = src_read_all(f->path, &r->raw, why, sizeof why, &e);
-    if (rc < 0) {
-        skips_add(&r->skips, "%s", e.msg);
-        return 0;
-    }
+    int rc = src_read_noting(&r->skips, f->path, &r->raw);
+    if (rc < 0) return 0;
     r->files_read++;
     r->bytes += f->size;
-    if (rc == 1) skips_add(&r->skips, "%s", why);
     if (r->format == F_TEXT && r->split) return load_text_split(r, f->path, rc == 1, err);
     if (rc == 1) return 0;  // one document per file: a damaged file is left out whole
     switch (r->format) {
