@@ -28,6 +28,7 @@ int kbuf_reserve(KilnBuf *b, size_t cap);                 // -1 when out of memo
 int kbuf_append(KilnBuf *b, const void *p, size_t n);     // -1 when out of memory
 int kbuf_puts(KilnBuf *b, const char *s);
 int kbuf_putc(KilnBuf *b, char c);
+int kbuf_printf(KilnBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));  // appends
 int kbuf_set(KilnBuf *b, const void *p, size_t n);        // replace contents
 void kbuf_clear(KilnBuf *b);                              // len = 0, keeps memory
 void kbuf_swap(KilnBuf *a, KilnBuf *b);

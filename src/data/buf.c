@@ -1,6 +1,8 @@
 // buf.c: growable byte strings, UTF-8 validation and repair, JSON escaping.
 #include "kiln/data.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,19 @@ int kbuf_append(KilnBuf *b, const void *p, size_t n) {
 
 int kbuf_puts(KilnBuf *b, const char *s) { return kbuf_append(b, s, strlen(s)); }
 int kbuf_putc(KilnBuf *b, char c) { return kbuf_append(b, &c, 1); }
+
+int kbuf_printf(KilnBuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || kbuf_reserve(b, b->len + (size_t)n)) return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
 
 int kbuf_set(KilnBuf *b, const void *p, size_t n) {
     kbuf_clear(b);

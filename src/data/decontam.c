@@ -252,16 +252,6 @@ static int json_str(KilnBuf *b, const char *s) {
     return kbuf_putc(b, '"') || kbuf_json_escape(b, s, strlen(s)) || kbuf_putc(b, '"');
 }
 
-static int put_fmt(KilnBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int put_fmt(KilnBuf *b, const char *fmt, ...) {
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    return n < 0 ? -1 : kbuf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 static int cmp_source(const void *a, const void *b) {
     const SourceStat *x = a, *y = b;
     int c = strcmp(x->source, y->source);
@@ -274,7 +264,7 @@ static int report_task(Decontam *d, int t, KilnBuf *b) {
     for (long i = 0; i < nitems; i++) nfound += decontam_item_task(ix, i) == t && atomic_load(&d->found[i]);
     int rc = json_str(b, decontam_task_name(ix, t)) || kbuf_puts(b, ":{\"file\":") ||
              json_str(b, decontam_task_file(ix, t)) ||
-             put_fmt(b, ",\"items\":%ld,\"items_too_short\":%ld,\"found\":%ld,\"found_ids\":[",
+             kbuf_printf(b, ",\"items\":%ld,\"items_too_short\":%ld,\"found\":%ld,\"found_ids\":[",
                      decontam_task_items(ix, t), decontam_task_too_short(ix, t), nfound);
     for (long i = 0, k = 0; i < nitems && !rc; i++)
         if (decontam_item_task(ix, i) == t && atomic_load(&d->found[i]))
@@ -286,7 +276,7 @@ static int report_task(Decontam *d, int t, KilnBuf *b) {
         const SourceStat *s = &d->src[i];
         if (s->task != t) continue;
         rc = (k++ && kbuf_putc(b, ',')) || json_str(b, s->source) ||
-             put_fmt(b, ":{\"docs_matched\":%ld,\"docs_dropped\":%ld,\"docs_excised\":%ld}", s->matched, s->dropped,
+             kbuf_printf(b, ":{\"docs_matched\":%ld,\"docs_dropped\":%ld,\"docs_excised\":%ld}", s->matched, s->dropped,
                      s->excised);
     }
     return rc || kbuf_puts(b, "}}");
@@ -297,7 +287,7 @@ static char *dc_report(void *state) {
     Decontam *d = state;
     KilnBuf b = {0};
     pthread_mutex_lock(&d->mu);
-    int rc = put_fmt(&b,
+    int rc = kbuf_printf(&b,
                      "{\"n\":%d,\"mode\":\"%s\",\"margin\":%ld,\"max_splits\":%ld,\"min_chars\":%ld,"
                      "\"index_ngrams\":%ld,\"index_bytes\":%zu,\"index_seconds\":%.3f,\"docs_matched\":%ld,"
                      "\"docs_dropped\":%ld,\"docs_excised\":%ld,\"bytes_excised\":%ld,\"ngram_hits\":%ld%s,"
