@@ -13,6 +13,11 @@ typedef struct {
 } KilnCommand;
 
 extern const KilnCommand CMD_PRETRAIN, CMD_TOKENIZER, CMD_DATA;
+extern const KilnCommand CMD_SUPERVISE;
+// `kiln pretrain ... --supervise`: argv (argv[0] "pretrain") minus --supervise, run by
+// this binary under supervise_run with default options and RUN = run_dir (quiet:
+// no supervisor lines); returns the exit status. See cmd_supervise.c.
+int cli_pretrain_supervised(int argc, char **argv, const char *run_dir, int quiet);
 int cmd_data_classifier(int argc, char **argv);  // `kiln data classifier ...`
 int cmd_data_gather(int argc, char **argv);      // `kiln data gather debian`
 

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-static const KilnCommand *const COMMANDS[] = {&CMD_DATA, &CMD_TOKENIZER, &CMD_PRETRAIN};
+static const KilnCommand *const COMMANDS[] = {&CMD_DATA, &CMD_TOKENIZER, &CMD_PRETRAIN, &CMD_SUPERVISE};
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
 static void usage(FILE *f) {
