@@ -12,6 +12,9 @@
 typedef enum { KILN_POS_LEARNED, KILN_POS_ROPE } KilnPos;
 typedef enum { KILN_NORM_LAYERNORM, KILN_NORM_RMSNORM } KilnNorm;
 typedef enum { KILN_ACT_GELU, KILN_ACT_GELU_ERF, KILN_ACT_RELU, KILN_ACT_SWIGLU } KilnAct;
+// Weight-init scheme (gpt_init_weights) and optimizer (optimizer_step in optim.h).
+typedef enum { KILN_INIT_GPT2, KILN_INIT_SMALL, KILN_INIT_TFIXUP } KilnInit;
+typedef enum { KILN_OPT_ADAMW, KILN_OPT_SGD, KILN_OPT_LION } KilnOptimizer;
 // Learning-rate shape after the linear warmup (see lr_at in optim.h).
 typedef enum { KILN_LR_COSINE, KILN_LR_LINEAR, KILN_LR_STEP, KILN_LR_INV_SQRT, KILN_LR_WSD, KILN_LR_CONSTANT } KilnLrSchedule;
 
@@ -32,6 +35,7 @@ typedef struct {
     float norm_eps;
     float rope_theta;
     float init_std;
+    KilnInit init;
 } KilnModelConfig;
 
 typedef struct {
@@ -47,9 +51,13 @@ typedef struct {
     int step_every;        // step schedule: multiply by step_factor every step_every steps
     float step_factor;
     float wsd_decay_frac;  // WSD: the last fraction of decay_steps decays linearly to min_lr
-    float beta1, beta2, eps;
+    KilnOptimizer optimizer;
+    float beta1, beta2, eps;  // AdamW; Lion mixes with beta1 and keeps momentum with beta2
+    float momentum;        // SGD
+    int nesterov;          // SGD
     float weight_decay;
     int decay_embeddings;  // weight decay on embeddings too (nanoGPT does this)
+    float l1, l2;          // penalties on the weight-decayed tensors, added to their gradients
     float grad_clip;       // global-norm clip; 0 disables
     unsigned long long seed;
     int log_every;

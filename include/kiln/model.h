@@ -90,7 +90,7 @@ typedef struct {
 // Plans and allocates everything for micro-batches up to (maxB, maxT).
 int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err);
 void gpt_destroy(KilnModel *m);
-void gpt_init_weights(KilnModel *m, uint64_t seed);  // GPT-2 init
+void gpt_init_weights(KilnModel *m, uint64_t seed);  // scheme cfg.init (init.c)
 long gpt_num_params(const KilnModel *m);
 double gpt_flops_per_token(const KilnModel *m, int T);  // forward+backward, PaLM-style
 

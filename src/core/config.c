@@ -24,6 +24,8 @@ static const char *const POS_NAMES[] = {"learned", "rope", NULL};
 static const char *const NORM_NAMES[] = {"layernorm", "rmsnorm", NULL};
 static const char *const ACT_NAMES[] = {"gelu", "gelu_erf", "relu", "swiglu", NULL};
 static const char *const SCHEDULE_NAMES[] = {"cosine", "linear", "step", "inv_sqrt", "wsd", "constant", NULL};
+static const char *const INIT_NAMES[] = {"gpt2", "small", "tfixup", NULL};
+static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd", "lion", NULL};
 
 #define M(f) offsetof(KilnConfig, model.f)
 #define TR(f) offsetof(KilnConfig, train.f)
@@ -45,6 +47,8 @@ static const KeySpec KEYS[] = {
     {"model.norm_eps", T_FLOAT, M(norm_eps), 0, NULL, "epsilon inside LayerNorm/RMSNorm"},
     {"model.rope_theta", T_FLOAT, M(rope_theta), 0, NULL, "RoPE base"},
     {"model.init_std", T_FLOAT, M(init_std), 0, NULL, "std of the normal init (residual projections / sqrt(2*n_layer))"},
+    {"model.init", T_ENUM, M(init), 0, INIT_NAMES,
+     "weight init: gpt2 (normal init_std, scaled residuals) | small (normal sqrt(2/(5 n_embd))) | tfixup (T-Fixup)"},
     {"train.batch_size", T_INT, TR(batch_size), 0, NULL, "sequences per micro-batch"},
     {"train.seq_len", T_INT, TR(seq_len), 0, NULL, "tokens per sequence; 0 = model.block_size"},
     {"train.grad_accum", T_INT, TR(grad_accum), 0, NULL, "micro-batches per optimizer step"},
@@ -58,11 +62,16 @@ static const KeySpec KEYS[] = {
     {"train.step_every", T_INT, TR(step_every), 0, NULL, "step schedule: steps between drops"},
     {"train.step_factor", T_FLOAT, TR(step_factor), 0, NULL, "step schedule: factor applied at each drop"},
     {"train.wsd_decay_frac", T_FLOAT, TR(wsd_decay_frac), 0, NULL, "wsd: share of decay_steps spent decaying (linearly) at the end"},
-    {"train.beta1", T_FLOAT, TR(beta1), 0, NULL, "AdamW beta1"},
-    {"train.beta2", T_FLOAT, TR(beta2), 0, NULL, "AdamW beta2"},
+    {"train.optimizer", T_ENUM, TR(optimizer), 0, OPTIMIZER_NAMES, "adamw | sgd (with momentum) | lion"},
+    {"train.beta1", T_FLOAT, TR(beta1), 0, NULL, "AdamW beta1; Lion: mix of momentum and gradient in the update"},
+    {"train.beta2", T_FLOAT, TR(beta2), 0, NULL, "AdamW beta2; Lion: momentum decay (Lion's usual value is 0.99)"},
     {"train.eps", T_FLOAT, TR(eps), 0, NULL, "AdamW epsilon"},
+    {"train.momentum", T_FLOAT, TR(momentum), 0, NULL, "SGD momentum (dampening 0, as torch.optim.SGD); 0 = plain SGD"},
+    {"train.nesterov", T_BOOL, TR(nesterov), 0, NULL, "SGD: Nesterov momentum"},
     {"train.weight_decay", T_FLOAT, TR(weight_decay), 0, NULL, "decoupled weight decay on matrices"},
     {"train.decay_embeddings", T_BOOL, TR(decay_embeddings), 0, NULL, "also decay embeddings (nanoGPT does)"},
+    {"train.l1", T_FLOAT, TR(l1), 0, NULL, "L1 penalty l1*sum|w| on the weight-decayed tensors"},
+    {"train.l2", T_FLOAT, TR(l2), 0, NULL, "L2 penalty l2/2*sum w^2 on the weight-decayed tensors"},
     {"train.grad_clip", T_FLOAT, TR(grad_clip), 0, NULL, "clip the global gradient norm to this; 0 = off"},
     {"train.seed", T_U64, TR(seed), 0, NULL, "seed for init and dropout"},
     {"train.log_every", T_INT, TR(log_every), 0, NULL, "print a line every N steps"},
@@ -108,6 +117,7 @@ void kiln_config_defaults(KilnConfig *cfg) {
     t->beta1 = 0.9f;
     t->beta2 = 0.95f;
     t->eps = 1e-8f;
+    t->momentum = 0.9f;
     t->weight_decay = 0.1f;
     t->grad_clip = 1.0f;
     t->seed = 1337;
@@ -321,6 +331,9 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(t->lr >= 0 && t->min_lr >= 0, "train.lr and train.min_lr must not be negative");
     NEED(t->beta1 >= 0 && t->beta1 < 1 && t->beta2 >= 0 && t->beta2 < 1, "train.beta1/beta2 must be in [0, 1)");
     NEED(t->eps > 0, "train.eps must be positive");
+    NEED(t->momentum >= 0 && t->momentum < 1, "train.momentum must be in [0, 1) (got %g)", t->momentum);
+    NEED(!t->nesterov || t->momentum > 0, "train.nesterov needs train.momentum > 0");
+    NEED(t->l1 >= 0 && t->l2 >= 0 && t->weight_decay >= 0, "train.l1, l2 and weight_decay must not be negative");
     NEED(t->warmup_steps >= 0 && t->decay_steps >= 0, "train.warmup_steps/decay_steps must not be negative");
     NEED(t->warmup_steps <= t->steps || t->steps == 0,
          "train.warmup_steps (%d) exceeds the run (train.steps = %d)", t->warmup_steps, t->steps);

@@ -150,27 +150,6 @@ void gpt_destroy(KilnModel *m) {
     memset(m, 0, sizeof *m);
 }
 
-void gpt_init_weights(KilnModel *m, uint64_t seed) {
-    KilnRng rng;
-    kiln_rng_seed(&rng, seed);
-    float std = m->cfg.init_std;
-    float resid_std = std / sqrtf(2.0f * m->cfg.n_layer);
-    for (int i = 0; i < PT_COUNT; i++) {
-        float *t = m->p.t[i];
-        long n = m->layout.size[i];
-        if (!t) continue;
-        if (i == PT_LN1W || i == PT_LN2W || i == PT_LNFW) {
-            for (long k = 0; k < n; k++) t[k] = 1.0f;
-        } else if (i == PT_LN1B || i == PT_LN2B || i == PT_LNFB || i == PT_QKVB ||
-                   i == PT_ATTPROJB || i == PT_FCB || i == PT_FCPROJB) {
-            memset(t, 0, sizeof(float) * n);
-        } else {
-            float s = (i == PT_ATTPROJW || i == PT_FCPROJW) ? resid_std : std;
-            for (long k = 0; k < n; k++) t[k] = s * kiln_rng_normal(&rng);
-        }
-    }
-}
-
 long gpt_num_params(const KilnModel *m) {
     long n = 0;
     for (int i = 0; i < PT_COUNT; i++) n += m->layout.size[i];

@@ -211,7 +211,7 @@ EMBEDDINGS = ("model.embed_tokens.weight", "model.embed_positions.weight")
 
 
 def decays(name, decay_embeddings=False):
-    """kiln's weight-decay rule (adamw.c, plan_params): linear matrices and an untied
+    """kiln's weight-decay rule (optim.c, plan_params): linear matrices and an untied
     lm_head; embeddings only with decay_embeddings; never norms or biases."""
     if name.endswith(DECAYED_MATRICES) or name == "lm_head.weight":
         return True
