@@ -22,6 +22,7 @@ pkgs=(
   bible-kjv-text dict-gcide wordnet-base dict-foldoc dict-jargon fortunes fortunes-min
   manpages manpages-dev
   unicode-data             # character and emoji names (scripts/gen_unicode_names.py, clean tests)
+  chromium                 # headless screenshots of `kiln report` pages (tests/test_report_screenshot.sh)
 )
 
 missing=()
