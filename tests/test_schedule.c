@@ -1,5 +1,5 @@
 // test_schedule.c: learning-rate schedules at hand-computed points, and the
-// config errors for schedules that cannot run.
+// config errors for schedules that cannot run, and the batch-size ramp.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +7,7 @@
 
 #include "kiln/config.h"
 #include "kiln/optim.h"
+#include "kiln/schedule.h"
 
 #include <math.h>
 #include <string.h>
@@ -65,6 +66,10 @@ static void test_config_errors(void **st) {
         {"train.min_lr", "0.5"},        // floor above the peak
         {"train.step_factor", "0"},
         {"train.schedule", "exponential"},
+        {"train.batch_ramp_start", "100"},  // without batch_ramp_tokens
+        {"train.spike_window", "1"},
+        {"train.spike_lr_factor", "2"},
+        {"train.keep_last", "-1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         KilnConfig c;
@@ -84,11 +89,39 @@ static void test_config_errors(void **st) {
     assert_int_equal(c.train.schedule, KILN_LR_WSD);
 }
 
+static void test_batch_ramp(void **st) {
+    (void)st;
+    KilnTrainConfig t;
+    memset(&t, 0, sizeof t);
+    t.batch_size = 2, t.seq_len = 8, t.grad_accum = 8;  // micro-batch 16 tokens, target 128
+    assert_int_equal(batch_micro_steps(&t, 0), 8);      // no ramp
+    t.batch_ramp_start = 20, t.batch_ramp_tokens = 1000;  // 20 tokens -> 2 micro-batches
+    assert_int_equal(batch_micro_steps(&t, 0), 2);
+    assert_int_equal(batch_micro_steps(&t, 166), 2);  // 6*166/1000 = 0.996
+    assert_int_equal(batch_micro_steps(&t, 167), 3);  // 6*167/1000 = 1.002
+    assert_int_equal(batch_micro_steps(&t, 500), 5);
+    assert_int_equal(batch_micro_steps(&t, 999), 7);
+    assert_int_equal(batch_micro_steps(&t, 1000), 8);
+    assert_int_equal(batch_micro_steps(&t, 1 << 30), 8);
+    t.batch_ramp = KILN_RAMP_STEP, t.batch_ramp_stages = 3;  // 2, then 4 from 334 tokens, 6 from 667, 8 at 1000
+    assert_int_equal(batch_micro_steps(&t, 333), 2);
+    assert_int_equal(batch_micro_steps(&t, 334), 4);
+    assert_int_equal(batch_micro_steps(&t, 666), 4);
+    assert_int_equal(batch_micro_steps(&t, 667), 6);
+    assert_int_equal(batch_micro_steps(&t, 999), 6);
+    assert_int_equal(batch_micro_steps(&t, 1000), 8);
+    t.batch_ramp_start = 1, t.batch_ramp = KILN_RAMP_LINEAR;  // less than a micro-batch: one
+    assert_int_equal(batch_micro_steps(&t, 0), 1);
+    t.batch_ramp_start = 100000;  // more than the target: the target
+    assert_int_equal(batch_micro_steps(&t, 0), 8);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_warmup_and_floor),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_batch_ramp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

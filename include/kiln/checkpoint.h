@@ -1,13 +1,20 @@
 // checkpoint.h: a checkpoint is a directory written whole or not at all:
 //   RUN/ckpt-00000100/model.safetensors      weights, HF-style names
 //   RUN/ckpt-00000100/optimizer.safetensors  AdamW moments (exp_avg.*, exp_avg_sq.*)
-//   RUN/ckpt-00000100/state.json             step, tokens, loader position, config, commit
+//   RUN/ckpt-00000100/state.json             step, tokens, loader position, live settings,
+//                                            spike-guard window, config, commit, and the
+//                                            sha256 of both safetensors files
 // It is built as RUN/.ckpt-00000100.tmp, fsync'd, then renamed; RUN/latest names the newest.
+// Randomness needs no saved stream: dropout masks and the loader's permutations are
+// pure functions of (train.seed, step, micro-batch) and (seed, epoch, shard).
 #ifndef KILN_CHECKPOINT_H
 #define KILN_CHECKPOINT_H
 
 #include "kiln/config.h"
+#include "kiln/guard.h"
 #include "kiln/model.h"
+
+#define KILN_MAX_SKIPS 1024
 
 typedef struct {
     int step;                 // optimizer steps taken
@@ -16,7 +23,28 @@ typedef struct {
     long loader_pos;
     long loader_epoch;
     float val_loss;           // last validation loss, NAN if none
+    double train_seconds;     // wall time spent in training steps, over all resumes
+    // live settings: the config's values, changed by the control file and the spike guard
+    float lr_mult;
+    float weight_decay, grad_clip;
+    int optimizer;            // KilnOptimizer
+    int act;                  // KilnAct
+    int opt_step;             // updates since the optimizer's state was last reset
+    // spike guard
+    KilnGuardWindow guard;
+    int spikes;               // spikes handled so far
+    // steps that throw away skip_count[i] steps' worth of batches before they
+    // train (one more for each spike there), sorted by step
+    int nskip;
+    int skip_step[KILN_MAX_SKIPS], skip_count[KILN_MAX_SKIPS];
 } KilnTrainState;
+
+// The state a fresh run starts from: settings from the config, nothing seen.
+void train_state_init(KilnTrainState *st, const KilnConfig *cfg);
+// How many steps' worth of batches step throws away before it trains (0: none).
+int train_state_skips(const KilnTrainState *st, int step);
+// Adds count to step's entry in the skip list; -1 when the list is full.
+int train_state_add_skip(KilnTrainState *st, int step, int count);
 
 // Writes RUN/ckpt-<step>; path (if not NULL, 1024 bytes) receives its directory.
 int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel *m,
@@ -30,5 +58,18 @@ int checkpoint_parse_state(const char *text, size_t len, const char *name, KilnC
 int checkpoint_load(const char *ckpt_dir, KilnModel *m, int with_optimizer, KilnErr *err);
 // Resolves RUN/latest to a checkpoint directory; returns -1 if there is none.
 int checkpoint_latest(const char *run_dir, char *path, size_t n, KilnErr *err);
+// Checks a checkpoint directory: state.json parses and both files match their sha256.
+int checkpoint_verify(const char *ckpt_dir, KilnErr *err);
+// The newest checkpoint of RUN that verifies: RUN/latest's first, then every
+// ckpt-* from the newest down. Each one passed over is described in warn
+// (warn_n bytes, "" if none). -1 when no checkpoint verifies.
+int checkpoint_find_good(const char *run_dir, char *path, size_t n, char *warn, size_t warn_n, KilnErr *err);
+// Removes checkpoints beyond the newest keep_last (0: keep all), sparing
+// milestones (steps that are multiples of keep_every) and the one named by RUN/latest.
+int checkpoint_prune(const char *run_dir, int keep_last, int keep_every, KilnErr *err);
+// 0 when a checkpoint's config has the same model shape as cfg; otherwise an
+// error naming the first key that differs.
+int checkpoint_same_shape(const KilnModelConfig *saved, const KilnModelConfig *cfg, const char *ckpt_dir,
+                          KilnErr *err);
 
 #endif

@@ -17,6 +17,10 @@ typedef enum { KILN_INIT_GPT2, KILN_INIT_SMALL, KILN_INIT_TFIXUP } KilnInit;
 typedef enum { KILN_OPT_ADAMW, KILN_OPT_SGD, KILN_OPT_LION } KilnOptimizer;
 // Learning-rate shape after the linear warmup (see lr_at in optim.h).
 typedef enum { KILN_LR_COSINE, KILN_LR_LINEAR, KILN_LR_STEP, KILN_LR_INV_SQRT, KILN_LR_WSD, KILN_LR_CONSTANT } KilnLrSchedule;
+typedef enum { KILN_RAMP_LINEAR, KILN_RAMP_STEP } KilnBatchRamp;
+// What the spike guard does when the loss or gradient norm jumps (see guard.h).
+#define KILN_SPIKE_WINDOW_MAX 1024
+typedef enum { KILN_SPIKE_ROLLBACK, KILN_SPIKE_SKIP, KILN_SPIKE_STOP } KilnSpikeAction;
 
 typedef struct {
     int vocab_size;
@@ -64,6 +68,22 @@ typedef struct {
     int eval_every;        // 0: only at the end
     int eval_batches;      // 0: the whole validation split
     int checkpoint_every;  // 0: only at the end
+    float checkpoint_minutes;  // also every this many minutes; 0: off
+    int keep_last;         // checkpoints kept besides milestones; 0: all
+    int keep_every;        // milestones: checkpoints at multiples of this step are never removed
+    // batch-size ramp: the global batch grows from batch_ramp_start tokens to
+    // grad_accum*batch_size*seq_len over the first batch_ramp_tokens tokens
+    unsigned long long batch_ramp_start, batch_ramp_tokens;
+    KilnBatchRamp batch_ramp;
+    int batch_ramp_stages;     // step ramp: number of equal increments
+    // spike guard: z-scores of loss and gradient norm over a window of recent steps
+    float spike_z, spike_grad_z;  // 0: that check is off; either on also catches NaN/Inf
+    int spike_window, spike_min_history;
+    KilnSpikeAction spike_action;
+    int spike_skip_steps;      // steps of batches skipped, ending at the spike
+    float spike_lr_factor;     // learning-rate multiplier applied at each spike
+    int spike_max;             // spikes handled before the run stops
+    float peak_tflops;         // for MFU; 0: measured with a short sgemm at start
     int threads;           // 0: OMP_NUM_THREADS or all cores
 } KilnTrainConfig;
 

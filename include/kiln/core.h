@@ -34,6 +34,9 @@ float kiln_rng_normal(KilnRng *rng);   // N(0, 1), Box-Muller
 
 double kiln_now(void);  // monotonic seconds
 
+// The shortest %g text (6 to 9 digits) that reads back as exactly v; returns buf.
+const char *kiln_float_str(float v, char buf[32]);
+
 // Durable writes: data goes to "<path>.tmp", is fsync'd, then renamed over path,
 // so a crash leaves either the old file or the new one, never half of one.
 // An existing path that is not a regular file (/dev/null, a FIFO) is refused.
@@ -49,6 +52,9 @@ int kiln_atomic_commit(KilnAtomicFile *af, KilnErr *err);  // fsync + rename + f
 void kiln_atomic_abort(KilnAtomicFile *af);                // remove the temp file
 int kiln_fsync_dir(const char *dir, KilnErr *err);
 int kiln_mkdirs(const char *path, KilnErr *err);
+
+// SHA-256 of a file's bytes as 64 lowercase hex digits.
+int kiln_sha256_file(const char *path, char hex[65], KilnErr *err);
 
 // Reads a whole file into a malloc'd buffer (NUL-terminated for convenience).
 int kiln_read_file(const char *path, char **data, size_t *len, KilnErr *err);

@@ -36,6 +36,7 @@ void kbuf_free(KilnBuf *b);
 // Appends s[0..n) as the body of a JSON string (no quotes): escapes ", \, control
 // characters; invalid UTF-8 bytes become U+FFFD so the output is always valid JSON.
 int kbuf_json_escape(KilnBuf *b, const char *s, size_t n);
+int kbuf_json_str(KilnBuf *b, const char *s);  // the NUL-terminated s as a quoted JSON string
 
 // ---------------------------------------------------------------- UTF-8
 // 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or values > U+10FFFF).

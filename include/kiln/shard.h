@@ -50,6 +50,10 @@ typedef struct {
     int *order;        // shard order of this epoch
     long *perm;        // sample order of the current shard
     long perm_cap;
+    // where the rows of the last loader_next batch came from: shard file index
+    // (into shards[]) and first token, so a batch can be traced to documents
+    int *row_shard;    // (B)
+    long *row_start;   // (B)
 } KilnLoader;
 
 // pattern: a path or a glob; shards sorted by name.

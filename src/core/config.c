@@ -26,6 +26,8 @@ static const char *const ACT_NAMES[] = {"gelu", "gelu_erf", "relu", "swiglu", NU
 static const char *const SCHEDULE_NAMES[] = {"cosine", "linear", "step", "inv_sqrt", "wsd", "constant", NULL};
 static const char *const INIT_NAMES[] = {"gpt2", "small", "tfixup", NULL};
 static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd", "lion", NULL};
+static const char *const RAMP_NAMES[] = {"linear", "step", NULL};
+static const char *const SPIKE_NAMES[] = {"rollback", "skip", "stop", NULL};
 
 #define M(f) offsetof(KilnConfig, model.f)
 #define TR(f) offsetof(KilnConfig, train.f)
@@ -78,6 +80,22 @@ static const KeySpec KEYS[] = {
     {"train.eval_every", T_INT, TR(eval_every), 0, NULL, "validation loss every N steps; 0 = at the end only"},
     {"train.eval_batches", T_INT, TR(eval_batches), 0, NULL, "validation batches; 0 = the whole split"},
     {"train.checkpoint_every", T_INT, TR(checkpoint_every), 0, NULL, "checkpoint every N steps; 0 = at the end only"},
+    {"train.checkpoint_minutes", T_FLOAT, TR(checkpoint_minutes), 0, NULL, "also checkpoint every N minutes; 0 = off"},
+    {"train.keep_last", T_INT, TR(keep_last), 0, NULL, "checkpoints kept (besides milestones); 0 = all"},
+    {"train.keep_every", T_INT, TR(keep_every), 0, NULL, "milestones: checkpoints at multiples of this step are kept; 0 = none"},
+    {"train.batch_ramp_start", T_U64, TR(batch_ramp_start), 0, NULL, "batch ramp: first global batch in tokens (rounded to micro-batches); 0 = no ramp"},
+    {"train.batch_ramp_tokens", T_U64, TR(batch_ramp_tokens), 0, NULL, "batch ramp: tokens over which the batch reaches its target"},
+    {"train.batch_ramp", T_ENUM, TR(batch_ramp), 0, RAMP_NAMES, "batch ramp shape: linear | step"},
+    {"train.batch_ramp_stages", T_INT, TR(batch_ramp_stages), 0, NULL, "step ramp: equal increments"},
+    {"train.spike_z", T_FLOAT, TR(spike_z), 0, NULL, "spike guard: loss z-score that counts as a spike; 0 = off"},
+    {"train.spike_grad_z", T_FLOAT, TR(spike_grad_z), 0, NULL, "spike guard: gradient-norm z-score that counts as a spike; 0 = off"},
+    {"train.spike_window", T_INT, TR(spike_window), 0, NULL, "spike guard: recent steps in the mean and std"},
+    {"train.spike_min_history", T_INT, TR(spike_min_history), 0, NULL, "spike guard: steps seen before it judges"},
+    {"train.spike_action", T_ENUM, TR(spike_action), 0, SPIKE_NAMES, "on a spike: rollback (to the last checkpoint, skipping the batches) | skip (the batches only) | stop"},
+    {"train.spike_skip_steps", T_INT, TR(spike_skip_steps), 0, NULL, "steps of batches skipped, ending at the spike"},
+    {"train.spike_lr_factor", T_FLOAT, TR(spike_lr_factor), 0, NULL, "learning-rate multiplier applied at each spike"},
+    {"train.spike_max", T_INT, TR(spike_max), 0, NULL, "spikes handled before the run stops with an error"},
+    {"train.peak_tflops", T_FLOAT, TR(peak_tflops), 0, NULL, "peak for MFU in TFLOP/s; 0 = measure sgemm at start"},
     {"train.threads", T_INT, TR(threads), 0, NULL, "threads; 0 = OMP_NUM_THREADS or all cores"},
     {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
     {"data.val", T_STR, D(val), sizeof(((KilnConfig *)0)->data.val), NULL, "validation shards (path or glob)"},
@@ -122,6 +140,13 @@ void kiln_config_defaults(KilnConfig *cfg) {
     t->grad_clip = 1.0f;
     t->seed = 1337;
     t->log_every = 1;
+    t->keep_last = 3;
+    t->batch_ramp_stages = 4;
+    t->spike_window = 100;
+    t->spike_min_history = 20;
+    t->spike_skip_steps = 1;
+    t->spike_lr_factor = 1.0f;
+    t->spike_max = 5;
     t->eval_batches = 0;
     cfg->data.shuffle = 1;
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/default");
@@ -341,6 +366,19 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(t->step_every >= 1 && t->step_factor > 0 && t->step_factor <= 1,
          "train.step_every must be positive and train.step_factor in (0, 1]");
     NEED(t->wsd_decay_frac >= 0 && t->wsd_decay_frac <= 1, "train.wsd_decay_frac must be in [0, 1]");
+    NEED(t->checkpoint_minutes >= 0 && t->keep_last >= 0 && t->keep_every >= 0,
+         "train.checkpoint_minutes, keep_last and keep_every must not be negative");
+    NEED(t->batch_ramp_start == 0 || t->batch_ramp_tokens > 0,
+         "train.batch_ramp_start is set but train.batch_ramp_tokens is 0: over how many tokens should the batch grow?");
+    NEED(t->batch_ramp_stages >= 1, "train.batch_ramp_stages must be positive");
+    NEED(t->spike_z >= 0 && t->spike_grad_z >= 0, "train.spike_z and spike_grad_z must not be negative");
+    NEED(t->spike_window >= 2 && t->spike_window <= KILN_SPIKE_WINDOW_MAX,
+         "train.spike_window must be in 2..%d (got %d)", KILN_SPIKE_WINDOW_MAX, t->spike_window);
+    NEED(t->spike_min_history >= 2 && t->spike_min_history <= t->spike_window,
+         "train.spike_min_history must be in 2..train.spike_window");
+    NEED(t->spike_skip_steps >= 1 && t->spike_skip_steps <= 64, "train.spike_skip_steps must be in 1..64");
+    NEED(t->spike_lr_factor > 0 && t->spike_lr_factor <= 1, "train.spike_lr_factor must be in (0, 1]");
+    NEED(t->spike_max >= 0 && t->peak_tflops >= 0, "train.spike_max and train.peak_tflops must not be negative");
     NEED(t->log_every >= 1, "train.log_every must be positive");
     NEED(t->eval_every >= 0 && t->eval_batches >= 0 && t->checkpoint_every >= 0,
          "train.eval_every, eval_batches and checkpoint_every must not be negative");
@@ -354,7 +392,11 @@ static void write_value(const KilnConfig *cfg, const KeySpec *k, FILE *f) {
     switch (k->type) {
     case T_INT: fprintf(f, "%d", *(const int *)p); break;
     case T_U64: fprintf(f, "%llu", *(const unsigned long long *)p); break;
-    case T_FLOAT: fprintf(f, "%.9g", *(const float *)p); break;
+    case T_FLOAT: {
+        char num[32];
+        fputs(kiln_float_str(*(const float *)p, num), f);
+        break;
+    }
     case T_BOOL: fprintf(f, "%s", *(const int *)p ? "true" : "false"); break;
     case T_STR: fprintf(f, "\"%s\"", p); break;
     case T_ENUM: fprintf(f, "%s", k->names[*(const int *)p]); break;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,4 +140,22 @@ int kiln_atomic_commit(KilnAtomicFile *af, KilnErr *err) {
     }
     atomic_release(af);
     return rc;
+}
+
+int kiln_sha256_file(const char *path, char hex[65], KilnErr *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return kiln_fail(err, "%s: cannot open to checksum: %s", path, strerror(errno));
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    unsigned char buf[1 << 16], md[32];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(c, buf, n);
+    int bad = ferror(f);
+    unsigned len;
+    EVP_DigestFinal_ex(c, md, &len);
+    EVP_MD_CTX_free(c);
+    fclose(f);
+    if (bad) return kiln_fail(err, "%s: read error while checksumming", path);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
 }

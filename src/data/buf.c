@@ -163,3 +163,7 @@ int kbuf_json_escape(KilnBuf *b, const char *s, size_t n) {
     }
     return kbuf_append(b, s + run, n - run);
 }
+
+int kbuf_json_str(KilnBuf *b, const char *s) {
+    return kbuf_putc(b, '"') || kbuf_json_escape(b, s, strlen(s)) || kbuf_putc(b, '"');
+}

@@ -3,7 +3,6 @@
 #include "kiln/shard.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -53,29 +52,13 @@ int corpus_writer_open(KilnCorpusWriter **wp, const KilnCorpusOptions *o, KilnEr
 long corpus_writer_tokens(const KilnCorpusWriter *w) { return w->split[0].tokens + w->split[1].tokens; }
 long corpus_writer_docs(const KilnCorpusWriter *w) { return w->split[0].docs + w->split[1].docs; }
 
-static int sha256_file(const char *path, char hex[65], KilnErr *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return kiln_fail(err, "%s: cannot reopen to checksum", path);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    unsigned char buf[1 << 16], md[32];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(c, buf, n);
-    unsigned len;
-    EVP_DigestFinal_ex(c, md, &len);
-    EVP_MD_CTX_free(c);
-    fclose(f);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
 // Writes the split's current shard and records it in the manifest.
 static int flush_shard(KilnCorpusWriter *w, Split *s, KilnErr *err) {
     if (s->cur.n == 0) return 0;
     char name[64], path[4096], hex[65];
     snprintf(name, sizeof name, "%s_%06d.bin", s->name, s->nshards);
     snprintf(path, sizeof path, "%s/%s", w->out_dir, name);
-    if (shard_write(path, s->cur.ids, s->cur.n, w->vocab, err) || sha256_file(path, hex, err)) return -1;
+    if (shard_write(path, s->cur.ids, s->cur.n, w->vocab, err) || kiln_sha256_file(path, hex, err)) return -1;
     char head[512];
     snprintf(head, sizeof head, "%s\n    {\"path\":\"%s\",\"split\":\"%s\",\"tokens\":%ld,\"sha256\":\"%s\",\"docs\":[",
              w->shards_json.len ? "," : "", name, s->name, s->cur.n, hex);

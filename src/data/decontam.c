@@ -248,10 +248,6 @@ fail:
     return -1;
 }
 
-static int json_str(KilnBuf *b, const char *s) {
-    return kbuf_putc(b, '"') || kbuf_json_escape(b, s, strlen(s)) || kbuf_putc(b, '"');
-}
-
 static int cmp_source(const void *a, const void *b) {
     const SourceStat *x = a, *y = b;
     int c = strcmp(x->source, y->source);
@@ -262,20 +258,20 @@ static int report_task(Decontam *d, int t, KilnBuf *b) {
     const KilnDecontamIndex *ix = d->ix;
     long nfound = 0, nitems = decontam_nitems(ix);
     for (long i = 0; i < nitems; i++) nfound += decontam_item_task(ix, i) == t && atomic_load(&d->found[i]);
-    int rc = json_str(b, decontam_task_name(ix, t)) || kbuf_puts(b, ":{\"file\":") ||
-             json_str(b, decontam_task_file(ix, t)) ||
+    int rc = kbuf_json_str(b, decontam_task_name(ix, t)) || kbuf_puts(b, ":{\"file\":") ||
+             kbuf_json_str(b, decontam_task_file(ix, t)) ||
              kbuf_printf(b, ",\"items\":%ld,\"items_too_short\":%ld,\"found\":%ld,\"found_ids\":[",
                      decontam_task_items(ix, t), decontam_task_too_short(ix, t), nfound);
     for (long i = 0, k = 0; i < nitems && !rc; i++)
         if (decontam_item_task(ix, i) == t && atomic_load(&d->found[i]))
-            rc = (k++ && kbuf_putc(b, ',')) || json_str(b, decontam_item_id(ix, i));
+            rc = (k++ && kbuf_putc(b, ',')) || kbuf_json_str(b, decontam_item_id(ix, i));
     rc = rc || kbuf_puts(b, "],\"sources\":{");
     // sources in name order: the table grows in whatever order threads met them
     qsort(d->src, (size_t)d->nsrc, sizeof *d->src, cmp_source);
     for (int i = 0, k = 0; i < d->nsrc && !rc; i++) {
         const SourceStat *s = &d->src[i];
         if (s->task != t) continue;
-        rc = (k++ && kbuf_putc(b, ',')) || json_str(b, s->source) ||
+        rc = (k++ && kbuf_putc(b, ',')) || kbuf_json_str(b, s->source) ||
              kbuf_printf(b, ":{\"docs_matched\":%ld,\"docs_dropped\":%ld,\"docs_excised\":%ld}", s->matched, s->dropped,
                      s->excised);
     }

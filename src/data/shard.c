@@ -161,7 +161,9 @@ int loader_open(KilnLoader *l, const char *pattern, int B, int T, int vocab_size
         if (shard_samples(l, i) > l->perm_cap) l->perm_cap = shard_samples(l, i);
     }
     l->perm = malloc(sizeof(long) * l->perm_cap);
-    if (!l->perm) {
+    l->row_shard = calloc((size_t)B, sizeof(int));
+    l->row_start = calloc((size_t)B, sizeof(long));
+    if (!l->perm || !l->row_shard || !l->row_start) {
         loader_close(l);
         return kiln_fail(err, "out of memory for the sample order of %ld sequences", l->perm_cap);
     }
@@ -174,6 +176,8 @@ void loader_close(KilnLoader *l) {
     free(l->shards);
     free(l->order);
     free(l->perm);
+    free(l->row_shard);
+    free(l->row_start);
     memset(l, 0, sizeof *l);
 }
 
@@ -225,6 +229,8 @@ void loader_next(KilnLoader *l, int32_t *tokens, int32_t *targets) {
             loader_plan_shard(l);
         }
         const KilnShard *s = &l->shards[l->order[l->shard]];
+        l->row_shard[b] = l->order[l->shard];
+        l->row_start[b] = l->perm[l->pos] * l->T;
         read_sample(s, l->perm[l->pos++] * l->T, l->T, tokens + (long)b * l->T, targets + (long)b * l->T);
     }
 }

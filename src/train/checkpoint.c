@@ -4,6 +4,7 @@
 #include "kiln/safetensors.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -83,8 +84,44 @@ static int load_buffers(const char *path, const KilnModel *m, const Buffer *bufs
     return rc;
 }
 
+void train_state_init(KilnTrainState *st, const KilnConfig *cfg) {
+    memset(st, 0, sizeof *st);
+    st->val_loss = NAN;
+    st->lr_mult = 1.0f;
+    st->weight_decay = cfg->train.weight_decay;
+    st->grad_clip = cfg->train.grad_clip;
+    st->optimizer = (int)cfg->train.optimizer;
+    st->act = (int)cfg->model.act;
+}
+
+int train_state_skips(const KilnTrainState *st, int step) {
+    for (int i = 0; i < st->nskip; i++)
+        if (st->skip_step[i] == step) return st->skip_count[i];
+    return 0;
+}
+
+int train_state_add_skip(KilnTrainState *st, int step, int count) {
+    for (int i = 0; i < st->nskip; i++)
+        if (st->skip_step[i] == step) return st->skip_count[i] += count, 0;
+    if (st->nskip == KILN_MAX_SKIPS) return -1;
+    int i = st->nskip++;
+    for (; i > 0 && st->skip_step[i - 1] > step; i--) {
+        st->skip_step[i] = st->skip_step[i - 1];
+        st->skip_count[i] = st->skip_count[i - 1];
+    }
+    st->skip_step[i] = step;
+    st->skip_count[i] = count;
+    return 0;
+}
+
+static cJSON *float_array(const float *x, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    return a;
+}
+
 static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainState *st,
-                       KilnErr *err) {
+                       const char *model_sha, const char *optim_sha, KilnErr *err) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "step", st->step);
     cJSON_AddNumberToObject(j, "tokens_seen", (double)st->tokens_seen);
@@ -93,6 +130,33 @@ static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainS
     cJSON_AddNumberToObject(ld, "pos", (double)st->loader_pos);
     cJSON_AddNumberToObject(ld, "epoch", (double)st->loader_epoch);
     if (isfinite(st->val_loss)) cJSON_AddNumberToObject(j, "val_loss", st->val_loss);
+    cJSON_AddNumberToObject(j, "train_seconds", st->train_seconds);
+    cJSON *live = cJSON_AddObjectToObject(j, "live");
+    cJSON_AddNumberToObject(live, "lr_mult", st->lr_mult);
+    cJSON_AddNumberToObject(live, "weight_decay", st->weight_decay);
+    cJSON_AddNumberToObject(live, "grad_clip", st->grad_clip);
+    cJSON_AddNumberToObject(live, "optimizer", st->optimizer);
+    cJSON_AddNumberToObject(live, "act", st->act);
+    cJSON_AddNumberToObject(live, "opt_step", st->opt_step);
+    cJSON *g = cJSON_AddObjectToObject(j, "guard");
+    cJSON_AddNumberToObject(g, "head", st->guard.head);
+    cJSON_AddItemToObject(g, "loss", float_array(st->guard.loss, st->guard.n));
+    cJSON_AddItemToObject(g, "norm", float_array(st->guard.norm, st->guard.n));
+    cJSON_AddNumberToObject(g, "spikes", st->spikes);
+    cJSON *sk = cJSON_AddArrayToObject(j, "skip");
+    for (int i = 0; i < st->nskip; i++) {
+        int pair[2] = {st->skip_step[i], st->skip_count[i]};
+        cJSON_AddItemToArray(sk, cJSON_CreateIntArray(pair, 2));
+    }
+    // randomness is counter-based (see checkpoint.h): the seed is all there is
+    cJSON *rng = cJSON_AddObjectToObject(j, "rng");
+    cJSON_AddStringToObject(rng, "kind", "counter-based: kiln_hash64(seed, step, micro-batch)");
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", cfg->train.seed);
+    cJSON_AddStringToObject(rng, "seed", seed);
+    cJSON *files = cJSON_AddObjectToObject(j, "sha256");
+    cJSON_AddStringToObject(files, "model.safetensors", model_sha);
+    cJSON_AddStringToObject(files, "optimizer.safetensors", optim_sha);
     cJSON_AddStringToObject(j, "kiln_version", kiln_version());
     cJSON_AddStringToObject(j, "git_commit", kiln_git_commit());
     char *yaml = NULL;
@@ -148,9 +212,18 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
         snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
         rc = save_buffers(p, m, moments, 2, cfg, err);
     }
+    char model_sha[65], optim_sha[65];
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+        rc = kiln_sha256_file(p, model_sha, err);
+    }
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
+        rc = kiln_sha256_file(p, optim_sha, err);
+    }
     if (rc == 0) {
         snprintf(p, sizeof p, "%s/state.json", tmp);
-        rc = write_state(p, cfg, st, err);
+        rc = write_state(p, cfg, st, model_sha, optim_sha, err);
     }
     if (rc == 0) rc = kiln_fsync_dir(tmp, err);
     if (rc == 0) {
@@ -191,40 +264,88 @@ int checkpoint_read_state(const char *ckpt_dir, KilnConfig *cfg, KilnTrainState 
     return rc;
 }
 
+// A whole number in [0, hi], so the conversions below are exact.
+static int whole(const cJSON *x, double hi) {
+    return cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble <= hi && x->valuedouble == floor(x->valuedouble);
+}
+
+static const cJSON *item(const cJSON *o, const char *key) { return o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL; }
+
+// The optional sections (live settings, guard window, skip list): absent in
+// older checkpoints, where the config's values stand.
+static int parse_live(const cJSON *j, KilnTrainState *st) {
+    const cJSON *live = item(j, "live"), *g = item(j, "guard"), *sk = item(j, "skip"), *ts = item(j, "train_seconds");
+    if (cJSON_IsNumber(ts)) st->train_seconds = ts->valuedouble;
+    if (live) {
+        const cJSON *lm = item(live, "lr_mult"), *wd = item(live, "weight_decay"), *gc = item(live, "grad_clip");
+        const cJSON *op = item(live, "optimizer"), *ac = item(live, "act"), *os = item(live, "opt_step");
+        if (!cJSON_IsNumber(lm) || !cJSON_IsNumber(wd) || !cJSON_IsNumber(gc) || !whole(op, 16) ||
+            !whole(ac, KILN_ACT_SWIGLU) || !whole(os, 2147483647.0))
+            return -1;
+        st->lr_mult = (float)lm->valuedouble;
+        st->weight_decay = (float)wd->valuedouble;
+        st->grad_clip = (float)gc->valuedouble;
+        st->optimizer = (int)op->valuedouble;
+        st->act = (int)ac->valuedouble;
+        st->opt_step = (int)os->valuedouble;
+    }
+    if (g) {
+        const cJSON *head = item(g, "head"), *loss = item(g, "loss"), *norm = item(g, "norm"), *sp = item(g, "spikes");
+        int n = cJSON_GetArraySize(loss);
+        if (!whole(head, KILN_SPIKE_WINDOW_MAX - 1) || !cJSON_IsArray(loss) || !cJSON_IsArray(norm) ||
+            n > KILN_SPIKE_WINDOW_MAX || cJSON_GetArraySize(norm) != n || !whole(sp, 2147483647.0))
+            return -1;
+        for (int i = 0; i < n; i++) {
+            const cJSON *a = cJSON_GetArrayItem(loss, i), *b = cJSON_GetArrayItem(norm, i);
+            if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b)) return -1;
+            st->guard.loss[i] = (float)a->valuedouble;
+            st->guard.norm[i] = (float)b->valuedouble;
+        }
+        st->guard.n = n;
+        st->guard.head = (int)head->valuedouble;
+        st->spikes = (int)sp->valuedouble;
+    }
+    if (sk) {
+        if (!cJSON_IsArray(sk) || cJSON_GetArraySize(sk) > KILN_MAX_SKIPS) return -1;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, sk) {  // [step, count] pairs
+            const cJSON *a = cJSON_GetArrayItem(x, 0), *b = cJSON_GetArrayItem(x, 1);
+            if (cJSON_GetArraySize(x) != 2 || !whole(a, 2147483647.0) || !whole(b, 1e6) || b->valuedouble < 1)
+                return -1;
+            train_state_add_skip(st, (int)a->valuedouble, (int)b->valuedouble);
+        }
+    }
+    return 0;
+}
+
 int checkpoint_parse_state(const char *text, size_t len, const char *p, KilnConfig *cfg,
                            KilnTrainState *st, KilnErr *err) {
     cJSON *j = cJSON_ParseWithLength(text, len);
     if (!j) return kiln_fail(err, "%s: not valid JSON (truncated?)", p);
-    cJSON *step = cJSON_GetObjectItemCaseSensitive(j, "step");
-    cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "tokens_seen");
-    cJSON *ld = cJSON_GetObjectItemCaseSensitive(j, "loader");
-    cJSON *conf = cJSON_GetObjectItemCaseSensitive(j, "config");
-    cJSON *vl = cJSON_GetObjectItemCaseSensitive(j, "val_loss");
-    cJSON *ls = ld ? cJSON_GetObjectItemCaseSensitive(ld, "shard") : NULL;
-    cJSON *lp = ld ? cJSON_GetObjectItemCaseSensitive(ld, "pos") : NULL;
-    cJSON *le = ld ? cJSON_GetObjectItemCaseSensitive(ld, "epoch") : NULL;
-    // whole numbers in range, so the conversions below are exact
-#define WHOLE(x, hi) (cJSON_IsNumber(x) && (x)->valuedouble >= 0 && (x)->valuedouble <= (hi) && \
-                      (x)->valuedouble == floor((x)->valuedouble))
-    if (!WHOLE(step, 2147483647.0) || !WHOLE(tok, 9e15) || !WHOLE(ls, 2147483647.0) ||
-        !WHOLE(lp, 9e15) || !WHOLE(le, 9e15) || !cJSON_IsString(conf)) {
+    const cJSON *step = item(j, "step"), *tok = item(j, "tokens_seen"), *ld = item(j, "loader");
+    const cJSON *conf = item(j, "config"), *vl = item(j, "val_loss");
+    const cJSON *ls = item(ld, "shard"), *lp = item(ld, "pos"), *le = item(ld, "epoch");
+    if (!whole(step, 2147483647.0) || !whole(tok, 9e15) || !whole(ls, 2147483647.0) || !whole(lp, 9e15) ||
+        !whole(le, 9e15) || !cJSON_IsString(conf)) {
         cJSON_Delete(j);
         return kiln_fail(err, "%s: missing or malformed step, tokens_seen, loader or config", p);
     }
-#undef WHOLE
-    memset(st, 0, sizeof *st);
-    st->step = (int)step->valuedouble;
-    st->tokens_seen = (long long)tok->valuedouble;
-    st->loader_shard = (int)ls->valuedouble;
-    st->loader_pos = (long)lp->valuedouble;
-    st->loader_epoch = (long)le->valuedouble;
-    st->val_loss = cJSON_IsNumber(vl) ? (float)vl->valuedouble : NAN;
     kiln_config_defaults(cfg);
     char origin[1300];
     snprintf(origin, sizeof origin, "%s (config)", p);
     int rc = kiln_config_load_yaml_string(cfg, conf->valuestring, strlen(conf->valuestring), origin, err);
-    cJSON_Delete(j);
     if (rc == 0) rc = kiln_config_finalize(cfg, err);
+    if (rc == 0) {
+        train_state_init(st, cfg);
+        st->step = (int)step->valuedouble;
+        st->tokens_seen = (long long)tok->valuedouble;
+        st->loader_shard = (int)ls->valuedouble;
+        st->loader_pos = (long)lp->valuedouble;
+        st->loader_epoch = (long)le->valuedouble;
+        st->val_loss = cJSON_IsNumber(vl) ? (float)vl->valuedouble : NAN;
+        if (parse_live(j, st)) rc = kiln_fail(err, "%s: malformed live, guard or skip section", p);
+    }
+    cJSON_Delete(j);
     return rc;
 }
 
@@ -254,5 +375,131 @@ int checkpoint_latest(const char *run_dir, char *path, size_t n, KilnErr *err) {
     }
     snprintf(path, n, "%s/%s", run_dir, text);
     free(text);
+    return 0;
+}
+
+int checkpoint_verify(const char *ckpt_dir, KilnErr *err) {
+    char p[1200], *text;
+    size_t len;
+    snprintf(p, sizeof p, "%s/state.json", ckpt_dir);
+    if (kiln_read_file(p, &text, &len, err)) return -1;
+    KilnConfig cfg;
+    KilnTrainState *st = malloc(sizeof *st);
+    if (!st) {
+        free(text);
+        return kiln_fail(err, "out of memory");
+    }
+    int rc = checkpoint_parse_state(text, len, p, &cfg, st, err);
+    free(st);
+    cJSON *j = rc == 0 ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    const cJSON *sums = item(j, "sha256");
+    const char *files[] = {"model.safetensors", "optimizer.safetensors"};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        const cJSON *want = item(sums, files[i]);
+        char got[65];
+        snprintf(p, sizeof p, "%s/%s", ckpt_dir, files[i]);
+        if (!cJSON_IsString(want)) {
+            rc = kiln_fail(err, "%s/state.json: no sha256 for %s", ckpt_dir, files[i]);
+        } else if (kiln_sha256_file(p, got, err) == 0) {
+            if (strcmp(got, want->valuestring))
+                rc = kiln_fail(err, "%s: sha256 %.12s... does not match the %.12s... recorded in state.json (corrupt)", p,
+                               got, want->valuestring);
+        } else {
+            rc = -1;
+        }
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+// Steps of RUN's ckpt-* directories, newest first; returns the count (at most cap).
+static int list_checkpoints(const char *run_dir, int *steps, int cap) {
+    DIR *d = opendir(run_dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < cap) {
+        int step, used = 0;
+        if (sscanf(e->d_name, "ckpt-%8d%n", &step, &used) == 1 && used == 13 && !e->d_name[used]) steps[n++] = step;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)  // insertion sort, descending
+        for (int k = i; k > 0 && steps[k] > steps[k - 1]; k--) {
+            int t = steps[k];
+            steps[k] = steps[k - 1];
+            steps[k - 1] = t;
+        }
+    return n;
+}
+
+int checkpoint_find_good(const char *run_dir, char *path, size_t n, char *warn, size_t warn_n, KilnErr *err) {
+    enum { CAP = 4096 };
+    int *steps = malloc(sizeof(int) * CAP);
+    if (!steps) return kiln_fail(err, "out of memory");
+    int count = list_checkpoints(run_dir, steps, CAP);
+    char latest[1024], cand[1100];
+    int have_latest = checkpoint_latest(run_dir, latest, sizeof latest, NULL) == 0;
+    size_t wlen = 0;
+    if (warn_n) warn[0] = 0;
+    int found = 0;
+    for (int i = -1; i < count && !found; i++) {
+        if (i < 0) {
+            if (!have_latest) continue;
+            snprintf(cand, sizeof cand, "%s", latest);
+        } else {
+            snprintf(cand, sizeof cand, "%s/ckpt-%08d", run_dir, steps[i]);
+            if (have_latest && !strcmp(cand, latest)) continue;  // already tried
+        }
+        KilnErr why;
+        if (checkpoint_verify(cand, &why) == 0) {
+            snprintf(path, n, "%s", cand);
+            found = 1;
+        } else if (wlen + 1 < warn_n) {
+            int w = snprintf(warn + wlen, warn_n - wlen, "%sskipping %s: %s", wlen ? "\n" : "", cand, why.msg);
+            if (w > 0) wlen += (size_t)w < warn_n - wlen ? (size_t)w : warn_n - wlen - 1;
+        }
+    }
+    free(steps);
+    if (!found) return kiln_fail(err, "%s: no checkpoint that verifies%s", run_dir, count || have_latest ? "" : " (none written yet)");
+    return 0;
+}
+
+int checkpoint_prune(const char *run_dir, int keep_last, int keep_every, KilnErr *err) {
+    (void)err;
+    if (keep_last <= 0) return 0;
+    enum { CAP = 4096 };
+    int *steps = malloc(sizeof(int) * CAP);
+    if (!steps) return kiln_fail(err, "out of memory");
+    int count = list_checkpoints(run_dir, steps, CAP);
+    char latest[1024], p[1100];
+    int have_latest = checkpoint_latest(run_dir, latest, sizeof latest, NULL) == 0;
+    for (int i = keep_last; i < count; i++) {
+        if (keep_every > 0 && steps[i] % keep_every == 0) continue;
+        snprintf(p, sizeof p, "%s/ckpt-%08d", run_dir, steps[i]);
+        if (have_latest && !strcmp(p, latest)) continue;
+        remove_tree(p);
+    }
+    free(steps);
+    return 0;
+}
+
+int checkpoint_same_shape(const KilnModelConfig *a, const KilnModelConfig *b, const char *ckpt_dir, KilnErr *err) {
+    // the keys that decide the parameter shapes (swiglu changes the MLP's)
+    int a_glu = a->act == KILN_ACT_SWIGLU, b_glu = b->act == KILN_ACT_SWIGLU;
+    const struct {
+        const char *key;
+        long saved, now;
+    } k[] = {{"model.vocab_size", a->vocab_size, b->vocab_size}, {"model.block_size", a->block_size, b->block_size},
+             {"model.n_layer", a->n_layer, b->n_layer},          {"model.n_head", a->n_head, b->n_head},
+             {"model.n_kv_head", a->n_kv_head, b->n_kv_head},    {"model.n_embd", a->n_embd, b->n_embd},
+             {"model.ffn_hidden", a->ffn_hidden, b->ffn_hidden}, {"model.pos", a->pos, b->pos},
+             {"model.norm", a->norm, b->norm},                   {"model.act (swiglu or not)", a_glu, b_glu},
+             {"model.bias", a->bias, b->bias},                   {"model.tied", a->tied, b->tied}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (k[i].saved != k[i].now)
+            return kiln_fail(err, "%s was trained with %s = %ld but the config says %ld: the model's shape would change "
+                             "(start a new out_dir, or keep the checkpoint's model section)",
+                             ckpt_dir, k[i].key, k[i].saved, k[i].now);
     return 0;
 }

@@ -1,13 +1,31 @@
-// pretrain.c: the training loop.
+// pretrain.c: the training loop, and what keeps a run alive and observable:
+// exact resume, checkpoint rotation, the spike guard with rollback, the
+// control file, heartbeats, metrics and progress.
+//
+//   per step:  control file? -> eval due? -> skipped batches? -> micro-batches
+//              (forward/backward) -> guard -> clip -> optimizer -> metrics ->
+//              heartbeat -> checkpoint due?
 #include "kiln/train.h"
 
+#include "kiln/control.h"
+#include "kiln/corpus.h"
+#include "kiln/data.h"
+#include "kiln/guard.h"
 #include "kiln/optim.h"
+#include "kiln/schedule.h"
+#include "kiln/track.h"
 
+#include <cblas.h>
+#include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 int evaluate_loss(KilnModel *m, KilnLoader *val, int max_batches, double *loss, KilnErr *err) {
     loader_reset(val);
@@ -36,131 +54,624 @@ int evaluate_loss(KilnModel *m, KilnLoader *val, int max_batches, double *loss, 
     return 0;
 }
 
-static void log_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_line(FILE *f, const char *fmt, ...) {
-    if (!f) return;
+typedef struct {
+    const KilnConfig *cfg;
+    const KilnPretrainOptions *opt;
+    const char *dir;        // the run directory (out_dir)
+    KilnTrainConfig live;   // cfg->train with the live settings of st applied
+    KilnModel m;
+    KilnLoader train, val;
+    int have_val;
+    KilnTrainState st;
+    KilnTracker tr;
+    int have_tracker;
+    KilnManifest *manifest;  // beside the training shards, to name documents; may be NULL
+    int32_t *tok, *tgt;      // one micro-batch (B,T)
+    int *rows_shard;         // where this step's rows came from: (grad_accum*B)
+    long *rows_start;
+    int nrows;
+    int consumed_skip;       // the skipped step whose batches were already thrown away
+    int want_checkpoint, want_eval, want_stop;
+    double peak_flops, flops_per_token;
+    double t_ckpt, t_beat, t_log;
+    int steps_since_log;
+    int tty;
+    FILE *log;
+} Run;
+
+static void say(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(Run *r, const char *fmt, ...) {
+    if (!r->log) return;
+    if (r->tty) fputs("\r\033[K", r->log);  // clear the progress bar first
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
+    vfprintf(r->log, fmt, ap);
     va_end(ap);
-    fflush(f);
+    fflush(r->log);
+}
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Records an event in metrics.jsonl (detail: a JSON object's text or NULL).
+static int event(Run *r, const char *kind, const char *detail, KilnErr *err) {
+    if (!r->have_tracker) return 0;
+    return tracker_event(&r->tr, r->st.step, wall_now(), kind, detail, err);
+}
+
+// Best sgemm rate of this machine with the threads in use, for MFU.
+static double measure_peak_flops(void) {
+    enum { N = 1024 };
+    float *a = malloc(sizeof(float) * N * N * 3);
+    if (!a) return 0;
+    for (long i = 0; i < (long)N * N * 3; i++) a[i] = (float)(i % 7) * 0.1f;
+    double best = 0, t_end = kiln_now() + 0.3;
+    while (kiln_now() < t_end) {
+        double t0 = kiln_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f,
+                    a + 2 * N * N, N);
+        double dt = kiln_now() - t0;
+        if (dt > 0 && 2.0 * N * N * N / dt > best) best = 2.0 * N * N * N / dt;
+    }
+    free(a);
+    return best;
+}
+
+// RUN/heartbeat: "pid step unix_time", for the supervisor; at most once a second
+// unless forced. Renamed into place (no fsync: a lost beat only delays a restart).
+static void heartbeat(Run *r, int force) {
+    double now = kiln_now();
+    if (!force && now - r->t_beat < 1.0) return;
+    r->t_beat = now;
+    char tmp[1100], path[1100];
+    snprintf(tmp, sizeof tmp, "%s/heartbeat.tmp", r->dir);
+    snprintf(path, sizeof path, "%s/heartbeat", r->dir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fprintf(f, "%ld %d %.3f\n", (long)getpid(), r->st.step, wall_now());
+    if (fclose(f) == 0) rename(tmp, path);
+}
+
+// Applies the state's live settings to the trainer (after start, resume or rollback).
+static void apply_live(Run *r) {
+    r->live = r->cfg->train;
+    r->live.weight_decay = r->st.weight_decay;
+    r->live.grad_clip = r->st.grad_clip;
+    r->live.optimizer = (KilnOptimizer)r->st.optimizer;
+    r->m.cfg.act = (KilnAct)r->st.act;
+}
+
+// Loads a checkpoint's state, weights, moments and loader position.
+static int load_checkpoint(Run *r, const char *path, KilnErr *err) {
+    KilnConfig saved;
+    if (checkpoint_read_state(path, &saved, &r->st, err)) return KILN_TRAIN_BAD_INPUT;
+    if (checkpoint_same_shape(&saved.model, &r->cfg->model, path, err)) return KILN_TRAIN_BAD_INPUT;
+    if (saved.train.seq_len != r->cfg->train.seq_len)
+        return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
+                              "counts sequences of that length", path, saved.train.seq_len, r->cfg->train.seq_len),
+               KILN_TRAIN_BAD_INPUT;
+    if (checkpoint_load(path, &r->m, 1, err)) return KILN_TRAIN_BAD_INPUT;
+    if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
+        return kiln_wrap(err, "%s", path), KILN_TRAIN_BAD_INPUT;
+    apply_live(r);
+    return 0;
+}
+
+// The starting point: a resumed checkpoint, a warm start, or a fresh init.
+static int start_state(Run *r, KilnErr *err) {
+    const KilnPretrainOptions *o = r->opt;
+    train_state_init(&r->st, r->cfg);
+    if (o->resume) {
+        char path[1024], warn[4096];
+        if (!strcmp(o->resume, "latest")) {
+            if (checkpoint_find_good(r->dir, path, sizeof path, warn, sizeof warn, err)) return KILN_TRAIN_BAD_INPUT;
+            if (warn[0]) say(r, "warning: %s\n", warn);
+        } else {
+            if (checkpoint_verify(o->resume, err)) return KILN_TRAIN_BAD_INPUT;
+            snprintf(path, sizeof path, "%s", o->resume);
+        }
+        int rc = load_checkpoint(r, path, err);
+        if (rc) return kiln_wrap(err, "resume"), rc;
+        say(r, "resumed from %s at step %d\n", path, r->st.step);
+        return 0;
+    }
+    if (o->init_from) {
+        KilnConfig saved;
+        KilnTrainState *tmp = malloc(sizeof *tmp);
+        if (!tmp) return kiln_fail(err, "out of memory");
+        int rc = checkpoint_verify(o->init_from, err) || checkpoint_read_state(o->init_from, &saved, tmp, err) ||
+                 checkpoint_same_shape(&saved.model, &r->cfg->model, o->init_from, err) ||
+                 checkpoint_load(o->init_from, &r->m, 0, err);
+        int from_step = tmp->step;
+        free(tmp);
+        if (rc) return kiln_wrap(err, "warm start"), KILN_TRAIN_BAD_INPUT;
+        say(r, "warm start from %s (its step %d); fresh optimizer and schedule\n", o->init_from, from_step);
+        return 0;
+    }
+    gpt_init_weights(&r->m, r->cfg->train.seed);
+    return 0;
+}
+
+// Writes a checkpoint of the current state, prunes old ones and records it.
+static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
+    char path[1024];
+    heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
+    if (checkpoint_save(r->dir, r->cfg, &r->m, &r->st, path, err)) return -1;
+    heartbeat(r, 1);
+    if (checkpoint_prune(r->dir, r->cfg->train.keep_last, r->cfg->train.keep_every, err)) return -1;
+    r->t_ckpt = kiln_now();
+    KilnBuf d = {0};
+    kbuf_puts(&d, "{\"path\":");
+    kbuf_json_str(&d, path);
+    kbuf_printf(&d, ",\"why\":\"%s\"}", why);
+    int rc = event(r, "checkpoint", d.data, err);
+    kbuf_free(&d);
+    if (rc == 0 && r->have_tracker) rc = tracker_flush(&r->tr, err);
+    if (rc == 0) say(r, "checkpoint %s (%s)\n", path, why);
+    return rc;
+}
+
+// JSON array of the documents under this step's rows ([source, id] pairs as
+// objects), from the shard manifest; at most 64, then a count of the rest.
+static void rows_documents(Run *r, KilnBuf *out) {
+    kbuf_putc(out, '[');
+    int listed = 0, more = 0;
+    const char *prev_id = NULL;
+    for (int i = 0; i < r->nrows && r->manifest; i++) {
+        char shard[1024];
+        snprintf(shard, sizeof shard, "%s", r->train.shards[r->rows_shard[i]].path);
+        const char *base = basename(shard);
+        for (long pos = r->rows_start[i], end = pos + r->train.T + 1; pos < end;) {
+            const char *src, *id;
+            long start, n;
+            if (manifest_find(r->manifest, base, pos, &src, &id, &start, &n, NULL)) break;
+            if (id != prev_id) {
+                if (listed < 64) {
+                    kbuf_puts(out, listed ? ",{\"shard\":" : "{\"shard\":");
+                    kbuf_json_str(out, base);
+                    kbuf_printf(out, ",\"pos\":%ld,\"source\":", pos);
+                    kbuf_json_str(out, src);
+                    kbuf_puts(out, ",\"id\":");
+                    kbuf_json_str(out, id);
+                    kbuf_putc(out, '}');
+                    listed++;
+                } else {
+                    more++;
+                }
+                prev_id = id;
+            }
+            pos = start + n > pos ? start + n : pos + 1;
+        }
+    }
+    kbuf_putc(out, ']');
+    if (more) kbuf_printf(out, ",\"more_documents\":%d", more);
+}
+
+// Throws away the batches of a step in the skip list (sets x micro_batches),
+// recording the documents of each set.
+static int skip_batches(Run *r, int sets, int micro_batches, KilnErr *err) {
+    int B = r->live.batch_size;
+    for (int set = 0; set < sets; set++) {
+        r->nrows = 0;
+        for (int i = 0; i < micro_batches; i++) {
+            loader_next(&r->train, r->tok, r->tgt);
+            memcpy(r->rows_shard + r->nrows, r->train.row_shard, sizeof(int) * B);
+            memcpy(r->rows_start + r->nrows, r->train.row_start, sizeof(long) * B);
+            r->nrows += B;
+        }
+        r->st.tokens_seen += (long long)micro_batches * B * r->live.seq_len;
+        KilnBuf d = {0};
+        kbuf_printf(&d, "{\"set\":%d,\"of\":%d,\"micro_batches\":%d,\"documents\":", set + 1, sets, micro_batches);
+        rows_documents(r, &d);
+        kbuf_putc(&d, '}');
+        int rc = event(r, "skip", d.data, err);
+        kbuf_free(&d);
+        if (rc) return -1;
+    }
+    say(r, "step %5d | throwing away %d step(s) of batches (spike guard)\n", r->st.step + 1, sets);
+    r->consumed_skip = r->st.step;
+    return 0;
+}
+
+// Forward and backward over this step's micro-batches; mean loss in *loss.
+static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *err) {
+    int B = r->live.batch_size, T = r->live.seq_len, step = r->st.step;
+    gpt_zero_grad(&r->m);
+    *loss = 0.0;
+    r->nrows = 0;
+    for (int micro = 0; micro < micro_batches; micro++) {
+        loader_next(&r->train, r->tok, r->tgt);
+        memcpy(r->rows_shard + r->nrows, r->train.row_shard, sizeof(int) * B);
+        memcpy(r->rows_start + r->nrows, r->train.row_start, sizeof(long) * B);
+        r->nrows += B;
+        // dropout masks are a function of (seed, step, micro-batch): nothing to save for resume
+        uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)step << 16) + micro));
+        if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro_batches, seed, err)) return -1;
+        gpt_backward(&r->m);
+        *loss += r->m.loss / micro_batches;
+    }
+    return 0;
+}
+
+// A spike at this step (its update not applied): skip, roll back or stop.
+static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double norm, KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    int step = r->st.step;
+    r->st.spikes++;
+    r->st.lr_mult *= t->spike_lr_factor;
+    char ckpt[1024] = "", warn[4096] = "";
+    int rollback = t->spike_action == KILN_SPIKE_ROLLBACK &&
+                   checkpoint_find_good(r->dir, ckpt, sizeof ckpt, warn, sizeof warn, NULL) == 0;
+    const char *action = t->spike_action == KILN_SPIKE_STOP ? "stop" : rollback ? "rollback" : "skip";
+    KilnBuf d = {0};
+    kbuf_printf(&d, "{\"why\":\"%s\",\"loss\":%.9g,\"grad_norm\":%.9g,\"z_loss\":%.4g,\"z_norm\":%.4g,"
+                    "\"window_loss_mean\":%.6g,\"window_loss_std\":%.6g,\"action\":\"%s\",\"lr_mult\":%.6g,"
+                    "\"spikes\":%d,\"documents\":",
+                v->why, isfinite(loss) ? loss : -1.0, isfinite(norm) ? norm : -1.0, v->z_loss, v->z_norm,
+                v->mean_loss, v->std_loss, action, r->st.lr_mult, r->st.spikes);
+    rows_documents(r, &d);
+    kbuf_putc(&d, '}');
+    int rc = event(r, "spike", d.data, err);
+    kbuf_free(&d);
+    say(r, "step %5d | spike: %s (loss %.4f, z %.1f, grad norm %.3f, z %.1f) -> %s\n", step + 1, v->why, loss, v->z_loss,
+        norm, v->z_norm, action);
+    if (rc) return -1;
+    if (t->spike_action == KILN_SPIKE_STOP)
+        return kiln_fail(err, "loss spike at step %d (%s) and train.spike_action is stop", step + 1, v->why);
+    if (r->st.spikes > t->spike_max)
+        return kiln_fail(err, "%d loss spikes, more than train.spike_max = %d: giving up (last at step %d: %s)",
+                         r->st.spikes, t->spike_max, step + 1, v->why);
+    if (!rollback) {
+        // the step's batches are gone from the loader already; the update is not applied
+        if (train_state_add_skip(&r->st, step, 1)) return kiln_fail(err, "too many skipped steps (%d)", KILN_MAX_SKIPS);
+        r->consumed_skip = step;
+        return 0;
+    }
+    // roll back: the checkpoint's state, plus what this spike taught us
+    KilnTrainState *keep = malloc(sizeof *keep);
+    if (!keep) return kiln_fail(err, "out of memory");
+    *keep = r->st;
+    if ((rc = load_checkpoint(r, ckpt, err))) {
+        free(keep);
+        return kiln_wrap(err, "rollback"), -1;
+    }
+    r->st.spikes = keep->spikes;
+    r->st.lr_mult = keep->lr_mult;
+    // the skip list as it was, plus one more set of batches for each step that fed the spike
+    r->st.nskip = keep->nskip;
+    memcpy(r->st.skip_step, keep->skip_step, sizeof keep->skip_step);
+    memcpy(r->st.skip_count, keep->skip_count, sizeof keep->skip_count);
+    int first = step - t->spike_skip_steps + 1;
+    if (first < r->st.step) first = r->st.step;  // steps before the checkpoint are history
+    for (int s = first; s <= step; s++)
+        if (train_state_add_skip(&r->st, s, 1)) rc = kiln_fail(err, "too many skipped steps (%d)", KILN_MAX_SKIPS);
+    free(keep);
+    r->consumed_skip = -1;
+    if (rc) return -1;
+    if (warn[0]) say(r, "warning: %s\n", warn);
+    say(r, "rolled back to %s (step %d); steps %d..%d will skip their batches\n", ckpt, r->st.step, first + 1, step + 1);
+    // metrics past the checkpoint are replayed: drop them, as on resume
+    tracker_close(&r->tr);
+    r->have_tracker = 0;
+    if (tracker_open(&r->tr, r->dir, r->st.step, wall_now(), err)) return -1;
+    r->have_tracker = 1;
+    d = (KilnBuf){0};
+    kbuf_printf(&d, "{\"from_step\":%d,\"to_step\":%d,\"skip_from\":%d,\"skip_to\":%d}", step, r->st.step, first, step);
+    rc = event(r, "rollback", d.data, err);
+    kbuf_free(&d);
+    return rc;
+}
+
+// Moves a handled control file aside, keeping only the last of each kind.
+static void control_move(Run *r, const char *suffix) {
+    char from[1100], to[1200];
+    snprintf(from, sizeof from, "%s/control", r->dir);
+    snprintf(to, sizeof to, "%s/control.%s", r->dir, suffix);
+    rename(from, to);
+}
+
+static const char *const OPT_NAMES[] = {"adamw", "sgd", "lion"};
+static const char *const ACT_NAMES[] = {"gelu", "gelu_erf", "relu", "swiglu"};
+
+// Reads RUN/control if present and applies it (see control.h). A bad file is
+// rejected whole and logged; training goes on.
+static int read_control(Run *r, int signalled, KilnErr *err) {
+    char path[1100], *text;
+    size_t len;
+    snprintf(path, sizeof path, "%s/control", r->dir);
+    if (access(path, F_OK) != 0) {
+        if (signalled) r->want_checkpoint = 1;  // SIGUSR1 without a control file: checkpoint now
+        return 0;
+    }
+    KilnControl c;
+    KilnErr why;
+    int bad = kiln_read_file(path, &text, &len, &why);
+    if (!bad) {
+        bad = control_parse(text, len, path, &c, &why);
+        free(text);
+    }
+    if (bad) {
+        say(r, "step %5d | control file rejected, nothing applied: %s\n", r->st.step, why.msg);
+        KilnBuf d = {0};
+        kbuf_puts(&d, "{\"error\":");
+        kbuf_json_str(&d, why.msg);
+        kbuf_putc(&d, '}');
+        int rc = event(r, "control_rejected", d.data, err);
+        kbuf_free(&d);
+        control_move(r, "rejected");
+        return rc;
+    }
+    KilnTrainState *st = &r->st;
+    KilnBuf d = {0}, msg = {0};
+    char num[32];
+    kbuf_putc(&d, '{');
+    if (c.set_lr_mult) {
+        kbuf_printf(&msg, " lr_mult %g -> %g;", st->lr_mult, c.lr_mult);
+        kbuf_printf(&d, "\"lr_mult\":%s,", kiln_float_str(c.lr_mult, num));
+        st->lr_mult = c.lr_mult;
+    }
+    if (c.set_weight_decay) {
+        kbuf_printf(&msg, " weight_decay %g -> %g;", st->weight_decay, c.weight_decay);
+        kbuf_printf(&d, "\"weight_decay\":%s,", kiln_float_str(c.weight_decay, num));
+        st->weight_decay = c.weight_decay;
+    }
+    if (c.set_grad_clip) {
+        kbuf_printf(&msg, " grad_clip %g -> %g;", st->grad_clip, c.grad_clip);
+        kbuf_printf(&d, "\"grad_clip\":%s,", kiln_float_str(c.grad_clip, num));
+        st->grad_clip = c.grad_clip;
+    }
+    if (c.set_optimizer && c.optimizer != st->optimizer) {
+        kbuf_printf(&msg, " optimizer %s -> %s (fresh state);", OPT_NAMES[st->optimizer], OPT_NAMES[c.optimizer]);
+        kbuf_printf(&d, "\"optimizer\":\"%s\",", OPT_NAMES[c.optimizer]);
+        st->optimizer = c.optimizer;
+        st->opt_step = 0;
+        optimizer_reset_state(&r->m);
+    }
+    if (c.set_act && (int)c.act != st->act) {
+        kbuf_printf(&msg, " activation %s -> %s;", ACT_NAMES[st->act], ACT_NAMES[c.act]);
+        kbuf_printf(&d, "\"activation\":\"%s\",", ACT_NAMES[c.act]);
+        st->act = (int)c.act;
+    }
+    if (c.checkpoint_now) kbuf_puts(&d, "\"checkpoint\":\"now\","), kbuf_puts(&msg, " checkpoint now;");
+    if (c.eval_now) kbuf_puts(&d, "\"eval\":\"now\","), kbuf_puts(&msg, " eval now;");
+    if (c.stop) kbuf_puts(&d, "\"stop\":\"now\","), kbuf_puts(&msg, " stop;");
+    if (d.len > 1) d.len--;  // the last comma
+    kbuf_putc(&d, '}');
+    r->want_checkpoint |= c.checkpoint_now;
+    r->want_eval |= c.eval_now;
+    r->want_stop |= c.stop;
+    apply_live(r);
+    say(r, "step %5d | control:%s\n", st->step, msg.len ? msg.data : " nothing to change");
+    int rc = event(r, "control", d.data, err);
+    kbuf_free(&d);
+    kbuf_free(&msg);
+    control_move(r, "applied");
+    return rc;
+}
+
+static int run_eval(Run *r, KilnErr *err) {
+    double vl;
+    heartbeat(r, 1);
+    if (evaluate_loss(&r->m, &r->val, r->live.eval_batches, &vl, err)) return -1;
+    heartbeat(r, 1);
+    r->st.val_loss = (float)vl;
+    say(r, "step %5d | val loss %.4f\n", r->st.step, vl);
+    if (!r->have_tracker) return 0;
+    KilnMetric m = {"val_loss", vl};
+    return tracker_log(&r->tr, r->st.step, wall_now(), &m, 1, err);
+}
+
+static void progress_bar(Run *r, double loss, double tok_s, double eta) {
+    if (!r->tty || !r->log) return;
+    int width = 24, done = (int)((double)r->st.step / r->live.steps * width);
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '-';
+    bar[width] = 0;
+    int e = (int)(eta + 0.5);
+    fprintf(r->log, "\r\033[K[%s] step %d/%d | loss %.4f | %.0f tok/s | eta %dm%02ds", bar, r->st.step,
+            r->live.steps, loss, tok_s, e / 60, e % 60);
+    fflush(r->log);
+}
+
+// One optimizer step: 0, or 1 when a spike was handled instead (no step taken).
+static int train_step(Run *r, KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    KilnTrainState *st = &r->st;
+    int step = st->step;
+    int sets = train_state_skips(st, step);
+    if (sets && r->consumed_skip != step && skip_batches(r, sets, batch_micro_steps(&r->live, st->tokens_seen), err))
+        return -1;
+    int micro = batch_micro_steps(&r->live, st->tokens_seen);
+    double t0 = kiln_now(), loss;
+    if (forward_backward(r, micro, &loss, err)) return -1;
+    double norm = grad_global_norm(&r->m);
+    if (guard_enabled(t)) {
+        KilnSpikeVerdict v;
+        guard_check(&st->guard, t, loss, norm, &v);
+        if (v.spike) return handle_spike(r, &v, loss, norm, err) ? -1 : 1;
+    } else if (!isfinite(loss)) {
+        return kiln_fail(err, "loss is %f at step %d: training diverged (lower train.lr, or turn on the spike guard: "
+                              "train.spike_z)", loss, step + 1);
+    }
+    float lr = lr_at(&r->live, step) * st->lr_mult;
+    st->opt_step++;
+    optimizer_step(&r->m, &r->live, lr, st->opt_step, grad_clip_coef(norm, r->live.grad_clip));
+    if (guard_enabled(t)) guard_push(&st->guard, t, loss, norm);
+    long batch_tokens = (long)micro * r->live.batch_size * r->live.seq_len;
+    double dt = kiln_now() - t0;
+    st->step++;
+    st->tokens_seen += batch_tokens;
+    st->loader_shard = r->train.shard;
+    st->loader_pos = r->train.pos;
+    st->loader_epoch = r->train.epoch;
+    st->train_seconds += dt;
+    double tok_s = batch_tokens / dt, mfu = r->peak_flops > 0 ? r->flops_per_token * tok_s / r->peak_flops : NAN;
+    if (r->have_tracker) {
+        KilnMetric ms[] = {{"loss", loss},          {"lr", lr},          {"grad_norm", norm},
+                           {"batch_tokens", (double)batch_tokens},  {"tokens", (double)st->tokens_seen},
+                           {"tokens_per_s", tok_s}, {"mfu", mfu},        {"ms", dt * 1e3}};
+        if (tracker_log(&r->tr, st->step, wall_now(), ms, (int)(sizeof ms / sizeof ms[0]), err)) return -1;
+    }
+    r->steps_since_log++;
+    double eta = (t->steps - st->step) * (st->train_seconds / (st->step > 0 ? st->step : 1));
+    if (st->step % t->log_every == 0 || st->step == t->steps) {
+        // the line's rates are over the steps since the last line, evals and checkpoints included
+        double now = kiln_now(), per = (now - r->t_log) / r->steps_since_log, rate = batch_tokens / per;
+        int e = (int)(eta + 0.5);
+        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% | eta %dm%02ds\n",
+            st->step, t->steps, loss, lr, norm, per * 1e3, rate,
+            r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, e / 60, e % 60);
+        r->t_log = now;
+        r->steps_since_log = 0;
+    }
+    progress_bar(r, loss, tok_s, eta);
+    return 0;
+}
+
+// manifest.json beside the training shards, if there is one (to name documents).
+static void open_manifest(Run *r) {
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s", r->train.shards[0].path);
+    snprintf(path, sizeof path, "%s/manifest.json", dirname(dir));
+    KilnErr why;
+    if (access(path, F_OK) == 0 && manifest_load(&r->manifest, path, &why))
+        say(r, "warning: %s: cannot name the documents behind skipped batches: %s\n", path, why.msg);
+}
+
+static int checkpoint_due(Run *r) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    if (r->st.step >= t->steps) return 0;  // the final one follows
+    if (t->checkpoint_every > 0 && r->st.step % t->checkpoint_every == 0) return 1;
+    return t->checkpoint_minutes > 0 && kiln_now() - r->t_ckpt >= t->checkpoint_minutes * 60.0;
+}
+
+static int run_loop(Run *r, KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    const KilnPretrainOptions *o = r->opt;
+    while (r->st.step < t->steps) {
+        int signalled = o->control_requested && *o->control_requested;
+        if (signalled) *o->control_requested = 0;
+        if (read_control(r, signalled, err)) return -1;
+        if (o->stop_requested && *o->stop_requested) r->want_stop = 1;
+        if (r->want_checkpoint || r->want_stop) {
+            if (save_checkpoint(r, r->want_stop ? "stop" : "requested", err)) return -1;
+            r->want_checkpoint = 0;
+        }
+        if (r->want_stop) {
+            say(r, "stopped at step %d with a checkpoint; resume with --resume latest\n", r->st.step);
+            return event(r, "stop", NULL, err) ? -1 : KILN_TRAIN_STOPPED;
+        }
+        if (r->have_val && r->want_eval) {
+            if (run_eval(r, err)) return -1;
+            r->want_eval = 0;
+        }
+        int rc = train_step(r, err);
+        if (rc < 0) return -1;
+        heartbeat(r, 0);
+        if (rc > 0) continue;  // a spike: the step was skipped or rolled back
+        // evaluate before checkpointing, so that a run resumed here does not evaluate again
+        int s = r->st.step, last = s == t->steps;
+        if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
+        if (checkpoint_due(r) && save_checkpoint(r, "scheduled", err)) return -1;
+    }
+    if (save_checkpoint(r, "final", err)) return -1;
+    say(r, "finished: %d steps, %.1f s of training\n", r->st.step, r->st.train_seconds);
+    return event(r, "end", NULL, err);
+}
+
+static int run_open(Run *r, KilnErr *err) {
+    const KilnConfig *cfg = r->cfg;
+    const KilnTrainConfig *t = &cfg->train;
+    int B = t->batch_size, T = t->seq_len;
+    if (!cfg->data.train[0]) return kiln_fail(err, "data.train is not set: no training shards"), KILN_TRAIN_BAD_INPUT;
+    if (loader_open(&r->train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
+                    kiln_hash64(t->seed + 1), err))
+        return kiln_wrap(err, "data.train"), KILN_TRAIN_BAD_INPUT;
+    r->have_val = cfg->data.val[0] != 0;
+    if (r->have_val && loader_open(&r->val, cfg->data.val, B, T, cfg->model.vocab_size, 0, 0, err)) {
+        r->have_val = 0;
+        return kiln_wrap(err, "data.val"), KILN_TRAIN_BAD_INPUT;
+    }
+    if (gpt_create(&r->m, &cfg->model, B, T, err)) return KILN_TRAIN_BAD_INPUT;
+    r->tok = malloc(sizeof(int32_t) * B * T);
+    r->tgt = malloc(sizeof(int32_t) * B * T);
+    r->rows_shard = malloc(sizeof(int) * B * t->grad_accum);
+    r->rows_start = malloc(sizeof(long) * B * t->grad_accum);
+    if (!r->tok || !r->tgt || !r->rows_shard || !r->rows_start) return kiln_fail(err, "out of memory");
+    if (kiln_mkdirs(r->dir, err)) return KILN_TRAIN_BAD_INPUT;
+    int rc = start_state(r, err);
+    if (rc) return rc;
+    apply_live(r);
+    r->consumed_skip = -1;
+    double now = wall_now();
+    if (tracker_open(&r->tr, r->dir, r->opt->resume ? r->st.step : -1, now, err)) return -1;
+    r->have_tracker = 1;
+    if (run_env_write(r->dir, cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), err)) return -1;
+    open_manifest(r);
+    r->flops_per_token = gpt_flops_per_token(&r->m, T);
+    r->peak_flops = t->peak_tflops > 0 ? t->peak_tflops * 1e12 : measure_peak_flops();
+    say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
+        cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
+    say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads; peak %.1f GFLOP/s\n",
+        loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
+        (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads(),
+        r->peak_flops / 1e9);
+    KilnBuf d = {0};
+    kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
+    const char *from = r->opt->resume ? r->opt->resume : r->opt->init_from ? r->opt->init_from : "init";
+    kbuf_json_str(&d, from);
+    kbuf_putc(&d, '}');
+    rc = event(r, r->opt->resume ? "resume" : "start", d.data, err);
+    kbuf_free(&d);
+    char pid[1100];
+    snprintf(pid, sizeof pid, "%s/trainer.pid", r->dir);
+    FILE *f = fopen(pid, "w");
+    if (f) fprintf(f, "%ld\n", (long)getpid()), fclose(f);
+    r->t_ckpt = r->t_log = kiln_now();
+    heartbeat(r, 1);
+    return rc;
+}
+
+static void run_close(Run *r) {
+    if (r->have_tracker) tracker_close(&r->tr);
+    char pid[1100];
+    snprintf(pid, sizeof pid, "%s/trainer.pid", r->dir);
+    unlink(pid);
+    if (r->manifest) manifest_free(r->manifest);
+    free(r->tok);
+    free(r->tgt);
+    free(r->rows_shard);
+    free(r->rows_start);
+    if (r->m.params) gpt_destroy(&r->m);
+    if (r->train.shards) loader_close(&r->train);
+    if (r->have_val) loader_close(&r->val);
 }
 
 int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr *err) {
-    const KilnTrainConfig *t = &cfg->train;
-    FILE *log = opt->log;
-    if (t->threads > 0) omp_set_num_threads(t->threads);
-    int B = t->batch_size, T = t->seq_len;
-
-    KilnLoader train, val;
-    int have_val = cfg->data.val[0] != 0;
-    if (!cfg->data.train[0]) return kiln_fail(err, "data.train is not set: no training shards");
-    if (loader_open(&train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
-                    kiln_hash64(t->seed + 1), err))
-        return kiln_wrap(err, "data.train");
-    if (have_val && loader_open(&val, cfg->data.val, B, T, cfg->model.vocab_size, 0, 0, err)) {
-        loader_close(&train);
-        return kiln_wrap(err, "data.val");
+    if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
+    Run *r = calloc(1, sizeof *r);
+    if (!r) return kiln_fail(err, "out of memory");
+    r->cfg = cfg;
+    r->opt = opt;
+    r->dir = cfg->out_dir;
+    r->log = opt->log;
+    r->tty = opt->log && isatty(fileno(opt->log));
+    int rc = run_open(r, err);
+    if (rc == 0) rc = run_loop(r, err);
+    if (r->tty && r->log) fputc('\n', r->log);
+    if (rc < 0 && r->have_tracker) {
+        KilnBuf d = {0};
+        kbuf_puts(&d, "{\"error\":");
+        kbuf_json_str(&d, err->msg);
+        kbuf_putc(&d, '}');
+        event(r, "error", d.data, NULL);
+        kbuf_free(&d);
+        tracker_flush(&r->tr, NULL);
     }
-    KilnModel m;
-    if (gpt_create(&m, &cfg->model, B, T, err)) {
-        loader_close(&train);
-        if (have_val) loader_close(&val);
-        return -1;
-    }
-    KilnTrainState st = {0};
-    st.val_loss = NAN;
-    int rc = 0;
-    if (opt->resume) {
-        KilnConfig saved;
-        rc = checkpoint_read_state(opt->resume, &saved, &st, err);
-        if (rc == 0) rc = checkpoint_load(opt->resume, &m, 1, err);
-        if (rc == 0) rc = loader_seek(&train, st.loader_epoch, st.loader_shard, st.loader_pos, err);
-        if (rc) {
-            kiln_wrap(err, "resume from %s", opt->resume);
-        } else {
-            log_line(log, "resumed from %s at step %d\n", opt->resume, st.step);
-        }
-    } else {
-        gpt_init_weights(&m, t->seed);
-    }
-    long tokens_per_step = (long)B * T * t->grad_accum;
-    log_line(log, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n",
-             gpt_num_params(&m), cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head,
-             cfg->model.n_embd, cfg->model.vocab_size);
-    log_line(log, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step; %d threads\n",
-             loader_total_tokens(&train), train.nshards, have_val ? "" : ", no validation split",
-             tokens_per_step, omp_get_max_threads());
-
-    int32_t *tok = malloc(sizeof(int32_t) * B * T), *tgt = malloc(sizeof(int32_t) * B * T);
-    if (!tok || !tgt) rc = kiln_fail(err, "out of memory");
-    double t_start = kiln_now(), t_log = t_start;
-    int steps_since_log = 0;
-    while (rc == 0 && st.step < t->steps) {
-        int step = st.step;
-        if (have_val && t->eval_every > 0 && step > 0 && step % t->eval_every == 0) {
-            double vl;
-            if ((rc = evaluate_loss(&m, &val, t->eval_batches, &vl, err))) break;
-            st.val_loss = (float)vl;
-            log_line(log, "step %5d | val loss %.4f\n", step, vl);
-        }
-        float lr = lr_at(t, step);
-        gpt_zero_grad(&m);
-        double loss = 0.0;
-        for (int micro = 0; micro < t->grad_accum && rc == 0; micro++) {
-            loader_next(&train, tok, tgt);
-            uint64_t seed = kiln_hash64(t->seed ^ kiln_hash64(((uint64_t)step << 16) + micro));
-            rc = gpt_forward(&m, tok, tgt, B, T, 1.0f / t->grad_accum, seed, err);
-            if (rc == 0) {
-                gpt_backward(&m);
-                loss += m.loss / t->grad_accum;
-            }
-        }
-        if (rc) break;
-        if (!isfinite(loss)) {
-            rc = kiln_fail(err, "loss is %f at step %d: training diverged (lower train.lr?)", loss, step + 1);
-            break;
-        }
-        double norm = grad_global_norm(&m);
-        adamw_step(&m, t, lr, step + 1, grad_clip_coef(norm, t->grad_clip));
-        st.step++;
-        st.tokens_seen += tokens_per_step;
-        st.loader_shard = train.shard;
-        st.loader_pos = train.pos;
-        st.loader_epoch = train.epoch;
-        steps_since_log++;
-        if (st.step % t->log_every == 0 || st.step == t->steps) {
-            double now = kiln_now(), dt = (now - t_log) / steps_since_log;
-            int eta = (int)((t->steps - st.step) * dt + 0.5);
-            log_line(log, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | eta %dm%02ds\n",
-                     st.step, t->steps, loss, lr, norm, dt * 1e3, tokens_per_step / dt, eta / 60, eta % 60);
-            t_log = now;
-            steps_since_log = 0;
-        }
-        if (t->checkpoint_every > 0 && st.step % t->checkpoint_every == 0 && st.step < t->steps) {
-            char path[1024];
-            if ((rc = checkpoint_save(cfg->out_dir, cfg, &m, &st, path, err))) break;
-            log_line(log, "checkpoint %s\n", path);
-        }
-    }
-    if (rc == 0 && have_val) {
-        double vl;
-        rc = evaluate_loss(&m, &val, t->eval_batches, &vl, err);
-        if (rc == 0) {
-            st.val_loss = (float)vl;
-            log_line(log, "step %5d | val loss %.4f\n", st.step, vl);
-        }
-    }
-    if (rc == 0) {
-        char path[1024];
-        rc = checkpoint_save(cfg->out_dir, cfg, &m, &st, path, err);
-        if (rc == 0)
-            log_line(log, "checkpoint %s (%.1f s of training)\n", path, kiln_now() - t_start);
-    }
-    free(tok);
-    free(tgt);
-    gpt_destroy(&m);
-    loader_close(&train);
-    if (have_val) loader_close(&val);
-    return rc;
+    run_close(r);
+    free(r);
+    return rc < 0 ? (rc == KILN_TRAIN_BAD_INPUT ? KILN_TRAIN_BAD_INPUT : KILN_TRAIN_FAILED) : rc;
 }
