@@ -199,6 +199,8 @@ static int start_state(Run *r, KilnErr *err) {
 static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
     char path[1024];
     heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
+    // metrics first: a run resumed from this checkpoint finds every step up to it logged
+    if (r->have_tracker && tracker_flush(&r->tr, err)) return -1;
     if (checkpoint_save(r->dir, r->cfg, &r->m, &r->st, path, err)) return -1;
     heartbeat(r, 1);
     if (checkpoint_prune(r->dir, r->cfg->train.keep_last, r->cfg->train.keep_every, err)) return -1;

@@ -3,6 +3,7 @@ moments and resumed each time ends with the same per-step losses and the same
 final weights and optimizer state, bit for bit, as an uninterrupted run; so do a
 run stopped by SIGTERM and one whose newest checkpoint is corrupt. A resume that
 would change the model's shape is refused and changes nothing."""
+import json
 import os
 import random
 import shutil
@@ -133,6 +134,36 @@ try:
             after[os.path.join(root, fn)] = tu.sha256(os.path.join(root, fn))
     assert before == after, "a refused resume changed files"
     print("shape change refused: %s" % out.stderr.strip())
+
+    # a checkpoint of another model, named explicitly: refused before anything is written
+    other = os.path.join(work, "other")
+    out = subprocess.run(tu.pretrain_args(kiln, data, other, {"model.n_embd": 48}, ["--resume", tu.latest(ref)]),
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "model.n_embd = 32 but the config says 48" in out.stderr, out.stderr
+    assert not os.path.exists(os.path.join(other, "metrics.jsonl")), "a refused resume started a run"
+    print("another model's checkpoint refused")
+
+    # under the supervisor: the trainer SIGKILLed, then hung (SIGSTOP); both restarted, same result
+    sup = os.path.join(work, "sup")
+    p = subprocess.Popen([kiln, "supervise", "-q", "--run", sup, "--backoff", "0.1", "--heartbeat-timeout", "3",
+                          "--kill-grace", "0.5", "--"] + tu.pretrain_args(kiln, data, sup, extra=["-q"]))
+
+    def trainer_pid():
+        with open(os.path.join(sup, "trainer.pid")) as f:
+            return int(f.read())
+
+    for step, sig in ((200, signal.SIGKILL), (400, signal.SIGSTOP)):
+        t0 = time.time()
+        while latest_step(sup) < step:
+            assert p.poll() is None and time.time() - t0 < 120, "supervised run stalled"
+            time.sleep(0.002)
+        os.kill(trainer_pid(), sig)
+    assert p.wait(timeout=180) == 0
+    with open(os.path.join(sup, "incidents.jsonl")) as f:
+        kinds = [json.loads(line)["kind"] for line in f]
+    assert kinds.count("crash") == 1 and kinds.count("hang") == 1 and kinds.count("restart") == 2, kinds
+    same_as_ref(sup, "supervised")
+    print("supervised: a SIGKILL and a hang, %s: identical" % kinds)
 
     # warm start: another run's weights, a fresh schedule
     warm = os.path.join(work, "warm")
