@@ -73,7 +73,7 @@ typedef struct {
     int consumed_skip;       // the skipped step whose batches were already thrown away
     int want_checkpoint, want_eval, want_stop;
     double peak_flops, flops_per_token;
-    double t_ckpt, t_beat, t_log;
+    double t_ckpt, t_beat, t_log, t_bar;
     int steps_since_log;
     int tty;
     FILE *log;
@@ -193,6 +193,15 @@ static int start_state(Run *r, KilnErr *err) {
     }
     gpt_init_weights(&r->m, r->cfg->train.seed);
     return 0;
+}
+
+// A fresh start must not mix with an earlier run's checkpoints and metrics.
+static int check_fresh_dir(Run *r, KilnErr *err) {
+    char p[1100];
+    snprintf(p, sizeof p, "%s/latest", r->dir);
+    if (r->opt->resume || access(p, F_OK) != 0) return 0;
+    return kiln_fail(err, "%s already holds a run (%s exists): continue it with --resume latest, or choose "
+                          "another out_dir", r->dir, p);
 }
 
 // Writes a checkpoint of the current state, prunes old ones and records it.
@@ -468,6 +477,9 @@ static int run_eval(Run *r, KilnErr *err) {
 
 static void progress_bar(Run *r, double loss, double tok_s, double eta) {
     if (!r->tty || !r->log) return;
+    double now = kiln_now();  // redraw at most 10 times a second
+    if (now - r->t_bar < 0.1 && r->st.step < r->live.steps) return;
+    r->t_bar = now;
     int width = 24, done = (int)((double)r->st.step / r->live.steps * width);
     char bar[32];
     for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '-';
@@ -589,6 +601,7 @@ static int run_open(Run *r, KilnErr *err) {
     const KilnTrainConfig *t = &cfg->train;
     int B = t->batch_size, T = t->seq_len;
     if (!cfg->data.train[0]) return kiln_fail(err, "data.train is not set: no training shards"), KILN_TRAIN_BAD_INPUT;
+    if (check_fresh_dir(r, err)) return KILN_TRAIN_BAD_INPUT;
     if (loader_open(&r->train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
                     kiln_hash64(t->seed + 1), err))
         return kiln_wrap(err, "data.train"), KILN_TRAIN_BAD_INPUT;

@@ -68,7 +68,7 @@ try:
 
     # 2. while running: a bad file is rejected whole, a good one applied, then stop
     run = os.path.join(work, "live")
-    p = subprocess.Popen(tu.pretrain_args(kiln, data, run, {"train.checkpoint_every": 2}, ["-q"]))
+    p = subprocess.Popen(tu.pretrain_args(kiln, data, run, {"train.checkpoint_every": 10}, ["-q"]))
     wait_for(lambda: os.path.exists(os.path.join(run, "ckpt-00000040")), "step 40")
     write_control(run, "lr_mult: 0.5\nbogus_key: 1\n")
     wait_for(lambda: os.path.exists(os.path.join(run, "control.rejected")), "the rejection")
@@ -97,7 +97,7 @@ try:
         changed, stop_step, sorted(set(reasons))))
 
     # 3. resumed: the change persists
-    subprocess.run(tu.pretrain_args(kiln, data, run, {"train.checkpoint_every": 2}, ["-q", "--resume", "latest"]),
+    subprocess.run(tu.pretrain_args(kiln, data, run, {"train.checkpoint_every": 10}, ["-q", "--resume", "latest"]),
                    check=True)
     lr = tu.series(tu.metrics(run), "lr")
     assert sorted(lr) == list(range(1, 601))

@@ -37,8 +37,8 @@ TINY = {
     "train.lr": 3e-3, "train.min_lr": 3e-4, "train.warmup_steps": 10,
     "train.batch_ramp_start": 128, "train.batch_ramp_tokens": 8000,
     "train.eval_every": 50, "train.eval_batches": 2, "train.log_every": 50,
-    "train.checkpoint_every": 4, "train.keep_last": 2, "train.keep_every": 100,
-    "train.threads": 2, "train.peak_tflops": 1, "train.seed": 7,
+    "train.checkpoint_every": 10, "train.keep_last": 2, "train.keep_every": 100,
+    "train.threads": 1, "train.peak_tflops": 1, "train.seed": 7,
 }
 
 
