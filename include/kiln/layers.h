@@ -1,6 +1,8 @@
 // layers.h: the transformer's layers, each forward beside its backward.
 // Shapes use N = B*T rows. Backward functions ADD into parameter gradients
 // (so micro-batches accumulate) and WRITE input gradients unless noted.
+// Forward loops parallelize only outside a parallel region (if (parallel :
+// !omp_in_parallel())): inference runs one sequence per thread inside its caller's.
 #ifndef KILN_LAYERS_H
 #define KILN_LAYERS_H
 
@@ -71,6 +73,11 @@ void attention_backward(float *dqkv, const float *dout, const float *out, const 
                         const float *lse, float *scratch, int B, int T, int NH, int NKV, int HD,
                         KilnDropout drop);
 long attention_scratch_floats(int T, int nthreads);
+// Inference over a KV cache: q (n,ldq) query heads of positions pos..pos+n-1,
+// kc, vc (pos+n, NKV*HD) cached keys/values of positions 0..pos+n-1 -> out (n,NH*HD).
+// scratch: nthreads blocks of n*(pos+n) floats; serial inside a parallel region.
+void attention_infer(float *out, const float *q, int ldq, const float *kc, const float *vc,
+                     float *scratch, int n, int pos, int NH, int NKV, int HD, int nthreads);
 
 // ---- fused softmax + cross-entropy over logits (N,V) ----
 // targets < 0 are ignored. Returns the mean loss over counted targets.

@@ -4,13 +4,14 @@
 #include "fastmath.h"
 
 #include <math.h>
+#include <omp.h>
 
 #define GELU_K 0.7978845608028654f  // sqrt(2/pi)
 
 // GELU, tanh approximation (GPT-2): inp (n) -> out (n)
 // 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
 void gelu_forward(float *out, const float *inp, long n) {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (parallel : !omp_in_parallel())
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = x * fast_sigmoidf(2.0f * GELU_K * (x + 0.044715f * x * x * x));
@@ -30,7 +31,7 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, long n) {
 
 // GELU, exact: x * Phi(x) (torch.nn.GELU() default)
 void gelu_erf_forward(float *out, const float *inp, long n) {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (parallel : !omp_in_parallel())
     for (long i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * (float)M_SQRT1_2));
 }
 
@@ -45,7 +46,7 @@ void gelu_erf_backward(float *dinp, const float *inp, const float *dout, long n)
 }
 
 void relu_forward(float *out, const float *inp, long n) {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (parallel : !omp_in_parallel())
     for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
@@ -56,7 +57,7 @@ void relu_backward(float *dinp, const float *inp, const float *dout, long n) {
 
 // SwiGLU: inp (N, 2H) = [gate | up] -> out (N,H) = silu(gate) * up
 void swiglu_forward(float *out, const float *inp, int N, int H) {
-#pragma omp parallel for
+#pragma omp parallel for if (parallel : !omp_in_parallel())
     for (long n = 0; n < N; n++) {
         const float *g = inp + n * 2 * H, *u = g + H;
         float *o = out + n * H;

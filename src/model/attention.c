@@ -19,32 +19,36 @@ void dropout_apply(float *x, long n, KilnDropout d) {
 
 long attention_scratch_floats(int T, int nthreads) { return 3L * T * T * nthreads; }
 
-// P (T,T) <- causal softmax(scale * Q K^T) for one head; lse (T) written if given,
-// else read (backward recomputes P from the saved lse).
-static void head_probs(float *P, float *lse, int save_lse, const float *Q, const float *K, int T,
-                       int HD, int ld, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, Q, ld, K, ld, 0.0f, P, T);
-    for (int i = 0; i < T; i++) {
-        float *row = P + (long)i * T;
+// P (n,S) <- causal softmax(scale * Q K^T) for one head, Q (n,HD) rows at
+// positions pos..pos+n-1, K (S,HD) keys of positions 0..S-1, S = pos+n: row i sees
+// keys 0..pos+i (training: pos = 0, n = S = T). lse (n) written if save_lse (and
+// not NULL), else read (backward recomputes P from the saved lse).
+static void head_probs(float *P, float *lse, int save_lse, const float *Q, int ldq, const float *K,
+                       int ldk, int n, int pos, int HD, float scale) {
+    int S = pos + n;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, S, HD, scale, Q, ldq, K, ldk, 0.0f, P, S);
+    for (int i = 0; i < n; i++) {
+        float *row = P + (long)i * S;
+        int last = pos + i;
         float l;
         if (save_lse) {
             float m = -INFINITY;
-            for (int j = 0; j <= i; j++) m = row[j] > m ? row[j] : m;
+            for (int j = 0; j <= last; j++) m = row[j] > m ? row[j] : m;
             float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-            for (int j = 0; j <= i; j++) {
+            for (int j = 0; j <= last; j++) {
                 row[j] = fast_expf(row[j] - m);
                 sum += row[j];
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j <= i; j++) row[j] *= inv;
-            lse[i] = m + logf(sum);
+            for (int j = 0; j <= last; j++) row[j] *= inv;
+            if (lse) lse[i] = m + logf(sum);
         } else {
             l = lse[i];
 #pragma omp simd
-            for (int j = 0; j <= i; j++) row[j] = fast_expf(row[j] - l);
+            for (int j = 0; j <= last; j++) row[j] = fast_expf(row[j] - l);
         }
-        for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+        for (int j = last + 1; j < S; j++) row[j] = 0.0f;
     }
 }
 
@@ -70,7 +74,7 @@ void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
         float *P = scratch + (long)omp_get_thread_num() * 3 * T * T, *Pd = P + (long)T * T;
         const float *base = qkv + (long)b * T * QKV;
         const float *Q = base + h * HD, *K = base + C + g * HD, *V = base + C + NKV * HD + g * HD;
-        head_probs(P, lse + bh * T, 1, Q, K, T, HD, QKV, scale);
+        head_probs(P, lse + bh * T, 1, Q, QKV, K, QKV, T, 0, HD, scale);
         if (drop.p > 0.0f) {
             head_dropout(Pd, P, T, bh, drop);
             P = Pd;
@@ -78,6 +82,26 @@ void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
         // out_h (T,HD) = P (T,T) @ V (T,HD)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, V, QKV, 0.0f,
                     out + (long)b * T * C + h * HD, C);
+    }
+}
+
+// Inference over a KV cache: n new rows at positions pos..pos+n-1.
+// q (n,ldq) holds the NH query heads (HD each) of the new rows; kc, vc (pos+n, NKV*HD)
+// the keys and values of positions 0..pos+n-1, the new rows' included -> out (n,NH*HD).
+// scratch: nthreads blocks of n*(pos+n) floats. Parallel over heads, but never
+// inside an enclosing parallel region (one inference per thread).
+void attention_infer(float *out, const float *q, int ldq, const float *kc, const float *vc,
+                     float *scratch, int n, int pos, int NH, int NKV, int HD, int nthreads) {
+    int KVD = NKV * HD, C = NH * HD, group = NH / NKV, S = pos + n;
+    float scale = 1.0f / sqrtf((float)HD);
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nthreads > 1 && !omp_in_parallel())
+    for (int h = 0; h < NH; h++) {
+        int g = h / group;
+        float *P = scratch + (long)omp_get_thread_num() * n * S;
+        head_probs(P, NULL, 1, q + h * HD, ldq, kc + g * HD, KVD, n, pos, HD, scale);
+        // out_h (n,HD) = P (n,S) @ V (S,HD)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, HD, S, 1.0f, P, S, vc + g * HD, KVD,
+                    0.0f, out + h * HD, C);
     }
 }
 
@@ -106,7 +130,7 @@ void attention_backward(float *dqkv, const float *dout, const float *out, const 
             long bh = (long)b * NH + h;
             const float *Q = base + h * HD, *dO = dout + (long)b * T * C + h * HD;
             float *dQ = dbase + h * HD;
-            head_probs(P, (float *)(lse + bh * T), 0, Q, K, T, HD, QKV, scale);
+            head_probs(P, (float *)(lse + bh * T), 0, Q, QKV, K, QKV, T, 0, HD, scale);
             const float *Pv = P;  // the probabilities that multiplied V
             if (drop.p > 0.0f) {
                 head_dropout(Pd, P, T, bh, drop);

@@ -2,11 +2,12 @@
 #include "kiln/layers.h"
 
 #include <string.h>
+#include <omp.h>
 
 // tokens (B,T), wte (V,C), wpe (maxT,C) or NULL -> out (B,T,C)
 void embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
                        int B, int T, int C) {
-#pragma omp parallel for
+#pragma omp parallel for if (parallel : !omp_in_parallel())
     for (long n = 0; n < (long)B * T; n++) {
         float *o = out + n * C;
         const float *e = wte + (long)tokens[n] * C;

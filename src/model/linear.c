@@ -2,6 +2,7 @@
 #include "kiln/layers.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 // inp (N,IC), w (OC,IC) as in torch.nn.Linear, bias (OC) -> out (N,OC)
 void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
@@ -9,7 +10,7 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out,
                 OC);
     if (bias) {
-#pragma omp parallel for
+#pragma omp parallel for if (parallel : !omp_in_parallel())
         for (long n = 0; n < N; n++) {
             float *o = out + n * OC;
             for (int j = 0; j < OC; j++) o[j] += bias[j];
@@ -38,6 +39,6 @@ void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, co
 }
 
 void residual_add(float *out, const float *a, const float *b, long n) {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (parallel : !omp_in_parallel())
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
 }

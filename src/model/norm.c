@@ -2,11 +2,12 @@
 #include "kiln/layers.h"
 
 #include <math.h>
+#include <omp.h>
 
 // inp (N,C), w (C), b (C) or NULL -> out (N,C), mean (N), rstd (N)
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int N, int C, float eps) {
-#pragma omp parallel for
+#pragma omp parallel for if (parallel : !omp_in_parallel())
     for (long n = 0; n < N; n++) {
         const float *x = inp + n * C;
         float *o = out + n * C;
@@ -61,7 +62,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 // inp (N,C), w (C) -> out (N,C), rstd (N)
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
                      float eps) {
-#pragma omp parallel for
+#pragma omp parallel for if (parallel : !omp_in_parallel())
     for (long n = 0; n < N; n++) {
         const float *x = inp + n * C;
         float *o = out + n * C;

@@ -3,6 +3,7 @@
 #include "kiln/layers.h"
 
 #include <math.h>
+#include <omp.h>
 
 void rope_tables(float *cos_t, float *sin_t, int block_size, int HD, float theta) {
     int half = HD / 2;
@@ -20,7 +21,7 @@ void rope_tables(float *cos_t, float *sin_t, int block_size, int HD, float theta
 static void rope_rotate(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int NH,
                         int NKV, int HD, float sign) {
     int half = HD / 2, QKV = (NH + 2 * NKV) * HD;
-#pragma omp parallel for
+#pragma omp parallel for if (parallel : !omp_in_parallel())
     for (long n = 0; n < (long)B * T; n++) {
         int t = (int)(n % T);
         const float *c = cos_t + t * half, *s = sin_t + t * half;
