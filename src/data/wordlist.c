@@ -5,7 +5,9 @@
 // "s&m" and "g-spot" match as token sequences and "ass" does not match inside
 // "assistant". A phrase matches across any whitespace. Lookups go through a
 // hash map from an entry's first token to its entries, longest first.
+// wordlist.h exposes the matcher alone (toxicity scoring).
 #include "filter_text.h"
+#include "kiln/wordlist.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,7 +21,7 @@ typedef struct {
     char *text;          // the entry as listed (for the report)
 } Entry;
 
-typedef struct {
+typedef struct KilnWordList {
     KilnBuf pool;     // lowercased token bytes of all entries
     KilnBuf toks;     // FtToken array into pool (flags 1: word token)
     Entry *entries;   // grouped by first token, longest first within a group
@@ -225,6 +227,21 @@ static int tok_eq(const char *a, const FtToken *x, const char *b, const FtToken 
     return x->len == y->len && !memcmp(a + x->off, b + y->off, x->len);
 }
 
+// The longest entry that starts at token i of the lowercased text (low, tok[0..nt)), or NULL.
+static const Entry *wl_match_at(const WordList *w, const char *low, const FtToken *tok, long nt, long i) {
+    int g = ft_strmap_get(&w->first, low + tok[i].off, tok[i].len);
+    if (g < 0) return NULL;
+    for (uint32_t k = w->group[g]; k < w->group[g + 1]; k++) {
+        const Entry *e = &w->entries[k];
+        if ((long)e->ntok > nt - i) continue;
+        const FtToken *et = entry_tok(w, e);
+        uint32_t j = 1;
+        while (j < e->ntok && tok_eq(low, &tok[i + j], w->pool.data, &et[j])) j++;
+        if (j == e->ntok) return e;
+    }
+    return NULL;
+}
+
 static const char *wl_apply(void *state, KilnDoc *doc, KilnScratch *s) {
     WordList *w = state;
     kbuf_clear(&s->a);
@@ -236,17 +253,7 @@ static const char *wl_apply(void *state, KilnDoc *doc, KilnScratch *s) {
     long words = 0, matches = 0, matched_words = 0;
     for (long i = 0; i < nt; i++) words += tok[i].flags;
     for (long i = 0; i < nt;) {
-        int g = ft_strmap_get(&w->first, low + tok[i].off, tok[i].len);
-        const Entry *hit = NULL;
-        if (g >= 0)
-            for (uint32_t k = w->group[g]; k < w->group[g + 1] && !hit; k++) {
-                const Entry *e = &w->entries[k];
-                if ((long)e->ntok > nt - i) continue;
-                const FtToken *et = entry_tok(w, e);
-                uint32_t j = 1;
-                while (j < e->ntok && tok_eq(low, &tok[i + j], w->pool.data, &et[j])) j++;
-                if (j == e->ntok) hit = e;
-            }
+        const Entry *hit = wl_match_at(w, low, tok, nt, i);
         if (!hit) {
             i++;
             continue;
@@ -306,3 +313,32 @@ const KilnStageDef STAGE_WORDLIST = {
     .apply = wl_apply,
     .report_json = wl_report,
 };
+
+// ---------------------------------------------------------------- the matcher alone (wordlist.h)
+int wordlist_open(KilnWordList **out, const char *path, KilnErr *err) {
+    WordList *w = calloc(1, sizeof *w);
+    *out = NULL;
+    if (!w) return kiln_fail(err, "out of memory");
+    w->max_ratio = -1;
+    if (wl_load(w, path, err) || wl_index(w, err)) {
+        wl_destroy(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
+}
+
+void wordlist_free(KilnWordList *w) { wl_destroy(w); }
+
+long wordlist_matches(const KilnWordList *w, const char *text, size_t len) {
+    KilnBuf low = {0}, toks = {0};
+    long nt = lower_tokens(text, len, &low, &toks), matches = 0;
+    for (long i = 0; i < nt;) {
+        const Entry *hit = wl_match_at(w, low.data, (const FtToken *)toks.data, nt, i);
+        i += hit ? (long)hit->ntok : 1;
+        matches += hit != NULL;
+    }
+    kbuf_free(&low);
+    kbuf_free(&toks);
+    return nt < 0 ? -1 : matches;
+}
