@@ -67,6 +67,11 @@ int checkpoint_find_good(const char *run_dir, char *path, size_t n, char *warn, 
 // Removes checkpoints beyond the newest keep_last (0: keep all), sparing
 // milestones (steps that are multiples of keep_every) and the one named by RUN/latest.
 int checkpoint_prune(const char *run_dir, int keep_last, int keep_every, KilnErr *err);
+// A model for inference from a checkpoint directory, or from a run directory
+// (its newest good checkpoint): cfg gets the checkpoint's config, m its
+// weights (m is created here; gpt_destroy it), resolved (1024 bytes, may be
+// NULL) the checkpoint directory used.
+int checkpoint_open_model(const char *path, KilnConfig *cfg, KilnModel *m, char *resolved, KilnErr *err);
 // 0 when a checkpoint's config has the same model shape as cfg; otherwise an
 // error naming the first key that differs.
 int checkpoint_same_shape(const KilnModelConfig *saved, const KilnModelConfig *cfg, const char *ckpt_dir,

@@ -93,10 +93,23 @@ typedef struct {
     int shuffle;       // seeded shuffle of shards and sequences, fresh each epoch
 } KilnDataConfig;
 
+// Benchmarks scored during pretraining (kiln eval's tasks), logged as
+// eval/<task>/<metric> in metrics.jsonl and TensorBoard.
+typedef struct {
+    char tasks[512];       // comma-separated task names or files; empty: none
+    int every;             // steps between evaluations; 0: at the end only
+    int limit;             // items per task; 0: all
+    int shots;             // -1: each task's default
+    char tokenizer[1024];  // the model's tokenizer file or "bytes"; empty: from the shards' manifest
+    char task_dir[1024];   // empty: ./tasks
+    char data_dir[1024];   // empty: ../shared/data
+} KilnEvalConfig;
+
 typedef struct {
     KilnModelConfig model;
     KilnTrainConfig train;
     KilnDataConfig data;
+    KilnEvalConfig eval;
     char out_dir[1024];
 } KilnConfig;
 

@@ -61,6 +61,9 @@ int decontam_read_eval(const char *spec, KilnEvalItemFn fn, void *ctx, char **ta
 // text. Exposed so that other tools count words the same way.
 typedef void (*KilnWordFn)(void *ctx, const char *word, size_t len, size_t start, size_t end);
 long decontam_words(const char *text, size_t len, KilnWordFn fn, void *ctx);
+// The index of the first byte at or after i that is not whitespace in Python's
+// sense (str.isspace: ASCII and Unicode whitespace).
+size_t text_skip_space(const char *t, size_t len, size_t i);
 
 // ---------------------------------------------------------------- the index
 typedef struct KilnDecontamIndex KilnDecontamIndex;

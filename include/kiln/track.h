@@ -3,7 +3,8 @@
 //   RUN/tb/events.out.tfevents.<secs>.<host>   TensorBoard scalars (TFRecord of Event protos)
 //   RUN/config.yaml, RUN/env.json              the resolved config and the environment
 // Series names are the metrics.jsonl keys ("loss", "val_loss", "lr", ...); the
-// TensorBoard tag of a name is "train/<name>", or "val/<rest>" for "val_<rest>".
+// TensorBoard tag of a name is "train/<name>", "val/<rest>" for "val_<rest>",
+// or the name itself when it has a slash ("eval/hellaswag/acc_norm").
 #ifndef KILN_TRACK_H
 #define KILN_TRACK_H
 

@@ -7,8 +7,9 @@
 #include <string.h>
 
 extern const KilnCommand CMD_REPORT;  // cmd_report.c
+extern const KilnCommand CMD_EVAL;    // cmd_eval.c
 
-static const KilnCommand *const COMMANDS[] = {&CMD_DATA, &CMD_TOKENIZER, &CMD_PRETRAIN, &CMD_SUPERVISE, &CMD_REPORT};
+static const KilnCommand *const COMMANDS[] = {&CMD_DATA, &CMD_TOKENIZER, &CMD_PRETRAIN, &CMD_SUPERVISE, &CMD_REPORT, &CMD_EVAL};
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
 static void usage(FILE *f) {

@@ -32,6 +32,7 @@ static const char *const SPIKE_NAMES[] = {"rollback", "skip", "stop", NULL};
 #define M(f) offsetof(KilnConfig, model.f)
 #define TR(f) offsetof(KilnConfig, train.f)
 #define D(f) offsetof(KilnConfig, data.f)
+#define E(f) offsetof(KilnConfig, eval.f)
 static const KeySpec KEYS[] = {
     {"model.vocab_size", T_INT, M(vocab_size), 0, NULL, "token vocabulary size"},
     {"model.block_size", T_INT, M(block_size), 0, NULL, "longest sequence the model takes"},
@@ -100,11 +101,19 @@ static const KeySpec KEYS[] = {
     {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
     {"data.val", T_STR, D(val), sizeof(((KilnConfig *)0)->data.val), NULL, "validation shards (path or glob)"},
     {"data.shuffle", T_BOOL, D(shuffle), 0, NULL, "shuffle training sequences (seeded by train.seed, new order each epoch)"},
+    {"eval.tasks", T_STR, E(tasks), sizeof(((KilnConfig *)0)->eval.tasks), NULL, "benchmarks scored during training, comma-separated (see kiln eval); empty = none"},
+    {"eval.every", T_INT, E(every), 0, NULL, "steps between benchmark runs; 0 = at the end only"},
+    {"eval.limit", T_INT, E(limit), 0, NULL, "items per task; 0 = all"},
+    {"eval.shots", T_INT, E(shots), 0, NULL, "few-shot examples; -1 = each task's default"},
+    {"eval.tokenizer", T_STR, E(tokenizer), sizeof(((KilnConfig *)0)->eval.tokenizer), NULL, "the model's tokenizer file or 'bytes'; empty = from the shards' manifest"},
+    {"eval.task_dir", T_STR, E(task_dir), sizeof(((KilnConfig *)0)->eval.task_dir), NULL, "task files; empty = ./tasks"},
+    {"eval.data_dir", T_STR, E(data_dir), sizeof(((KilnConfig *)0)->eval.data_dir), NULL, "datasets; empty = ../shared/data"},
     {"out_dir", T_STR, offsetof(KilnConfig, out_dir), sizeof(((KilnConfig *)0)->out_dir), NULL, "run directory for checkpoints"},
 };
 #undef M
 #undef TR
 #undef D
+#undef E
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 
 void kiln_config_defaults(KilnConfig *cfg) {
@@ -149,6 +158,7 @@ void kiln_config_defaults(KilnConfig *cfg) {
     t->spike_max = 5;
     t->eval_batches = 0;
     cfg->data.shuffle = 1;
+    cfg->eval.shots = -1;
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/default");
 }
 
@@ -378,6 +388,8 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
          "train.spike_min_history must be in 2..train.spike_window");
     NEED(t->spike_skip_steps >= 1 && t->spike_skip_steps <= 64, "train.spike_skip_steps must be in 1..64");
     NEED(t->spike_lr_factor > 0 && t->spike_lr_factor <= 1, "train.spike_lr_factor must be in (0, 1]");
+    NEED(cfg->eval.every >= 0 && cfg->eval.limit >= 0 && cfg->eval.shots >= -1,
+         "eval.every and eval.limit must not be negative, eval.shots must be -1 or more");
     NEED(t->spike_max >= 0 && t->peak_tflops >= 0, "train.spike_max and train.peak_tflops must not be negative");
     NEED(t->log_every >= 1, "train.log_every must be positive");
     NEED(t->eval_every >= 0 && t->eval_batches >= 0 && t->checkpoint_every >= 0,

@@ -36,7 +36,7 @@ static int32_t decode(const char *t, size_t len, size_t i, int *n) {
     return cp;
 }
 
-static size_t skip_space(const char *t, size_t len, size_t i) {
+size_t text_skip_space(const char *t, size_t len, size_t i) {
     while (i < len) {
         unsigned char c = (unsigned char)t[i];
         if (c < 0x80) {
@@ -96,7 +96,7 @@ static size_t norm_piece(const char *t, size_t len, size_t i, char *out, size_t 
 static int next_word(const char *t, size_t len, size_t *pos, size_t *ws, size_t *we, uint64_t *h) {
     char buf[512];
     for (size_t i = *pos;;) {
-        i = skip_space(t, len, i);
+        i = text_skip_space(t, len, i);
         if (i >= len) {
             *pos = len;
             return 0;
@@ -126,7 +126,7 @@ long decontam_words(const char *text, size_t len, KilnWordFn fn, void *ctx) {
     if (!buf) return -1;
     long nw = 0;
     for (size_t i = 0;;) {
-        i = skip_space(text, len, i);
+        i = text_skip_space(text, len, i);
         if (i >= len) break;
         size_t olen, e = norm_piece(text, len, i, buf, len + 1, &olen);
         if (olen > len + 1) {  // lowercase forms can be longer than the original

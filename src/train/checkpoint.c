@@ -503,3 +503,26 @@ int checkpoint_same_shape(const KilnModelConfig *a, const KilnModelConfig *b, co
                              ckpt_dir, k[i].key, k[i].saved, k[i].now);
     return 0;
 }
+
+int checkpoint_open_model(const char *path, KilnConfig *cfg, KilnModel *m, char *resolved, KilnErr *err) {
+    char dir[1024], latest[1100], warn[4096];
+    snprintf(latest, sizeof latest, "%s/latest", path);
+    if (access(latest, F_OK) == 0) {  // a run directory
+        if (checkpoint_find_good(path, dir, sizeof dir, warn, sizeof warn, err)) return -1;
+    } else {
+        if (checkpoint_verify(path, err)) return -1;
+        snprintf(dir, sizeof dir, "%s", path);
+    }
+    KilnTrainState *st = malloc(sizeof *st);
+    if (!st) return kiln_fail(err, "out of memory");
+    int rc = checkpoint_read_state(dir, cfg, st, err);
+    free(st);
+    if (rc) return -1;
+    if (gpt_create(m, &cfg->model, 1, 1, err)) return -1;  // inference needs no training activations
+    if (checkpoint_load(dir, m, 0, err)) {
+        gpt_destroy(m);
+        return -1;
+    }
+    if (resolved) snprintf(resolved, 1024, "%s", dir);
+    return 0;
+}

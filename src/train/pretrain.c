@@ -10,6 +10,7 @@
 #include "kiln/control.h"
 #include "kiln/corpus.h"
 #include "kiln/data.h"
+#include "kiln/eval.h"
 #include "kiln/guard.h"
 #include "kiln/optim.h"
 #include "kiln/schedule.h"
@@ -66,6 +67,10 @@ typedef struct {
     KilnTracker tr;
     int have_tracker;
     KilnManifest *manifest;  // beside the training shards, to name documents; may be NULL
+    KilnTask **tasks;        // eval.tasks, scored every eval.every steps
+    int ntasks;
+    KilnCodec codec;
+    KilnTokenizer *tokenizer;
     int32_t *tok, *tgt;      // one micro-batch (B,T)
     int *rows_shard;         // where this step's rows came from: (grad_accum*B)
     long *rows_start;
@@ -104,12 +109,12 @@ static int event(Run *r, const char *kind, const char *detail, KilnErr *err) {
 
 // Best sgemm rate of this machine with the threads in use, for MFU.
 static double measure_peak_flops(void) {
-    enum { N = 1024 };
+    enum { N = 2048 };  // as bench/: smaller products do not reach the peak
     float *a = malloc(sizeof(float) * N * N * 3);
     if (!a) return 0;
     for (long i = 0; i < (long)N * N * 3; i++) a[i] = (float)(i % 7) * 0.1f;
-    double best = 0, t_end = kiln_now() + 0.3;
-    while (kiln_now() < t_end) {
+    double best = 0, t_end = kiln_now() + 0.5;
+    for (int calls = 0; calls < 2 || kiln_now() < t_end; calls++) {  // the first call warms the threads up
         double t0 = kiln_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f,
                     a + 2 * N * N, N);
@@ -475,6 +480,58 @@ static int run_eval(Run *r, KilnErr *err) {
     return tracker_log(&r->tr, r->st.step, wall_now(), &m, 1, err);
 }
 
+// eval.tasks: load the task files and the model's codec once.
+static int open_benchmarks(Run *r, KilnErr *err) {
+    const KilnEvalConfig *e = &r->cfg->eval;
+    if (!e->tasks[0]) return 0;
+    if (codec_for_model(&r->codec, &r->tokenizer, e->tokenizer[0] ? e->tokenizer : NULL, r->cfg, err))
+        return kiln_wrap(err, "eval.tokenizer");
+    char list[sizeof e->tasks], *save = NULL;
+    snprintf(list, sizeof list, "%s", e->tasks);
+    for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        char path[2200];
+        const char *dir = e->task_dir[0] ? e->task_dir : "tasks";
+        if (strchr(name, '/') || strstr(name, ".yaml")) snprintf(path, sizeof path, "%s", name);
+        else snprintf(path, sizeof path, "%s/%s.yaml", dir, name);
+        KilnTask **grown = realloc(r->tasks, sizeof *grown * (size_t)(r->ntasks + 1));
+        if (!grown) return kiln_fail(err, "out of memory");
+        r->tasks = grown;
+        if (task_load(&r->tasks[r->ntasks], path, e->data_dir[0] ? e->data_dir : "../shared/data", 0, err))
+            return kiln_wrap(err, "eval.tasks");
+        r->ntasks++;
+    }
+    return 0;
+}
+
+// Scores eval.tasks with the current weights and logs eval/<task>/<metric>.
+static int run_benchmarks(Run *r, KilnErr *err) {
+    if (!r->ntasks) return 0;
+    heartbeat(r, 1);
+    double t0 = kiln_now();
+    KilnEvalOptions o = {r->cfg->eval.shots, r->cfg->eval.limit, r->cfg->train.seed, NULL, 0, NULL, NULL, NULL};
+    KilnEvalResults res = {0};
+    int rc = 0;
+    for (int i = 0; i < r->ntasks && rc == 0; i++) rc = eval_task(&r->m, &r->codec, r->tasks[i], &o, &res, err);
+    KilnMetric *ms = rc ? NULL : calloc((size_t)res.n, sizeof *ms);
+    char(*names)[160] = rc ? NULL : calloc((size_t)res.n, sizeof *names);
+    if (rc == 0 && (!ms || !names)) rc = kiln_fail(err, "out of memory");
+    KilnBuf line = {0};
+    for (int i = 0; rc == 0 && i < res.n; i++) {
+        const KilnMetricResult *x = &res.r[i];
+        snprintf(names[i], sizeof names[i], "eval/%s/%s%s%s", x->task, x->metric, x->filter[0] ? "/" : "", x->filter);
+        ms[i] = (KilnMetric){names[i], x->value};
+        kbuf_printf(&line, " %s/%s%s%s %.4f", x->task, x->metric, x->filter[0] ? ":" : "", x->filter, x->value);
+    }
+    if (rc == 0 && r->have_tracker) rc = tracker_log(&r->tr, r->st.step, wall_now(), ms, res.n, err);
+    if (rc == 0) say(r, "step %5d | eval%s (%.1f s)\n", r->st.step, line.len ? line.data : "", kiln_now() - t0);
+    kbuf_free(&line);
+    free(ms);
+    free(names);
+    eval_results_free(&res);
+    heartbeat(r, 1);
+    return rc ? kiln_wrap(err, "benchmarks at step %d", r->st.step) : 0;
+}
+
 static void progress_bar(Run *r, double loss, double tok_s, double eta) {
     if (!r->tty || !r->log) return;
     double now = kiln_now();  // redraw at most 10 times a second
@@ -587,8 +644,9 @@ static int run_loop(Run *r, KilnErr *err) {
         heartbeat(r, 0);
         if (rc > 0) continue;  // a spike: the step was skipped or rolled back
         // evaluate before checkpointing, so that a run resumed here does not evaluate again
-        int s = r->st.step, last = s == t->steps;
+        int s = r->st.step, last = s == t->steps, every = r->cfg->eval.every;
         if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
+        if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
         if (checkpoint_due(r) && save_checkpoint(r, "scheduled", err)) return -1;
     }
     if (save_checkpoint(r, "final", err)) return -1;
@@ -626,6 +684,7 @@ static int run_open(Run *r, KilnErr *err) {
     r->have_tracker = 1;
     if (run_env_write(r->dir, cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), err)) return -1;
     open_manifest(r);
+    if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
     r->peak_flops = t->peak_tflops > 0 ? t->peak_tflops * 1e12 : measure_peak_flops();
     say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
@@ -656,6 +715,9 @@ static void run_close(Run *r) {
     snprintf(pid, sizeof pid, "%s/trainer.pid", r->dir);
     unlink(pid);
     if (r->manifest) manifest_free(r->manifest);
+    for (int i = 0; i < r->ntasks; i++) task_free(r->tasks[i]);
+    free(r->tasks);
+    if (r->tokenizer) tokenizer_free(r->tokenizer);
     free(r->tok);
     free(r->tgt);
     free(r->rows_shard);

@@ -49,10 +49,12 @@ static int write_line(KilnTracker *t, const KilnBuf *b, KilnErr *err) {
     return 0;
 }
 
-// The TensorBoard tag of a series: "val_<rest>" -> "val/<rest>", else "train/<name>".
+// The TensorBoard tag of a series: "val_<rest>" -> "val/<rest>", a name with a
+// slash (eval/hellaswag/acc_norm) as it is, else "train/<name>".
 static int tb_tag(KilnBuf *tag, const char *name) {
     kbuf_clear(tag);
     if (!strncmp(name, "val_", 4) && name[4]) return kbuf_printf(tag, "val/%s", name + 4);
+    if (strchr(name, '/')) return kbuf_printf(tag, "%s", name);
     return kbuf_printf(tag, "train/%s", name);
 }
 

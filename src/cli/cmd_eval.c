@@ -1,0 +1,234 @@
+// cmd_eval.c: `kiln eval`: score a checkpoint on evaluation tasks.
+#include "cli.h"
+
+#include "kiln/checkpoint.h"
+#include "kiln/eval.h"
+#include "kiln/toxicity.h"
+
+#include <libgen.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// Where task files live: --task-dir, $KILN_TASKS, ./tasks, or tasks/ beside
+// the directory that holds this binary (build/kiln -> tasks/).
+static void default_task_dir(char *out, size_t n) {
+    const char *env = getenv("KILN_TASKS");
+    if (env && *env) {
+        snprintf(out, n, "%s", env);
+        return;
+    }
+    if (access("tasks", F_OK) == 0) {
+        snprintf(out, n, "tasks");
+        return;
+    }
+    char self[2048];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k > 0) {
+        self[k] = 0;
+        snprintf(out, n, "%s/../tasks", dirname(self));
+    } else {
+        snprintf(out, n, "tasks");
+    }
+}
+
+// A task name (tasks/NAME.yaml) or a path to a YAML file.
+static void task_path(const char *dir, const char *name, char *out, size_t n) {
+    size_t l = strlen(name);
+    if (strchr(name, '/') || (l > 5 && !strcmp(name + l - 5, ".yaml"))) snprintf(out, n, "%s", name);
+    else snprintf(out, n, "%s/%s.yaml", dir, name);
+}
+
+static FILE *open_out(const char *path, const char *what) {
+    if (!path) return NULL;
+    FILE *f = !strcmp(path, "-") ? stdout : fopen(path, "w");
+    if (!f) cli_error("%s: cannot write %s", path, what);
+    return f;
+}
+
+// tasks/toxicity.yaml and its like: sampled continuations scored for toxicity;
+// the metrics join the results as rows of task o.task.
+static int run_toxicity(const KilnModel *m, const KilnCodec *c, const char *path, const char *data_dir,
+                        const char *out_dir, long limit, FILE *items_f, KilnEvalResults *res, KilnErr *err) {
+    KilnToxOptions o;
+    int keep = items_f != NULL;
+    if (toxicity_task_load(path, data_dir, &o, err)) return 2;
+    if (limit > 0 && (o.n_prompts == 0 || limit < o.n_prompts)) o.n_prompts = limit;  // --limit: prompts
+    o.keep_items = keep;
+    if (out_dir) snprintf(o.classifier_cache, sizeof o.classifier_cache, "%s/toxicity-classifier.kcls", out_dir);
+    KilnToxResult r;
+    if (toxicity_eval(m, c, &o, &r, err)) return 1;
+    KilnToxRow rows[KILN_TOX_NROWS];
+    int n = toxicity_rows(&r, rows), rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        KilnMetricResult x = {0};
+        snprintf(x.task, sizeof x.task, "%s", o.task);
+        snprintf(x.metric, sizeof x.metric, "%s", rows[i].name);
+        snprintf(x.subset, sizeof x.subset, "all");
+        x.value = rows[i].value;
+        x.stderr_ = rows[i].se;
+        x.n = rows[i].n;
+        if (eval_results_add(res, &x, err)) rc = 1;
+    }
+    for (long i = 0; rc == 0 && items_f && r.items && i < r.n_prompts; i++) {
+        KilnBuf b = {0};
+        if (toxicity_item_json(&r.items[i], r.k, &b) == 0) {
+            kbuf_putc(&b, '\n');
+            fwrite(b.data, 1, b.len, items_f);
+        }
+        kbuf_free(&b);
+    }
+    toxicity_result_free(&r);
+    return rc;
+}
+
+static int run(int argc, char **argv) {
+    const char *model = NULL, *tasks = NULL, *output = NULL, *tok = NULL, *decontam = NULL, *items = NULL,
+               *prompts = NULL;
+    char task_dir[2048] = "", data_dir[2048] = "";
+    int shots = -1, threads = 0, skip_bad = 0, quiet = 0;
+    long limit = 0;
+    unsigned long long seed = 1234;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+#define VALUE() (has ? argv[++i] : (cli_error("%s needs a value", a), (char *)NULL))
+        if (!strcmp(a, "--model") || !strcmp(a, "-m")) {
+            if (!(model = VALUE())) return 2;
+        } else if (!strcmp(a, "--tasks") || !strcmp(a, "-t")) {
+            if (!(tasks = VALUE())) return 2;
+        } else if (!strcmp(a, "--output") || !strcmp(a, "-o")) {
+            if (!(output = VALUE())) return 2;
+        } else if (!strcmp(a, "--tokenizer")) {
+            if (!(tok = VALUE())) return 2;
+        } else if (!strcmp(a, "--decontam")) {
+            if (!(decontam = VALUE())) return 2;
+        } else if (!strcmp(a, "--keep-items")) {
+            if (!(items = VALUE())) return 2;
+        } else if (!strcmp(a, "--dump-prompts")) {
+            if (!(prompts = VALUE())) return 2;
+        } else if (!strcmp(a, "--task-dir") || !strcmp(a, "--data-dir")) {
+            const char *v = VALUE();
+            if (!v) return 2;
+            snprintf(a[2] == 't' ? task_dir : data_dir, sizeof task_dir, "%s", v);
+        } else if (!strcmp(a, "--shots") || !strcmp(a, "--limit") || !strcmp(a, "--seed") || !strcmp(a, "--threads")) {
+            const char *v = VALUE();
+            char *end;
+            if (!v) return 2;
+            long long x = strtoll(v, &end, 10);
+            if (!*v || *end || x < 0) return cli_error("%s wants a whole number >= 0, got '%s'", a, v), 2;
+            if (a[2] == 's' && a[3] == 'h') shots = (int)x;
+            else if (a[2] == 'l') limit = (long)x;
+            else if (a[2] == 's') seed = (unsigned long long)x;
+            else threads = (int)x;
+        } else if (!strcmp(a, "--skip-bad")) {
+            skip_bad = 1;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else {
+            return cli_error("eval: unknown argument '%s' (see `kiln eval --help`)", a), 2;
+        }
+#undef VALUE
+    }
+    if (!model) return cli_error("eval: --model CKPT (a checkpoint or run directory) is required"), 2;
+    if (!tasks) return cli_error("eval: --tasks NAME[,NAME...] is required (files in tasks/)"), 2;
+    if (!task_dir[0]) default_task_dir(task_dir, sizeof task_dir);
+    if (!data_dir[0]) {
+        const char *env = getenv("KILN_DATA");
+        snprintf(data_dir, sizeof data_dir, "%s", env && *env ? env : "");
+        if (!data_dir[0]) snprintf(data_dir, sizeof data_dir, "%s/../../shared/data", task_dir);
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+
+    KilnErr err;
+    KilnConfig cfg;
+    KilnModel m;
+    char ckpt[1024];
+    if (checkpoint_open_model(model, &cfg, &m, ckpt, &err)) return cli_error("%s", err.msg), 2;
+    KilnCodec codec;
+    KilnTokenizer *owned = NULL;
+    if (codec_for_model(&codec, &owned, tok, &cfg, &err)) {
+        gpt_destroy(&m);
+        return cli_error("%s", err.msg), 2;
+    }
+    char **found = NULL;
+    long nfound = 0;
+    int rc = 0;
+    if (decontam && eval_load_found(decontam, &found, &nfound, &err)) rc = cli_error("%s", err.msg), rc = 2;
+    FILE *items_f = rc ? NULL : open_out(items, "per-item outputs");
+    FILE *prompts_f = rc ? NULL : open_out(prompts, "prompts");
+    if ((items && !items_f) || (prompts && !prompts_f)) rc = 2;
+    KilnEvalOptions o = {shots, limit, seed, (const char *const *)found, nfound, items_f, prompts_f,
+                         quiet ? NULL : stderr};
+    if (!found) o.found = NULL;
+    KilnEvalResults res = {0};
+    if (!quiet && rc == 0)
+        fprintf(stderr, "kiln eval: %s (%ld parameters), %d threads, tasks from %s, data from %s\n", ckpt,
+                gpt_num_params(&m), omp_get_max_threads(), task_dir, data_dir);
+    char *list = strdup(tasks);
+    for (char *save = NULL, *name = strtok_r(list, ",", &save); rc == 0 && name; name = strtok_r(NULL, ",", &save)) {
+        char path[4096];
+        task_path(task_dir, name, path, sizeof path);
+        if (toxicity_task_is(path)) {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%s", output ? output : "");
+            int trc = run_toxicity(&m, &codec, path, data_dir, output ? dirname(dir) : NULL, limit, items_f, &res,
+                                   &err);
+            if (trc) rc = cli_error("%s", err.msg), rc = trc;
+            continue;
+        }
+        KilnTask *t;
+        if (task_load(&t, path, data_dir, skip_bad, &err)) {
+            rc = cli_error("%s", err.msg), rc = 2;
+            break;
+        }
+        if (eval_task(&m, &codec, t, &o, &res, &err)) rc = cli_error("%s", err.msg), rc = 1;
+        if (rc == 0 && task_skipped(t) && !quiet)
+            fprintf(stderr, "  %s: %ld bad records skipped (--skip-bad)\n", task_name(t), task_skipped(t));
+        task_free(t);
+    }
+    free(list);
+    if (rc == 0) {
+        eval_print_table(&res, stdout);
+        if (output && eval_write_json(&res, ckpt, output, &err)) rc = cli_error("%s", err.msg), rc = 1;
+    }
+    if (items_f && items_f != stdout) fclose(items_f);
+    if (prompts_f && prompts_f != stdout) fclose(prompts_f);
+    for (long i = 0; i < nfound; i++) free(found[i]);
+    free(found);
+    eval_results_free(&res);
+    if (owned) tokenizer_free(owned);
+    gpt_destroy(&m);
+    return rc;
+}
+
+const KilnCommand CMD_EVAL = {
+    "eval", run, "score a checkpoint on benchmarks (lm-evaluation-harness metrics)",
+    "usage: kiln eval --model CKPT|RUN --tasks NAME[,NAME...] [--shots K] [--limit N]\n"
+    "                 [--output results.json] [--tokenizer FILE|bytes] [--decontam REPORT]\n"
+    "                 [--keep-items FILE] [--dump-prompts FILE] [--task-dir DIR] [--data-dir DIR]\n"
+    "                 [--seed S] [--threads N] [--skip-bad] [-q]\n"
+    "\n"
+    "Scores the model on each task (tasks/NAME.yaml, or a path to a task file) as\n"
+    "EleutherAI's lm-evaluation-harness defines its metrics, on all threads, and\n"
+    "prints a table (task, filter, shots, subset, metric, value, stderr, n).\n"
+    "\n"
+    "  --model CKPT        a checkpoint directory, or a run directory (its newest good checkpoint)\n"
+    "  --tasks LIST        comma-separated: hellaswag, lambada_openai, piqa, gsm8k,\n"
+    "                      crows_pairs_english, wikitext, ... (see docs/eval.md)\n"
+    "  --shots K           few-shot examples (default: each task's own)\n"
+    "  --limit N           only the first N items of each task\n"
+    "  --output FILE       results as JSON (task, metric, value, stderr, n, shots, model, date)\n"
+    "  --tokenizer SPEC    the model's tokenizer file or 'bytes' (default: the one named in\n"
+    "                      the manifest.json beside the checkpoint's training shards)\n"
+    "  --decontam REPORT   a decontamination report: also score each task on its clean\n"
+    "                      subset (items the report did not find in the training data)\n"
+    "  --keep-items FILE   per-item outputs (log-likelihoods, generations) as JSONL\n"
+    "  --dump-prompts FILE the rendered contexts and continuations as JSONL\n"
+    "  --task-dir DIR      where task files are (default: $KILN_TASKS, ./tasks, or the repo's)\n"
+    "  --data-dir DIR      datasets (default: $KILN_DATA, or ../shared/data beside the repo)\n"
+    "  --skip-bad          count and skip dataset records that do not parse (default: error)\n"
+    "\n"
+    "Exit status: 0 done, 1 failure, 2 bad usage, task file, dataset or checkpoint.\n",
+    0};
