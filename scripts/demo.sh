@@ -4,8 +4,9 @@
 # standard library, C headers, licence texts), run the data pipeline over it
 # (clean, PII, quality filters, dedup, mixing -> byte-level token shards with a
 # manifest and a report), then pretrain a small GPT on the shards and write a
-# checkpoint, metrics and TensorBoard events to runs/debian/, and render
-# runs/debian/report.html. About 6 minutes on 2 cores.
+# checkpoints, metrics and TensorBoard events to runs/debian/, score it on
+# HellaSwag, PIQA and LAMBADA, and render runs/debian/report.html. About 6
+# minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -14,5 +15,6 @@ bash scripts/build.sh
 ./build/kiln data run configs/debian-pipeline.yaml
 rm -rf runs/debian  # a fresh demo run each time (kiln pretrain refuses to mix with an old run)
 ./build/kiln pretrain configs/debian-demo.yaml "$@"
+./build/kiln eval --model runs/debian --tasks hellaswag,piqa,lambada_openai --limit 300 --output runs/debian/eval.json
 ./build/kiln report runs/debian
 echo "report: runs/debian/report.html (metrics: runs/debian/metrics.jsonl; tensorboard --logdir runs/debian/tb)"

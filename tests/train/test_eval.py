@@ -34,6 +34,43 @@ try:
     assert abs(res[("hellaswag", "acc_norm")] - acc[200]) < 1e-9, (res, acc)
     assert abs(res[("lambada_openai", "perplexity")] - ppl[200]) < 1e-6 * ppl[200], (res, ppl)
     print("eval during training: hellaswag acc_norm %s, lambada perplexity %s; kiln eval agrees" % (acc, ppl))
+
+    # clean subsets: a training "corpus" that contains HellaSwag items 3 and 7 (by their ids
+    # hellaswag/<ind>), through the decontaminate stage's report, scored apart
+    hs = os.path.join(tu.shared_data(repo), "eval", "hellaswag", "hellaswag_val.subset.jsonl")
+    recs = [json.loads(l) for l in open(hs)][:10]
+    corpus = os.path.join(work, "corpus.jsonl")
+    with open(corpus, "w") as f:
+        for i in (3, 7):
+            r = recs[i]
+            f.write(json.dumps({"id": "doc%d" % i, "text": "Some text. " + r["ctx"] + " " + r["endings"][r["label"]]
+                                + " More text follows here."}) + "\n")
+        f.write(json.dumps({"id": "clean", "text": "Nothing from any benchmark is in this document at all."}) + "\n")
+    rep = os.path.join(work, "decontam.json")
+    subprocess.run([kiln, "data", "decontaminate", "--eval", hs, "--report", rep, corpus, "-o", os.devnull],
+                   check=True, stderr=subprocess.DEVNULL)
+    items = os.path.join(work, "items.jsonl")
+    subprocess.run([kiln, "eval", "--model", run, "--tasks", "hellaswag", "--limit", "10", "--tokenizer", "bytes",
+                    "--task-dir", keys["eval.task_dir"], "--data-dir", dd, "--output", out, "--decontam", rep,
+                    "--keep-items", items, "-q"], check=True, stdout=subprocess.DEVNULL)
+    res = {(r["metric"], r["subset"]): r for r in json.load(open(out))["results"]}
+    found = {"hellaswag/%d" % recs[i]["ind"] for i in (3, 7)}
+    kept = [json.loads(l) for l in open(items)]
+    assert {k["id"] for k in kept if not k["clean"]} == found, [k["id"] for k in kept if not k["clean"]]
+    assert res[("acc", "all")]["n"] == 10 and res[("acc", "clean")]["n"] == 8, res
+    clean_acc = sum(1.0 for k in kept if k["clean"] and max(range(4), key=lambda c: k["loglik"][c]) == k["label"]) / 8
+    assert abs(res[("acc", "clean")]["value"] - clean_acc) < 1e-12, (res[("acc", "clean")], clean_acc)
+    print("clean subset: %s left out; acc %.3f on 10, %.3f on the 8 clean" % (sorted(found), res[("acc", "all")]["value"],
+                                                                              clean_acc))
+
+    # bad input: a task file with an unknown key names the file and line; exit 2
+    bad = os.path.join(work, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write(open(os.path.join(repo, "tasks", "piqa.yaml")).read() + "\nbogus_key: 1\n")
+    p = subprocess.run([kiln, "eval", "--model", run, "--tasks", bad, "--tokenizer", "bytes", "--data-dir", dd],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "bad.yaml:" in p.stderr and "bogus_key" in p.stderr, p.stderr
+    print("bad task file: " + p.stderr.strip())
 finally:
     shutil.rmtree(work, ignore_errors=True)
 print("ok")
