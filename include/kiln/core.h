@@ -53,6 +53,10 @@ void kiln_atomic_abort(KilnAtomicFile *af);                // remove the temp fi
 int kiln_fsync_dir(const char *dir, KilnErr *err);
 int kiln_mkdirs(const char *path, KilnErr *err);
 
+// Writes data[0..n) then the string tail to path through kiln_atomic_* (temp,
+// fsync, rename); on failure the temp file is removed and path left as it was.
+int kiln_write_file_atomic(const char *path, const void *data, size_t n, const char *tail, KilnErr *err);
+
 // SHA-256 of a file's bytes as 64 lowercase hex digits.
 int kiln_sha256_file(const char *path, char hex[65], KilnErr *err);
 

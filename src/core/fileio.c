@@ -159,3 +159,13 @@ int kiln_sha256_file(const char *path, char hex[65], KilnErr *err) {
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return 0;
 }
+
+int kiln_write_file_atomic(const char *path, const void *data, size_t n, const char *tail, KilnErr *err) {
+    KilnAtomicFile af;
+    if (kiln_atomic_open(&af, path, err)) return -1;
+    if (kiln_atomic_write(&af, data, n, err) || kiln_atomic_write(&af, tail, strlen(tail), err)) {
+        kiln_atomic_abort(&af);
+        return -1;
+    }
+    return kiln_atomic_commit(&af, err);
+}

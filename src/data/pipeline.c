@@ -588,9 +588,7 @@ static int write_reports(const KilnPipeline *p, const KilnBuf *steps, FILE *prog
     char *text = cJSON_Print(root);
     char path[4096];
     path_join(path, sizeof path, p->out_dir, "report.json");
-    KilnAtomicFile af;
-    int rc = !text || kiln_atomic_open(&af, path, err) || kiln_atomic_write(&af, text, strlen(text), err) ||
-             kiln_atomic_write(&af, "\n", 1, err) || kiln_atomic_commit(&af, err);
+    int rc = !text ? kiln_fail(err, "out of memory") : kiln_write_file_atomic(path, text, strlen(text), "\n", err);
     free(text);
     if (!rc) {
         path_join(path, sizeof path, p->out_dir, "report.txt");

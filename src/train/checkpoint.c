@@ -173,13 +173,7 @@ static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainS
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return kiln_fail(err, "out of memory");
-    KilnAtomicFile af;
-    int rc = kiln_atomic_open(&af, path, err);
-    if (rc == 0) {
-        kiln_atomic_write(&af, text, strlen(text), err);
-        kiln_atomic_write(&af, "\n", 1, err);
-        rc = kiln_atomic_commit(&af, err);
-    }
+    int rc = kiln_write_file_atomic(path, text, strlen(text), "\n", err);
     free(text);
     return rc;
 }

@@ -266,18 +266,22 @@ static void rows_documents(Run *r, KilnBuf *out) {
     if (more) kbuf_printf(out, ",\"more_documents\":%d", more);
 }
 
+// The next micro-batch into tok/tgt, its rows' origins appended to this step's.
+static void next_micro_batch(Run *r) {
+    int B = r->live.batch_size;
+    loader_next(&r->train, r->tok, r->tgt);
+    memcpy(r->rows_shard + r->nrows, r->train.row_shard, sizeof(int) * B);
+    memcpy(r->rows_start + r->nrows, r->train.row_start, sizeof(long) * B);
+    r->nrows += B;
+}
+
 // Throws away the batches of a step in the skip list (sets x micro_batches),
 // recording the documents of each set.
 static int skip_batches(Run *r, int sets, int micro_batches, KilnErr *err) {
     int B = r->live.batch_size;
     for (int set = 0; set < sets; set++) {
         r->nrows = 0;
-        for (int i = 0; i < micro_batches; i++) {
-            loader_next(&r->train, r->tok, r->tgt);
-            memcpy(r->rows_shard + r->nrows, r->train.row_shard, sizeof(int) * B);
-            memcpy(r->rows_start + r->nrows, r->train.row_start, sizeof(long) * B);
-            r->nrows += B;
-        }
+        for (int i = 0; i < micro_batches; i++) next_micro_batch(r);
         r->st.tokens_seen += (long long)micro_batches * B * r->live.seq_len;
         KilnBuf d = {0};
         kbuf_printf(&d, "{\"set\":%d,\"of\":%d,\"micro_batches\":%d,\"documents\":", set + 1, sets, micro_batches);
@@ -299,10 +303,7 @@ static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *er
     *loss = 0.0;
     r->nrows = 0;
     for (int micro = 0; micro < micro_batches; micro++) {
-        loader_next(&r->train, r->tok, r->tgt);
-        memcpy(r->rows_shard + r->nrows, r->train.row_shard, sizeof(int) * B);
-        memcpy(r->rows_start + r->nrows, r->train.row_start, sizeof(long) * B);
-        r->nrows += B;
+        next_micro_batch(r);
         // dropout masks are a function of (seed, step, micro-batch): nothing to save for resume
         uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)step << 16) + micro));
         if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro_batches, seed, err)) return -1;

@@ -212,16 +212,6 @@ void tracker_close(KilnTracker *t) {
 
 // ---------------------------------------------------------------- config.yaml and env.json
 // text[0..n) and then tail, as one file that replaces path whole.
-static int write_atomic(const char *path, const char *text, size_t n, const char *tail, KilnErr *err) {
-    KilnAtomicFile af;
-    if (kiln_atomic_open(&af, path, err)) return -1;
-    if (kiln_atomic_write(&af, text, n, err) || kiln_atomic_write(&af, tail, strlen(tail), err)) {
-        kiln_atomic_abort(&af);
-        return -1;
-    }
-    return kiln_atomic_commit(&af, err);
-}
-
 // The "model name" line of /proc/cpuinfo (x86), or NULL where there is none.
 static char *cpu_model(char *out, size_t n) {
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -316,7 +306,7 @@ int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **a
     kiln_config_write_yaml(cfg, mf);
     fclose(mf);
     snprintf(path, sizeof path, "%s/config.yaml", run_dir);
-    int rc = write_atomic(path, yaml, ylen, "", err);
+    int rc = kiln_write_file_atomic(path, yaml, ylen, "", err);
     free(yaml);
     if (rc) return -1;
     cJSON *j = env_json(argc, argv, threads);
@@ -324,7 +314,7 @@ int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **a
     cJSON_Delete(j);
     snprintf(path, sizeof path, "%s/env.json", run_dir);
     if (!text) return kiln_fail(err, "%s: out of memory", path);
-    rc = write_atomic(path, text, strlen(text), "\n", err);
+    rc = kiln_write_file_atomic(path, text, strlen(text), "\n", err);
     cJSON_free(text);
     return rc;
 }
