@@ -287,16 +287,37 @@ static void test_checkpoint_roundtrip(void **state) {
         a.m[i] = (float)i * 1e-3f;
         a.v[i] = (float)i * 1e-4f;
     }
-    KilnTrainState st = {.step = 42, .tokens_seen = 1234, .loader_shard = 1, .loader_pos = 77,
-                         .loader_epoch = 3, .val_loss = 2.5f};
+    static KilnTrainState st;  // large (the guard window): not on the stack
+    train_state_init(&st, &cfg);
+    st.step = 42, st.tokens_seen = 1234, st.loader_shard = 1, st.loader_pos = 77, st.loader_epoch = 3;
+    st.val_loss = 2.5f, st.lr_mult = 0.25f, st.weight_decay = 0.05f, st.optimizer = KILN_OPT_LION, st.opt_step = 9;
+    st.act = KILN_ACT_RELU;
+    for (int i = 0; i < 5; i++) st.guard.loss[i] = 3.0f - 0.1f * (float)i, st.guard.norm[i] = 1.0f / (float)(i + 3);
+    st.guard.n = 5, st.guard.head = 5, st.spikes = 2;
+    assert_int_equal(train_state_add_skip(&st, 30, 1), 0);
+    assert_int_equal(train_state_add_skip(&st, 12, 1), 0);
+    assert_int_equal(train_state_add_skip(&st, 30, 1), 0);  // the same step again: two sets
     char path[1024];
     assert_int_equal(checkpoint_save(cfg.out_dir, &cfg, &a, &st, path, &err), 0);
     char latest[1024];
     assert_int_equal(checkpoint_latest(cfg.out_dir, latest, sizeof latest, &err), 0);
     assert_string_equal(latest, path);
     KilnConfig cfg2;
-    KilnTrainState st2;
+    static KilnTrainState st2;
     assert_int_equal(checkpoint_read_state(path, &cfg2, &st2, &err), 0);
+    assert_int_equal(checkpoint_verify(path, &err), 0);
+    // live settings, the guard window and the skip list come back exactly
+    assert_true(st2.lr_mult == 0.25f && st2.weight_decay == 0.05f && st2.optimizer == KILN_OPT_LION);
+    assert_int_equal(st2.opt_step, 9);
+    assert_int_equal(st2.act, KILN_ACT_RELU);
+    assert_int_equal(st2.guard.n, 5);
+    assert_memory_equal(st2.guard.loss, st.guard.loss, sizeof(float) * 5);
+    assert_memory_equal(st2.guard.norm, st.guard.norm, sizeof(float) * 5);
+    assert_int_equal(st2.spikes, 2);
+    assert_int_equal(st2.nskip, 2);
+    assert_int_equal(st2.skip_step[0], 12);
+    assert_int_equal(train_state_skips(&st2, 30), 2);
+    assert_int_equal(train_state_skips(&st2, 31), 0);
     assert_memory_equal(&cfg2.model, &cfg.model, sizeof cfg.model);
     assert_int_equal(st2.step, 42);
     assert_int_equal(st2.tokens_seen, 1234);
@@ -335,7 +356,7 @@ static int read_state(const char *path) {
     kiln_mkdirs(dir, &err);
     rename(path, p);
     KilnConfig c;
-    KilnTrainState st;
+    static KilnTrainState st;
     return checkpoint_read_state(dir, &c, &st, &err);
 }
 
