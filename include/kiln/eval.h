@@ -102,6 +102,10 @@ typedef struct {
     FILE *items_out;           // per-item JSONL (outputs and scores), or NULL
     FILE *prompts_out;         // rendered contexts and continuations, or NULL
     FILE *log;                 // progress, or NULL
+    // called every couple of seconds from one thread while items are scored
+    // (the trainer keeps its heartbeat going through long evaluations), or NULL
+    void (*progress)(void *ctx, long done, long n);
+    void *progress_ctx;
 } KilnEvalOptions;
 
 // Scores every item of t on all threads (one KilnSession each) and appends

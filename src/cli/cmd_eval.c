@@ -160,7 +160,7 @@ static int run(int argc, char **argv) {
     FILE *prompts_f = rc ? NULL : open_out(prompts, "prompts");
     if ((items && !items_f) || (prompts && !prompts_f)) rc = 2;
     KilnEvalOptions o = {shots, limit, seed, (const char *const *)found, nfound, items_f, prompts_f,
-                         quiet ? NULL : stderr};
+                         quiet ? NULL : stderr, NULL, NULL};
     if (!found) o.found = NULL;
     KilnEvalResults res = {0};
     if (!quiet && rc == 0)

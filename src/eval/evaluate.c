@@ -348,10 +348,13 @@ int eval_task(const KilnModel *m, const KilnCodec *c, KilnTask *t, const KilnEva
             out[i].done = 1;
 #pragma omp atomic
             done++;
-            if (o->log && omp_get_thread_num() == 0 && kiln_now() - t_log > 2.0) {
+            if ((o->log || o->progress) && omp_get_thread_num() == 0 && kiln_now() - t_log > 2.0) {
                 t_log = kiln_now();
-                fprintf(o->log, "  %s: %ld/%ld items, %.1f items/s\n", task_name(t), done, n, done / (t_log - t0));
-                fflush(o->log);
+                if (o->progress) o->progress(o->progress_ctx, done, n);
+                if (o->log) {
+                    fprintf(o->log, "  %s: %ld/%ld items, %.1f items/s\n", task_name(t), done, n, done / (t_log - t0));
+                    fflush(o->log);
+                }
             }
         }
         if (ok) session_close(&s);
