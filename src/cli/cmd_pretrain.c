@@ -75,7 +75,8 @@ static int run(int argc, char **argv) {
         return cli_error("%s%s%s", config_path ? config_path : "", config_path ? ": " : "", err.msg), EXIT_BAD_INPUT;
     if (supervise) return cli_pretrain_supervised(argc, argv, cfg.out_dir, quiet);
     install_handlers();
-    KilnPretrainOptions opt = {resume, init_from, quiet ? NULL : stdout, &stop_flag, &control_flag, argc, argv};
+    // env.json records the whole command line: main passes argv + 1, so argv[-1] is the program
+    KilnPretrainOptions opt = {resume, init_from, quiet ? NULL : stdout, &stop_flag, &control_flag, argc + 1, argv - 1};
     int rc = pretrain_run(&cfg, &opt, &err);
     if (rc == KILN_TRAIN_STOPPED) return EXIT_STOPPED;
     if (rc < 0) return cli_error("%s", err.msg), rc == KILN_TRAIN_BAD_INPUT ? EXIT_BAD_INPUT : EXIT_FAILED;
