@@ -1,15 +1,18 @@
 // test_data_core.c: byte buffers, UTF-8 repair, JSON escaping, the JSONL
-// document reader (plain, gzip, zstd, damaged) and writer, stage parameters,
-// the stage runner and the sample stage.
+// document reader (plain, gzip, zstd, damaged) and writer, the decompressing
+// whole-file read (and its fuzzing), stage parameters, the stage runner, the
+// sample stage, and names of any length in report and manifest JSON.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "kiln/corpus.h"
 #include "kiln/data.h"
 #include "kiln/pipeline.h"
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -154,6 +157,204 @@ static void test_reader_compressed(void **st) {
     docreader_close(r);
     for (int i = 0; i < 8; i++) doc_free(&d[i]);
     free(a), free(b), free(both), free(z);
+}
+
+// ---------------------------------------------------------------- whole-file reads
+// n bytes of lowercase words (compresses to ~60%, so large inputs span read chunks).
+static char *random_text(size_t n, uint64_t seed) {
+    char *s = malloc(n + 1);
+    KilnRng r;
+    kiln_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) s[i] = kiln_rng_u64(&r) % 7 ? (char)('a' + kiln_rng_u64(&r) % 26) : ' ';
+    s[n] = 0;
+    return s;
+}
+
+// path read whole: rc as expected; on 0 the bytes equal want[0..n).
+static void expect_read(const char *path, int rc, const char *want, size_t n, KilnBuf *out, KilnErr *err) {
+    assert_int_equal(kiln_read_decompressed(path, out, err), rc);
+    assert_non_null(out->data);
+    assert_int_equal(out->data[out->len], 0);
+    if (rc == 0) {
+        assert_int_equal(out->len, n);
+        assert_memory_equal(out->data, want, n);
+    }
+}
+
+static void test_read_decompressed(void **st) {
+    (void)st;
+    size_t n = 700000;  // over two 256 KiB read chunks, compressed as well as plain
+    char *text = random_text(n, 5);
+    KilnBuf packed = {0}, out = {0};
+    KilnErr err;
+    write_bytes(tmp("plain.txt"), text, n);
+    expect_read(tmp("plain.txt"), 0, text, n, &out, &err);
+    for (int zstd = 0; zstd < 2; zstd++) {
+        for (int parts = 1; parts <= 3; parts += 2) {
+            // the magic bytes decide, not the name: zstd in a .gz, gzip in a name without one
+            test_pack(&packed, zstd, text, n, parts);
+            const char *name = tmp(zstd ? "data.gz" : "data");
+            write_bytes(name, packed.data, packed.len);
+            expect_read(name, 0, text, n, &out, &err);
+            // cut two thirds in: what came before the cut, and the file named
+            write_bytes(name, packed.data, packed.len * 2 / 3);
+            expect_read(name, 1, NULL, 0, &out, &err);
+            assert_true(out.len < n);
+            assert_memory_equal(out.data, text, out.len);
+            char want[700];
+            snprintf(want, sizeof want, "%s: compressed data truncated after %zu bytes", name, out.len);
+            assert_string_equal(err.msg, want);
+            // a corrupt middle: damaged (possibly only at the checksum), naming the file
+            memcpy(packed.data + packed.len / 2, "\xff\x00\xff\x00\xff\x00\xff\x00", 8);
+            write_bytes(name, packed.data, packed.len);
+            expect_read(name, 1, NULL, 0, &out, &err);
+            assert_non_null(strstr(err.msg, name));
+            assert_non_null(strstr(err.msg, ": compressed data "));
+        }
+    }
+    // cut inside the second member's or frame's header: truncated, not a clean end
+    for (int zstd = 0; zstd < 2; zstd++) {
+        test_pack(&packed, zstd, text, 1000, 1);
+        size_t first = packed.len;
+        test_pack(&packed, zstd, text, 2000, 2);
+        write_bytes(tmp("cut2"), packed.data, first + 5);
+        expect_read(tmp("cut2"), 1, NULL, 0, &out, &err);
+        assert_int_equal(out.len, 1000);
+        assert_non_null(strstr(err.msg, "truncated"));
+    }
+    // junk after a complete member is damage too (everything before it is kept)
+    test_pack(&packed, 0, text, 1000, 1);
+    kbuf_puts(&packed, "junk");
+    write_bytes(tmp("junk.gz"), packed.data, packed.len);
+    expect_read(tmp("junk.gz"), 1, NULL, 0, &out, &err);
+    assert_int_equal(out.len, 1000);
+    assert_memory_equal(out.data, text, 1000);
+    // a magic number alone, an empty file, a lone 0x1f, a missing file
+    write_bytes(tmp("magic.zst"), "\x28\xb5\x2f\xfd", 4);
+    expect_read(tmp("magic.zst"), 1, NULL, 0, &out, &err);
+    assert_int_equal(out.len, 0);
+    assert_non_null(strstr(err.msg, "magic.zst: compressed data truncated after 0 bytes"));
+    write_bytes(tmp("empty"), "", 0);
+    expect_read(tmp("empty"), 0, "", 0, &out, &err);
+    write_bytes(tmp("one"), "\x1f", 1);
+    expect_read(tmp("one"), 0, "\x1f", 1, &out, &err);
+    assert_int_equal(kiln_read_decompressed(tmp("missing.gz"), &out, &err), -1);
+    assert_non_null(strstr(err.msg, "missing.gz: cannot open: No such file"));
+    assert_int_equal(kiln_read_decompressed(test_tmpdir(), &out, &err), -1);
+    assert_non_null(strstr(err.msg, ": read error: Is a directory"));
+    kbuf_free(&packed);
+    kbuf_free(&out);
+    free(text);
+}
+
+typedef struct {
+    const char *text;  // the original content
+    size_t n;
+    int parts;  // how many members or frames it was packed in
+    int clean;  // mutants read as complete
+} DecompFuzz;
+
+// A mutant reads as complete only when it still decodes to the original (or to
+// the original up to a member/frame boundary, or is no longer compressed: then
+// its own bytes); otherwise it is damage that names the file.
+static int decompressed_fuzz(const char *path, void *ctx) {
+    DecompFuzz *f = ctx;
+    KilnBuf out = {0};
+    KilnErr err;
+    char *raw;
+    size_t rn;
+    assert_int_equal(kiln_read_file(path, &raw, &rn, &err), 0);
+    int rc = kiln_read_decompressed(path, &out, &err);
+    assert_true(rc == 0 || rc == 1);
+    assert_non_null(out.data);
+    assert_int_equal(out.data[out.len], 0);
+    int gz = rn >= 2 && !memcmp(raw, "\x1f\x8b", 2), zs = rn >= 4 && !memcmp(raw, "\x28\xb5\x2f\xfd", 4);
+    if (rc == 1) {
+        assert_true(gz || zs);
+        assert_non_null(strstr(err.msg, path));
+        assert_non_null(strstr(err.msg, ": compressed data "));
+    } else if (!gz && !zs) {
+        assert_int_equal(out.len, rn);
+        assert_memory_equal(out.data, raw, rn);
+    } else {
+        int boundary = 0;
+        for (int i = 0; i <= f->parts; i++) boundary |= out.len == f->n * (size_t)i / (size_t)f->parts;
+        assert_true(boundary);
+        assert_memory_equal(out.data, f->text, out.len);
+        f->clean++;
+    }
+    free(raw);
+    kbuf_free(&out);
+    return rc;
+}
+
+static void test_read_decompressed_fuzz(void **st) {
+    (void)st;
+    DecompFuzz f = {.n = 20000, .parts = 3};
+    char *text = random_text(f.n, 9);
+    f.text = text;
+    KilnBuf packed = {0};
+    for (int zstd = 0; zstd < 2; zstd++) {
+        test_pack(&packed, zstd, text, f.n, f.parts);
+        f.clean = 0;
+        int damaged = fuzz_mutants(packed.data, packed.len, 16, tmp("mutant"), 1000, 20 + (uint64_t)zstd,
+                                   decompressed_fuzz, &f);
+        print_message("%s: 1000 mutants, %d damaged, %d read whole\n", zstd ? "zstd" : "gzip", damaged, f.clean);
+        assert_true(damaged > 500);  // truncations, flips and junk are nearly all caught (CRC, checksum)
+        assert_true(f.clean > 0);
+    }
+    kbuf_free(&packed);
+    free(text);
+}
+
+// Report and manifest JSON carry names of any length, escaped, never cut.
+static void test_long_names_in_json(void **st) {
+    (void)st;
+    char name[3001];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    name[10] = '"';
+    KilnStageReport r;
+    stage_report_init(&r, name);
+    KilnDoc d = {0};
+    kbuf_puts(&d.source, name);
+    kbuf_puts(&d.id, name);
+    kbuf_puts(&d.text, "some text");
+    stage_report_drop(&r, name, &d);
+    KilnBuf b = {0};
+    assert_int_equal(stage_report_json(&r, &b), 0);
+    cJSON *j = cJSON_Parse(b.data);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "stage")->valuestring, name);
+    cJSON *drop = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "drops"), 0);
+    assert_string_equal(cJSON_GetObjectItem(drop, "reason")->valuestring, name);
+    cJSON_Delete(j);
+    stage_report_free(&r);
+    // the manifest: tokenizer name, source names and extra members
+    KilnCorpusOptions o = {tmp("longcorpus"), NULL, name, 1024, 0.0, 1};
+    KilnCorpusWriter *w;
+    KilnErr err;
+    assert_int_equal(corpus_writer_open(&w, &o, &err), 0);
+    assert_int_equal(corpus_writer_add(w, &d, 1, &err), 0);
+    kbuf_clear(&b);
+    kbuf_puts(&b, "\"pipeline\":");
+    kbuf_json_str(&b, name);
+    assert_int_equal(corpus_writer_finish(w, b.data, &err), 0);
+    char *m;
+    size_t mn;
+    assert_int_equal(kiln_read_file(tmp("longcorpus/manifest.json"), &m, &mn, &err), 0);
+    j = cJSON_ParseWithLength(m, mn);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "tokenizer")->valuestring, name);
+    assert_string_equal(cJSON_GetObjectItem(j, "pipeline")->valuestring, name);
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "sources"), name));
+    cJSON *shard = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "shards"), 0);
+    cJSON *doc = cJSON_GetArrayItem(cJSON_GetObjectItem(shard, "docs"), 0);  // [source, id, start, n]
+    assert_string_equal(cJSON_GetArrayItem(doc, 1)->valuestring, name);
+    cJSON_Delete(j);
+    free(m);
+    kbuf_free(&b);
+    doc_free(&d);
 }
 
 static void test_writer_roundtrip(void **st) {
@@ -464,6 +665,8 @@ int main(void) {
         cmocka_unit_test(test_reader_plain),   cmocka_unit_test(test_reader_compressed),
         cmocka_unit_test(test_writer_roundtrip), cmocka_unit_test(test_params),
         cmocka_unit_test(test_run_stream),     cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_read_decompressed), cmocka_unit_test(test_read_decompressed_fuzz),
+        cmocka_unit_test(test_long_names_in_json),
         cmocka_unit_test(test_reader_fuzz),    cmocka_unit_test(test_pipeline_load),
     };
     return TEST_RUN("data_core", tests);

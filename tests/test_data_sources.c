@@ -520,8 +520,7 @@ static void test_dictd_fuzz(void **state) {
     size_t ni;
     assert_int_equal(kiln_read_file("/usr/share/dictd/jargon.index", &idx, &ni, &err), 0);
     KilnBuf dict = {0}, small = {0}, index = {0};
-    char why[400];
-    assert_int_equal(src_read_all("/usr/share/dictd/jargon.dict.dz", &dict, why, sizeof why, &err), 0);
+    assert_int_equal(kiln_read_decompressed("/usr/share/dictd/jargon.dict.dz", &dict, &err), 0);
     char *save = NULL, *line = strtok_r(idx, "\n", &save);
     for (int l = 0; l < 150 && line; l++, line = strtok_r(NULL, "\n", &save)) {
         char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
@@ -673,6 +672,147 @@ static void test_fortune_fuzz(void **state) {
     free(s);
 }
 
+// ---------------------------------------------------------------- zstd and gzip for every whole-file format
+// Reads a source from path, then again with `packed` (path itself, or a file
+// the format reads beside it) rewritten in place as two zstd frames and as two
+// gzip members: the same documents and skips (ids name the path, which stays).
+// Leaves packed plain. Returns the document count.
+static long same_packed(const char *format, const char *path, const char *packed, const char *const *opts) {
+    Got plain = {0}, g = {0};
+    read_ok("z", format, path, opts, &plain);
+    KilnBuf raw = {0}, z = {0};
+    KilnErr err;
+    assert_int_equal(kiln_read_decompressed(packed, &raw, &err), 0);
+    for (int zstd = 0; zstd < 2; zstd++) {
+        test_pack(&z, zstd, raw.data, raw.len, 2);
+        write_bytes(packed, z.data, z.len);
+        read_ok("z", format, path, opts, &g);
+        assert_int_equal(g.docs, plain.docs);
+        assert_int_equal(g.skips, plain.skips);
+        assert_true(g.hash == plain.hash);
+    }
+    write_bytes(packed, raw.data, raw.len);
+    kbuf_free(&raw);
+    kbuf_free(&z);
+    return plain.docs;
+}
+
+// n paragraphs of words in a fixed pseudo-random order (so compressed blocks
+// hold even shares of the text): text and HTML inputs.
+static void paragraphs(KilnBuf *out, int n, const char *open, const char *close) {
+    static const char *const words[] = {"the", "kiln", "fires", "clay", "slowly", "until", "it", "rings", "hard"};
+    KilnRng r;
+    kiln_rng_seed(&r, 3);
+    kbuf_clear(out);
+    for (int p = 0; p < n; p++) {
+        kbuf_puts(out, open);
+        for (int w = 0; w < 40 + p % 13; w++) kbuf_printf(out, "%s%s", w ? " " : "", words[kiln_rng_u64(&r) % 9]);
+        kbuf_puts(out, close);
+    }
+}
+
+// A copy of a file under tmp(): plain, decompressed when it is not.
+static const char *plain_copy(const char *from, const char *name) {
+    KilnBuf b = {0};
+    KilnErr err;
+    assert_int_equal(kiln_read_decompressed(from, &b, &err), 0);
+    write_bytes(tmp(name), b.data, b.len);
+    kbuf_free(&b);
+    return tmp(name);
+}
+
+static void test_compressed_formats(void **state) {
+    (void)state;
+    KilnErr err;
+    KilnBuf b = {0};
+    paragraphs(&b, 300, "", ".\n\n");
+    write_bytes(tmp("story.txt"), b.data, b.len);
+    assert_int_equal(same_packed("text", tmp("story.txt"), tmp("story.txt"), NULL), 1);
+    const char *blank[] = {"split=blank", "max_chars=2000", NULL};
+    assert_true(same_packed("text", tmp("story.txt"), tmp("story.txt"), blank) > 20);
+    paragraphs(&b, 30, "<p>", ".</p>\n");
+    kbuf_printf(&b, "</article></body></html>\n");
+    KilnBuf html = {0};
+    kbuf_puts(&html, "<html><head><title>Firing</title></head><body><nav>home</nav><article>");
+    kbuf_append(&html, b.data, b.len);
+    write_bytes(tmp("page.html"), html.data, html.len);
+    assert_int_equal(same_packed("html", tmp("page.html"), tmp("page.html"), NULL), 1);
+    write_bytes(tmp("hello.c"), "int main(void) { return 0; }\n", 29);
+    assert_int_equal(same_packed("code", tmp("hello.c"), tmp("hello.c"), NULL), 1);
+    // a walk takes .html.zst and .htm.zst pages and reads them by their magic bytes
+    assert_int_equal(kiln_mkdirs(tmp("zw"), &err), 0);
+    test_pack(&b, 1, html.data, html.len, 1);
+    write_bytes(tmp("zw/a.html.zst"), b.data, b.len);
+    write_bytes(tmp("zw/b.htm.zst"), b.data, b.len);
+    write_bytes(tmp("zw/c.txt.zst"), b.data, b.len);  // not HTML by name: left out
+    char id[600];
+    snprintf(id, sizeof id, "%s", tmp("zw/a.html.zst"));
+    Got w = {.want_id = id};
+    read_ok("z", "html", tmp("zw"), NULL, &w);
+    assert_int_equal(w.files, 2);
+    assert_int_equal(w.docs, 2);
+    assert_non_null(w.want_text.data);
+    assert_memory_equal(w.want_text.data, "Firing\n\n", 8);  // title first, then the article
+    assert_non_null(strstr(w.want_text.data, " kiln "));
+    kbuf_free(&w.want_text);
+    kbuf_free(&b);
+    kbuf_free(&html);
+    // real inputs where installed: an article page, a man page, fortunes, WordNet, a dictd database
+    const char *page = data_path("web/article-extraction-benchmark/html/"
+                                 "042bb7b5fedab6eac7db576522b89b93904c237d344bcbe14a6a5ab7f7335856.html.gz");
+    if (!access(page, R_OK))
+        assert_int_equal(same_packed("html", plain_copy(page, "real.html"), tmp("real.html"), NULL), 1);
+    if (!access("/usr/share/man/man1/ls.1.gz", R_OK))
+        assert_int_equal(same_packed("man", plain_copy("/usr/share/man/man1/ls.1.gz", "ls.1"), tmp("ls.1"), NULL), 1);
+    if (!access("/usr/share/games/fortunes/goedel", R_OK))
+        assert_true(same_packed("fortune", plain_copy("/usr/share/games/fortunes/goedel", "goedel"), tmp("goedel"),
+                                NULL) > 0);
+    assert_int_equal(kiln_mkdirs(tmp("wn"), &err), 0);
+    if (!access("/usr/share/wordnet/data.adv", R_OK))
+        assert_true(same_packed("wordnet", plain_copy("/usr/share/wordnet/data.adv", "wn/data.adv"), tmp("wn/data.adv"),
+                                NULL) > 0);
+    assert_int_equal(kiln_mkdirs(tmp("jd"), &err), 0);
+    if (!access("/usr/share/dictd/jargon.index", R_OK)) {
+        const char *idx = plain_copy("/usr/share/dictd/jargon.index", "jd/jargon.index");
+        plain_copy("/usr/share/dictd/jargon.dict.dz", "jd/jargon.dict");  // plain .dict: packed in place below
+        assert_true(same_packed("dictd", idx, tmp("jd/jargon.dict"), NULL) > 0);
+        assert_true(same_packed("dictd", idx, idx, NULL) > 0);
+    }
+}
+
+static void test_compressed_damaged(void **state) {
+    (void)state;
+    KilnBuf text = {0}, z = {0};
+    paragraphs(&text, 2000, "", ".\n\n");  // ~500 KB: several zstd blocks
+    KilnErr err;
+    Got whole = {0}, part = {0}, all = {0};
+    const char *blank[] = {"split=blank", NULL};
+    write_bytes(tmp("all.txt"), text.data, text.len);
+    read_ok("z", "text", tmp("all.txt"), blank, &all);
+    for (int zstd = 0; zstd < 2; zstd++) {
+        // cut short: whole-file formats leave the file out, split text keeps the parts before the cut
+        test_pack(&z, zstd, text.data, text.len, 1);
+        const char *cut = tmp(zstd ? "cut.txt.zst" : "cut.txt.gz");
+        write_bytes(cut, z.data, z.len * 2 / 3);
+        const char *globs[] = {cut};
+        assert_int_equal(read_source("z", "text", globs, 1, NULL, &whole, &err), 0);
+        assert_int_equal(whole.docs, 0);
+        assert_int_equal(whole.skips, 1);
+        assert_non_null(strstr(whole.skip0, cut));
+        assert_non_null(strstr(whole.skip0, ": compressed data truncated after "));
+        assert_int_equal(read_source("z", "text", globs, 1, blank, &part, &err), 0);
+        print_message("%s: %ld of %ld docs, %ld skips\n", cut, part.docs, all.docs, part.skips);
+        assert_true(part.docs > 0 && part.docs < all.docs);
+        assert_int_equal(part.skips, 1);
+        assert_non_null(strstr(part.skip0, cut));
+        assert_int_equal(read_source("z", "html", globs, 1, NULL, &whole, &err), 0);
+        assert_int_equal(whole.docs, 0);
+        assert_non_null(strstr(whole.skip0, cut));
+    }
+    kbuf_free(&text);
+    kbuf_free(&z);
+}
+
 // ---------------------------------------------------------------- listing, gather
 static void test_missing_paths(void **state) {
     (void)state;
@@ -752,6 +892,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_fortune),
         cmocka_unit_test(test_fortune_edges),
         cmocka_unit_test(test_fortune_fuzz),
+        cmocka_unit_test(test_compressed_formats),
+        cmocka_unit_test(test_compressed_damaged),
         cmocka_unit_test(test_missing_paths),
         cmocka_unit_test(test_gather),
     };

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zlib.h>
+#include <zstd.h>
 
 static char tmpdir[256];  // one per test program, set once in main
 
@@ -44,6 +46,42 @@ void write_bytes(const char *path, const void *data, size_t n) {
         abort();
     }
     fclose(f);
+}
+
+static void gzip_member(KilnBuf *out, const void *data, size_t n) {
+    z_stream z = {0};
+    uLong cap = compressBound((uLong)n) + 32;  // + the gzip header and trailer
+    if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK ||
+        kbuf_reserve(out, out->len + cap))
+        abort();
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out->data + out->len;
+    z.avail_out = (uInt)cap;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END) abort();
+    out->len += z.total_out;
+    out->data[out->len] = 0;
+    deflateEnd(&z);
+}
+
+static void zstd_frame(KilnBuf *out, const void *data, size_t n) {
+    size_t cap = ZSTD_compressBound(n);
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    if (!c || kbuf_reserve(out, out->len + cap) || ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)))
+        abort();
+    size_t got = ZSTD_compress2(c, out->data + out->len, cap, data, n);
+    if (ZSTD_isError(got)) abort();
+    out->len += got;
+    out->data[out->len] = 0;
+    ZSTD_freeCCtx(c);
+}
+
+void test_pack(KilnBuf *out, int zstd, const void *data, size_t n, int parts) {
+    kbuf_clear(out);
+    for (int i = 0; i < parts; i++) {
+        size_t a = n * (size_t)i / (size_t)parts, b = n * (size_t)(i + 1) / (size_t)parts;
+        (zstd ? zstd_frame : gzip_member)(out, (const char *)data + a, b - a);
+    }
 }
 
 int fuzz_mutants(const char *data, size_t len, size_t head_span, const char *path, int iters, uint64_t seed,

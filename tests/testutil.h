@@ -34,6 +34,11 @@ void test_tmpdir_remove(void);
 // Writes n bytes to path; aborts the test on failure.
 void write_bytes(const char *path, const void *data, size_t n);
 
+// data[0..n) compressed into out (replacing its content) as `parts` gzip
+// members (zstd = 0) or zstd frames with content checksums (zstd = 1), cut at
+// n*i/parts. Aborts the test on failure.
+void test_pack(KilnBuf *out, int zstd, const void *data, size_t n, int parts);
+
 // Mutation fuzzing of a reader: writes `iters` mutants of data[0..len) to path
 // (truncations, byte flips anywhere, flips within the first head_span bytes where
 // headers live, garbage appended past a point) and calls reader(path, ctx) on

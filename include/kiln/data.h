@@ -64,6 +64,14 @@ typedef struct {
 } KilnSkips;
 void skips_add(KilnSkips *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// Reads a whole file into out (NUL-terminated), decompressing gzip (any number
+// of members; dictzip too) or zstd (any number of frames), recognised by their
+// magic bytes, not by the name. 0: complete; 1: damaged (truncated or corrupt
+// compressed data, junk after the last member or frame included): out holds
+// the bytes decoded before the damage, err says so ("PATH: compressed data
+// truncated after N bytes"); -1: cannot open or read (err names the file).
+int kiln_read_decompressed(const char *path, KilnBuf *out, KilnErr *err);
+
 // Reads JSONL documents from a file or "-" (stdin); gzip and zstd inputs are
 // recognised by their magic bytes. Fields: "text" (required, or the field named
 // by text_field), "id" (default "<path>:<line>") and "source" (default: the

@@ -1,10 +1,11 @@
 // sources.h: raw files to documents. A source is a name, path globs and a
 // format; its reader yields KilnDocs {source: name, id: path[#part], text}.
+// Files may be plain, gzip or zstd (by magic bytes; WARC: plain or gzip).
 //   text      one document per file (or per part, split on a separator)
 //   jsonl     JSONL with a text field (and optional id)
 //   html      one document per file, main text (extract.h)
 //   warc      response records as main text, WET conversion records as-is
-//   man       man pages (roff, .gz) as text
+//   man       man pages (roff, .gz or .zst) as text
 //   code      source files under a tree, filtered by extension
 //   dictd     dictd databases (.index + .dict[.dz]), entries grouped into documents
 //   wordnet   WordNet data.* files, synsets with glosses grouped into documents

@@ -59,10 +59,10 @@ static int flush_shard(KilnCorpusWriter *w, Split *s, KilnErr *err) {
     snprintf(name, sizeof name, "%s_%06d.bin", s->name, s->nshards);
     snprintf(path, sizeof path, "%s/%s", w->out_dir, name);
     if (shard_write(path, s->cur.ids, s->cur.n, w->vocab, err) || kiln_sha256_file(path, hex, err)) return -1;
-    char head[512];
-    snprintf(head, sizeof head, "%s\n    {\"path\":\"%s\",\"split\":\"%s\",\"tokens\":%ld,\"sha256\":\"%s\",\"docs\":[",
-             w->shards_json.len ? "," : "", name, s->name, s->cur.n, hex);
-    if (kbuf_puts(&w->shards_json, head) || kbuf_append(&w->shards_json, s->cur_docs.data, s->cur_docs.len) ||
+    if (kbuf_printf(&w->shards_json,
+                    "%s\n    {\"path\":\"%s\",\"split\":\"%s\",\"tokens\":%ld,\"sha256\":\"%s\",\"docs\":[",
+                    w->shards_json.len ? "," : "", name, s->name, s->cur.n, hex) ||
+        kbuf_append(&w->shards_json, s->cur_docs.data, s->cur_docs.len) ||
         kbuf_puts(&w->shards_json, "]}"))
         return kiln_fail(err, "out of memory");
     s->nshards++;
@@ -100,11 +100,10 @@ static int append_doc(KilnCorpusWriter *w, const KilnDoc *d, const uint32_t *ids
     s->docs++;
     for (long done = 0; done < n;) {
         long room = w->o.shard_tokens - s->cur.n, k = n - done < room ? n - done : room;
-        char pos[64];
-        snprintf(pos, sizeof pos, "\",%ld,%ld]", s->cur.n, k);
         KilnBuf *b = &s->cur_docs;
         if (kbuf_puts(b, b->len ? ",[\"" : "[\"") || kbuf_json_escape(b, d->source.data, d->source.len) ||
-            kbuf_puts(b, "\",\"") || kbuf_json_escape(b, d->id.data, d->id.len) || kbuf_puts(b, pos))
+            kbuf_puts(b, "\",\"") || kbuf_json_escape(b, d->id.data, d->id.len) ||
+            kbuf_printf(b, "\",%ld,%ld]", s->cur.n, k))
             return kiln_fail(err, "out of memory");
         if (ids_append(&s->cur, ids + done, k)) return kiln_fail(err, "out of memory");
         done += k;
@@ -168,32 +167,25 @@ int corpus_writer_finish(KilnCorpusWriter *w, const char *extra_json, KilnErr *e
     int rc = flush_shard(w, &w->split[TRAIN], err) || flush_shard(w, &w->split[VAL], err) ? -1 : 0;
     KilnBuf *m = &w->tmp;
     kbuf_clear(m);
-    char line[512];
-    snprintf(line, sizeof line,
-             "{\n  \"format\":\"kiln-corpus-1\",\n  \"kiln\":\"%s\",\n  \"commit\":\"%s\",\n"
-             "  \"tokenizer\":\"%s\",\n  \"vocab_size\":%d,\n  \"doc_start_token\":%d,\n"
-             "  \"shard_tokens\":%ld,\n  \"val_fraction\":%g,\n  \"seed\":%llu,\n"
-             "  \"tokens\":{\"train\":%ld,\"val\":%ld},\n  \"docs\":{\"train\":%ld,\"val\":%ld},\n",
-             kiln_version(), kiln_git_commit(), w->o.tok_name ? w->o.tok_name : w->o.tok ? "?" : "bytes", w->vocab, w->eot,
-             w->o.shard_tokens, w->o.val_fraction, (unsigned long long)w->o.seed, w->split[TRAIN].tokens,
-             w->split[VAL].tokens, w->split[TRAIN].docs, w->split[VAL].docs);
-    kbuf_puts(m, line);
-    kbuf_puts(m, "  \"sources\":{");
-    for (int i = 0; i < w->nsrc; i++) {
-        kbuf_puts(m, i ? ",\"" : "\"");
-        kbuf_json_escape(m, w->src_names[i], strlen(w->src_names[i]));
-        snprintf(line, sizeof line, "\":{\"docs\":%ld,\"tokens\":%ld}", w->src_docs[i], w->src_tokens[i]);
-        kbuf_puts(m, line);
-    }
-    kbuf_puts(m, "},\n");
-    if (extra_json && *extra_json) {
-        kbuf_puts(m, "  ");
-        kbuf_puts(m, extra_json);
-        kbuf_puts(m, ",\n");
-    }
-    kbuf_puts(m, "  \"shards\":[");
-    kbuf_append(m, w->shards_json.data, w->shards_json.len);
-    if (kbuf_puts(m, "\n  ]\n}\n") && !rc) rc = kiln_fail(err, "out of memory");
+    int bad = kbuf_printf(m, "{\n  \"format\":\"kiln-corpus-1\",\n  \"kiln\":\"%s\",\n  \"commit\":\"%s\",\n",
+                          kiln_version(), kiln_git_commit()) |
+              kbuf_puts(m, "  \"tokenizer\":") |
+              kbuf_json_str(m, w->o.tok_name ? w->o.tok_name : w->o.tok ? "?" : "bytes") |
+              kbuf_printf(m,
+                          ",\n  \"vocab_size\":%d,\n  \"doc_start_token\":%d,\n"
+                          "  \"shard_tokens\":%ld,\n  \"val_fraction\":%g,\n  \"seed\":%llu,\n"
+                          "  \"tokens\":{\"train\":%ld,\"val\":%ld},\n  \"docs\":{\"train\":%ld,\"val\":%ld},\n",
+                          w->vocab, w->eot, w->o.shard_tokens, w->o.val_fraction, (unsigned long long)w->o.seed,
+                          w->split[TRAIN].tokens, w->split[VAL].tokens, w->split[TRAIN].docs, w->split[VAL].docs);
+    bad |= kbuf_puts(m, "  \"sources\":{");
+    for (int i = 0; i < w->nsrc; i++)
+        bad |= kbuf_puts(m, i ? "," : "") | kbuf_json_str(m, w->src_names[i]) |
+               kbuf_printf(m, ":{\"docs\":%ld,\"tokens\":%ld}", w->src_docs[i], w->src_tokens[i]);
+    bad |= kbuf_puts(m, "},\n");
+    if (extra_json && *extra_json) bad |= kbuf_printf(m, "  %s,\n", extra_json);
+    bad |= kbuf_puts(m, "  \"shards\":[") | kbuf_append(m, w->shards_json.data, w->shards_json.len) |
+           kbuf_puts(m, "\n  ]\n}\n");
+    if (bad && !rc) rc = kiln_fail(err, "out of memory");
     if (!rc) {
         char path[4096];
         snprintf(path, sizeof path, "%s/manifest.json", w->out_dir);

@@ -1,6 +1,7 @@
-// doc.c: documents and JSONL document streams. Inputs may be plain, gzip or
-// zstd (recognised by magic bytes, also on stdin); outputs are written to a
-// temp name and renamed on commit, so an interrupted run leaves no half file.
+// doc.c: documents, JSONL document streams and whole-file reads. Inputs may be
+// plain, gzip or zstd (recognised by magic bytes, also on stdin); outputs are
+// written to a temp name and renamed on commit, so an interrupted run leaves no
+// half file.
 #include "kiln/data.h"
 
 #include <errno.h>
@@ -47,7 +48,16 @@ typedef struct {
     z_stream z;
     ZSTD_DCtx *zd;
     int eof, truncated, frame_done;
+    const char *damage;  // with truncated: "truncated", or the decoder's word for corrupt data
 } ByteIn;
+
+// Stops the stream at damage: what was decoded so far is all there is.
+static void bytein_damaged(ByteIn *b, const char *why) {
+    b->truncated = 1;
+    b->damage = why;
+    b->eof = 1;
+    b->in_pos = b->in_len;
+}
 
 static int bytein_fill(ByteIn *b) {
     if (b->in_pos < b->in_len || b->eof) return 0;
@@ -72,7 +82,7 @@ static long bytein_read(ByteIn *b, unsigned char *out, size_t cap) {
             return (long)k;
         }
         if (b->in_pos == b->in_len && b->eof) {
-            if (!b->frame_done) b->truncated = 1;  // input ended inside a gzip member or zstd frame
+            if (!b->frame_done && !b->truncated) bytein_damaged(b, "truncated");  // ended inside a member or frame
             return 0;
         }
         if (b->kind == GZIP) {
@@ -81,18 +91,17 @@ static long bytein_read(ByteIn *b, unsigned char *out, size_t cap) {
             b->z.next_out = out;
             b->z.avail_out = (uInt)cap;
             int rc = inflate(&b->z, Z_NO_FLUSH);
-            b->in_pos = b->in_len - b->z.avail_in;
+            size_t used = b->in_len - b->z.avail_in - b->in_pos;
+            b->in_pos += used;
             size_t got = cap - b->z.avail_out;
             if (rc == Z_STREAM_END) {
                 // multi-member gzip: another member may follow
                 b->frame_done = 1;
                 inflateReset(&b->z);
             } else if (rc == Z_OK || rc == Z_BUF_ERROR) {
-                if (got) b->frame_done = 0;
+                if (got || used) b->frame_done = 0;  // inside a member (a next member's header counts)
             } else {
-                b->truncated = 1;
-                b->eof = 1;
-                b->in_pos = b->in_len;
+                bytein_damaged(b, b->z.msg ? b->z.msg : "corrupt");
                 return (long)got;
             }
             if (got) return (long)got;
@@ -102,15 +111,13 @@ static long bytein_read(ByteIn *b, unsigned char *out, size_t cap) {
             size_t rc = ZSTD_decompressStream(b->zd, &zout, &zin);
             b->in_pos += zin.pos;
             if (ZSTD_isError(rc)) {
-                b->truncated = 1;
-                b->eof = 1;
-                b->in_pos = b->in_len;
+                bytein_damaged(b, ZSTD_getErrorName(rc));
                 return (long)zout.pos;
             }
             b->frame_done = rc == 0;  // 0: a frame is complete
             if (zout.pos) return (long)zout.pos;
             if (b->eof && b->in_pos == b->in_len && rc != 0) {
-                b->truncated = 1;
+                bytein_damaged(b, "truncated");
                 return 0;
             }
         }
@@ -139,6 +146,35 @@ static void bytein_close(ByteIn *b) {
     if (b->kind == GZIP) inflateEnd(&b->z);
     if (b->zd) ZSTD_freeDCtx(b->zd);
     free(b->in);
+}
+
+int kiln_read_decompressed(const char *path, KilnBuf *out, KilnErr *err) {
+    kbuf_clear(out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return kiln_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    size_t hint = !fstat(fileno(f), &st) && st.st_size > 0 ? (size_t)st.st_size : 0;  // exact when plain
+    ByteIn in;
+    int rc = 0;
+    if (bytein_open(&in, f) || kbuf_reserve(out, hint)) rc = kiln_fail(err, "%s: read error: %s", path, strerror(errno));
+    while (!rc) {
+        if (kbuf_reserve(out, out->len + CHUNK)) {
+            rc = kiln_fail(err, "%s: out of memory", path);
+            break;
+        }
+        long got = bytein_read(&in, (unsigned char *)out->data + out->len, CHUNK);
+        if (got < 0) rc = kiln_fail(err, "%s: read error: %s", path, strerror(errno));
+        if (got <= 0) break;
+        out->len += (size_t)got;
+    }
+    if (!rc && in.truncated) {
+        kiln_fail(err, "%s: compressed data %s after %zu bytes", path, in.damage, out->len);
+        rc = 1;
+    }
+    if (out->data) out->data[out->len] = 0;
+    bytein_close(&in);
+    fclose(f);
+    return rc;
 }
 
 // ---------------------------------------------------------------- reader

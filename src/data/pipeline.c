@@ -226,34 +226,23 @@ void pipeline_free(KilnPipeline *p) {
 
 // ---------------------------------------------------------------- reports
 int stage_report_json(const KilnStageReport *r, KilnBuf *b) {
-    char num[512];
-    kbuf_puts(b, "{\"stage\":\"");
-    kbuf_json_escape(b, r->name, strlen(r->name));
-    snprintf(num, sizeof num,
-             "\",\"docs_in\":%ld,\"docs_out\":%ld,\"docs_dropped\":%ld,\"docs_changed\":%ld,"
-             "\"bytes_in\":%ld,\"bytes_out\":%ld,\"seconds\":%.3f,\"mb_per_s_per_core\":%.1f,\"drops\":[",
-             r->docs_in, r->docs_out, r->docs_in - r->docs_out, r->docs_changed, r->bytes_in, r->bytes_out,
-             r->seconds, r->seconds > 0 ? r->bytes_in / r->seconds / 1e6 : 0.0);
-    kbuf_puts(b, num);
+    int bad = kbuf_puts(b, "{\"stage\":") | kbuf_json_str(b, r->name) |
+              kbuf_printf(b,
+                          ",\"docs_in\":%ld,\"docs_out\":%ld,\"docs_dropped\":%ld,\"docs_changed\":%ld,"
+                          "\"bytes_in\":%ld,\"bytes_out\":%ld,\"seconds\":%.3f,\"mb_per_s_per_core\":%.1f,\"drops\":[",
+                          r->docs_in, r->docs_out, r->docs_in - r->docs_out, r->docs_changed, r->bytes_in,
+                          r->bytes_out, r->seconds, r->seconds > 0 ? r->bytes_in / r->seconds / 1e6 : 0.0);
     for (int i = 0; i < r->nreasons; i++) {
         const KilnDropReason *d = &r->reasons[i];
-        kbuf_puts(b, i ? ",{\"reason\":\"" : "{\"reason\":\"");
-        kbuf_json_escape(b, d->reason, strlen(d->reason));
-        snprintf(num, sizeof num, "\",\"docs\":%ld,\"bytes\":%ld,\"examples\":[", d->docs, d->bytes);
-        kbuf_puts(b, num);
-        for (long k = 0; k < d->docs && k < KILN_DROP_EXAMPLES; k++) {
-            kbuf_puts(b, k ? ",\"" : "\"");
-            kbuf_json_escape(b, d->examples[k], strlen(d->examples[k]));
-            kbuf_putc(b, '"');
-        }
-        kbuf_puts(b, "]}");
+        bad |= kbuf_puts(b, i ? ",{\"reason\":" : "{\"reason\":") | kbuf_json_str(b, d->reason) |
+               kbuf_printf(b, ",\"docs\":%ld,\"bytes\":%ld,\"examples\":[", d->docs, d->bytes);
+        for (long k = 0; k < d->docs && k < KILN_DROP_EXAMPLES; k++)
+            bad |= kbuf_puts(b, k ? "," : "") | kbuf_json_str(b, d->examples[k]);
+        bad |= kbuf_puts(b, "]}");
     }
-    kbuf_putc(b, ']');
-    if (r->extra_json) {
-        kbuf_puts(b, ",\"details\":");
-        kbuf_puts(b, r->extra_json);
-    }
-    return kbuf_putc(b, '}');
+    bad |= kbuf_putc(b, ']');
+    if (r->extra_json) bad |= kbuf_puts(b, ",\"details\":") | kbuf_puts(b, r->extra_json);
+    return bad | kbuf_putc(b, '}') ? -1 : 0;
 }
 
 // ---------------------------------------------------------------- running
@@ -273,9 +262,8 @@ static void close_current(AllSources *a) {
     a->raw[a->cur] = source_bytes(a->r);
     a->skips[a->cur] = s->count;
     for (long k = 0; k < s->count && k < KILN_SKIP_EXAMPLES; k++) {
-        kbuf_puts(&a->skip_json, a->skip_json.len ? ",\"" : "\"");
-        kbuf_json_escape(&a->skip_json, s->examples[k], strlen(s->examples[k]));
-        kbuf_putc(&a->skip_json, '"');
+        kbuf_puts(&a->skip_json, a->skip_json.len ? "," : "");
+        kbuf_json_str(&a->skip_json, s->examples[k]);
     }
     source_close(a->r);
     a->r = NULL;
@@ -359,22 +347,18 @@ static int run_sources(const KilnPipeline *p, const char *out_path, KilnBuf *rep
     if (!rc) {
         long docs = 0, bytes = 0;
         for (int i = 0; i < n; i++) docs += a.docs[i], bytes += a.bytes[i];
-        char num[512];
-        snprintf(num, sizeof num, "{\"stage\":\"sources\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
-                 "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"sources\":{",
-                 docs, docs, bytes, bytes, kiln_now() - t0);
-        kbuf_puts(report, num);
-        for (int i = 0; i < n; i++) {
-            kbuf_puts(report, i ? ",\"" : "\"");
-            kbuf_json_escape(report, p->sources[i].name, strlen(p->sources[i].name));
-            snprintf(num, sizeof num, "\":{\"format\":\"%s\",\"files\":%ld,\"raw_bytes\":%ld,\"docs\":%ld,"
-                     "\"bytes\":%ld,\"skipped\":%ld}", p->sources[i].format, a.files[i], a.raw[i], a.docs[i],
-                     a.bytes[i], a.skips[i]);
-            kbuf_puts(report, num);
-        }
-        kbuf_puts(report, "},\"skip_examples\":[");
-        kbuf_append(report, a.skip_json.data, a.skip_json.len);
-        kbuf_puts(report, "]}}");
+        int bad = kbuf_printf(report,
+                              "{\"stage\":\"sources\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
+                              "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"sources\":{",
+                              docs, docs, bytes, bytes, kiln_now() - t0);
+        for (int i = 0; i < n; i++)
+            bad |= kbuf_puts(report, i ? "," : "") | kbuf_json_str(report, p->sources[i].name) |
+                   kbuf_puts(report, ":{\"format\":") | kbuf_json_str(report, p->sources[i].format) |
+                   kbuf_printf(report, ",\"files\":%ld,\"raw_bytes\":%ld,\"docs\":%ld,\"bytes\":%ld,\"skipped\":%ld}",
+                               a.files[i], a.raw[i], a.docs[i], a.bytes[i], a.skips[i]);
+        bad |= kbuf_puts(report, "},\"skip_examples\":[") | kbuf_append(report, a.skip_json.data, a.skip_json.len) |
+               kbuf_puts(report, "]}}");
+        if (bad) rc = kiln_fail(err, "out of memory");
     }
     kbuf_free(&a.skip_json);
     free(counts);
@@ -482,18 +466,21 @@ static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *
             if (n < B) break;
         }
         long ndocs = corpus_writer_docs(cw), ntok = corpus_writer_tokens(cw);
-        char extra[1024];
-        snprintf(extra, sizeof extra, "\"pipeline\":\"%s\",\"pipeline_fingerprint\":\"%016llx\"", p->path,
-                 (unsigned long long)p->fingerprint);
+        KilnBuf extra = {0};
+        if (!rc && (kbuf_puts(&extra, "\"pipeline\":") || kbuf_json_str(&extra, p->path) ||
+                    kbuf_printf(&extra, ",\"pipeline_fingerprint\":\"%016llx\"", (unsigned long long)p->fingerprint)))
+            rc = kiln_fail(err, "out of memory");
         if (rc) corpus_writer_abort(cw);
-        else rc = corpus_writer_finish(cw, extra, err);
+        else rc = corpus_writer_finish(cw, extra.data, err);
+        kbuf_free(&extra);
         if (!rc) rc = install_outputs(shard_dir, p->out_dir, err);
-        if (!rc) {
-            snprintf(extra, sizeof extra, "{\"stage\":\"tokenize\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
-                     "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"tokens\":%ld,"
-                     "\"tokenizer\":\"%s\"}}", ndocs, ndocs, bytes, bytes, kiln_now() - t0, ntok, p->tokenizer);
-            kbuf_puts(report, extra);
-        }
+        if (!rc && (kbuf_printf(report,
+                                "{\"stage\":\"tokenize\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
+                                "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"tokens\":%ld,"
+                                "\"tokenizer\":",
+                                ndocs, ndocs, bytes, bytes, kiln_now() - t0, ntok) ||
+                    kbuf_json_str(report, p->tokenizer) || kbuf_puts(report, "}}")))
+            rc = kiln_fail(err, "out of memory");
     }
     if (r) docreader_close(r);
     for (int i = 0; docs && i < B; i++) doc_free(&docs[i]);

@@ -183,9 +183,7 @@ static int sample_run(void *state, const char *in_path, KilnDocWriter *out, cons
             }
             if (c <= e) continue;
             if (e > 0) {
-                char suffix[32];
-                snprintf(suffix, sizeof suffix, "#%ld", e + 1);
-                if (kbuf_puts(&d.id, suffix)) {
+                if (kbuf_printf(&d.id, "#%ld", e + 1)) {
                     rc = kiln_fail(err, "out of memory");
                     break;
                 }
@@ -208,13 +206,10 @@ static int sample_run(void *state, const char *in_path, KilnDocWriter *out, cons
     kbuf_puts(&j, "{\"sources\":{");
     for (int i = 0; i < s->nsrc; i++) {
         const SampleSource *x = &s->src[i];
-        char line[256];
-        snprintf(line, sizeof line,
-                 "\":{\"docs_in\":%ld,\"bytes_in\":%.0f,\"multiplier\":%.6g,\"docs_out\":%ld,\"bytes_out\":%.0f}",
-                 x->docs_in, x->bytes_in, x->mult, x->docs_out, x->bytes_out);
-        kbuf_puts(&j, i ? ",\"" : "\"");
-        kbuf_json_escape(&j, x->name, strlen(x->name));
-        kbuf_puts(&j, line);
+        kbuf_puts(&j, i ? "," : "");
+        kbuf_json_str(&j, x->name);
+        kbuf_printf(&j, ":{\"docs_in\":%ld,\"bytes_in\":%.0f,\"multiplier\":%.6g,\"docs_out\":%ld,\"bytes_out\":%.0f}",
+                    x->docs_in, x->bytes_in, x->mult, x->docs_out, x->bytes_out);
     }
     kbuf_puts(&j, "}}");
     free(s->json);

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <xxhash.h>
-#include <zlib.h>
 
 enum { F_TEXT, F_JSONL, F_HTML, F_WARC, F_MAN, F_CODE, F_DICTD, F_WORDNET, F_FORTUNE };
 static const char *const FORMATS[] = {"text", "jsonl", "html", "warc", "man", "code", "dictd", "wordnet", "fortune",
@@ -25,7 +24,8 @@ static const char *const ORDERS[] = {"path", "hash", NULL};
 // Files a `code` source takes from a directory when no ext list is given.
 static const char *const CODE_EXTS[] = {".c",  ".h",  ".cc", ".cpp", ".hpp", ".py", ".rs", ".go",   ".java",
                                         ".js", ".ts", ".sh", ".pl",  ".rb",  ".lua", ".hs", ".scala", NULL};
-static const char *const HTML_EXTS[] = {".html", ".htm", ".xhtml", ".html.gz", ".htm.gz", NULL};
+static const char *const HTML_EXTS[] = {".html",    ".htm",     ".xhtml", ".html.gz",
+                                        ".htm.gz", ".html.zst", ".htm.zst", NULL};
 
 #define MAX_DEPTH 64
 
@@ -92,48 +92,10 @@ int src_emit(SrcLoad *L, const char *id, size_t id_len, const char *text, size_t
 }
 
 int src_read_noting(KilnSkips *skips, const char *path, KilnBuf *out) {
-    char why[384];
     KilnErr e;
-    int rc = src_read_all(path, out, why, sizeof why, &e);
-    if (rc < 0) skips_add(skips, "%s", e.msg);
-    if (rc == 1) skips_add(skips, "%s", why);
+    int rc = kiln_read_decompressed(path, out, &e);
+    if (rc) skips_add(skips, "%s", e.msg);
     return rc;
-}
-
-int src_read_all(const char *path, KilnBuf *out, char *why, size_t why_cap, KilnErr *err) {
-    kbuf_clear(out);
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) return kiln_fail(err, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
-    gzbuffer(gz, 1 << 17);
-    for (;;) {
-        if (kbuf_reserve(out, out->len + (1 << 17) + 1)) {
-            gzclose(gz);
-            return kiln_fail(err, "%s: out of memory", path);
-        }
-        int got = gzread(gz, out->data + out->len, 1 << 17);
-        if (got > 0) {
-            out->len += (size_t)got;
-            out->data[out->len] = 0;
-            continue;
-        }
-        // a truncated stream ends like a complete one; only gzerror tells them apart
-        int code;
-        const char *msg = gzerror(gz, &code);
-        if (got == 0 && code == Z_OK) break;
-        if (code == Z_ERRNO) {
-            int e = errno;
-            gzclose(gz);
-            return kiln_fail(err, "%s: read error: %s", path, strerror(e));
-        }
-        snprintf(why, why_cap, "%s: compressed data %s after %zu bytes", path,
-                 code == Z_BUF_ERROR ? "truncated" : msg, out->len);
-        gzclose(gz);
-        return 1;
-    }
-    gzclose(gz);
-    if (!out->data && kbuf_reserve(out, 1)) return kiln_fail(err, "%s: out of memory", path);
-    out->data[out->len] = 0;
-    return 0;
 }
 
 int src_group_add(SrcLoad *L, SrcGroup *g, const char *prefix, const char *label, const char *text, size_t n,

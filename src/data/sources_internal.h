@@ -29,11 +29,8 @@ typedef struct {
 // Invalid UTF-8 is repaired (U+FFFD). -1 only when out of memory.
 int src_emit(SrcLoad *L, const char *id, size_t id_len, const char *text, size_t n, KilnErr *err);
 
-// Reads a whole file into out, gunzipping when it is gzip (or dictzip).
-// 0: complete; 1: damaged (truncated or corrupt compressed data; out holds what
-// could be read, why says so); -1: cannot open or read (err set).
-int src_read_all(const char *path, KilnBuf *out, char *why, size_t why_cap, KilnErr *err);
-// src_read_all with its problems noted as skips: -1 (unreadable), 0, 1 (damaged).
+// kiln_read_decompressed (plain, gzip, dictzip or zstd) with its problems
+// noted as skips: -1 (unreadable), 0, 1 (damaged; out holds what could be read).
 int src_read_noting(KilnSkips *skips, const char *path, KilnBuf *out);
 
 // Entries collected into documents of about group_chars characters.
