@@ -108,10 +108,9 @@ static int read_source(const char *name, const char *format, const char *const *
     assert_int_equal(rc, 0);
     qsort(ids, (size_t)g->docs, sizeof *ids, cmp_str);
     g->unique_ids = 1;
-    for (long i = 0; i < g->docs; i++) {
-        if (i && !strcmp(ids[i], ids[i - 1])) g->unique_ids = 0;
-        free(ids[i]);
-    }
+    for (long i = 1; i < g->docs; i++)
+        if (!strcmp(ids[i], ids[i - 1])) g->unique_ids = 0;
+    for (long i = 0; i < g->docs; i++) free(ids[i]);
     free(ids);
     const KilnSkips *sk = source_skips(r);
     g->skips = sk->count;

@@ -109,11 +109,45 @@ int src_group_add(SrcLoad *L, SrcGroup *g, const char *prefix, const char *label
     return (long)g->text.len >= L->group_chars ? src_group_flush(L, g, prefix, err) : 0;
 }
 
+// Adds h to the group's set of emitted ids; 0 when it was already there, -1 out of memory.
+static int seen_add(SrcGroup *g, uint64_t h) {
+    h = h ? h : 1;  // 0 marks an empty slot
+    if (2 * (g->nseen + 1) > g->cap_seen) {
+        long cap = g->cap_seen ? g->cap_seen * 2 : 64;
+        uint64_t *t = calloc((size_t)cap, sizeof *t);
+        if (!t) return -1;
+        for (long i = 0; i < g->cap_seen; i++)
+            for (uint64_t v = g->seen[i], j = v % (uint64_t)cap; v; j = (j + 1) % (uint64_t)cap)
+                if (!t[j]) {
+                    t[j] = v;
+                    break;
+                }
+        free(g->seen);
+        g->seen = t;
+        g->cap_seen = cap;
+    }
+    for (uint64_t j = h % (uint64_t)g->cap_seen;; j = (j + 1) % (uint64_t)g->cap_seen) {
+        if (g->seen[j] == h) return 0;
+        if (!g->seen[j]) {
+            g->seen[j] = h;
+            g->nseen++;
+            return 1;
+        }
+    }
+}
+
 int src_group_flush(SrcLoad *L, SrcGroup *g, const char *prefix, KilnErr *err) {
     if (g->n == 0) return 0;
     KilnBuf id = {0};
     int bad = kbuf_puts(&id, prefix) | kbuf_putc(&id, ':') | kbuf_append(&id, g->first.data, g->first.len);
     if (g->n > 1) bad |= kbuf_puts(&id, "..") | kbuf_append(&id, g->last.data, g->last.len);
+    size_t base = id.len;
+    int fresh = 1;
+    for (int k = 2; !bad && (fresh = seen_add(g, XXH3_64bits(id.data, id.len))) == 0; k++) {
+        id.len = base;  // a repeated headword: the next free "#k"
+        bad |= kbuf_printf(&id, "#%d", k);
+    }
+    if (!bad && fresh < 0) bad = 1;
     int rc = bad ? kiln_fail(err, "out of memory") : src_emit(L, id.data, id.len, g->text.data, g->text.len, err);
     kbuf_free(&id);
     kbuf_clear(&g->text);
@@ -127,6 +161,7 @@ void src_group_free(SrcGroup *g) {
     kbuf_free(&g->text);
     kbuf_free(&g->first);
     kbuf_free(&g->last);
+    free(g->seen);
 }
 
 // ---------------------------------------------------------------- listing files

@@ -38,9 +38,13 @@ typedef struct {
     KilnBuf text, first, last;
     long n;             // entries in the current group
     const char *sep;    // between entries: "\n\n" or "\n"
+    uint64_t *seen;     // hashes of the ids emitted from this file (open addressing, 0 = empty)
+    long nseen, cap_seen;
 } SrcGroup;
 // Adds one entry (label: its headword or number, for the id); emits the group
-// as "<prefix>:<first>..<last>" once it holds group_chars characters.
+// as "<prefix>:<first>..<last>" once it holds group_chars characters. An id
+// already emitted from the file (a headword that appears twice, as jargon's
+// "op") gets "#2", "#3"... so that ids stay unique.
 int src_group_add(SrcLoad *L, SrcGroup *g, const char *prefix, const char *label, const char *text, size_t n,
                   KilnErr *err);
 int src_group_flush(SrcLoad *L, SrcGroup *g, const char *prefix, KilnErr *err);
