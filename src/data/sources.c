@@ -307,7 +307,7 @@ static int expand(KilnSourceReader *r, const char *pattern, KilnErr *err) {
     }
     globfree(&g);
     // byte order, not the locale's: the same list everywhere
-    qsort(r->files + start, (size_t)(r->nfiles - start), sizeof *r->files, cmp_path);
+    if (r->nfiles - start > 1) qsort(r->files + start, (size_t)(r->nfiles - start), sizeof *r->files, cmp_path);
     return rc;
 }
 
@@ -333,7 +333,7 @@ static int cmp_hash(const void *a, const void *b) {
 // else under its first name in the listing.
 static void drop_repeats(KilnSourceReader *r) {
     for (long i = 0; i < r->nfiles; i++) r->files[i].seq = i;
-    qsort(r->files, (size_t)r->nfiles, sizeof *r->files, cmp_inode);
+    if (r->nfiles > 1) qsort(r->files, (size_t)r->nfiles, sizeof *r->files, cmp_inode);  // files may be NULL
     long k = 0;
     for (long i = 0; i < r->nfiles; i++) {
         if (k && r->files[k - 1].dev == r->files[i].dev && r->files[k - 1].ino == r->files[i].ino) {
@@ -343,7 +343,7 @@ static void drop_repeats(KilnSourceReader *r) {
         r->files[k++] = r->files[i];
     }
     r->nfiles = k;
-    qsort(r->files, (size_t)r->nfiles, sizeof *r->files, r->order == 1 ? cmp_hash : cmp_seq);
+    if (r->nfiles > 1) qsort(r->files, (size_t)r->nfiles, sizeof *r->files, r->order == 1 ? cmp_hash : cmp_seq);
 }
 
 // ---------------------------------------------------------------- options
