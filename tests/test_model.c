@@ -91,9 +91,8 @@ static int check_variant(int pos, int norm, int act, int gqa, int tied, int bias
         c.targets[i] = i == 3 ? -1 : (int32_t)(kiln_rng_u64(&rng) % mc.vocab_size);
     }
     char what[128];
-    static const char *POS[] = {"learned", "rope"}, *NORM[] = {"layernorm", "rmsnorm"},
-                      *ACT[] = {"gelu", "gelu_erf", "relu", "swiglu"};
-    snprintf(what, sizeof what, "%s/%s/%s/%s/%s/%s/%s", POS[pos], NORM[norm], ACT[act], gqa ? "gqa" : "mha",
+    snprintf(what, sizeof what, "%s/%s/%s/%s/%s/%s/%s", kiln_config_enum_name("model.pos", pos),
+             kiln_config_enum_name("model.norm", norm), kiln_config_enum_name("model.act", act), gqa ? "gqa" : "mha",
              tied ? "tied" : "untied", bias ? "bias" : "nobias", dropout ? "drop" : "nodrop");
     GcOptions opt = {.h = 1e-3, .tol = 1e-2, .directions = 4, .coordinates = 0};
     if (act == KILN_ACT_RELU) {

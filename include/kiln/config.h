@@ -125,6 +125,9 @@ int kiln_config_set(KilnConfig *cfg, const char *key, const char *value, const c
 int kiln_config_finalize(KilnConfig *cfg, KilnErr *err);
 // Writes the whole config as YAML (also used inside checkpoint state).
 void kiln_config_write_yaml(const KilnConfig *cfg, FILE *f);
+// The name of value for an enum key ("model.act", 2 -> "relu"); "?" when the key
+// is not an enum or the value is out of range.
+const char *kiln_config_enum_name(const char *key, int value);
 // Prints every key with its type and default: the reference for `kiln help config`.
 void kiln_config_print_keys(FILE *f);
 

@@ -435,6 +435,14 @@ void kiln_config_write_yaml(const KilnConfig *cfg, FILE *f) {
     }
 }
 
+const char *kiln_config_enum_name(const char *key, int value) {
+    const KeySpec *k = find_key(key);
+    if (!k || k->type != T_ENUM || value < 0) return "?";
+    for (int i = 0; k->names[i]; i++)
+        if (i == value) return k->names[i];
+    return "?";
+}
+
 void kiln_config_print_keys(FILE *f) {
     KilnConfig d;
     kiln_config_defaults(&d);

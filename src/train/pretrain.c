@@ -390,9 +390,6 @@ static void control_move(Run *r, const char *suffix) {
     rename(from, to);
 }
 
-static const char *const OPT_NAMES[] = {"adamw", "sgd", "lion"};
-static const char *const ACT_NAMES[] = {"gelu", "gelu_erf", "relu", "swiglu"};
-
 // Reads RUN/control if present and applies it (see control.h). A bad file is
 // rejected whole and logged; training goes on.
 static int read_control(Run *r, int signalled, KilnErr *err) {
@@ -441,15 +438,18 @@ static int read_control(Run *r, int signalled, KilnErr *err) {
         st->grad_clip = c.grad_clip;
     }
     if (c.set_optimizer && c.optimizer != st->optimizer) {
-        kbuf_printf(&msg, " optimizer %s -> %s (fresh state);", OPT_NAMES[st->optimizer], OPT_NAMES[c.optimizer]);
-        kbuf_printf(&d, "\"optimizer\":\"%s\",", OPT_NAMES[c.optimizer]);
+        const char *from = kiln_config_enum_name("train.optimizer", st->optimizer),
+                   *to = kiln_config_enum_name("train.optimizer", c.optimizer);
+        kbuf_printf(&msg, " optimizer %s -> %s (fresh state);", from, to);
+        kbuf_printf(&d, "\"optimizer\":\"%s\",", to);
         st->optimizer = c.optimizer;
         st->opt_step = 0;
         optimizer_reset_state(&r->m);
     }
     if (c.set_act && (int)c.act != st->act) {
-        kbuf_printf(&msg, " activation %s -> %s;", ACT_NAMES[st->act], ACT_NAMES[c.act]);
-        kbuf_printf(&d, "\"activation\":\"%s\",", ACT_NAMES[c.act]);
+        const char *from = kiln_config_enum_name("model.act", st->act), *to = kiln_config_enum_name("model.act", c.act);
+        kbuf_printf(&msg, " activation %s -> %s;", from, to);
+        kbuf_printf(&d, "\"activation\":\"%s\",", to);
         st->act = (int)c.act;
     }
     if (c.checkpoint_now) kbuf_puts(&d, "\"checkpoint\":\"now\","), kbuf_puts(&msg, " checkpoint now;");

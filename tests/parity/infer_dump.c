@@ -13,6 +13,7 @@
 #include "kiln/infer.h"
 #include "kiln/model.h"
 #include "kiln/safetensors.h"
+#include "model_json.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -20,25 +21,10 @@
 
 enum { NC = 3, LC = 5, G = 6 };
 
-static const char *POS[] = {"learned", "rope"}, *NORM[] = {"layernorm", "rmsnorm"},
-                  *ACT[] = {"gelu", "gelu_erf", "relu", "swiglu"};
 
 static char *model_json(const KilnModelConfig *mc) {
     cJSON *j = cJSON_CreateObject(), *m = cJSON_AddObjectToObject(j, "model");
-    cJSON_AddNumberToObject(m, "vocab_size", mc->vocab_size);
-    cJSON_AddNumberToObject(m, "block_size", mc->block_size);
-    cJSON_AddNumberToObject(m, "n_layer", mc->n_layer);
-    cJSON_AddNumberToObject(m, "n_head", mc->n_head);
-    cJSON_AddNumberToObject(m, "n_kv_head", mc->n_kv_head);
-    cJSON_AddNumberToObject(m, "n_embd", mc->n_embd);
-    cJSON_AddNumberToObject(m, "ffn_hidden", mc->ffn_hidden);
-    cJSON_AddStringToObject(m, "pos", POS[mc->pos]);
-    cJSON_AddStringToObject(m, "norm", NORM[mc->norm]);
-    cJSON_AddStringToObject(m, "act", ACT[mc->act]);
-    cJSON_AddBoolToObject(m, "bias", mc->bias);
-    cJSON_AddBoolToObject(m, "tied", mc->tied);
-    cJSON_AddNumberToObject(m, "norm_eps", mc->norm_eps);
-    cJSON_AddNumberToObject(m, "rope_theta", mc->rope_theta);
+    model_config_json(m, mc);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;

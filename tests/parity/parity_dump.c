@@ -9,32 +9,18 @@
 #include "kiln/model.h"
 #include "kiln/optim.h"
 #include "kiln/safetensors.h"
+#include "model_json.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *POS[] = {"learned", "rope"}, *NORM[] = {"layernorm", "rmsnorm"},
-                  *ACT[] = {"gelu", "gelu_erf", "relu", "swiglu"};
 
 static char *settings_json(const KilnConfig *c, int B, int T) {
     cJSON *j = cJSON_CreateObject(), *m = cJSON_AddObjectToObject(j, "model"),
           *t = cJSON_AddObjectToObject(j, "train");
     const KilnModelConfig *mc = &c->model;
-    cJSON_AddNumberToObject(m, "vocab_size", mc->vocab_size);
-    cJSON_AddNumberToObject(m, "block_size", mc->block_size);
-    cJSON_AddNumberToObject(m, "n_layer", mc->n_layer);
-    cJSON_AddNumberToObject(m, "n_head", mc->n_head);
-    cJSON_AddNumberToObject(m, "n_kv_head", mc->n_kv_head);
-    cJSON_AddNumberToObject(m, "n_embd", mc->n_embd);
-    cJSON_AddNumberToObject(m, "ffn_hidden", mc->ffn_hidden);
-    cJSON_AddStringToObject(m, "pos", POS[mc->pos]);
-    cJSON_AddStringToObject(m, "norm", NORM[mc->norm]);
-    cJSON_AddStringToObject(m, "act", ACT[mc->act]);
-    cJSON_AddBoolToObject(m, "bias", mc->bias);
-    cJSON_AddBoolToObject(m, "tied", mc->tied);
-    cJSON_AddNumberToObject(m, "norm_eps", mc->norm_eps);
-    cJSON_AddNumberToObject(m, "rope_theta", mc->rope_theta);
+    model_config_json(m, mc);
     const KilnTrainConfig *tc = &c->train;
     cJSON_AddNumberToObject(t, "lr", tc->lr);
     cJSON_AddNumberToObject(t, "beta1", tc->beta1);
