@@ -104,6 +104,15 @@ try:
     assert all(abs(lr[s] - 0.25 * ref_lr[s]) <= 1e-6 * ref_lr[s] for s in lr if s > stop_step)
     print("resumed: lr_mult 0.25 kept")
 
+    # 5. checkpoints by the clock (train.checkpoint_minutes), not only by step
+    run = os.path.join(work, "minutes")
+    subprocess.run(tu.pretrain_args(kiln, data, run, {"train.steps": 400, "train.checkpoint_every": 0,
+                                                      "train.checkpoint_minutes": 0.002, "train.keep_last": 0},
+                                    ["-q"]), check=True)
+    timed = [e for e in tu.events(tu.metrics(run), "checkpoint") if e["detail"]["why"] == "scheduled"]
+    assert len(timed) >= 2, "checkpoint_minutes wrote %d checkpoints" % len(timed)
+    print("checkpoint_minutes: %d timed checkpoints" % len(timed))
+
     # 4. refused values: swiglu changes the shapes; the file is rejected, the run goes on
     run = os.path.join(work, "refuse")
     os.makedirs(run)
