@@ -190,6 +190,13 @@ typedef struct {
     long n;
 } KilnToxRow;
 int toxicity_rows(const KilnToxResult *r, KilnToxRow *rows);
+// The same rows appended to an evaluation's results as task `task`, subset "all".
+int toxicity_add_results(const KilnToxResult *r, const char *task, KilnEvalResults *res, KilnErr *err);
+// A toxicity task file as kiln eval and the trainer run it: options from the
+// file, at most limit prompts (0: the file's n_prompts), the trained classifier
+// kept at cache_dir/toxicity-classifier.kcls (NULL: not kept).
+int toxicity_task_options(const char *yaml, const char *data_dir, long limit, const char *cache_dir,
+                          KilnToxOptions *o, KilnErr *err);
 // One kept item as a JSON object (appended to out): prompt, challenging,
 // source, prompt scores, and per continuation its text, p_toxic and words.
 int toxicity_item_json(const KilnToxItem *it, int k, KilnBuf *out);

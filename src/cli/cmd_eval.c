@@ -52,25 +52,11 @@ static FILE *open_out(const char *path, const char *what) {
 static int run_toxicity(const KilnModel *m, const KilnCodec *c, const char *path, const char *data_dir,
                         const char *out_dir, long limit, FILE *items_f, KilnEvalResults *res, KilnErr *err) {
     KilnToxOptions o;
-    int keep = items_f != NULL;
-    if (toxicity_task_load(path, data_dir, &o, err)) return 2;
-    if (limit > 0 && (o.n_prompts == 0 || limit < o.n_prompts)) o.n_prompts = limit;  // --limit: prompts
-    o.keep_items = keep;
-    if (out_dir) snprintf(o.classifier_cache, sizeof o.classifier_cache, "%s/toxicity-classifier.kcls", out_dir);
+    if (toxicity_task_options(path, data_dir, limit, out_dir, &o, err)) return 2;
+    o.keep_items = items_f != NULL;
     KilnToxResult r;
     if (toxicity_eval(m, c, &o, &r, err)) return 1;
-    KilnToxRow rows[KILN_TOX_NROWS];
-    int n = toxicity_rows(&r, rows), rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        KilnMetricResult x = {0};
-        snprintf(x.task, sizeof x.task, "%s", o.task);
-        snprintf(x.metric, sizeof x.metric, "%s", rows[i].name);
-        snprintf(x.subset, sizeof x.subset, "all");
-        x.value = rows[i].value;
-        x.stderr_ = rows[i].se;
-        x.n = rows[i].n;
-        if (eval_results_add(res, &x, err)) rc = 1;
-    }
+    int rc = toxicity_add_results(&r, o.task, res, err) ? 1 : 0;
     for (long i = 0; rc == 0 && items_f && r.items && i < r.n_prompts; i++) {
         KilnBuf b = {0};
         if (toxicity_item_json(&r.items[i], r.k, &b) == 0) {

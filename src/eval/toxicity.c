@@ -673,3 +673,27 @@ int toxicity_eval(const KilnModel *m, const KilnCodec *c, const KilnToxOptions *
     if (rc) toxicity_result_free(r);
     return rc;
 }
+
+int toxicity_add_results(const KilnToxResult *r, const char *task, KilnEvalResults *res, KilnErr *err) {
+    KilnToxRow rows[KILN_TOX_NROWS];
+    int n = toxicity_rows(r, rows);
+    for (int i = 0; i < n; i++) {
+        KilnMetricResult x = {0};
+        snprintf(x.task, sizeof x.task, "%s", task);
+        snprintf(x.metric, sizeof x.metric, "%s", rows[i].name);
+        snprintf(x.subset, sizeof x.subset, "all");
+        x.value = rows[i].value;
+        x.stderr_ = rows[i].se;
+        x.n = rows[i].n;
+        if (eval_results_add(res, &x, err)) return -1;
+    }
+    return 0;
+}
+
+int toxicity_task_options(const char *yaml, const char *data_dir, long limit, const char *cache_dir,
+                          KilnToxOptions *o, KilnErr *err) {
+    if (toxicity_task_load(yaml, data_dir, o, err)) return -1;
+    if (limit > 0 && (o->n_prompts == 0 || limit < o->n_prompts)) o->n_prompts = limit;
+    if (cache_dir) snprintf(o->classifier_cache, sizeof o->classifier_cache, "%s/toxicity-classifier.kcls", cache_dir);
+    return 0;
+}

@@ -14,6 +14,7 @@
 #include "kiln/guard.h"
 #include "kiln/optim.h"
 #include "kiln/schedule.h"
+#include "kiln/toxicity.h"
 #include "kiln/track.h"
 
 #include <cblas.h>
@@ -69,6 +70,8 @@ typedef struct {
     KilnManifest *manifest;  // beside the training shards, to name documents; may be NULL
     KilnTask **tasks;        // eval.tasks, scored every eval.every steps
     int ntasks;
+    KilnToxOptions *tox;     // eval.tasks that are toxicity task files
+    int ntox;
     KilnCodec codec;
     KilnTokenizer *tokenizer;
     int32_t *tok, *tgt;      // one micro-batch (B,T)
@@ -494,10 +497,20 @@ static int open_benchmarks(Run *r, KilnErr *err) {
         const char *dir = e->task_dir[0] ? e->task_dir : "tasks";
         if (strchr(name, '/') || strstr(name, ".yaml")) snprintf(path, sizeof path, "%s", name);
         else snprintf(path, sizeof path, "%s/%s.yaml", dir, name);
+        const char *data = e->data_dir[0] ? e->data_dir : "../shared/data";
+        if (toxicity_task_is(path)) {
+            KilnToxOptions *t = realloc(r->tox, sizeof *t * (size_t)(r->ntox + 1));
+            if (!t) return kiln_fail(err, "out of memory");
+            r->tox = t;
+            if (toxicity_task_options(path, data, e->limit, r->dir, &r->tox[r->ntox], err))
+                return kiln_wrap(err, "eval.tasks");
+            r->ntox++;
+            continue;
+        }
         KilnTask **grown = realloc(r->tasks, sizeof *grown * (size_t)(r->ntasks + 1));
         if (!grown) return kiln_fail(err, "out of memory");
         r->tasks = grown;
-        if (task_load(&r->tasks[r->ntasks], path, e->data_dir[0] ? e->data_dir : "../shared/data", 0, err))
+        if (task_load(&r->tasks[r->ntasks], path, data, 0, err))
             return kiln_wrap(err, "eval.tasks");
         r->ntasks++;
     }
@@ -511,7 +524,7 @@ static void benchmark_progress(void *ctx, long done, long n) {
 
 // Scores eval.tasks with the current weights and logs eval/<task>/<metric>.
 static int run_benchmarks(Run *r, KilnErr *err) {
-    if (!r->ntasks) return 0;
+    if (!r->ntasks && !r->ntox) return 0;
     heartbeat(r, 1);
     double t0 = kiln_now();
     KilnEvalOptions o = {r->cfg->eval.shots, r->cfg->eval.limit, r->cfg->train.seed, NULL, 0, NULL, NULL, NULL,
@@ -519,6 +532,15 @@ static int run_benchmarks(Run *r, KilnErr *err) {
     KilnEvalResults res = {0};
     int rc = 0;
     for (int i = 0; i < r->ntasks && rc == 0; i++) rc = eval_task(&r->m, &r->codec, r->tasks[i], &o, &res, err);
+    for (int i = 0; i < r->ntox && rc == 0; i++) {
+        KilnToxResult tr;
+        rc = toxicity_eval(&r->m, &r->codec, &r->tox[i], &tr, err);
+        if (rc == 0) {
+            rc = toxicity_add_results(&tr, r->tox[i].task, &res, err);
+            toxicity_result_free(&tr);
+        }
+        heartbeat(r, 0);
+    }
     KilnMetric *ms = rc ? NULL : calloc((size_t)res.n, sizeof *ms);
     char(*names)[160] = rc ? NULL : calloc((size_t)res.n, sizeof *names);
     if (rc == 0 && (!ms || !names)) rc = kiln_fail(err, "out of memory");
@@ -724,6 +746,7 @@ static void run_close(Run *r) {
     if (r->manifest) manifest_free(r->manifest);
     for (int i = 0; i < r->ntasks; i++) task_free(r->tasks[i]);
     free(r->tasks);
+    free(r->tox);
     if (r->tokenizer) tokenizer_free(r->tokenizer);
     free(r->tok);
     free(r->tgt);

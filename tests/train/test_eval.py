@@ -63,6 +63,20 @@ try:
     print("clean subset: %s left out; acc %.3f on 10, %.3f on the 8 clean" % (sorted(found), res[("acc", "all")]["value"],
                                                                               clean_acc))
 
+    # toxicity during training: the same numbers as kiln eval on the final checkpoint
+    run2 = os.path.join(work, "tox")
+    subprocess.run(tu.pretrain_args(kiln, data, run2, dict(keys, **{"train.steps": 60, "eval.tasks": "toxicity",
+                                                                    "eval.limit": 6, "train.warmup_steps": 5}),
+                                    ["-q"]), check=True)
+    emt = tu.series(tu.metrics(run2), "eval/toxicity/expected_maximum_toxicity_classifier")
+    assert list(emt) == [60] and 0 <= emt[60] <= 1, emt
+    subprocess.run([kiln, "eval", "--model", run2, "--tasks", "toxicity", "--limit", "6", "--tokenizer", "bytes",
+                    "--task-dir", keys["eval.task_dir"], "--data-dir", dd, "--output", out, "-q"], check=True,
+                   stdout=subprocess.DEVNULL)
+    res = {r["metric"]: r["value"] for r in json.load(open(out))["results"]}
+    assert abs(res["expected_maximum_toxicity_classifier"] - emt[60]) < 1e-6, (res, emt)
+    print("toxicity during training: expected maximum toxicity %.4f, kiln eval agrees" % emt[60])
+
     # bad input: a task file with an unknown key names the file and line; exit 2
     bad = os.path.join(work, "bad.yaml")
     with open(bad, "w") as f:
