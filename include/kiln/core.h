@@ -57,6 +57,10 @@ int kiln_mkdirs(const char *path, KilnErr *err);
 // fsync, rename); on failure the temp file is removed and path left as it was.
 int kiln_write_file_atomic(const char *path, const void *data, size_t n, const char *tail, KilnErr *err);
 
+// A JSON tree as indented text and a newline, written with kiln_write_file_atomic.
+struct cJSON;
+int kiln_write_json(const char *path, const struct cJSON *j, KilnErr *err);
+
 // SHA-256 of a file's bytes as 64 lowercase hex digits.
 int kiln_sha256_file(const char *path, char hex[65], KilnErr *err);
 

@@ -41,6 +41,8 @@ int kbuf_json_str(KilnBuf *b, const char *s);  // the NUL-terminated s as a quot
 // ---------------------------------------------------------------- UTF-8
 // 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or values > U+10FFFF).
 int utf8_valid(const char *s, size_t n);
+// Code points in s[0..n) (bytes that do not continue a sequence; Python's len for valid UTF-8).
+long utf8_chars(const char *s, size_t n);
 // Copies s into out (cleared first) with every invalid byte sequence replaced by
 // U+FFFD; returns the number of replacements, or -1 when out of memory.
 long utf8_repair(const char *s, size_t n, KilnBuf *out);

@@ -25,6 +25,8 @@ int infer_max_len(const KilnInfer *s);
 int infer_append(KilnInfer *s, const int32_t *tokens, int n, float *logits, KilnErr *err);
 void infer_truncate(KilnInfer *s, int k);
 
+// The most likely token of a logits row (V); the lowest id wins a tie.
+int argmax_token(const float *logits, int V);
 // log_softmax of one logits row (V) at index t, in double.
 double logprob_at(const float *logits, int V, int t);
 

@@ -97,16 +97,16 @@ static int run(int argc, char **argv) {
         } else if (!strcmp(a, "--task-dir") || !strcmp(a, "--data-dir")) {
             const char *v = VALUE();
             if (!v) return 2;
-            snprintf(a[2] == 't' ? task_dir : data_dir, sizeof task_dir, "%s", v);
+            snprintf(!strcmp(a, "--task-dir") ? task_dir : data_dir, sizeof task_dir, "%s", v);
         } else if (!strcmp(a, "--shots") || !strcmp(a, "--limit") || !strcmp(a, "--seed") || !strcmp(a, "--threads")) {
             const char *v = VALUE();
             char *end;
             if (!v) return 2;
             long long x = strtoll(v, &end, 10);
             if (!*v || *end || x < 0) return cli_error("%s wants a whole number >= 0, got '%s'", a, v), 2;
-            if (a[2] == 's' && a[3] == 'h') shots = (int)x;
-            else if (a[2] == 'l') limit = (long)x;
-            else if (a[2] == 's') seed = (unsigned long long)x;
+            if (!strcmp(a, "--shots")) shots = (int)x;
+            else if (!strcmp(a, "--limit")) limit = (long)x;
+            else if (!strcmp(a, "--seed")) seed = (unsigned long long)x;
             else threads = (int)x;
         } else if (!strcmp(a, "--skip-bad")) {
             skip_bad = 1;

@@ -1,6 +1,7 @@
 // fileio.c: whole-file reads and crash-safe writes (temp file, fsync, rename).
 #include "kiln/core.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -168,4 +169,12 @@ int kiln_write_file_atomic(const char *path, const void *data, size_t n, const c
         return -1;
     }
     return kiln_atomic_commit(&af, err);
+}
+
+int kiln_write_json(const char *path, const cJSON *j, KilnErr *err) {
+    char *text = cJSON_Print(j);
+    if (!text) return kiln_fail(err, "%s: out of memory", path);
+    int rc = kiln_write_file_atomic(path, text, strlen(text), "\n", err);
+    cJSON_free(text);
+    return rc;
 }

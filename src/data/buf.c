@@ -167,3 +167,9 @@ int kbuf_json_escape(KilnBuf *b, const char *s, size_t n) {
 int kbuf_json_str(KilnBuf *b, const char *s) {
     return kbuf_putc(b, '"') || kbuf_json_escape(b, s, strlen(s)) || kbuf_putc(b, '"');
 }
+
+long utf8_chars(const char *s, size_t n) {
+    long c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}

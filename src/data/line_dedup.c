@@ -84,12 +84,6 @@ static void next_unit(const char *t, size_t n, size_t *pos, int unit, size_t *s,
     *pos = p;
 }
 
-static long utf8_chars(const char *s, size_t n) {
-    long c = 0;
-    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
-}
-
 // 1 with *h when the unit can be removed (its normalised text is not empty and
 // has at least min_chars characters); 0 when not; -1 when out of memory.
 static int unit_hash(const KilnLineDedup *ld, const char *t, size_t s, size_t e, KilnBuf *norm, uint64_t *h) {

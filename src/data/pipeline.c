@@ -572,11 +572,9 @@ static int write_reports(const KilnPipeline *p, const KilnBuf *steps, FILE *prog
     cJSON_AddStringToObject(root, "commit", kiln_git_commit());
     cJSON_AddBoolToObject(root, "counts_consistent", consistent);
     cJSON_AddItemToObject(root, "steps", arr);
-    char *text = cJSON_Print(root);
     char path[4096];
     path_join(path, sizeof path, p->out_dir, "report.json");
-    int rc = !text ? kiln_fail(err, "out of memory") : kiln_write_file_atomic(path, text, strlen(text), "\n", err);
-    free(text);
+    int rc = kiln_write_json(path, root, err);
     if (!rc) {
         path_join(path, sizeof path, p->out_dir, "report.txt");
         char tmp[4200];

@@ -23,12 +23,6 @@ typedef struct {
     int done;
 } ItemOut;
 
-static long utf8_chars(const char *s) {
-    long n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
 // Python's len(re.split(r"\s+", text)): one more than the runs of whitespace.
 static long split_count(const char *t) {
     size_t len = strlen(t), i = 0;
@@ -143,7 +137,8 @@ static int aggregate(const KilnTask *t, const KilnTaskItem *items, const ItemOut
     case TASK_MULTIPLE_CHOICE: {
         // acc: argmax of ll; acc_norm: argmax of ll / len(choice), the choice
         // without its target delimiter, in characters (np.argmax: first on ties)
-        long dl = utf8_chars(task_target_delimiter(t));
+        const char *delim = task_target_delimiter(t);
+        long dl = utf8_chars(delim, strlen(delim));
         for (long i = 0; i < n; i++) {
             const KilnTaskItem *it = &items[sel[i]];
             long *len = malloc(sizeof(long) * (size_t)it->nchoices);
@@ -152,7 +147,7 @@ static int aggregate(const KilnTask *t, const KilnTaskItem *items, const ItemOut
                 break;
             }
             int a, an;
-            for (int k = 0; k < it->nchoices; k++) len[k] = utf8_chars(it->choices[k]) - dl;
+            for (int k = 0; k < it->nchoices; k++) len[k] = utf8_chars(it->choices[k], strlen(it->choices[k])) - dl;
             eval_mc_item(out[sel[i]].ll, len, it->nchoices, it->label, &a, &an);
             free(len);
             x[i] = a;
@@ -466,11 +461,8 @@ int eval_write_json(const KilnEvalResults *res, const char *model, const char *p
         cJSON_AddStringToObject(o, "date", date);
         cJSON_AddItemToArray(arr, o);
     }
-    char *text = cJSON_Print(j);
+    int rc = kiln_write_json(path, j, err);
     cJSON_Delete(j);
-    if (!text) return kiln_fail(err, "out of memory");
-    int rc = kiln_write_file_atomic(path, text, strlen(text), "\n", err);
-    free(text);
     return rc;
 }
 

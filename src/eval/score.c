@@ -71,10 +71,7 @@ static void score_row(void *ctx, int pos, const float *logits) {
     Score *sc = ctx;
     int32_t want = sc->toks[pos + 1];
     sc->ll += logprob_at(logits, sc->V, want);
-    int best = 0;
-    for (int v = 1; v < sc->V; v++)
-        if (logits[v] > logits[best]) best = v;
-    sc->greedy &= best == want;
+    sc->greedy &= argmax_token(logits, sc->V) == want;
 }
 
 // Keeps the last row it is given (generation needs only the newest logits).

@@ -178,7 +178,7 @@ double logprob_at(const float *logits, int V, int t) {
     return (double)logits[t] - mx - log(sum);
 }
 
-static int argmax(const float *logits, int V) {
+int argmax_token(const float *logits, int V) {
     int best = 0;
     for (int i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;  // strict: the lowest id wins a tie
@@ -198,8 +198,8 @@ static int cand_cmp(const void *pa, const void *pb) {
 }
 
 int sample_token(const float *logits, int V, float temperature, int top_k, float top_p, float u) {
-    if (!(temperature > 0.0f)) return argmax(logits, V);
-    double mx = logits[argmax(logits, V)], inv_t = 1.0 / temperature, z = 0.0;
+    if (!(temperature > 0.0f)) return argmax_token(logits, V);
+    double mx = logits[argmax_token(logits, V)], inv_t = 1.0 / temperature, z = 0.0;
     for (int i = 0; i < V; i++) z += exp(((double)logits[i] - mx) * inv_t);
     int k = top_k > 0 && top_k < V ? top_k : V;
     // the kept tokens are the first `kept` in Cand order; last = the last of them

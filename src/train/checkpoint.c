@@ -170,11 +170,8 @@ static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainS
     fclose(mf);
     cJSON_AddStringToObject(j, "config", yaml);
     free(yaml);
-    char *text = cJSON_Print(j);
+    int rc = kiln_write_json(path, j, err);
     cJSON_Delete(j);
-    if (!text) return kiln_fail(err, "out of memory");
-    int rc = kiln_write_file_atomic(path, text, strlen(text), "\n", err);
-    free(text);
     return rc;
 }
 

@@ -310,11 +310,8 @@ int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **a
     free(yaml);
     if (rc) return -1;
     cJSON *j = env_json(argc, argv, threads);
-    char *text = j ? cJSON_Print(j) : NULL;
-    cJSON_Delete(j);
     snprintf(path, sizeof path, "%s/env.json", run_dir);
-    if (!text) return kiln_fail(err, "%s: out of memory", path);
-    rc = kiln_write_file_atomic(path, text, strlen(text), "\n", err);
-    cJSON_free(text);
+    rc = j ? kiln_write_json(path, j, err) : kiln_fail(err, "%s: out of memory", path);
+    cJSON_Delete(j);
     return rc;
 }
