@@ -4,6 +4,7 @@
 // and emoji), Linux kernel source in 200-line pieces, TinyStories stories.
 //   bench_data_clean SHARED_DATA_DIR [CPU seconds per measurement, default 1]
 #include "benchutil.h"
+#include "kiln/data.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

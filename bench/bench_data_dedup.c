@@ -17,8 +17,8 @@
 // "commit_seconds" the output's fsync and rename after it; "mb_per_cpu_s" the
 // text MB per CPU-second of the process (all threads).
 #include "kiln/data.h"
-#include "kiln/dedup.h"
-#include "kiln/minhash.h"
+#include "data/dedup/dedup.h"
+#include "data/dedup/minhash.h"
 
 #include <omp.h>
 #include <stdio.h>

@@ -4,6 +4,7 @@
 // thread's CPU time, so other processes on a shared machine disturb it little.
 //   bench_filters SHARED_DATA_DIR [CPU seconds per measurement, default 1]
 #include "benchutil.h"
+#include "kiln/data.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 //        bench_train --sgemm N                    (GFLOP/s of an N x N x N sgemm)
 #include "kiln/config.h"
 #include "kiln/model.h"
-#include "kiln/optim.h"
+#include "train/optim.h"
 
 #include <cblas.h>
 #include <omp.h>

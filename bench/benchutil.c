@@ -1,5 +1,6 @@
 // benchutil.c: see benchutil.h.
 #include "benchutil.h"
+#include "kiln/data.h"
 
 #include <stdio.h>
 #include <stdlib.h>

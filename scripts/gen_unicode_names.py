@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes src/data/unicode_names.h: the names the `clean` stage's `symbols: names`
+"""Writes src/data/stage/unicode_names.h: the names the `clean` stage's `symbols: names`
 option gives to symbols and emoji.
 
 Sources (Debian's unicode-data package, /usr/share/unicode):
@@ -62,7 +62,7 @@ def strip_tone_names(name):
 def main():
     udir = sys.argv[1] if len(sys.argv) > 1 else "/usr/share/unicode"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "src/data/unicode_names.h")
+    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "src/data/stage/unicode_names.h")
 
     uname, ucat = {}, {}
     for f in data_lines(os.path.join(udir, "UnicodeData.txt")):

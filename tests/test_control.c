@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "kiln/control.h"
+#include "run/control.h"
 #include "kiln/guard.h"
 #include "testutil.h"
 

@@ -5,6 +5,7 @@
 // valid UTF-8, no control or invisible characters left, nothing but whitespace
 // touched in ASCII text, and clean(clean(x)) == clean(x). Mutation fuzz last.
 #include "kiln/data.h"
+#include "core/utf8.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>

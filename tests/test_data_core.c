@@ -9,6 +9,7 @@
 
 #include "kiln/corpus.h"
 #include "kiln/data.h"
+#include "core/utf8.h"
 #include "kiln/pipeline.h"
 #include "testutil.h"
 

@@ -11,7 +11,8 @@
 #include <cmocka.h>
 
 #include "kiln/data.h"
-#include "kiln/decontam.h"
+#include "core/utf8.h"
+#include "data/stage/decontam.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>

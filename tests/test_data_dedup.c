@@ -5,8 +5,9 @@
 // (tiny memory budget) runs against in-memory ones, one thread against two,
 // malformed and mutated JSONL through the stages.
 #include "kiln/data.h"
-#include "kiln/dedup.h"
-#include "kiln/minhash.h"
+#include "core/utf8.h"
+#include "data/dedup/dedup.h"
+#include "data/dedup/minhash.h"
 #include "testutil.h"
 
 #include <glob.h>

@@ -2,7 +2,8 @@
 // article bodies of the Zyte article-extraction benchmark (181 real pages),
 // broken HTML (never closed, empty, binary, 100k levels deep), mutation fuzz,
 // and the `html` stage.
-#include "kiln/extract.h"
+#include "data/read/extract.h"
+#include "core/utf8.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>

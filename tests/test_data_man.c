@@ -2,7 +2,8 @@
 // small input, real pages from /usr/share/man (sentences that must come out
 // verbatim, no requests or escapes left), a sweep over installed pages,
 // mutation fuzz, and the `man` stage.
-#include "kiln/extract.h"
+#include "data/read/extract.h"
+#include "core/utf8.h"
 #include "testutil.h"
 
 #include <dirent.h>

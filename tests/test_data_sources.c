@@ -4,9 +4,10 @@
 // counts (grep, strfile's .dat headers), known entries, damaged inputs,
 // determinism and mutation fuzzing of the dictd and fortune parsers.
 #include "kiln/data.h"
+#include "core/utf8.h"
 #include "kiln/gather.h"
-#include "kiln/sources.h"
-#include "../src/data/sources_internal.h"
+#include "data/read/sources.h"
+#include "data/read/sources_internal.h"
 #include "testutil.h"
 
 #include <setjmp.h>

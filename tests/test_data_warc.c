@@ -3,7 +3,7 @@
 // counts, types and URIs were checked by hand (zcat | grep, and a byte-level
 // walk of each file). Plus truncated and corrupt gzip, junk between records,
 // and mutation fuzzing.
-#include "kiln/extract.h"
+#include "data/read/extract.h"
 #include "testutil.h"
 
 #include <setjmp.h>

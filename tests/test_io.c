@@ -2,8 +2,9 @@
 // the errors bad input must give, and mutation fuzzing of every reader.
 #include "kiln/checkpoint.h"
 #include "kiln/config.h"
-#include "kiln/safetensors.h"
-#include "kiln/shard.h"
+#include "core/safetensors.h"
+#include "core/shard.h"
+#include "train/loader.h"
 #include "testutil.h"
 
 #include <math.h>

@@ -1,7 +1,7 @@
 // test_layers: every layer's backward against finite differences of its forward.
 #include "gradcheck.h"
-#include "kiln/layers.h"
-#include "../src/model/fastmath.h"
+#include "backend/backend.h"
+#include "backend/cpu/fastmath.h"
 
 #include <math.h>
 #include <omp.h>

@@ -1,6 +1,6 @@
 // test_minhash: MinHash estimates against exact Jaccard similarity of the shingle
 // sets, on pairs of real text with planted edits.
-#include "kiln/minhash.h"
+#include "data/dedup/minhash.h"
 #include "kiln/core.h"
 
 #include <math.h>

@@ -9,7 +9,7 @@
 
 #include "kiln/config.h"
 #include "kiln/model.h"
-#include "kiln/optim.h"
+#include "train/optim.h"
 
 #include <math.h>
 #include <stdlib.h>

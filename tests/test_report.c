@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "kiln/report.h"
+#include "core/utf8.h"
 #include "testutil.h"
 
 #include <math.h>

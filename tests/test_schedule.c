@@ -6,8 +6,8 @@
 #include <cmocka.h>
 
 #include "kiln/config.h"
-#include "kiln/optim.h"
-#include "kiln/schedule.h"
+#include "train/optim.h"
+#include "train/schedule.h"
 
 #include <math.h>
 #include <string.h>

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "../src/eval/task_internal.h"
-#include "kiln/decontam.h"
+#include "task/task_internal.h"
+#include "data/stage/decontam.h"
 #include "kiln/task.h"
 #include "testutil.h"
 

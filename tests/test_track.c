@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "kiln/track.h"
+#include "run/track.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>

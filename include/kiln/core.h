@@ -1,4 +1,5 @@
-// core.h: errors, allocation, random numbers, clocks and durable file writes.
+// core.h: errors, allocation, random numbers, byte buffers, clocks and durable
+// file writes.
 // Every library call that can fail takes a KilnErr* and returns 0 or -1;
 // the message says what failed and where (file, key, offset), and the
 // caller decides whether to print it.
@@ -31,6 +32,26 @@ void kiln_rng_seed(KilnRng *rng, uint64_t seed);
 uint64_t kiln_rng_u64(KilnRng *rng);
 float kiln_rng_uniform(KilnRng *rng);  // [0, 1)
 float kiln_rng_normal(KilnRng *rng);   // N(0, 1), Box-Muller
+
+// A growable byte string, always NUL-terminated when data != NULL.
+typedef struct {
+    char *data;
+    size_t len, cap;
+} KilnBuf;
+
+int kbuf_reserve(KilnBuf *b, size_t cap);                 // -1 when out of memory
+int kbuf_append(KilnBuf *b, const void *p, size_t n);     // -1 when out of memory
+int kbuf_puts(KilnBuf *b, const char *s);
+int kbuf_putc(KilnBuf *b, char c);
+int kbuf_printf(KilnBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));  // appends
+int kbuf_set(KilnBuf *b, const void *p, size_t n);        // replace contents
+void kbuf_clear(KilnBuf *b);                              // len = 0, keeps memory
+void kbuf_swap(KilnBuf *a, KilnBuf *b);
+void kbuf_free(KilnBuf *b);
+// Appends s[0..n) as the body of a JSON string (no quotes): escapes ", \, control
+// characters; invalid UTF-8 bytes become U+FFFD so the output is always valid JSON.
+int kbuf_json_escape(KilnBuf *b, const char *s, size_t n);
+int kbuf_json_str(KilnBuf *b, const char *s);  // the NUL-terminated s as a quoted JSON string
 
 double kiln_now(void);  // monotonic seconds
 

@@ -11,7 +11,7 @@
 #ifndef KILN_CORPUS_H
 #define KILN_CORPUS_H
 
-#include "kiln/data.h"
+#include "kiln/doc.h"
 #include "kiln/tokenizer.h"
 
 typedef struct {
@@ -35,15 +35,4 @@ void corpus_writer_abort(KilnCorpusWriter *w);
 long corpus_writer_tokens(const KilnCorpusWriter *w);
 long corpus_writer_docs(const KilnCorpusWriter *w);
 
-
-
-// A loaded manifest.json, for tracing tokens back to documents.
-typedef struct KilnManifest KilnManifest;
-int manifest_load(KilnManifest **m, const char *path, KilnErr *err);
-void manifest_free(KilnManifest *m);
-// The document that holds token `pos` of shard `shard` (its file name, e.g.
-// "train_000003.bin"): source, id (owned by m) and its range [start, start+n).
-// -1 when the shard is not in the manifest or pos is past its end.
-int manifest_find(const KilnManifest *m, const char *shard, long pos, const char **source, const char **id,
-                  long *start, long *n, KilnErr *err);
 #endif

@@ -10,7 +10,6 @@
 #define KILN_REPORT_H
 
 #include "kiln/core.h"
-#include "kiln/data.h"
 
 #include <stddef.h>
 

@@ -32,7 +32,6 @@
 
 #include "kiln/classifier.h"
 #include "kiln/core.h"
-#include "kiln/data.h"
 #include "kiln/eval.h"
 #include "kiln/wordlist.h"
 

@@ -6,7 +6,6 @@
 #include "kiln/checkpoint.h"
 #include "kiln/config.h"
 #include "kiln/model.h"
-#include "kiln/shard.h"
 
 #include <signal.h>
 
@@ -27,8 +26,5 @@ typedef struct {
 enum { KILN_TRAIN_DONE = 0, KILN_TRAIN_STOPPED = 1, KILN_TRAIN_FAILED = -1, KILN_TRAIN_BAD_INPUT = -2 };
 
 int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr *err);
-
-// Mean loss over the loader's batches (all of them if max_batches is 0), from its start.
-int evaluate_loss(KilnModel *m, KilnLoader *val, int max_batches, double *loss, KilnErr *err);
 
 #endif

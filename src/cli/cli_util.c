@@ -1,5 +1,5 @@
 // cli_util.c: helpers every command shares (see cli.h).
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <stdarg.h>
 #include <string.h>

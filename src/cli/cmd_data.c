@@ -1,8 +1,9 @@
 // cmd_data.c: `kiln data run PIPELINE.yaml`, `kiln data STAGE [--param v] [IN...]`,
 // and the subcommands `gather` and `classifier`.
-#include "cli.h"
+#include "cli/cli.h"
 
 #include "kiln/corpus.h"
+#include "kiln/manifest.h"
 #include "kiln/data.h"
 #include "kiln/pipeline.h"
 

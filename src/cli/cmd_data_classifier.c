@@ -1,9 +1,9 @@
 // cmd_data_classifier.c: `kiln data classifier train|eval|predict`, the
 // fastText-style quality/toxicity classifier of classifier.h on JSONL files.
-#include "cli.h"
+#include "cli/cli.h"
 
 #include "kiln/classifier.h"
-#include "kiln/data.h"
+#include "kiln/doc.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 // cmd_data_gather.c: `kiln data gather debian` — the default corpus from
 // Debian packages, one JSONL file per source (the work is in gather.c).
-#include "cli.h"
+#include "cli/cli.h"
 
 #include "kiln/gather.h"
 

@@ -1,5 +1,5 @@
 // cmd_eval.c: `kiln eval`: score a checkpoint on evaluation tasks.
-#include "cli.h"
+#include "cli/cli.h"
 
 #include "kiln/checkpoint.h"
 #include "kiln/eval.h"

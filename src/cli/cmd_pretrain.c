@@ -1,5 +1,5 @@
 // cmd_pretrain.c: `kiln pretrain`: train a model from a YAML config.
-#include "cli.h"
+#include "cli/cli.h"
 
 #include "kiln/train.h"
 

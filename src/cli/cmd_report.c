@@ -1,5 +1,5 @@
 // cmd_report.c: `kiln report RUN [-o FILE]`: a self-contained HTML page about a run.
-#include "cli.h"
+#include "cli/cli.h"
 
 #include "kiln/report.h"
 

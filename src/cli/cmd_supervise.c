@@ -1,7 +1,7 @@
 // cmd_supervise.c: `kiln supervise [OPTIONS] -- COMMAND ARGS...`: run a training
 // command and restart it when it crashes or hangs (see supervise.h), and
 // cli_pretrain_supervised for `kiln pretrain --supervise`.
-#include "cli.h"
+#include "cli/cli.h"
 
 #include "kiln/config.h"
 #include "kiln/supervise.h"

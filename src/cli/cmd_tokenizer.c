@@ -1,7 +1,7 @@
 // cmd_tokenizer.c: `kiln tokenizer encode|decode|encode-corpus`.
-#include "cli.h"
+#include "cli/cli.h"
 
-#include "kiln/shard.h"
+#include "core/shard.h"
 #include "kiln/tokenizer.h"
 
 #include <ctype.h>

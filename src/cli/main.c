@@ -1,5 +1,5 @@
 // main.c: `kiln COMMAND [ARGS]`, git style.
-#include "cli.h"
+#include "cli/cli.h"
 
 #include "kiln/config.h"
 #include "kiln/core.h"

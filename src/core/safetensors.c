@@ -1,5 +1,5 @@
 // safetensors.c: the weight format of the Hugging Face ecosystem.
-#include "kiln/safetensors.h"
+#include "core/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -3,7 +3,7 @@
 #include "kiln/pipeline.h"
 
 #include "kiln/corpus.h"
-#include "kiln/sources.h"
+#include "data/read/sources.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>

@@ -190,3 +190,6 @@ int stages_run_stream(KilnStage *stages, int nstages, KilnDocSource in, KilnDocW
     batch_free(&b, nthreads);
     return rc;
 }
+
+static int reader_next_cb(void *ctx, KilnDoc *doc, KilnErr *err) { return docreader_next(ctx, doc, err); }
+KilnDocSource docreader_source(KilnDocReader *r) { return (KilnDocSource){.next = reader_next_cb, .ctx = r, .reader = r}; }

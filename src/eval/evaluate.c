@@ -4,8 +4,9 @@
 // items and on the clean subset.
 #include "kiln/eval.h"
 
-#include "kiln/data.h"
-#include "kiln/decontam.h"
+#include "kiln/core.h"
+#include "core/utf8.h"
+#include "data/stage/decontam.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -13,7 +13,7 @@
 //   res3 = res2 + drop(fcha @ Wp^T + b)  (N,C) -> next block
 #include "kiln/model.h"
 
-#include "kiln/layers.h"
+#include "backend/backend.h"
 
 #include <math.h>
 #include <omp.h>

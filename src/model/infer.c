@@ -13,7 +13,7 @@
 // logits = norm(x) @ head^T                     (r,V)
 #include "kiln/infer.h"
 
-#include "kiln/layers.h"
+#include "backend/backend.h"
 
 #include <math.h>
 #include <omp.h>

@@ -3,7 +3,7 @@
 // no pair is in the table. Short pieces use a plain array (O(n^2), cache-friendly);
 // long ones a linked list and a heap (O(n log n)), so a megabyte without spaces
 // is no slower per byte than prose.
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -11,7 +11,7 @@
 // Writing produces a file HF tokenizers loads and encodes with exactly as kiln
 // does; tokenizers from tiktoken rank files need their merges derived, see
 // canonical_merges.
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>

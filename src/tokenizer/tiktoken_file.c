@@ -1,6 +1,6 @@
 // tiktoken_file.c: tiktoken rank files ("base64-token rank" per line) with the
 // JSON beside them (pat_str, special_tokens), as shared/data/tokenizers has them.
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 // tokenizer.c: vocabulary tables, pre-tokenization and the encode/decode drivers.
 #define _GNU_SOURCE  // memmem
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
-#include "unicode_classes.h"
+#include "tokenizer/unicode_classes.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
 //    the counts of the neighbouring pairs; stale heap entries are re-pushed with
 //    their current count when popped (counts only fall between pushes).
 // Ids: 0..255 are the bytes, then one id per merge in order, then the specials.
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <omp.h>
 #include <stdlib.h>

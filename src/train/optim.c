@@ -1,6 +1,6 @@
 // optim.c: the optimizers (AdamW, SGD with momentum, Lion) with L1/L2 penalties,
 // gradient clipping and the learning-rate schedule.
-#include "kiln/optim.h"
+#include "train/optim.h"
 
 #include <math.h>
 #include <string.h>

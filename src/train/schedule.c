@@ -1,5 +1,5 @@
 // schedule.c: the batch-size ramp.
-#include "kiln/schedule.h"
+#include "train/schedule.h"
 
 int batch_micro_steps(const KilnTrainConfig *t, long long tokens_seen) {
     int target = t->grad_accum;

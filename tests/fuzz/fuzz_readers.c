@@ -5,8 +5,8 @@
 // (CTest's test_io runs a deterministic mutation fuzz of the same readers.)
 #include "kiln/checkpoint.h"
 #include "kiln/config.h"
-#include "kiln/safetensors.h"
-#include "kiln/shard.h"
+#include "core/safetensors.h"
+#include "core/shard.h"
 
 #include <stdlib.h>
 #include <string.h>

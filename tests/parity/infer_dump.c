@@ -12,7 +12,7 @@
 #include "kiln/config.h"
 #include "kiln/infer.h"
 #include "kiln/model.h"
-#include "kiln/safetensors.h"
+#include "core/safetensors.h"
 #include "model_json.h"
 
 #include <cjson/cJSON.h>

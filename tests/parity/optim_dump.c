@@ -13,8 +13,8 @@
 //     Prints "step lr" (%.9g) for step = 0 .. train.steps-1.
 #include "kiln/config.h"
 #include "kiln/model.h"
-#include "kiln/optim.h"
-#include "kiln/safetensors.h"
+#include "train/optim.h"
+#include "core/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

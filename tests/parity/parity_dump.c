@@ -7,8 +7,8 @@
 // usage: parity_dump OUT.safetensors B T [key=value ...]
 #include "kiln/config.h"
 #include "kiln/model.h"
-#include "kiln/optim.h"
-#include "kiln/safetensors.h"
+#include "train/optim.h"
+#include "core/safetensors.h"
 #include "model_json.h"
 
 #include <cjson/cJSON.h>

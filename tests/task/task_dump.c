@@ -3,7 +3,7 @@
 // task's filter outputs and exact_match, for tests/task/check_tasks.py.
 //   task_dump TASK.yaml DATA_DIR SHOTS SEED [LIMIT]
 //   task_dump --filters TASK.yaml DATA_DIR < cases.jsonl
-#include "kiln/data.h"
+#include "kiln/core.h"
 #include "kiln/task.h"
 
 #include <cjson/cJSON.h>

@@ -1,0 +1,17 @@
+// manifest.h: a corpus's manifest.json (written by the corpus writer,
+// corpus.h), read back to trace a token of a shard to the document it came from.
+#ifndef KILN_MANIFEST_H
+#define KILN_MANIFEST_H
+
+#include "kiln/core.h"
+
+// A loaded manifest.json, for tracing tokens back to documents.
+typedef struct KilnManifest KilnManifest;
+int manifest_load(KilnManifest **m, const char *path, KilnErr *err);
+void manifest_free(KilnManifest *m);
+// The document that holds token `pos` of shard `shard` (its file name, e.g.
+// "train_000003.bin"): source, id (owned by m) and its range [start, start+n).
+// -1 when the shard is not in the manifest or pos is past its end.
+int manifest_find(const KilnManifest *m, const char *shard, long pos, const char **source, const char **id,
+                  long *start, long *n, KilnErr *err);
+#endif

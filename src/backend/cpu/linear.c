@@ -1,0 +1,44 @@
+// linear.c: fully connected layers; every product goes through OpenBLAS sgemm.
+#include "backend/backend.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+// inp (N,IC), w (OC,IC) as in torch.nn.Linear, bias (OC) -> out (N,OC)
+void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
+                    int OC) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out,
+                OC);
+    if (bias) {
+#pragma omp parallel for if (parallel : !omp_in_parallel())
+        for (long n = 0; n < N; n++) {
+            float *o = out + n * OC;
+            for (int j = 0; j < OC; j++) o[j] += bias[j];
+        }
+    }
+}
+
+// dout (N,OC) -> dinp (N,IC) = dout @ w; dw (OC,IC) += dout^T @ inp; dbias (OC) += sum_n dout
+void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                     const float *w, int N, int IC, int OC) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
+                    0.0f, dinp, IC);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
+                dw, IC);
+    if (dbias) {
+#pragma omp parallel for
+        for (int j0 = 0; j0 < OC; j0 += 64) {
+            int j1 = j0 + 64 < OC ? j0 + 64 : OC;
+            for (long n = 0; n < N; n++) {
+                const float *d = dout + n * OC;
+                for (int j = j0; j < j1; j++) dbias[j] += d[j];
+            }
+        }
+    }
+}
+
+void residual_add(float *out, const float *a, const float *b, long n) {
+#pragma omp parallel for simd if (parallel : !omp_in_parallel())
+    for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+}

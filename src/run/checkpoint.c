@@ -1,0 +1,519 @@
+// checkpoint.c: crash-safe checkpoints in safetensors plus a JSON state file.
+#include "kiln/checkpoint.h"
+
+#include "core/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// Named views of flat buffers laid out like the parameters, each under a name
+// prefix: ("", params) for weights; ("exp_avg.", m), ("exp_avg_sq.", v) for AdamW.
+typedef struct {
+    float *base;
+    const char *prefix;
+} Buffer;
+
+static int save_buffers(const char *path, const KilnModel *m, const Buffer *bufs, int nb,
+                        const KilnConfig *cfg, KilnErr *err) {
+    int per = gpt_named_tensors(m, m->params, NULL), n = per * nb;
+    KilnNamedTensor *nt = calloc((size_t)per, sizeof *nt);
+    KilnStTensor *st = calloc((size_t)n, sizeof *st);
+    char(*names)[128] = calloc((size_t)n, sizeof *names);
+    char *yaml = NULL;
+    size_t ylen = 0;
+    FILE *mf = open_memstream(&yaml, &ylen);
+    if (!nt || !st || !names || !mf) {
+        if (mf) fclose(mf);
+        free(yaml);
+        free(nt);
+        free(st);
+        free(names);
+        return kiln_fail(err, "out of memory");
+    }
+    kiln_config_write_yaml(cfg, mf);
+    fclose(mf);
+    for (int b = 0; b < nb; b++) {
+        gpt_named_tensors(m, bufs[b].base, nt);
+        for (int i = 0; i < per; i++) {
+            int k = b * per + i;
+            snprintf(names[k], sizeof names[k], "%s%s", bufs[b].prefix, nt[i].name);
+            st[k].name = names[k];
+            st[k].data = nt[i].data;
+            st[k].ndim = nt[i].ndim;
+            st[k].shape[0] = nt[i].shape[0];
+            st[k].shape[1] = nt[i].shape[1];
+        }
+    }
+    const char *keys[] = {"format", "kiln.config"};
+    const char *vals[] = {"pt", yaml};
+    int rc = st_write(path, st, n, keys, vals, 2, err);
+    free(yaml);
+    free(nt);
+    free(st);
+    free(names);
+    return rc;
+}
+
+static int load_buffers(const char *path, const KilnModel *m, const Buffer *bufs, int nb,
+                        KilnErr *err) {
+    KilnStFile f;
+    if (st_open(&f, path, err)) return -1;
+    int per = gpt_named_tensors(m, m->params, NULL);
+    KilnNamedTensor *nt = calloc((size_t)per, sizeof *nt);
+    if (!nt) {
+        st_close(&f);
+        return kiln_fail(err, "out of memory");
+    }
+    int rc = 0;
+    for (int b = 0; b < nb && rc == 0; b++) {
+        gpt_named_tensors(m, bufs[b].base, nt);
+        for (int i = 0; i < per && rc == 0; i++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s%s", bufs[b].prefix, nt[i].name);
+            rc = st_read_f32(&f, name, nt[i].data, nt[i].ndim, nt[i].shape, err);
+        }
+    }
+    free(nt);
+    st_close(&f);
+    return rc;
+}
+
+void train_state_init(KilnTrainState *st, const KilnConfig *cfg) {
+    memset(st, 0, sizeof *st);
+    st->val_loss = NAN;
+    st->lr_mult = 1.0f;
+    st->weight_decay = cfg->train.weight_decay;
+    st->grad_clip = cfg->train.grad_clip;
+    st->optimizer = (int)cfg->train.optimizer;
+    st->act = (int)cfg->model.act;
+}
+
+int train_state_skips(const KilnTrainState *st, int step) {
+    for (int i = 0; i < st->nskip; i++)
+        if (st->skip_step[i] == step) return st->skip_count[i];
+    return 0;
+}
+
+int train_state_add_skip(KilnTrainState *st, int step, int count) {
+    for (int i = 0; i < st->nskip; i++)
+        if (st->skip_step[i] == step) return st->skip_count[i] += count, 0;
+    if (st->nskip == KILN_MAX_SKIPS) return -1;
+    int i = st->nskip++;
+    for (; i > 0 && st->skip_step[i - 1] > step; i--) {
+        st->skip_step[i] = st->skip_step[i - 1];
+        st->skip_count[i] = st->skip_count[i - 1];
+    }
+    st->skip_step[i] = step;
+    st->skip_count[i] = count;
+    return 0;
+}
+
+static cJSON *float_array(const float *x, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    return a;
+}
+
+static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainState *st,
+                       const char *model_sha, const char *optim_sha, KilnErr *err) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "step", st->step);
+    cJSON_AddNumberToObject(j, "tokens_seen", (double)st->tokens_seen);
+    cJSON *ld = cJSON_AddObjectToObject(j, "loader");
+    cJSON_AddNumberToObject(ld, "shard", st->loader_shard);
+    cJSON_AddNumberToObject(ld, "pos", (double)st->loader_pos);
+    cJSON_AddNumberToObject(ld, "epoch", (double)st->loader_epoch);
+    if (isfinite(st->val_loss)) cJSON_AddNumberToObject(j, "val_loss", st->val_loss);
+    cJSON_AddNumberToObject(j, "train_seconds", st->train_seconds);
+    cJSON *live = cJSON_AddObjectToObject(j, "live");
+    cJSON_AddNumberToObject(live, "lr_mult", st->lr_mult);
+    cJSON_AddNumberToObject(live, "weight_decay", st->weight_decay);
+    cJSON_AddNumberToObject(live, "grad_clip", st->grad_clip);
+    cJSON_AddNumberToObject(live, "optimizer", st->optimizer);
+    cJSON_AddNumberToObject(live, "act", st->act);
+    cJSON_AddNumberToObject(live, "opt_step", st->opt_step);
+    cJSON *g = cJSON_AddObjectToObject(j, "guard");
+    cJSON_AddNumberToObject(g, "head", st->guard.head);
+    cJSON_AddItemToObject(g, "loss", float_array(st->guard.loss, st->guard.n));
+    cJSON_AddItemToObject(g, "norm", float_array(st->guard.norm, st->guard.n));
+    cJSON_AddNumberToObject(g, "spikes", st->spikes);
+    cJSON *sk = cJSON_AddArrayToObject(j, "skip");
+    for (int i = 0; i < st->nskip; i++) {
+        int pair[2] = {st->skip_step[i], st->skip_count[i]};
+        cJSON_AddItemToArray(sk, cJSON_CreateIntArray(pair, 2));
+    }
+    // randomness is counter-based (see checkpoint.h): the seed is all there is
+    cJSON *rng = cJSON_AddObjectToObject(j, "rng");
+    cJSON_AddStringToObject(rng, "kind", "counter-based: kiln_hash64(seed, step, micro-batch)");
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", cfg->train.seed);
+    cJSON_AddStringToObject(rng, "seed", seed);
+    cJSON *files = cJSON_AddObjectToObject(j, "sha256");
+    cJSON_AddStringToObject(files, "model.safetensors", model_sha);
+    cJSON_AddStringToObject(files, "optimizer.safetensors", optim_sha);
+    cJSON_AddStringToObject(j, "kiln_version", kiln_version());
+    cJSON_AddStringToObject(j, "git_commit", kiln_git_commit());
+    char *yaml = NULL;
+    size_t ylen = 0;
+    FILE *mf = open_memstream(&yaml, &ylen);
+    if (!mf) {
+        cJSON_Delete(j);
+        return kiln_fail(err, "out of memory");
+    }
+    kiln_config_write_yaml(cfg, mf);
+    fclose(mf);
+    cJSON_AddStringToObject(j, "config", yaml);
+    free(yaml);
+    int rc = kiln_write_json(path, j, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int remove_tree(const char *dir) {
+    // checkpoint directories hold only the files we write
+    const char *files[] = {"model.safetensors", "optimizer.safetensors", "state.json",
+                           "model.safetensors.tmp", "optimizer.safetensors.tmp", "state.json.tmp"};
+    char p[1200];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    return rmdir(dir);
+}
+
+int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel *m,
+                    const KilnTrainState *st, char *path, KilnErr *err) {
+    if (kiln_mkdirs(run_dir, err)) return -1;
+    char tmp[1100], final[1100], p[1200];
+    snprintf(tmp, sizeof tmp, "%s/.ckpt-%08d.tmp", run_dir, st->step);
+    snprintf(final, sizeof final, "%s/ckpt-%08d", run_dir, st->step);
+    remove_tree(tmp);  // leftovers of a crash mid-write
+    if (mkdir(tmp, 0755) != 0) return kiln_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    Buffer weights[] = {{m->params, ""}};
+    Buffer moments[] = {{m->m, "exp_avg."}, {m->v, "exp_avg_sq."}};
+    snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+    int rc = save_buffers(p, m, weights, 1, cfg, err);
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
+        rc = save_buffers(p, m, moments, 2, cfg, err);
+    }
+    char model_sha[65], optim_sha[65];
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+        rc = kiln_sha256_file(p, model_sha, err);
+    }
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
+        rc = kiln_sha256_file(p, optim_sha, err);
+    }
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s/state.json", tmp);
+        rc = write_state(p, cfg, st, model_sha, optim_sha, err);
+    }
+    if (rc == 0) rc = kiln_fsync_dir(tmp, err);
+    if (rc == 0) {
+        struct stat sb;
+        if (stat(final, &sb) == 0) {
+            // same step written again (e.g. after a resume): replace it
+            char old[1200];
+            snprintf(old, sizeof old, "%s/.ckpt-%08d.old", run_dir, st->step);
+            if (rename(final, old) == 0) remove_tree(old);
+        }
+        if (rename(tmp, final) != 0)
+            rc = kiln_fail(err, "%s: rename failed: %s", final, strerror(errno));
+    }
+    if (rc != 0) {
+        remove_tree(tmp);
+        return kiln_wrap(err, "checkpoint step %d", st->step);
+    }
+    if (kiln_fsync_dir(run_dir, err)) return -1;
+    // RUN/latest: the newest checkpoint's directory name
+    snprintf(p, sizeof p, "%s/latest", run_dir);
+    KilnAtomicFile af;
+    if (kiln_atomic_open(&af, p, err)) return -1;
+    char name[64];
+    int nl = snprintf(name, sizeof name, "ckpt-%08d\n", st->step);
+    kiln_atomic_write(&af, name, (size_t)nl, err);
+    if (kiln_atomic_commit(&af, err)) return -1;
+    if (path) snprintf(path, 1024, "%s", final);
+    return 0;
+}
+
+int checkpoint_read_state(const char *ckpt_dir, KilnConfig *cfg, KilnTrainState *st, KilnErr *err) {
+    char p[1200], *text;
+    size_t len;
+    snprintf(p, sizeof p, "%s/state.json", ckpt_dir);
+    if (kiln_read_file(p, &text, &len, err)) return -1;
+    int rc = checkpoint_parse_state(text, len, p, cfg, st, err);
+    free(text);
+    return rc;
+}
+
+// A whole number in [0, hi], so the conversions below are exact.
+static int whole(const cJSON *x, double hi) {
+    return cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble <= hi && x->valuedouble == floor(x->valuedouble);
+}
+
+static const cJSON *item(const cJSON *o, const char *key) { return o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL; }
+
+// The optional sections (live settings, guard window, skip list): absent in
+// older checkpoints, where the config's values stand.
+static int parse_live(const cJSON *j, KilnTrainState *st) {
+    const cJSON *live = item(j, "live"), *g = item(j, "guard"), *sk = item(j, "skip"), *ts = item(j, "train_seconds");
+    if (cJSON_IsNumber(ts)) st->train_seconds = ts->valuedouble;
+    if (live) {
+        const cJSON *lm = item(live, "lr_mult"), *wd = item(live, "weight_decay"), *gc = item(live, "grad_clip");
+        const cJSON *op = item(live, "optimizer"), *ac = item(live, "act"), *os = item(live, "opt_step");
+        if (!cJSON_IsNumber(lm) || !cJSON_IsNumber(wd) || !cJSON_IsNumber(gc) || !whole(op, 16) ||
+            !whole(ac, KILN_ACT_SWIGLU) || !whole(os, 2147483647.0))
+            return -1;
+        st->lr_mult = (float)lm->valuedouble;
+        st->weight_decay = (float)wd->valuedouble;
+        st->grad_clip = (float)gc->valuedouble;
+        st->optimizer = (int)op->valuedouble;
+        st->act = (int)ac->valuedouble;
+        st->opt_step = (int)os->valuedouble;
+    }
+    if (g) {
+        const cJSON *head = item(g, "head"), *loss = item(g, "loss"), *norm = item(g, "norm"), *sp = item(g, "spikes");
+        int n = cJSON_GetArraySize(loss);
+        if (!whole(head, KILN_SPIKE_WINDOW_MAX - 1) || !cJSON_IsArray(loss) || !cJSON_IsArray(norm) ||
+            n > KILN_SPIKE_WINDOW_MAX || cJSON_GetArraySize(norm) != n || !whole(sp, 2147483647.0))
+            return -1;
+        for (int i = 0; i < n; i++) {
+            const cJSON *a = cJSON_GetArrayItem(loss, i), *b = cJSON_GetArrayItem(norm, i);
+            if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b)) return -1;
+            st->guard.loss[i] = (float)a->valuedouble;
+            st->guard.norm[i] = (float)b->valuedouble;
+        }
+        st->guard.n = n;
+        st->guard.head = (int)head->valuedouble;
+        st->spikes = (int)sp->valuedouble;
+    }
+    if (sk) {
+        if (!cJSON_IsArray(sk) || cJSON_GetArraySize(sk) > KILN_MAX_SKIPS) return -1;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, sk) {  // [step, count] pairs
+            const cJSON *a = cJSON_GetArrayItem(x, 0), *b = cJSON_GetArrayItem(x, 1);
+            if (cJSON_GetArraySize(x) != 2 || !whole(a, 2147483647.0) || !whole(b, 1e6) || b->valuedouble < 1)
+                return -1;
+            train_state_add_skip(st, (int)a->valuedouble, (int)b->valuedouble);
+        }
+    }
+    return 0;
+}
+
+int checkpoint_parse_state(const char *text, size_t len, const char *p, KilnConfig *cfg,
+                           KilnTrainState *st, KilnErr *err) {
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    if (!j) return kiln_fail(err, "%s: not valid JSON (truncated?)", p);
+    const cJSON *step = item(j, "step"), *tok = item(j, "tokens_seen"), *ld = item(j, "loader");
+    const cJSON *conf = item(j, "config"), *vl = item(j, "val_loss");
+    const cJSON *ls = item(ld, "shard"), *lp = item(ld, "pos"), *le = item(ld, "epoch");
+    if (!whole(step, 2147483647.0) || !whole(tok, 9e15) || !whole(ls, 2147483647.0) || !whole(lp, 9e15) ||
+        !whole(le, 9e15) || !cJSON_IsString(conf)) {
+        cJSON_Delete(j);
+        return kiln_fail(err, "%s: missing or malformed step, tokens_seen, loader or config", p);
+    }
+    kiln_config_defaults(cfg);
+    char origin[1300];
+    snprintf(origin, sizeof origin, "%s (config)", p);
+    int rc = kiln_config_load_yaml_string(cfg, conf->valuestring, strlen(conf->valuestring), origin, err);
+    if (rc == 0) rc = kiln_config_finalize(cfg, err);
+    if (rc == 0) {
+        train_state_init(st, cfg);
+        st->step = (int)step->valuedouble;
+        st->tokens_seen = (long long)tok->valuedouble;
+        st->loader_shard = (int)ls->valuedouble;
+        st->loader_pos = (long)lp->valuedouble;
+        st->loader_epoch = (long)le->valuedouble;
+        st->val_loss = cJSON_IsNumber(vl) ? (float)vl->valuedouble : NAN;
+        if (parse_live(j, st)) rc = kiln_fail(err, "%s: malformed live, guard or skip section", p);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+int checkpoint_load(const char *ckpt_dir, KilnModel *m, int with_optimizer, KilnErr *err) {
+    char p[1200];
+    Buffer weights[] = {{m->params, ""}};
+    Buffer moments[] = {{m->m, "exp_avg."}, {m->v, "exp_avg_sq."}};
+    snprintf(p, sizeof p, "%s/model.safetensors", ckpt_dir);
+    if (load_buffers(p, m, weights, 1, err)) return -1;
+    if (with_optimizer) {
+        snprintf(p, sizeof p, "%s/optimizer.safetensors", ckpt_dir);
+        if (load_buffers(p, m, moments, 2, err)) return -1;
+    }
+    return 0;
+}
+
+int checkpoint_latest(const char *run_dir, char *path, size_t n, KilnErr *err) {
+    char p[1200], *text;
+    size_t len;
+    snprintf(p, sizeof p, "%s/latest", run_dir);
+    if (access(p, F_OK) != 0) return kiln_fail(err, "%s: no checkpoint in this run directory", run_dir);
+    if (kiln_read_file(p, &text, &len, err)) return -1;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' ')) text[--len] = 0;
+    if (!len || strchr(text, '/')) {
+        free(text);
+        return kiln_fail(err, "%s: malformed", p);
+    }
+    snprintf(path, n, "%s/%s", run_dir, text);
+    free(text);
+    return 0;
+}
+
+int checkpoint_verify(const char *ckpt_dir, KilnErr *err) {
+    char p[1200], *text;
+    size_t len;
+    snprintf(p, sizeof p, "%s/state.json", ckpt_dir);
+    if (kiln_read_file(p, &text, &len, err)) return -1;
+    KilnConfig cfg;
+    KilnTrainState *st = malloc(sizeof *st);
+    if (!st) {
+        free(text);
+        return kiln_fail(err, "out of memory");
+    }
+    int rc = checkpoint_parse_state(text, len, p, &cfg, st, err);
+    free(st);
+    cJSON *j = rc == 0 ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    const cJSON *sums = item(j, "sha256");
+    const char *files[] = {"model.safetensors", "optimizer.safetensors"};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        const cJSON *want = item(sums, files[i]);
+        char got[65];
+        snprintf(p, sizeof p, "%s/%s", ckpt_dir, files[i]);
+        if (!cJSON_IsString(want)) {
+            rc = kiln_fail(err, "%s/state.json: no sha256 for %s", ckpt_dir, files[i]);
+        } else if (kiln_sha256_file(p, got, err) == 0) {
+            if (strcmp(got, want->valuestring))
+                rc = kiln_fail(err, "%s: sha256 %.12s... does not match the %.12s... recorded in state.json (corrupt)", p,
+                               got, want->valuestring);
+        } else {
+            rc = -1;
+        }
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+// Steps of RUN's ckpt-* directories, newest first; returns the count (at most cap).
+static int list_checkpoints(const char *run_dir, int *steps, int cap) {
+    DIR *d = opendir(run_dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < cap) {
+        int step, used = 0;
+        if (sscanf(e->d_name, "ckpt-%8d%n", &step, &used) == 1 && used == 13 && !e->d_name[used]) steps[n++] = step;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)  // insertion sort, descending
+        for (int k = i; k > 0 && steps[k] > steps[k - 1]; k--) {
+            int t = steps[k];
+            steps[k] = steps[k - 1];
+            steps[k - 1] = t;
+        }
+    return n;
+}
+
+int checkpoint_find_good(const char *run_dir, char *path, size_t n, char *warn, size_t warn_n, KilnErr *err) {
+    enum { CAP = 4096 };
+    int *steps = malloc(sizeof(int) * CAP);
+    if (!steps) return kiln_fail(err, "out of memory");
+    int count = list_checkpoints(run_dir, steps, CAP);
+    char latest[1024], cand[1100];
+    int have_latest = checkpoint_latest(run_dir, latest, sizeof latest, NULL) == 0;
+    size_t wlen = 0;
+    if (warn_n) warn[0] = 0;
+    int found = 0;
+    for (int i = -1; i < count && !found; i++) {
+        if (i < 0) {
+            if (!have_latest) continue;
+            snprintf(cand, sizeof cand, "%s", latest);
+        } else {
+            snprintf(cand, sizeof cand, "%s/ckpt-%08d", run_dir, steps[i]);
+            if (have_latest && !strcmp(cand, latest)) continue;  // already tried
+        }
+        KilnErr why;
+        if (checkpoint_verify(cand, &why) == 0) {
+            snprintf(path, n, "%s", cand);
+            found = 1;
+        } else if (wlen + 1 < warn_n) {
+            int w = snprintf(warn + wlen, warn_n - wlen, "%sskipping %s: %s", wlen ? "\n" : "", cand, why.msg);
+            if (w > 0) wlen += (size_t)w < warn_n - wlen ? (size_t)w : warn_n - wlen - 1;
+        }
+    }
+    free(steps);
+    if (!found) return kiln_fail(err, "%s: no checkpoint that verifies%s", run_dir, count || have_latest ? "" : " (none written yet)");
+    return 0;
+}
+
+int checkpoint_prune(const char *run_dir, int keep_last, int keep_every, KilnErr *err) {
+    (void)err;
+    if (keep_last <= 0) return 0;
+    enum { CAP = 4096 };
+    int *steps = malloc(sizeof(int) * CAP);
+    if (!steps) return kiln_fail(err, "out of memory");
+    int count = list_checkpoints(run_dir, steps, CAP);
+    char latest[1024], p[1100];
+    int have_latest = checkpoint_latest(run_dir, latest, sizeof latest, NULL) == 0;
+    for (int i = keep_last; i < count; i++) {
+        if (keep_every > 0 && steps[i] % keep_every == 0) continue;
+        snprintf(p, sizeof p, "%s/ckpt-%08d", run_dir, steps[i]);
+        if (have_latest && !strcmp(p, latest)) continue;
+        remove_tree(p);
+    }
+    free(steps);
+    return 0;
+}
+
+int checkpoint_same_shape(const KilnModelConfig *a, const KilnModelConfig *b, const char *ckpt_dir, KilnErr *err) {
+    // the keys that decide the parameter shapes (swiglu changes the MLP's)
+    int a_glu = a->act == KILN_ACT_SWIGLU, b_glu = b->act == KILN_ACT_SWIGLU;
+    const struct {
+        const char *key;
+        long saved, now;
+    } k[] = {{"model.vocab_size", a->vocab_size, b->vocab_size}, {"model.block_size", a->block_size, b->block_size},
+             {"model.n_layer", a->n_layer, b->n_layer},          {"model.n_head", a->n_head, b->n_head},
+             {"model.n_kv_head", a->n_kv_head, b->n_kv_head},    {"model.n_embd", a->n_embd, b->n_embd},
+             {"model.ffn_hidden", a->ffn_hidden, b->ffn_hidden}, {"model.pos", a->pos, b->pos},
+             {"model.norm", a->norm, b->norm},                   {"model.act (swiglu or not)", a_glu, b_glu},
+             {"model.bias", a->bias, b->bias},                   {"model.tied", a->tied, b->tied}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (k[i].saved != k[i].now)
+            return kiln_fail(err, "%s was trained with %s = %ld but the config says %ld: the model's shape would change "
+                             "(start a new out_dir, or keep the checkpoint's model section)",
+                             ckpt_dir, k[i].key, k[i].saved, k[i].now);
+    return 0;
+}
+
+int checkpoint_open_model(const char *path, KilnConfig *cfg, KilnModel *m, char *resolved, KilnErr *err) {
+    char dir[1024], latest[1100], warn[4096];
+    snprintf(latest, sizeof latest, "%s/latest", path);
+    if (access(latest, F_OK) == 0) {  // a run directory
+        if (checkpoint_find_good(path, dir, sizeof dir, warn, sizeof warn, err)) return -1;
+    } else {
+        if (checkpoint_verify(path, err)) return -1;
+        snprintf(dir, sizeof dir, "%s", path);
+    }
+    KilnTrainState *st = malloc(sizeof *st);
+    if (!st) return kiln_fail(err, "out of memory");
+    int rc = checkpoint_read_state(dir, cfg, st, err);
+    free(st);
+    if (rc) return -1;
+    if (gpt_create(m, &cfg->model, 1, 1, err)) return -1;  // inference needs no training activations
+    if (checkpoint_load(dir, m, 0, err)) {
+        gpt_destroy(m);
+        return -1;
+    }
+    if (resolved) snprintf(resolved, 1024, "%s", dir);
+    return 0;
+}

@@ -1,0 +1,758 @@
+// pretrain.c: the training loop, and what keeps a run alive and observable:
+// exact resume, checkpoint rotation, the spike guard with rollback, the
+// control file, heartbeats, metrics and progress.
+//
+//   per step:  control file? -> eval due? -> skipped batches? -> micro-batches
+//              (forward/backward) -> guard -> clip -> optimizer -> metrics ->
+//              heartbeat -> checkpoint due?
+#include "kiln/train.h"
+
+#include "run/control.h"
+#include "kiln/manifest.h"
+#include "train/loss.h"
+#include "kiln/core.h"
+#include "kiln/eval.h"
+#include "kiln/guard.h"
+#include "train/optim.h"
+#include "train/schedule.h"
+#include "kiln/toxicity.h"
+#include "run/track.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    const KilnConfig *cfg;
+    const KilnPretrainOptions *opt;
+    const char *dir;        // the run directory (out_dir)
+    KilnTrainConfig live;   // cfg->train with the live settings of st applied
+    KilnModel m;
+    KilnLoader train, val;
+    int have_val;
+    KilnTrainState st;
+    KilnTracker tr;
+    int have_tracker;
+    KilnManifest *manifest;  // beside the training shards, to name documents; may be NULL
+    KilnTask **tasks;        // eval.tasks, scored every eval.every steps
+    int ntasks;
+    KilnToxOptions *tox;     // eval.tasks that are toxicity task files
+    int ntox;
+    KilnCodec codec;
+    KilnTokenizer *tokenizer;
+    int32_t *tok, *tgt;      // one micro-batch (B,T)
+    int *rows_shard;         // where this step's rows came from: (grad_accum*B)
+    long *rows_start;
+    int nrows;
+    int consumed_skip;       // the skipped step whose batches were already thrown away
+    int want_checkpoint, want_eval, want_stop;
+    double peak_flops, flops_per_token;
+    double t_ckpt, t_beat, t_log, t_bar;
+    int steps_since_log;
+    int tty;
+    FILE *log;
+} Run;
+
+static void say(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(Run *r, const char *fmt, ...) {
+    if (!r->log) return;
+    if (r->tty) fputs("\r\033[K", r->log);  // clear the progress bar first
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(r->log, fmt, ap);
+    va_end(ap);
+    fflush(r->log);
+}
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Records an event in metrics.jsonl (detail: a JSON object's text or NULL).
+static int event(Run *r, const char *kind, const char *detail, KilnErr *err) {
+    if (!r->have_tracker) return 0;
+    return tracker_event(&r->tr, r->st.step, wall_now(), kind, detail, err);
+}
+
+// Best sgemm rate of this machine with the threads in use, for MFU.
+static double measure_peak_flops(void) {
+    enum { N = 2048 };  // as bench/: smaller products do not reach the peak
+    float *a = malloc(sizeof(float) * N * N * 3);
+    if (!a) return 0;
+    for (long i = 0; i < (long)N * N * 3; i++) a[i] = (float)(i % 7) * 0.1f;
+    double best = 0, t_end = kiln_now() + 0.5;
+    for (int calls = 0; calls < 2 || kiln_now() < t_end; calls++) {  // the first call warms the threads up
+        double t0 = kiln_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f,
+                    a + 2 * N * N, N);
+        double dt = kiln_now() - t0;
+        if (dt > 0 && 2.0 * N * N * N / dt > best) best = 2.0 * N * N * N / dt;
+    }
+    free(a);
+    return best;
+}
+
+// RUN/heartbeat: "pid step unix_time", for the supervisor; at most once a second
+// unless forced. Renamed into place (no fsync: a lost beat only delays a restart).
+static void heartbeat(Run *r, int force) {
+    double now = kiln_now();
+    if (!force && now - r->t_beat < 1.0) return;
+    r->t_beat = now;
+    char tmp[1100], path[1100];
+    snprintf(tmp, sizeof tmp, "%s/heartbeat.tmp", r->dir);
+    snprintf(path, sizeof path, "%s/heartbeat", r->dir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fprintf(f, "%ld %d %.3f\n", (long)getpid(), r->st.step, wall_now());
+    if (fclose(f) == 0) rename(tmp, path);
+}
+
+// Applies the state's live settings to the trainer (after start, resume or rollback).
+static void apply_live(Run *r) {
+    r->live = r->cfg->train;
+    r->live.weight_decay = r->st.weight_decay;
+    r->live.grad_clip = r->st.grad_clip;
+    r->live.optimizer = (KilnOptimizer)r->st.optimizer;
+    r->m.cfg.act = (KilnAct)r->st.act;
+}
+
+// Loads a checkpoint's state, weights, moments and loader position.
+static int load_checkpoint(Run *r, const char *path, KilnErr *err) {
+    KilnConfig saved;
+    if (checkpoint_read_state(path, &saved, &r->st, err)) return KILN_TRAIN_BAD_INPUT;
+    if (checkpoint_same_shape(&saved.model, &r->cfg->model, path, err)) return KILN_TRAIN_BAD_INPUT;
+    if (saved.train.seq_len != r->cfg->train.seq_len)
+        return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
+                              "counts sequences of that length", path, saved.train.seq_len, r->cfg->train.seq_len),
+               KILN_TRAIN_BAD_INPUT;
+    if (checkpoint_load(path, &r->m, 1, err)) return KILN_TRAIN_BAD_INPUT;
+    if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
+        return kiln_wrap(err, "%s", path), KILN_TRAIN_BAD_INPUT;
+    apply_live(r);
+    return 0;
+}
+
+// The starting point: a resumed checkpoint, a warm start, or a fresh init.
+static int start_state(Run *r, KilnErr *err) {
+    const KilnPretrainOptions *o = r->opt;
+    train_state_init(&r->st, r->cfg);
+    if (o->resume) {
+        char path[1024], warn[4096];
+        if (!strcmp(o->resume, "latest")) {
+            if (checkpoint_find_good(r->dir, path, sizeof path, warn, sizeof warn, err)) return KILN_TRAIN_BAD_INPUT;
+            if (warn[0]) say(r, "warning: %s\n", warn);
+        } else {
+            if (checkpoint_verify(o->resume, err)) return KILN_TRAIN_BAD_INPUT;
+            snprintf(path, sizeof path, "%s", o->resume);
+        }
+        int rc = load_checkpoint(r, path, err);
+        if (rc) return kiln_wrap(err, "resume"), rc;
+        say(r, "resumed from %s at step %d\n", path, r->st.step);
+        return 0;
+    }
+    if (o->init_from) {
+        KilnConfig saved;
+        KilnTrainState *tmp = malloc(sizeof *tmp);
+        if (!tmp) return kiln_fail(err, "out of memory");
+        int rc = checkpoint_verify(o->init_from, err) || checkpoint_read_state(o->init_from, &saved, tmp, err) ||
+                 checkpoint_same_shape(&saved.model, &r->cfg->model, o->init_from, err) ||
+                 checkpoint_load(o->init_from, &r->m, 0, err);
+        int from_step = tmp->step;
+        free(tmp);
+        if (rc) return kiln_wrap(err, "warm start"), KILN_TRAIN_BAD_INPUT;
+        say(r, "warm start from %s (its step %d); fresh optimizer and schedule\n", o->init_from, from_step);
+        return 0;
+    }
+    gpt_init_weights(&r->m, r->cfg->train.seed);
+    return 0;
+}
+
+// A fresh start must not mix with an earlier run's checkpoints and metrics.
+static int check_fresh_dir(Run *r, KilnErr *err) {
+    char p[1100];
+    snprintf(p, sizeof p, "%s/latest", r->dir);
+    if (r->opt->resume || access(p, F_OK) != 0) return 0;
+    return kiln_fail(err, "%s already holds a run (%s exists): continue it with --resume latest, or choose "
+                          "another out_dir", r->dir, p);
+}
+
+// Writes a checkpoint of the current state, prunes old ones and records it.
+static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
+    char path[1024];
+    heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
+    // metrics first: a run resumed from this checkpoint finds every step up to it logged
+    if (r->have_tracker && tracker_flush(&r->tr, err)) return -1;
+    if (checkpoint_save(r->dir, r->cfg, &r->m, &r->st, path, err)) return -1;
+    heartbeat(r, 1);
+    if (checkpoint_prune(r->dir, r->cfg->train.keep_last, r->cfg->train.keep_every, err)) return -1;
+    r->t_ckpt = kiln_now();
+    KilnBuf d = {0};
+    kbuf_puts(&d, "{\"path\":");
+    kbuf_json_str(&d, path);
+    kbuf_printf(&d, ",\"why\":\"%s\"}", why);
+    int rc = event(r, "checkpoint", d.data, err);
+    kbuf_free(&d);
+    if (rc == 0 && r->have_tracker) rc = tracker_flush(&r->tr, err);
+    if (rc == 0) say(r, "checkpoint %s (%s)\n", path, why);
+    return rc;
+}
+
+// JSON array of the documents under this step's rows ([source, id] pairs as
+// objects), from the shard manifest; at most 64, then a count of the rest.
+static void rows_documents(Run *r, KilnBuf *out) {
+    kbuf_putc(out, '[');
+    int listed = 0, more = 0;
+    const char *prev_id = NULL;
+    for (int i = 0; i < r->nrows && r->manifest; i++) {
+        char shard[1024];
+        snprintf(shard, sizeof shard, "%s", r->train.shards[r->rows_shard[i]].path);
+        const char *base = basename(shard);
+        for (long pos = r->rows_start[i], end = pos + r->train.T + 1; pos < end;) {
+            const char *src, *id;
+            long start, n;
+            if (manifest_find(r->manifest, base, pos, &src, &id, &start, &n, NULL)) break;
+            if (id != prev_id) {
+                if (listed < 64) {
+                    kbuf_puts(out, listed ? ",{\"shard\":" : "{\"shard\":");
+                    kbuf_json_str(out, base);
+                    kbuf_printf(out, ",\"pos\":%ld,\"source\":", pos);
+                    kbuf_json_str(out, src);
+                    kbuf_puts(out, ",\"id\":");
+                    kbuf_json_str(out, id);
+                    kbuf_putc(out, '}');
+                    listed++;
+                } else {
+                    more++;
+                }
+                prev_id = id;
+            }
+            pos = start + n > pos ? start + n : pos + 1;
+        }
+    }
+    kbuf_putc(out, ']');
+    if (more) kbuf_printf(out, ",\"more_documents\":%d", more);
+}
+
+// The next micro-batch into tok/tgt, its rows' origins appended to this step's.
+static void next_micro_batch(Run *r) {
+    int B = r->live.batch_size;
+    loader_next(&r->train, r->tok, r->tgt);
+    memcpy(r->rows_shard + r->nrows, r->train.row_shard, sizeof(int) * B);
+    memcpy(r->rows_start + r->nrows, r->train.row_start, sizeof(long) * B);
+    r->nrows += B;
+}
+
+// Throws away the batches of a step in the skip list (sets x micro_batches),
+// recording the documents of each set.
+static int skip_batches(Run *r, int sets, int micro_batches, KilnErr *err) {
+    int B = r->live.batch_size;
+    for (int set = 0; set < sets; set++) {
+        r->nrows = 0;
+        for (int i = 0; i < micro_batches; i++) next_micro_batch(r);
+        r->st.tokens_seen += (long long)micro_batches * B * r->live.seq_len;
+        KilnBuf d = {0};
+        kbuf_printf(&d, "{\"set\":%d,\"of\":%d,\"micro_batches\":%d,\"documents\":", set + 1, sets, micro_batches);
+        rows_documents(r, &d);
+        kbuf_putc(&d, '}');
+        int rc = event(r, "skip", d.data, err);
+        kbuf_free(&d);
+        if (rc) return -1;
+    }
+    say(r, "step %5d | throwing away %d step(s) of batches (spike guard)\n", r->st.step + 1, sets);
+    r->consumed_skip = r->st.step;
+    return 0;
+}
+
+// Forward and backward over this step's micro-batches; mean loss in *loss.
+static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *err) {
+    int B = r->live.batch_size, T = r->live.seq_len, step = r->st.step;
+    gpt_zero_grad(&r->m);
+    *loss = 0.0;
+    r->nrows = 0;
+    for (int micro = 0; micro < micro_batches; micro++) {
+        next_micro_batch(r);
+        // dropout masks are a function of (seed, step, micro-batch): nothing to save for resume
+        uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)step << 16) + micro));
+        if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro_batches, seed, err)) return -1;
+        gpt_backward(&r->m);
+        *loss += r->m.loss / micro_batches;
+    }
+    return 0;
+}
+
+// A spike at this step (its update not applied): skip, roll back or stop.
+static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double norm, KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    int step = r->st.step;
+    r->st.spikes++;
+    r->st.lr_mult *= t->spike_lr_factor;
+    char ckpt[1024] = "", warn[4096] = "";
+    int rollback = t->spike_action == KILN_SPIKE_ROLLBACK &&
+                   checkpoint_find_good(r->dir, ckpt, sizeof ckpt, warn, sizeof warn, NULL) == 0;
+    const char *action = t->spike_action == KILN_SPIKE_STOP ? "stop" : rollback ? "rollback" : "skip";
+    KilnBuf d = {0};
+    kbuf_printf(&d, "{\"why\":\"%s\",\"loss\":%.9g,\"grad_norm\":%.9g,\"z_loss\":%.4g,\"z_norm\":%.4g,"
+                    "\"window_loss_mean\":%.6g,\"window_loss_std\":%.6g,\"action\":\"%s\",\"lr_mult\":%.6g,"
+                    "\"spikes\":%d,\"documents\":",
+                v->why, isfinite(loss) ? loss : -1.0, isfinite(norm) ? norm : -1.0, v->z_loss, v->z_norm,
+                v->mean_loss, v->std_loss, action, r->st.lr_mult, r->st.spikes);
+    rows_documents(r, &d);
+    kbuf_putc(&d, '}');
+    int rc = event(r, "spike", d.data, err);
+    kbuf_free(&d);
+    say(r, "step %5d | spike: %s (loss %.4f, z %.1f, grad norm %.3f, z %.1f) -> %s\n", step + 1, v->why, loss, v->z_loss,
+        norm, v->z_norm, action);
+    if (rc) return -1;
+    if (t->spike_action == KILN_SPIKE_STOP)
+        return kiln_fail(err, "loss spike at step %d (%s) and train.spike_action is stop", step + 1, v->why);
+    if (r->st.spikes > t->spike_max)
+        return kiln_fail(err, "%d loss spikes, more than train.spike_max = %d: giving up (last at step %d: %s)",
+                         r->st.spikes, t->spike_max, step + 1, v->why);
+    if (!rollback) {
+        // the step's batches are gone from the loader already; the update is not applied
+        if (train_state_add_skip(&r->st, step, 1)) return kiln_fail(err, "too many skipped steps (%d)", KILN_MAX_SKIPS);
+        r->consumed_skip = step;
+        return 0;
+    }
+    // roll back: the checkpoint's state, plus what this spike taught us
+    KilnTrainState *keep = malloc(sizeof *keep);
+    if (!keep) return kiln_fail(err, "out of memory");
+    *keep = r->st;
+    if ((rc = load_checkpoint(r, ckpt, err))) {
+        free(keep);
+        return kiln_wrap(err, "rollback"), -1;
+    }
+    r->st.spikes = keep->spikes;
+    r->st.lr_mult = keep->lr_mult;
+    // the skip list as it was, plus one more set of batches for each step that fed the spike
+    r->st.nskip = keep->nskip;
+    memcpy(r->st.skip_step, keep->skip_step, sizeof keep->skip_step);
+    memcpy(r->st.skip_count, keep->skip_count, sizeof keep->skip_count);
+    int first = step - t->spike_skip_steps + 1;
+    if (first < r->st.step) first = r->st.step;  // steps before the checkpoint are history
+    for (int s = first; s <= step; s++)
+        if (train_state_add_skip(&r->st, s, 1)) rc = kiln_fail(err, "too many skipped steps (%d)", KILN_MAX_SKIPS);
+    free(keep);
+    r->consumed_skip = -1;
+    if (rc) return -1;
+    if (warn[0]) say(r, "warning: %s\n", warn);
+    say(r, "rolled back to %s (step %d); steps %d..%d will skip their batches\n", ckpt, r->st.step, first + 1, step + 1);
+    // metrics past the checkpoint are replayed: drop them, as on resume
+    tracker_close(&r->tr);
+    r->have_tracker = 0;
+    if (tracker_open(&r->tr, r->dir, r->st.step, wall_now(), err)) return -1;
+    r->have_tracker = 1;
+    d = (KilnBuf){0};
+    kbuf_printf(&d, "{\"from_step\":%d,\"to_step\":%d,\"skip_from\":%d,\"skip_to\":%d}", step, r->st.step, first, step);
+    rc = event(r, "rollback", d.data, err);
+    kbuf_free(&d);
+    return rc;
+}
+
+// Moves a handled control file aside, keeping only the last of each kind.
+static void control_move(Run *r, const char *suffix) {
+    char from[1100], to[1200];
+    snprintf(from, sizeof from, "%s/control", r->dir);
+    snprintf(to, sizeof to, "%s/control.%s", r->dir, suffix);
+    rename(from, to);
+}
+
+// Reads RUN/control if present and applies it (see control.h). A bad file is
+// rejected whole and logged; training goes on.
+static int read_control(Run *r, int signalled, KilnErr *err) {
+    char path[1100], *text;
+    size_t len;
+    snprintf(path, sizeof path, "%s/control", r->dir);
+    if (access(path, F_OK) != 0) {
+        if (signalled) r->want_checkpoint = 1;  // SIGUSR1 without a control file: checkpoint now
+        return 0;
+    }
+    KilnControl c;
+    KilnErr why;
+    int bad = kiln_read_file(path, &text, &len, &why);
+    if (!bad) {
+        bad = control_parse(text, len, path, &c, &why);
+        free(text);
+    }
+    if (bad) {
+        say(r, "step %5d | control file rejected, nothing applied: %s\n", r->st.step, why.msg);
+        KilnBuf d = {0};
+        kbuf_puts(&d, "{\"error\":");
+        kbuf_json_str(&d, why.msg);
+        kbuf_putc(&d, '}');
+        int rc = event(r, "control_rejected", d.data, err);
+        kbuf_free(&d);
+        control_move(r, "rejected");
+        return rc;
+    }
+    KilnTrainState *st = &r->st;
+    KilnBuf d = {0}, msg = {0};
+    char num[32];
+    kbuf_putc(&d, '{');
+    if (c.set_lr_mult) {
+        kbuf_printf(&msg, " lr_mult %g -> %g;", st->lr_mult, c.lr_mult);
+        kbuf_printf(&d, "\"lr_mult\":%s,", kiln_float_str(c.lr_mult, num));
+        st->lr_mult = c.lr_mult;
+    }
+    if (c.set_weight_decay) {
+        kbuf_printf(&msg, " weight_decay %g -> %g;", st->weight_decay, c.weight_decay);
+        kbuf_printf(&d, "\"weight_decay\":%s,", kiln_float_str(c.weight_decay, num));
+        st->weight_decay = c.weight_decay;
+    }
+    if (c.set_grad_clip) {
+        kbuf_printf(&msg, " grad_clip %g -> %g;", st->grad_clip, c.grad_clip);
+        kbuf_printf(&d, "\"grad_clip\":%s,", kiln_float_str(c.grad_clip, num));
+        st->grad_clip = c.grad_clip;
+    }
+    if (c.set_optimizer && c.optimizer != st->optimizer) {
+        const char *from = kiln_config_enum_name("train.optimizer", st->optimizer),
+                   *to = kiln_config_enum_name("train.optimizer", c.optimizer);
+        kbuf_printf(&msg, " optimizer %s -> %s (fresh state);", from, to);
+        kbuf_printf(&d, "\"optimizer\":\"%s\",", to);
+        st->optimizer = c.optimizer;
+        st->opt_step = 0;
+        optimizer_reset_state(&r->m);
+    }
+    if (c.set_act && (int)c.act != st->act) {
+        const char *from = kiln_config_enum_name("model.act", st->act), *to = kiln_config_enum_name("model.act", c.act);
+        kbuf_printf(&msg, " activation %s -> %s;", from, to);
+        kbuf_printf(&d, "\"activation\":\"%s\",", to);
+        st->act = (int)c.act;
+    }
+    if (c.checkpoint_now) kbuf_puts(&d, "\"checkpoint\":\"now\","), kbuf_puts(&msg, " checkpoint now;");
+    if (c.eval_now) kbuf_puts(&d, "\"eval\":\"now\","), kbuf_puts(&msg, " eval now;");
+    if (c.stop) kbuf_puts(&d, "\"stop\":\"now\","), kbuf_puts(&msg, " stop;");
+    if (d.len > 1) d.len--;  // the last comma
+    kbuf_putc(&d, '}');
+    r->want_checkpoint |= c.checkpoint_now;
+    r->want_eval |= c.eval_now;
+    r->want_stop |= c.stop;
+    apply_live(r);
+    say(r, "step %5d | control:%s\n", st->step, msg.len ? msg.data : " nothing to change");
+    int rc = event(r, "control", d.data, err);
+    kbuf_free(&d);
+    kbuf_free(&msg);
+    control_move(r, "applied");
+    return rc;
+}
+
+static int run_eval(Run *r, KilnErr *err) {
+    double vl;
+    heartbeat(r, 1);
+    if (evaluate_loss(&r->m, &r->val, r->live.eval_batches, &vl, err)) return -1;
+    heartbeat(r, 1);
+    r->st.val_loss = (float)vl;
+    say(r, "step %5d | val loss %.4f\n", r->st.step, vl);
+    if (!r->have_tracker) return 0;
+    KilnMetric m = {"val_loss", vl};
+    return tracker_log(&r->tr, r->st.step, wall_now(), &m, 1, err);
+}
+
+// eval.tasks: load the task files and the model's codec once.
+static int open_benchmarks(Run *r, KilnErr *err) {
+    const KilnEvalConfig *e = &r->cfg->eval;
+    if (!e->tasks[0]) return 0;
+    if (codec_for_model(&r->codec, &r->tokenizer, e->tokenizer[0] ? e->tokenizer : NULL, r->cfg, err))
+        return kiln_wrap(err, "eval.tokenizer");
+    char list[sizeof e->tasks], *save = NULL;
+    snprintf(list, sizeof list, "%s", e->tasks);
+    for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        char path[2200];
+        const char *dir = e->task_dir[0] ? e->task_dir : "tasks";
+        if (strchr(name, '/') || strstr(name, ".yaml")) snprintf(path, sizeof path, "%s", name);
+        else snprintf(path, sizeof path, "%s/%s.yaml", dir, name);
+        const char *data = e->data_dir[0] ? e->data_dir : "../shared/data";
+        if (toxicity_task_is(path)) {
+            KilnToxOptions *t = realloc(r->tox, sizeof *t * (size_t)(r->ntox + 1));
+            if (!t) return kiln_fail(err, "out of memory");
+            r->tox = t;
+            if (toxicity_task_options(path, data, e->limit, r->dir, &r->tox[r->ntox], err))
+                return kiln_wrap(err, "eval.tasks");
+            r->ntox++;
+            continue;
+        }
+        KilnTask **grown = realloc(r->tasks, sizeof *grown * (size_t)(r->ntasks + 1));
+        if (!grown) return kiln_fail(err, "out of memory");
+        r->tasks = grown;
+        if (task_load(&r->tasks[r->ntasks], path, data, 0, err))
+            return kiln_wrap(err, "eval.tasks");
+        r->ntasks++;
+    }
+    return 0;
+}
+
+static void benchmark_progress(void *ctx, long done, long n) {
+    (void)done, (void)n;
+    heartbeat(ctx, 0);  // a long evaluation must not look like a hang to the supervisor
+}
+
+// Scores eval.tasks with the current weights and logs eval/<task>/<metric>.
+static int run_benchmarks(Run *r, KilnErr *err) {
+    if (!r->ntasks && !r->ntox) return 0;
+    heartbeat(r, 1);
+    double t0 = kiln_now();
+    KilnEvalOptions o = {r->cfg->eval.shots, r->cfg->eval.limit, r->cfg->train.seed, NULL, 0, NULL, NULL, NULL,
+                         benchmark_progress, r};
+    KilnEvalResults res = {0};
+    int rc = 0;
+    for (int i = 0; i < r->ntasks && rc == 0; i++) rc = eval_task(&r->m, &r->codec, r->tasks[i], &o, &res, err);
+    for (int i = 0; i < r->ntox && rc == 0; i++) {
+        KilnToxResult tr;
+        rc = toxicity_eval(&r->m, &r->codec, &r->tox[i], &tr, err);
+        if (rc == 0) {
+            rc = toxicity_add_results(&tr, r->tox[i].task, &res, err);
+            toxicity_result_free(&tr);
+        }
+        heartbeat(r, 0);
+    }
+    KilnMetric *ms = rc ? NULL : calloc((size_t)res.n, sizeof *ms);
+    char(*names)[160] = rc ? NULL : calloc((size_t)res.n, sizeof *names);
+    if (rc == 0 && (!ms || !names)) rc = kiln_fail(err, "out of memory");
+    KilnBuf line = {0};
+    for (int i = 0; rc == 0 && i < res.n; i++) {
+        const KilnMetricResult *x = &res.r[i];
+        snprintf(names[i], sizeof names[i], "eval/%s/%s%s%s", x->task, x->metric, x->filter[0] ? "/" : "", x->filter);
+        ms[i] = (KilnMetric){names[i], x->value};
+        kbuf_printf(&line, " %s/%s%s%s %.4f", x->task, x->metric, x->filter[0] ? ":" : "", x->filter, x->value);
+    }
+    if (rc == 0 && r->have_tracker) rc = tracker_log(&r->tr, r->st.step, wall_now(), ms, res.n, err);
+    if (rc == 0) say(r, "step %5d | eval%s (%.1f s)\n", r->st.step, line.len ? line.data : "", kiln_now() - t0);
+    kbuf_free(&line);
+    free(ms);
+    free(names);
+    eval_results_free(&res);
+    heartbeat(r, 1);
+    return rc ? kiln_wrap(err, "benchmarks at step %d", r->st.step) : 0;
+}
+
+static void progress_bar(Run *r, double loss, double tok_s, double eta) {
+    if (!r->tty || !r->log) return;
+    double now = kiln_now();  // redraw at most 10 times a second
+    if (now - r->t_bar < 0.1 && r->st.step < r->live.steps) return;
+    r->t_bar = now;
+    int width = 24, done = (int)((double)r->st.step / r->live.steps * width);
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '-';
+    bar[width] = 0;
+    int e = (int)(eta + 0.5);
+    fprintf(r->log, "\r\033[K[%s] step %d/%d | loss %.4f | %.0f tok/s | eta %dm%02ds", bar, r->st.step,
+            r->live.steps, loss, tok_s, e / 60, e % 60);
+    fflush(r->log);
+}
+
+// One optimizer step: 0, or 1 when a spike was handled instead (no step taken).
+static int train_step(Run *r, KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    KilnTrainState *st = &r->st;
+    int step = st->step;
+    int sets = train_state_skips(st, step);
+    if (sets && r->consumed_skip != step && skip_batches(r, sets, batch_micro_steps(&r->live, st->tokens_seen), err))
+        return -1;
+    int micro = batch_micro_steps(&r->live, st->tokens_seen);
+    double t0 = kiln_now(), loss;
+    if (forward_backward(r, micro, &loss, err)) return -1;
+    double norm = grad_global_norm(&r->m);
+    if (guard_enabled(t)) {
+        KilnSpikeVerdict v;
+        guard_check(&st->guard, t, loss, norm, &v);
+        if (v.spike) return handle_spike(r, &v, loss, norm, err) ? -1 : 1;
+    } else if (!isfinite(loss)) {
+        return kiln_fail(err, "loss is %f at step %d: training diverged (lower train.lr, or turn on the spike guard: "
+                              "train.spike_z)", loss, step + 1);
+    }
+    float lr = lr_at(&r->live, step) * st->lr_mult;
+    st->opt_step++;
+    optimizer_step(&r->m, &r->live, lr, st->opt_step, grad_clip_coef(norm, r->live.grad_clip));
+    if (guard_enabled(t)) guard_push(&st->guard, t, loss, norm);
+    long batch_tokens = (long)micro * r->live.batch_size * r->live.seq_len;
+    double dt = kiln_now() - t0;
+    st->step++;
+    st->tokens_seen += batch_tokens;
+    st->loader_shard = r->train.shard;
+    st->loader_pos = r->train.pos;
+    st->loader_epoch = r->train.epoch;
+    st->train_seconds += dt;
+    double tok_s = batch_tokens / dt, mfu = r->peak_flops > 0 ? r->flops_per_token * tok_s / r->peak_flops : NAN;
+    if (r->have_tracker) {
+        KilnMetric ms[] = {{"loss", loss},          {"lr", lr},          {"grad_norm", norm},
+                           {"batch_tokens", (double)batch_tokens},  {"tokens", (double)st->tokens_seen},
+                           {"tokens_per_s", tok_s}, {"mfu", mfu},        {"ms", dt * 1e3}};
+        if (tracker_log(&r->tr, st->step, wall_now(), ms, (int)(sizeof ms / sizeof ms[0]), err)) return -1;
+    }
+    r->steps_since_log++;
+    double eta = (t->steps - st->step) * (st->train_seconds / (st->step > 0 ? st->step : 1));
+    if (st->step % t->log_every == 0 || st->step == t->steps) {
+        // the line's rates are over the steps since the last line, evals and checkpoints included
+        double now = kiln_now(), per = (now - r->t_log) / r->steps_since_log, rate = batch_tokens / per;
+        int e = (int)(eta + 0.5);
+        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% | eta %dm%02ds\n",
+            st->step, t->steps, loss, lr, norm, per * 1e3, rate,
+            r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, e / 60, e % 60);
+        r->t_log = now;
+        r->steps_since_log = 0;
+    }
+    progress_bar(r, loss, tok_s, eta);
+    return 0;
+}
+
+// manifest.json beside the training shards, if there is one (to name documents).
+static void open_manifest(Run *r) {
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s", r->train.shards[0].path);
+    snprintf(path, sizeof path, "%s/manifest.json", dirname(dir));
+    KilnErr why;
+    if (access(path, F_OK) == 0 && manifest_load(&r->manifest, path, &why))
+        say(r, "warning: %s: cannot name the documents behind skipped batches: %s\n", path, why.msg);
+}
+
+static int checkpoint_due(Run *r) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    if (r->st.step >= t->steps) return 0;  // the final one follows
+    if (t->checkpoint_every > 0 && r->st.step % t->checkpoint_every == 0) return 1;
+    return t->checkpoint_minutes > 0 && kiln_now() - r->t_ckpt >= t->checkpoint_minutes * 60.0;
+}
+
+static int run_loop(Run *r, KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    const KilnPretrainOptions *o = r->opt;
+    while (r->st.step < t->steps) {
+        int signalled = o->control_requested && *o->control_requested;
+        if (signalled) *o->control_requested = 0;
+        if (read_control(r, signalled, err)) return -1;
+        if (o->stop_requested && *o->stop_requested) r->want_stop = 1;
+        if (r->want_checkpoint || r->want_stop) {
+            if (save_checkpoint(r, r->want_stop ? "stop" : "requested", err)) return -1;
+            r->want_checkpoint = 0;
+        }
+        if (r->want_stop) {
+            say(r, "stopped at step %d with a checkpoint; resume with --resume latest\n", r->st.step);
+            return event(r, "stop", NULL, err) ? -1 : KILN_TRAIN_STOPPED;
+        }
+        if (r->have_val && r->want_eval) {
+            if (run_eval(r, err)) return -1;
+            r->want_eval = 0;
+        }
+        int rc = train_step(r, err);
+        if (rc < 0) return -1;
+        heartbeat(r, 0);
+        if (rc > 0) continue;  // a spike: the step was skipped or rolled back
+        // evaluate before checkpointing, so that a run resumed here does not evaluate again
+        int s = r->st.step, last = s == t->steps, every = r->cfg->eval.every;
+        if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
+        if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
+        if (checkpoint_due(r) && save_checkpoint(r, "scheduled", err)) return -1;
+    }
+    if (save_checkpoint(r, "final", err)) return -1;
+    say(r, "finished: %d steps, %.1f s of training\n", r->st.step, r->st.train_seconds);
+    return event(r, "end", NULL, err);
+}
+
+static int run_open(Run *r, KilnErr *err) {
+    const KilnConfig *cfg = r->cfg;
+    const KilnTrainConfig *t = &cfg->train;
+    int B = t->batch_size, T = t->seq_len;
+    if (!cfg->data.train[0]) return kiln_fail(err, "data.train is not set: no training shards"), KILN_TRAIN_BAD_INPUT;
+    if (check_fresh_dir(r, err)) return KILN_TRAIN_BAD_INPUT;
+    if (loader_open(&r->train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
+                    kiln_hash64(t->seed + 1), err))
+        return kiln_wrap(err, "data.train"), KILN_TRAIN_BAD_INPUT;
+    r->have_val = cfg->data.val[0] != 0;
+    if (r->have_val && loader_open(&r->val, cfg->data.val, B, T, cfg->model.vocab_size, 0, 0, err)) {
+        r->have_val = 0;
+        return kiln_wrap(err, "data.val"), KILN_TRAIN_BAD_INPUT;
+    }
+    if (gpt_create(&r->m, &cfg->model, B, T, err)) return KILN_TRAIN_BAD_INPUT;
+    r->tok = malloc(sizeof(int32_t) * B * T);
+    r->tgt = malloc(sizeof(int32_t) * B * T);
+    r->rows_shard = malloc(sizeof(int) * B * t->grad_accum);
+    r->rows_start = malloc(sizeof(long) * B * t->grad_accum);
+    if (!r->tok || !r->tgt || !r->rows_shard || !r->rows_start) return kiln_fail(err, "out of memory");
+    if (kiln_mkdirs(r->dir, err)) return KILN_TRAIN_BAD_INPUT;
+    int rc = start_state(r, err);
+    if (rc) return rc;
+    apply_live(r);
+    r->consumed_skip = -1;
+    double now = wall_now();
+    if (tracker_open(&r->tr, r->dir, r->opt->resume ? r->st.step : -1, now, err)) return -1;
+    r->have_tracker = 1;
+    if (run_env_write(r->dir, cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), err)) return -1;
+    open_manifest(r);
+    if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
+    r->flops_per_token = gpt_flops_per_token(&r->m, T);
+    r->peak_flops = t->peak_tflops > 0 ? t->peak_tflops * 1e12 : measure_peak_flops();
+    say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
+        cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
+    say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads; peak %.1f GFLOP/s\n",
+        loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
+        (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads(),
+        r->peak_flops / 1e9);
+    KilnBuf d = {0};
+    kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
+    const char *from = r->opt->resume ? r->opt->resume : r->opt->init_from ? r->opt->init_from : "init";
+    kbuf_json_str(&d, from);
+    kbuf_putc(&d, '}');
+    rc = event(r, r->opt->resume ? "resume" : "start", d.data, err);
+    kbuf_free(&d);
+    char pid[1100];
+    snprintf(pid, sizeof pid, "%s/trainer.pid", r->dir);
+    FILE *f = fopen(pid, "w");
+    if (f) fprintf(f, "%ld\n", (long)getpid()), fclose(f);
+    r->t_ckpt = r->t_log = kiln_now();
+    heartbeat(r, 1);
+    return rc;
+}
+
+static void run_close(Run *r) {
+    if (r->have_tracker) tracker_close(&r->tr);
+    char pid[1100];
+    snprintf(pid, sizeof pid, "%s/trainer.pid", r->dir);
+    unlink(pid);
+    if (r->manifest) manifest_free(r->manifest);
+    for (int i = 0; i < r->ntasks; i++) task_free(r->tasks[i]);
+    free(r->tasks);
+    free(r->tox);
+    if (r->tokenizer) tokenizer_free(r->tokenizer);
+    free(r->tok);
+    free(r->tgt);
+    free(r->rows_shard);
+    free(r->rows_start);
+    if (r->m.params) gpt_destroy(&r->m);
+    if (r->train.shards) loader_close(&r->train);
+    if (r->have_val) loader_close(&r->val);
+}
+
+int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr *err) {
+    if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
+    Run *r = calloc(1, sizeof *r);
+    if (!r) return kiln_fail(err, "out of memory");
+    r->cfg = cfg;
+    r->opt = opt;
+    r->dir = cfg->out_dir;
+    r->log = opt->log;
+    r->tty = opt->log && isatty(fileno(opt->log));
+    int rc = run_open(r, err);
+    if (rc == 0) rc = run_loop(r, err);
+    if (r->tty && r->log) fputc('\n', r->log);
+    if (rc < 0 && r->have_tracker) {
+        KilnBuf d = {0};
+        kbuf_puts(&d, "{\"error\":");
+        kbuf_json_str(&d, err->msg);
+        kbuf_putc(&d, '}');
+        event(r, "error", d.data, NULL);
+        kbuf_free(&d);
+        tracker_flush(&r->tr, NULL);
+    }
+    run_close(r);
+    free(r);
+    return rc < 0 ? (rc == KILN_TRAIN_BAD_INPUT ? KILN_TRAIN_BAD_INPUT : KILN_TRAIN_FAILED) : rc;
+}
