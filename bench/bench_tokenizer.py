@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+import machine  # bench/machine.py: lscpu model and flags
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
@@ -47,7 +49,8 @@ def main():
         for p in ENCODE_FILES:
             f.write(open(os.path.join(DATA, p), "rb").read())
     mb = os.path.getsize(enc_file) / 1e6
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print("\n".join(machine.lscpu_lines()))
+    cpu = machine.cpu_model()
     print(f"# {time.strftime('%Y-%m-%d')} | {cpu} | {os.cpu_count()} cores")
     print(f"## encoding {mb:.1f} MB, MB/s (median of {repeats})")
     print(f"{'encoding':<12} {'kiln 1 thr':>10} {'kiln all':>9} {'tiktoken':>9} {'HF':>7} {'kiln/tiktoken':>14} {'kiln/HF':>8}")

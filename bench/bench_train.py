@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+import machine  # bench/machine.py: lscpu model and flags
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -97,33 +99,50 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", default="124M,small")
+    ap.add_argument("--baseline", help="another bench_train binary (e.g. a build of an earlier commit), run "
+                    "alternately with --kiln: a refactor's no-slowdown check")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out (with --baseline)")
     ap.add_argument("--torch-worker")
     a = ap.parse_args()
     if a.torch_worker:
         return torch_worker(a.torch_worker)
-    import torch
+    torch_version = "not run"
+    if not a.no_torch:
+        import torch
+        torch_version = torch.__version__
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     peak = json.loads(subprocess.run([a.kiln, "--sgemm", "2048"], env=env, check=True, capture_output=True,
                                      text=True).stdout)["sgemm_gflops"]
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print("\n".join(machine.lscpu_lines()))
+    cpu = machine.cpu_model()
     print(f"# {time.strftime('%Y-%m-%d')} | {cpu} | {a.threads} threads | sgemm peak {peak:.1f} GFLOP/s "
-          f"(OpenBLAS, 2048^3) | torch {torch.__version__} | {platform.python_version()}")
+          f"(OpenBLAS, 2048^3) | torch {torch_version} | {platform.python_version()}")
     print(f"{'size':<7} {'impl':<8} {'ms/step':>9} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6}   runs (ms/step)")
     for name in a.sizes.split(","):
         model, B, T, steps = SIZES[name]
         cfg = full_config(model)
         flops = flops_per_step(cfg, B, T)
-        runs = {"kiln": [], "pytorch": []}
-        for _ in range(a.repeats):  # alternate, so drift on a shared machine hits both
+        runs = {"kiln": []}
+        if a.baseline:
+            runs["baseline"] = []
+        if not a.no_torch:
+            runs["pytorch"] = []
+        for _ in range(a.repeats):  # alternate, so drift on a shared machine hits all
             runs["kiln"].append(run_kiln(a.kiln, model, B, T, steps, a.threads))
-            runs["pytorch"].append(run_torch(model, B, T, steps, a.threads))
+            if a.baseline:
+                runs["baseline"].append(run_kiln(a.baseline, model, B, T, steps, a.threads))
+            if not a.no_torch:
+                runs["pytorch"].append(run_torch(model, B, T, steps, a.threads))
         med = {k: statistics.median(v) for k, v in runs.items()}
-        for impl in ("kiln", "pytorch"):
+        for impl in runs:
             ms = med[impl]
             gf = flops / (ms / 1e3) / 1e9
             print(f"{name:<7} {impl:<8} {ms:9.1f} {B * T / (ms / 1e3):8.1f} {gf:8.1f} {gf / peak:6.1%}   "
                   + " ".join(f"{x:.0f}" for x in runs[impl]))
-        print(f"{name:<7} ratio    kiln is {med['pytorch'] / med['kiln']:.2f}x PyTorch's tokens/s")
+        if "pytorch" in med:
+            print(f"{name:<7} ratio    kiln is {med['pytorch'] / med['kiln']:.2f}x PyTorch's tokens/s")
+        if "baseline" in med:
+            print(f"{name:<7} ratio    kiln is {med['baseline'] / med['kiln']:.3f}x the baseline's tokens/s")
 
 
 if __name__ == "__main__":
