@@ -451,6 +451,17 @@ static void test_yaml_tree(void **state) {
     char deep[200] = "";
     for (int i = 0; i <= KY_MAX_DEPTH; i++) strcat(deep, "[");
     yaml_fails(deep, 0, "nesting deeper than 32");
+    // KY_PARTIAL keeps what came before an error, for readers that check it first
+    assert_int_equal(ky_parse(&y, "a: 1\nb: [\n", 10, "y.yaml", KY_PARTIAL, &err), -1);
+    assert_non_null(strstr(err.msg, "y.yaml:3: YAML error: "));
+    assert_string_equal(ky_str(ky_get(ky_root(&y), "a")), "1");
+    assert_int_equal(ky_get(ky_root(&y), "b")->type, KY_SEQ);
+    ky_free(&y);
+    KilnConfig cfg;
+    const char *two = "model:\n  n_layers: 4\n  x: [\n";
+    kiln_config_defaults(&cfg);
+    assert_int_equal(kiln_config_load_yaml_string(&cfg, two, strlen(two), "c.yaml", &err), -1);
+    assert_non_null(strstr(err.msg, "c.yaml:2: unknown config key 'model.n_layers'"));  // not the YAML error below it
     // a NUL inside a quoted value keeps its length when allowed
     assert_int_equal(ky_parse(&y, "a: \"x\\0y\"\n", 10, "y.yaml", 0, &err), 0);
     assert_int_equal(ky_get(ky_root(&y), "a")->len, 3);

@@ -14,6 +14,7 @@ typedef struct {
     KilnYaml *y;
     const char *name;
     unsigned flags;
+    int strict;  // all of KY_STRICT's rules
     KilnErr *err;
     KyNode *stack[KY_MAX_DEPTH];  // the open mappings and sequences
     int depth;
@@ -86,8 +87,7 @@ static int attach(Builder *b, KyNode *n, const yaml_event_t *ev) {
         b->y->docs[b->y->ndocs - 1] = n;
         return 0;
     }
-    if ((b->flags & KY_STRICT) == KY_STRICT && parent->type == KY_MAP && parent->nkids % 2 == 0 &&
-        n->type != KY_SCALAR)
+    if (b->strict && parent->type == KY_MAP && parent->nkids % 2 == 0 && n->type != KY_SCALAR)
         return fail_at(b, &ev->start_mark, "a mapping key must be a plain value");
     if (grow(&parent->kids, parent->nkids, sizeof *parent->kids)) return kiln_fail(b->err, "out of memory");
     parent->kids[parent->nkids++] = n;
@@ -96,7 +96,7 @@ static int attach(Builder *b, KyNode *n, const yaml_event_t *ev) {
 
 static int start_doc(Builder *b, const yaml_event_t *ev) {
     KilnYaml *y = b->y;
-    if ((b->flags & KY_STRICT) == KY_STRICT && y->ndocs) return fail_at(b, &ev->start_mark, "more than one YAML document");
+    if (b->strict && y->ndocs) return fail_at(b, &ev->start_mark, "more than one YAML document");
     if (grow(&y->docs, y->ndocs, sizeof *y->docs) || grow(&y->doc_line, y->ndocs, sizeof *y->doc_line))
         return kiln_fail(b->err, "out of memory");
     y->docs[y->ndocs] = NULL;
@@ -124,7 +124,7 @@ static int on_event(Builder *b, const yaml_event_t *ev) {
                              ev->start_mark.line + 1, ev->start_mark.column + 1);
         return attach(b, n, ev);
     case YAML_SCALAR_EVENT:
-        if ((b->flags & KY_STRICT) == KY_STRICT && strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length)
+        if (b->strict && strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length)
             return fail_at(b, &ev->start_mark, "a NUL character in a value");
         if (!(n = node_new(b->y, KY_SCALAR, ev))) return kiln_fail(b->err, "out of memory");
         anchor = (const char *)ev->data.scalar.anchor;
@@ -153,7 +153,7 @@ int ky_parse(KilnYaml *y, const char *text, size_t len, const char *name, unsign
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return kiln_fail(err, "%s: cannot start the YAML parser", name);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    Builder b = {.y = y, .name = name, .flags = flags, .err = err};
+    Builder b = {.y = y, .name = name, .flags = flags, .strict = (flags & KY_STRICT) == KY_STRICT, .err = err};
     int rc = 0;
     while (rc == 0) {
         yaml_event_t ev;
@@ -169,7 +169,7 @@ int ky_parse(KilnYaml *y, const char *text, size_t len, const char *name, unsign
     yaml_parser_delete(&parser);
     drop_anchors(&b);
     free(b.anchors);
-    if (rc < 0) ky_free(y);
+    if (rc < 0 && !(flags & KY_PARTIAL)) ky_free(y);
     return rc < 0 ? -1 : 0;
 }
 

@@ -37,10 +37,13 @@ enum {
     KY_FIRST_DOC = 1,   // read the first document only; the rest of the stream is not parsed
     KY_NO_ALIASES = 2,  // an alias is an error
     KY_STRICT = 4 | 2,  // one document, scalar keys, no NUL in a scalar, no aliases
+    KY_PARTIAL = 8,     // on an error keep the nodes read before it (the caller frees y)
 };
 
 // Parses text[0..len) into y (zeroed first). Errors name name:line: a syntax
 // error "name:LINE: YAML error: what (column C)", the rest "name:LINE: what".
+// With KY_PARTIAL a reader can walk what came before an error and report its
+// own complaints about earlier lines first, as a reader of events would.
 int ky_parse(KilnYaml *y, const char *text, size_t len, const char *name, unsigned flags, KilnErr *err);
 int ky_load(KilnYaml *y, const char *path, unsigned flags, KilnErr *err);
 void ky_free(KilnYaml *y);
