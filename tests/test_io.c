@@ -1,12 +1,16 @@
-// test_io: config parsing, safetensors, token shards and checkpoints: round trips,
-// the errors bad input must give, and mutation fuzzing of every reader.
+// test_io: config parsing, the YAML tree and value parsers, safetensors, token
+// shards and checkpoints: round trips, the errors bad input must give, and
+// mutation fuzzing of every reader.
 #include "kiln/checkpoint.h"
 #include "kiln/config.h"
+#include "core/parse.h"
 #include "core/safetensors.h"
 #include "core/shard.h"
+#include "core/yaml.h"
 #include "train/loader.h"
 #include "testutil.h"
 
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -382,6 +386,170 @@ static void test_yaml_fuzz(void **state) {
     fuzz_file(tmp("c.yaml"), 3000, read_yaml);
 }
 
+// ---- the YAML tree and the value parsers every reader shares ----
+static void yaml_fails(const char *text, unsigned flags, const char *want) {
+    KilnYaml y;
+    KilnErr err = {{0}};
+    assert_int_equal(ky_parse(&y, text, strlen(text), "y.yaml", flags, &err), -1);
+    if (!strstr(err.msg, want)) fail_msg("'%s' not in '%s'", want, err.msg);
+    assert_int_equal(y.ndocs, 0);  // nothing left to free
+}
+
+static void test_yaml_tree(void **state) {
+    (void)state;
+    const char *t = "a: 1\nb:\n  - x\n  - 'q'\nc: {d: \"e\", f: &k [1, 2]}\ng: *k\na: 2\nh: |\n  text\n";
+    KilnYaml y;
+    KilnErr err;
+    assert_int_equal(ky_parse(&y, t, strlen(t), "y.yaml", 0, &err), 0);
+    const KyNode *r = ky_root(&y);
+    assert_int_equal(y.ndocs, 1);
+    assert_int_equal(r->type, KY_MAP);
+    assert_int_equal(r->nkids, 12);
+    assert_string_equal(ky_str(ky_get(r, "a")), "1");  // the first of a repeated key
+    assert_false(ky_key_repeated(r, 0));
+    assert_true(ky_key_repeated(r, 8));
+    assert_false(ky_key_repeated(r, 10));
+    const KyNode *b = ky_get(r, "b"), *c = ky_get(r, "c");
+    assert_int_equal(b->type, KY_SEQ);
+    assert_int_equal(b->line, 3);
+    assert_int_equal(b->col, 3);
+    assert_false(ky_quoted(b->kids[0]));
+    assert_true(ky_quoted(b->kids[1]));
+    assert_int_equal(b->kids[1]->style, '\'');
+    assert_int_equal(ky_get(c, "d")->style, '"');
+    assert_int_equal(ky_get(c, "d")->col, 8);
+    assert_ptr_equal(ky_get(r, "g"), ky_get(c, "f"));  // an alias is its anchored node
+    assert_int_equal(ky_key(r, "g")->line, 6);
+    assert_string_equal(ky_str(ky_get(r, "h")), "text\n");
+    assert_int_equal(ky_get(r, "h")->style, '|');
+    assert_null(ky_get(r, "zz"));
+    assert_null(ky_get(b, "x"));
+    assert_null(ky_str(b));
+    ky_free(&y);
+    // several documents, or the first only
+    const char *docs = "a: 1\n---\nb: 2\n--- [\n";
+    yaml_fails(docs, 0, "y.yaml:5: YAML error: did not find expected node content");
+    assert_int_equal(ky_parse(&y, docs, strlen(docs), "y.yaml", KY_FIRST_DOC, &err), 0);
+    assert_int_equal(y.ndocs, 1);
+    ky_free(&y);
+    assert_int_equal(ky_parse(&y, docs, 13, "y.yaml", 0, &err), 0);
+    assert_int_equal(y.ndocs, 2);
+    assert_int_equal(y.doc_line[1], 2);
+    assert_string_equal(ky_str(ky_get(y.docs[1], "b")), "2");
+    ky_free(&y);
+    assert_int_equal(ky_parse(&y, "", 0, "y.yaml", 0, &err), 0);
+    assert_null(ky_root(&y));
+    ky_free(&y);
+    // errors name the file and line
+    yaml_fails("a: [1,\n", 0, "y.yaml:2: YAML error: did not find expected");
+    yaml_fails("a: *nowhere\n", 0, "y.yaml:1: YAML error: found undefined alias");
+    yaml_fails("a: &x 1\nb: &x 2\n", 0, "y.yaml:2: YAML error: found duplicate anchor");
+    yaml_fails("a: &x 1\nb: *x\n", KY_NO_ALIASES, "y.yaml:2: YAML aliases are not supported");
+    yaml_fails("a: 1\n---\nb: 2\n", KY_STRICT, "y.yaml:2: more than one YAML document");
+    yaml_fails("a: 1\n? [b]\n: 2\n", KY_STRICT, "y.yaml:2: a mapping key must be a plain value");
+    yaml_fails("a: \"x\\0y\"\n", KY_STRICT, "y.yaml:1: a NUL character in a value");
+    char deep[200] = "";
+    for (int i = 0; i <= KY_MAX_DEPTH; i++) strcat(deep, "[");
+    yaml_fails(deep, 0, "nesting deeper than 32");
+    // KY_PARTIAL keeps what came before an error, for readers that check it first
+    assert_int_equal(ky_parse(&y, "a: 1\nb: [\n", 10, "y.yaml", KY_PARTIAL, &err), -1);
+    assert_non_null(strstr(err.msg, "y.yaml:3: YAML error: "));
+    assert_string_equal(ky_str(ky_get(ky_root(&y), "a")), "1");
+    assert_int_equal(ky_get(ky_root(&y), "b")->type, KY_SEQ);
+    ky_free(&y);
+    KilnConfig cfg;
+    const char *two = "model:\n  n_layers: 4\n  x: [\n";
+    kiln_config_defaults(&cfg);
+    assert_int_equal(kiln_config_load_yaml_string(&cfg, two, strlen(two), "c.yaml", &err), -1);
+    assert_non_null(strstr(err.msg, "c.yaml:2: unknown config key 'model.n_layers'"));  // not the YAML error below it
+    // a NUL inside a quoted value keeps its length when allowed
+    assert_int_equal(ky_parse(&y, "a: \"x\\0y\"\n", 10, "y.yaml", 0, &err), 0);
+    assert_int_equal(ky_get(ky_root(&y), "a")->len, 3);
+    ky_free(&y);
+}
+
+static void test_parse_values(void **state) {
+    (void)state;
+    static const char *const T[] = {"true", "True", "TRUE", "yes", "Yes", "on", "ON", "1"},
+                             *const F[] = {"false", "False", "no", "NO", "off", "Off", "0"},
+                             *const BAD[] = {"", "maybe", "2", "truee", " true", "y", "n"};
+    int b = -1;
+    for (size_t i = 0; i < sizeof T / sizeof *T; i++) assert_true(!kiln_parse_bool(T[i], &b) && b == 1);
+    for (size_t i = 0; i < sizeof F / sizeof *F; i++) assert_true(!kiln_parse_bool(F[i], &b) && b == 0);
+    for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) assert_int_equal(kiln_parse_bool(BAD[i], &b), -1);
+    long l = 0;
+    assert_true(!kiln_parse_long("-42", -100, 100, &l) && l == -42);
+    assert_true(!kiln_parse_long("+7", 0, 10, &l) && l == 7);
+    assert_int_equal(kiln_parse_long("101", -100, 100, &l), -1);
+    assert_int_equal(kiln_parse_long("", 0, 10, &l), -1);
+    assert_int_equal(kiln_parse_long("4x", 0, 10, &l), -1);
+    assert_int_equal(kiln_parse_long("1.5", 0, 10, &l), -1);
+    assert_int_equal(kiln_parse_long("99999999999999999999", 0, LONG_MAX, &l), -1);
+    uint64_t u = 0;
+    assert_true(!kiln_parse_u64("18446744073709551615", &u) && u == UINT64_MAX);
+    assert_int_equal(kiln_parse_u64("18446744073709551616", &u), -1);
+    assert_int_equal(kiln_parse_u64("-1", &u), -1);
+    assert_int_equal(kiln_parse_u64(" -1", &u), -1);
+    double d = 0;
+    float f = 0;
+    assert_true(!kiln_parse_double("3e-4", &d) && d == 3e-4);
+    assert_true(!kiln_parse_double("inf", &d) && isinf(d));  // finiteness is the caller's rule
+    assert_int_equal(kiln_parse_double("nan", &d), -1);
+    assert_int_equal(kiln_parse_double("1e999", &d), -1);
+    assert_int_equal(kiln_parse_double("1.5 ", &d), -1);
+    assert_int_equal(kiln_parse_double("", &d), -1);
+    assert_true(!kiln_parse_float("0.5", &f) && f == 0.5f);
+    assert_int_equal(kiln_parse_float("1e39", &f), -1);
+    assert_int_equal(kiln_parse_float("fast", &f), -1);
+}
+
+// Mutants of every shipped YAML file through the tree, under each reader's
+// flags: an error naming the file, or a tree whose nodes are well formed.
+static void check_node(const KyNode *n, int depth) {
+    assert_true(n->line >= 1 && n->col >= 1);
+    if (n->type == KY_SCALAR) assert_true(n->str && n->str[n->len] == 0 && !n->kids);
+    else assert_true(n->type == KY_MAP ? n->nkids % 2 == 0 : n->type == KY_SEQ);
+    for (int i = 0; depth < KY_MAX_DEPTH && i < n->nkids; i++) check_node(n->kids[i], depth + 1);  // aliases may loop
+}
+
+static int read_tree(const char *path, void *ctx) {
+    KilnYaml y;
+    KilnErr err;
+    if (ky_load(&y, path, *(const unsigned *)ctx, &err)) {
+        assert_non_null(strstr(err.msg, path));
+        return -1;
+    }
+    for (int d = 0; d < y.ndocs; d++) check_node(y.docs[d], 0);
+    const KyNode *r = ky_root(&y);
+    for (int i = 0; r && r->type == KY_MAP && i < r->nkids; i += 2) ky_key_repeated(r, i);
+    ky_get(r, "name");
+    ky_free(&y);
+    return 0;
+}
+
+static void test_yaml_tree_fuzz(void **state) {
+    (void)state;
+    static const char *const FILES[] = {"tasks/crows_pairs_english.yaml", "tasks/gsm8k.yaml", "tasks/hellaswag.yaml",
+                                        "tasks/lambada_openai.yaml", "tasks/piqa.yaml", "tasks/toxicity.yaml",
+                                        "tasks/wikitext.yaml", "configs/debian-demo.yaml",
+                                        "configs/debian-pipeline.yaml", "configs/shakespeare-baby.yaml"};
+    static const unsigned FLAGS[] = {0, KY_FIRST_DOC, KY_NO_ALIASES, KY_STRICT};
+    for (size_t i = 0; i < sizeof FILES / sizeof *FILES; i++) {
+        char path[4200], *data;
+        size_t len;
+        KilnErr err;
+        snprintf(path, sizeof path, "%s/%s", KILN_SOURCE_DIR, FILES[i]);
+        assert_int_equal(kiln_read_file(path, &data, &len, &err), 0);
+        for (int f = 0; f < 4; f++) {
+            assert_int_equal(read_tree(path, (void *)&FLAGS[f]), 0);  // the file itself reads
+            int refused = fuzz_mutants(data, len, 200, tmp("tree.yaml"), 150, 40 + i * 4 + (uint64_t)f, read_tree,
+                                       (void *)&FLAGS[f]);
+            assert_true(refused > 0 && refused < 150);
+        }
+        free(data);
+    }
+}
+
 static void expect_field(const char *line, const char *field, const char *want, size_t want_len) {
     char *out = NULL;
     size_t len = 0;
@@ -435,6 +603,8 @@ int main(void) {
         cmocka_unit_test(test_loader),             cmocka_unit_test(test_checkpoint_roundtrip),
         cmocka_unit_test(test_state_fuzz),         cmocka_unit_test(test_yaml_fuzz),
         cmocka_unit_test(test_jsonl_text),         cmocka_unit_test(test_jsonl_fuzz),
+        cmocka_unit_test(test_yaml_tree),          cmocka_unit_test(test_parse_values),
+        cmocka_unit_test(test_yaml_tree_fuzz),
     };
     return TEST_RUN("test_io", tests);
 }

@@ -2,12 +2,14 @@
 // and the subcommands `gather` and `classifier`.
 #include "cli/cli.h"
 
+#include "core/parse.h"
 #include "kiln/corpus.h"
 #include "kiln/manifest.h"
 #include "kiln/data.h"
 #include "kiln/pipeline.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,9 +67,8 @@ static int parse_stage_args(int argc, char **argv, StageArgs *a) {
         else if (!strcmp(o, "--source") && more) a->source = argv[++i];
         else if (!strcmp(o, "--work-dir") && more) a->work_dir = argv[++i];
         else if (!strcmp(o, "--seed") && more) {
-            char *end;
-            a->seed = strtoull(argv[++i], &end, 10);
-            if (*end) return cli_error("--seed wants a non-negative integer, got '%s'", argv[i]);
+            if (kiln_parse_u64(argv[++i], &a->seed))
+                return cli_error("--seed wants a non-negative integer, got '%s'", argv[i]);
         } else if (!strncmp(o, "--", 2) && o[2] && more) {
             // --min-words 50 -> parameter min_words
             char key[128];
@@ -227,10 +228,9 @@ static int cmd_trace(int argc, char **argv) {
     int rc = 0;
     printf("position\tsource\tid\tstart\ttokens\n");
     for (int i = 3; i < argc && !rc; i++) {
-        char *end;
-        long pos = strtol(argv[i], &end, 10), start, n;
+        long pos, start, n;
         const char *source, *id;
-        if (*end || pos < 0) rc = cli_error("trace: '%s' is not a token position", argv[i]);
+        if (kiln_parse_long(argv[i], 0, LONG_MAX, &pos)) rc = cli_error("trace: '%s' is not a token position", argv[i]);
         else if (manifest_find(m, argv[2], pos, &source, &id, &start, &n, &err)) rc = cli_error("%s", err.msg);
         else printf("%ld\t%s\t%s\t%ld\t%ld\n", pos, source, id, start, n);
     }

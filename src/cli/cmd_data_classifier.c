@@ -2,9 +2,11 @@
 // fastText-style quality/toxicity classifier of classifier.h on JSONL files.
 #include "cli/cli.h"
 
+#include "core/parse.h"
 #include "kiln/classifier.h"
 #include "kiln/doc.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,17 +55,13 @@ typedef struct {
 } Args;
 
 static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return cli_error("classifier: %s wants an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
-    *out = v;
+    if (kiln_parse_long(s, lo, hi, out))
+        return cli_error("classifier: %s wants an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
     return 0;
 }
 
 static int parse_double(const char *opt, const char *s, double *out) {
-    char *end;
-    *out = strtod(s, &end);
-    if (!*s || *end) return cli_error("classifier: %s wants a number, got '%s'", opt, s);
+    if (kiln_parse_double(s, out)) return cli_error("classifier: %s wants a number, got '%s'", opt, s);
     return 0;
 }
 

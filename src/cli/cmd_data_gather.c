@@ -2,6 +2,7 @@
 // Debian packages, one JSONL file per source (the work is in gather.c).
 #include "cli/cli.h"
 
+#include "core/parse.h"
 #include "kiln/gather.h"
 
 #include <stdlib.h>
@@ -81,9 +82,8 @@ int cmd_data_gather(int argc, char **argv) {
         } else if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && more) {
             dir = argv[++i];
         } else if (!strcmp(o, "--max-mb") && more) {
-            char *end;
-            max_mb = strtod(argv[++i], &end);
-            if (*end || !*argv[i] || max_mb < 0) return cli_error("--max-mb wants a number >= 0, got '%s'", argv[i]);
+            if (kiln_parse_double(argv[++i], &max_mb) || max_mb < 0)
+                return cli_error("--max-mb wants a number >= 0, got '%s'", argv[i]);
         } else if (!strcmp(o, "--only") && more) {
             nonly = split_list(argv[++i], only, KILN_GATHER_MAX);
         } else {

@@ -1,11 +1,13 @@
 // cmd_eval.c: `kiln eval`: score a checkpoint on evaluation tasks.
 #include "cli/cli.h"
 
+#include "core/parse.h"
 #include "kiln/checkpoint.h"
 #include "kiln/eval.h"
 #include "kiln/toxicity.h"
 
 #include <libgen.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,10 +102,9 @@ static int run(int argc, char **argv) {
             snprintf(!strcmp(a, "--task-dir") ? task_dir : data_dir, sizeof task_dir, "%s", v);
         } else if (!strcmp(a, "--shots") || !strcmp(a, "--limit") || !strcmp(a, "--seed") || !strcmp(a, "--threads")) {
             const char *v = VALUE();
-            char *end;
+            long x;
             if (!v) return 2;
-            long long x = strtoll(v, &end, 10);
-            if (!*v || *end || x < 0) return cli_error("%s wants a whole number >= 0, got '%s'", a, v), 2;
+            if (kiln_parse_long(v, 0, LONG_MAX, &x)) return cli_error("%s wants a whole number >= 0, got '%s'", a, v), 2;
             if (!strcmp(a, "--shots")) shots = (int)x;
             else if (!strcmp(a, "--limit")) limit = (long)x;
             else if (!strcmp(a, "--seed")) seed = (unsigned long long)x;

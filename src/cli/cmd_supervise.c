@@ -3,6 +3,7 @@
 // cli_pretrain_supervised for `kiln pretrain --supervise`.
 #include "cli/cli.h"
 
+#include "core/parse.h"
 #include "kiln/config.h"
 #include "kiln/supervise.h"
 
@@ -11,9 +12,8 @@
 #include <unistd.h>
 
 static int parse_num(const char *opt, const char *s, double lo, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo) || v > 1e9) {
+    double v;
+    if (kiln_parse_double(s, &v) || !(v >= lo) || v > 1e9) {
         cli_error("supervise: %s needs a number >= %g, got '%s'", opt, lo, s);
         return -1;
     }

@@ -1,10 +1,12 @@
 // cmd_tokenizer.c: `kiln tokenizer encode|decode|encode-corpus`.
 #include "cli/cli.h"
 
+#include "core/parse.h"
 #include "core/shard.h"
 #include "kiln/tokenizer.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,13 +61,15 @@ static int parse_args(int argc, char **argv, Args *a) {
         } else if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && more) {
             a->output = argv[++i];
         } else if (!strcmp(o, "--vocab-size") && more) {
-            char *end;
-            a->vocab_size = (int)strtol(argv[++i], &end, 10);
-            if (*end || a->vocab_size <= 0) return cli_error("--vocab-size wants a positive integer, got '%s'", argv[i]);
+            long v;
+            if (kiln_parse_long(argv[++i], 1, INT_MAX, &v))
+                return cli_error("--vocab-size wants a positive integer, got '%s'", argv[i]);
+            a->vocab_size = (int)v;
         } else if (!strcmp(o, "--min-frequency") && more) {
-            char *end;
-            a->min_frequency = strtoll(argv[++i], &end, 10);
-            if (*end || a->min_frequency < 0) return cli_error("--min-frequency wants a count, got '%s'", argv[i]);
+            long v;
+            if (kiln_parse_long(argv[++i], 0, LONG_MAX, &v))
+                return cli_error("--min-frequency wants a count, got '%s'", argv[i]);
+            a->min_frequency = v;
         } else if (!strcmp(o, "--pattern") && more) {
             a->pattern = argv[++i];
         } else if (!strcmp(o, "--special") && more) {
@@ -73,9 +77,7 @@ static int parse_args(int argc, char **argv, Args *a) {
         } else if (!strcmp(o, "--field") && more) {
             a->field = argv[++i];
         } else if (!strcmp(o, "--val-fraction") && more) {
-            char *end;
-            a->val_fraction = strtod(argv[++i], &end);
-            if (*end || a->val_fraction < 0 || a->val_fraction >= 1)
+            if (kiln_parse_double(argv[++i], &a->val_fraction) || a->val_fraction < 0 || a->val_fraction >= 1)
                 return cli_error("--val-fraction must be in [0, 1), got '%s'", argv[i]);
         } else if (!strcmp(o, "--json")) {
             a->json = 1;

@@ -1,13 +1,13 @@
 // config.c: one table of keys; YAML files and --set overrides both go through it.
 #include "kiln/config.h"
 
-#include <errno.h>
+#include "core/parse.h"
+#include "core/yaml.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <yaml.h>
 
 typedef enum { T_INT, T_U64, T_FLOAT, T_BOOL, T_STR, T_ENUM } KeyType;
 
@@ -185,39 +185,30 @@ int kiln_config_set(KilnConfig *cfg, const char *key, const char *value, const c
     const KeySpec *k = find_key(key);
     if (!k) return kiln_fail(err, "%s: unknown config key '%s' (see `kiln help config`)", origin, key);
     char *p = (char *)cfg + k->offset;
-    char *end = NULL;
-    errno = 0;
     switch (k->type) {
     case T_INT: {
-        long v = strtol(value, &end, 10);
-        if (!*value || *end || errno || v < -2147483647L || v > 2147483647L)
+        long v;
+        if (kiln_parse_long(value, -2147483647L, 2147483647L, &v))
             return kiln_fail(err, "%s: key '%s' wants an integer, got '%s'", origin, key, value);
         *(int *)p = (int)v;
         break;
     }
     case T_U64: {
-        if (*value == '-') return kiln_fail(err, "%s: key '%s' wants an unsigned integer, got '%s'", origin, key, value);
-        unsigned long long v = strtoull(value, &end, 10);
-        if (!*value || *end || errno)
+        uint64_t v;
+        if (kiln_parse_u64(value, &v))
             return kiln_fail(err, "%s: key '%s' wants an unsigned integer, got '%s'", origin, key, value);
         *(unsigned long long *)p = v;
         break;
     }
     case T_FLOAT: {
-        float v = strtof(value, &end);
-        if (!*value || *end || errno || !isfinite(v))
+        float v;
+        if (kiln_parse_float(value, &v) || !isfinite(v))
             return kiln_fail(err, "%s: key '%s' wants a number, got '%s'", origin, key, value);
         *(float *)p = v;
         break;
     }
     case T_BOOL:
-        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1") ||
-            !strcasecmp(value, "on"))
-            *(int *)p = 1;
-        else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcmp(value, "0") ||
-                 !strcasecmp(value, "off"))
-            *(int *)p = 0;
-        else
+        if (kiln_parse_bool(value, (int *)p))
             return kiln_fail(err, "%s: key '%s' wants true or false, got '%s'", origin, key, value);
         break;
     case T_STR:
@@ -243,81 +234,59 @@ int kiln_config_set(KilnConfig *cfg, const char *key, const char *value, const c
     return 0;
 }
 
-// Walks a YAML document of nested mappings with scalar leaves, building dotted keys.
+// A mapping's keys joined to prefix with dots; scalar leaves go through
+// kiln_config_set with their file:line. level counts the open mappings.
+static int load_map(KilnConfig *cfg, const KyNode *map, const char *prefix, int level, const char *name,
+                    KilnErr *err) {
+    enum { MAXDEPTH = 8, MAXKEY = 128 };
+    const char *last = "?";  // the key before, which the old reader named for a list given as a key
+    for (int i = 0; i < map->nkids; i += 2) {
+        const KyNode *k = map->kids[i], *v = i + 1 < map->nkids ? map->kids[i + 1] : NULL;
+        if (k->type == KY_MAP) return kiln_fail(err, "%s:%d: a mapping cannot be a key", name, k->line);
+        if (k->type == KY_SEQ)
+            return kiln_fail(err, "%s:%d: lists are not supported here (key '%s')", name, k->line, last);
+        if (strlen(k->str) >= MAXKEY) return kiln_fail(err, "%s:%d: key too long", name, k->line);
+        last = k->str;
+        if (!v) break;  // the file ends (or breaks) after this key
+        char key[MAXDEPTH * (MAXKEY + 1)];
+        snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", k->str);
+        if (v->type == KY_SEQ)
+            return kiln_fail(err, "%s:%d: lists are not supported here (key '%s')", name, v->line, k->str);
+        if (v->type == KY_MAP) {
+            if (level >= MAXDEPTH) return kiln_fail(err, "%s:%d: nesting too deep", name, v->line);
+            if (load_map(cfg, v, key, level + 1, name, err)) return -1;
+            continue;
+        }
+        char origin[1200];
+        snprintf(origin, sizeof origin, "%s:%d", name, v->line);
+        if (v->len != strlen(v->str)) return kiln_fail(err, "%s: key '%s' has a NUL byte in its value", origin, key);
+        if (kiln_config_set(cfg, key, v->str, origin, err)) return -1;
+    }
+    return 0;
+}
+
+// Every document of the stream: a mapping of keys, nested mappings making
+// dotted keys. The keys before a YAML error are checked (and set) first, so
+// the first complaint is the one nearest the top of the file.
 int kiln_config_load_yaml_string(KilnConfig *cfg, const char *text, size_t len, const char *name,
                                  KilnErr *err) {
-    yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) return kiln_fail(err, "%s: cannot start YAML parser", name);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-
-    enum { MAXDEPTH = 8 };
-    char path[MAXDEPTH][128];  // key at each mapping depth
-    int depth = 0;             // number of open mappings
-    int expect_key[MAXDEPTH + 1] = {0};
-    int rc = 0, done = 0;
-    while (!done && rc == 0) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&parser, &ev)) {
-            rc = kiln_fail(err, "%s:%zu:%zu: YAML error: %s", name, parser.problem_mark.line + 1,
-                           parser.problem_mark.column + 1, parser.problem ? parser.problem : "?");
-            break;
-        }
-        size_t line = ev.start_mark.line + 1;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT: done = 1; break;
-        case YAML_MAPPING_START_EVENT:
-            if (depth > 0 && expect_key[depth]) {
-                rc = kiln_fail(err, "%s:%zu: a mapping cannot be a key", name, line);
-            } else if (depth >= MAXDEPTH) {
-                rc = kiln_fail(err, "%s:%zu: nesting too deep", name, line);
-            } else {
-                depth++;
-                expect_key[depth] = 1;
-            }
-            break;
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            if (depth > 0) expect_key[depth] = 1;
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-            rc = kiln_fail(err, "%s:%zu: lists are not supported here (key '%s')", name, line,
-                           depth > 0 ? path[depth - 1] : "?");
-            break;
-        case YAML_ALIAS_EVENT:
-            rc = kiln_fail(err, "%s:%zu: YAML aliases are not supported", name, line);
-            break;
-        case YAML_SCALAR_EVENT: {
-            const char *val = (const char *)ev.data.scalar.value;
-            if (depth == 0) {
-                if (*val) rc = kiln_fail(err, "%s:%zu: expected a mapping of keys at the top level", name, line);
-            } else if (expect_key[depth]) {
-                if (strlen(val) >= sizeof path[0]) {
-                    rc = kiln_fail(err, "%s:%zu: key too long", name, line);
-                } else {
-                    strcpy(path[depth - 1], val);
-                    expect_key[depth] = 0;
-                }
-            } else {
-                char key[MAXDEPTH * 129] = "";
-                for (int i = 0; i < depth; i++) {
-                    if (i) strcat(key, ".");
-                    strcat(key, path[i]);
-                }
-                char origin[1200];
-                snprintf(origin, sizeof origin, "%s:%zu", name, line);
-                if (ev.data.scalar.length != strlen(val))
-                    rc = kiln_fail(err, "%s: key '%s' has a NUL byte in its value", origin, key);
-                else
-                    rc = kiln_config_set(cfg, key, val, origin, err);
-                expect_key[depth] = 1;
-            }
-            break;
-        }
-        default: break;
-        }
-        yaml_event_delete(&ev);
+    KilnYaml y;
+    KilnErr yaml_err;
+    int bad_yaml = ky_parse(&y, text, len, name, KY_NO_ALIASES | KY_PARTIAL, &yaml_err), rc = 0;
+    for (int d = 0; d < y.ndocs && !rc; d++) {
+        const KyNode *root = y.docs[d];
+        if (!root) continue;
+        if (root->type == KY_MAP) rc = load_map(cfg, root, "", 1, name, err);
+        else if (root->type == KY_SEQ)
+            rc = kiln_fail(err, "%s:%d: lists are not supported here (key '?')", name, root->line);
+        else if (*root->str)
+            rc = kiln_fail(err, "%s:%d: expected a mapping of keys at the top level", name, root->line);
     }
-    yaml_parser_delete(&parser);
+    ky_free(&y);
+    if (!rc && bad_yaml) {
+        if (err) *err = yaml_err;
+        rc = -1;
+    }
     return rc;
 }
 

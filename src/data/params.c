@@ -2,10 +2,11 @@
 // errors name the stage, the key, the value and where it was written.
 #include "kiln/data.h"
 
-#include <errno.h>
+#include "core/parse.h"
+
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static KilnParam *find(KilnParams *ps, const char *key) {
     for (int i = 0; i < ps->n; i++)
@@ -69,12 +70,7 @@ int params_int(KilnParams *ps, const char *key, long *out, KilnErr *err) {
     KilnParam *p;
     if (scalar(ps, key, &v, &p, err)) return -1;
     if (!v) return 0;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno) return bad(ps, p, v, "an integer", err);
-    *out = x;
-    return 0;
+    return kiln_parse_long(v, LONG_MIN, LONG_MAX, out) ? bad(ps, p, v, "an integer", err) : 0;
 }
 
 int params_double(KilnParams *ps, const char *key, double *out, KilnErr *err) {
@@ -82,12 +78,7 @@ int params_double(KilnParams *ps, const char *key, double *out, KilnErr *err) {
     KilnParam *p;
     if (scalar(ps, key, &v, &p, err)) return -1;
     if (!v) return 0;
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (!*v || *end || errno || x != x) return bad(ps, p, v, "a number", err);
-    *out = x;
-    return 0;
+    return kiln_parse_double(v, out) ? bad(ps, p, v, "a number", err) : 0;
 }
 
 int params_bool(KilnParams *ps, const char *key, int *out, KilnErr *err) {
@@ -95,10 +86,7 @@ int params_bool(KilnParams *ps, const char *key, int *out, KilnErr *err) {
     KilnParam *p;
     if (scalar(ps, key, &v, &p, err)) return -1;
     if (!v) return 0;
-    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1") || !strcasecmp(v, "on")) *out = 1;
-    else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0") || !strcasecmp(v, "off")) *out = 0;
-    else return bad(ps, p, v, "true or false", err);
-    return 0;
+    return kiln_parse_bool(v, out) ? bad(ps, p, v, "true or false", err) : 0;
 }
 
 int params_str(KilnParams *ps, const char *key, const char **out, KilnErr *err) {

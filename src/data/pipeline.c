@@ -3,6 +3,8 @@
 #include "kiln/pipeline.h"
 
 #include "kiln/corpus.h"
+#include "core/parse.h"
+#include "core/yaml.h"
 #include "data/read/sources.h"
 
 #include <cjson/cJSON.h>
@@ -13,63 +15,47 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
-#include <yaml.h>
 
 // ---------------------------------------------------------------- loading
-typedef struct {
-    yaml_document_t doc;
-    const char *path;
-} Yaml;
-
-static int line_of(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
-
-static const char *scalar(const yaml_node_t *n) {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static int fail_at(const Yaml *y, const yaml_node_t *n, KilnErr *err, const char *what) {
-    return kiln_fail(err, "%s:%d: %s", y->path, n ? line_of(n) : 0, what);
+static int fail_at(const char *path, const KyNode *n, KilnErr *err, const char *what) {
+    return kiln_fail(err, "%s:%d: %s", path, n ? n->line : 0, what);
 }
 
 // Adds a mapping's entries to params: scalars as one value, sequences as a list.
-static int add_params(const Yaml *y, yaml_node_t *map, KilnParams *ps, KilnErr *err) {
-    if (!map || (map->type == YAML_SCALAR_NODE && !*scalar(map))) return 0;  // `- stage:` with nothing
-    if (map->type != YAML_MAPPING_NODE) return fail_at(y, map, err, "expected a mapping of parameters");
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node((yaml_document_t *)&y->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node((yaml_document_t *)&y->doc, p->value);
-        if (!scalar(k)) return fail_at(y, k, err, "a parameter name must be a plain string");
+static int add_params(const char *path, const KyNode *map, KilnParams *ps, KilnErr *err) {
+    if (!map || (map->type == KY_SCALAR && !*map->str)) return 0;  // `- stage:` with nothing
+    if (map->type != KY_MAP) return fail_at(path, map, err, "expected a mapping of parameters");
+    for (int i = 0; i + 1 < map->nkids; i += 2) {
+        const KyNode *k = map->kids[i], *v = map->kids[i + 1];
+        if (!ky_str(k)) return fail_at(path, k, err, "a parameter name must be a plain string");
         char where[512];
-        snprintf(where, sizeof where, "%s:%d", y->path, line_of(k));
-        if (v->type == YAML_SCALAR_NODE) {
-            if (params_add(ps, scalar(k), scalar(v), where, err)) return -1;
-        } else if (v->type == YAML_SEQUENCE_NODE) {
-            for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
-                const char *s = scalar(yaml_document_get_node((yaml_document_t *)&y->doc, *it));
-                if (!s) return fail_at(y, v, err, "list values must be plain strings or numbers");
-                if (params_add(ps, scalar(k), s, where, err)) return -1;
+        snprintf(where, sizeof where, "%s:%d", path, k->line);
+        if (v->type == KY_SCALAR) {
+            if (params_add(ps, k->str, v->str, where, err)) return -1;
+        } else if (v->type == KY_SEQ) {
+            for (int j = 0; j < v->nkids; j++) {
+                const char *s = ky_str(v->kids[j]);
+                if (!s) return fail_at(path, v, err, "list values must be plain strings or numbers");
+                if (params_add(ps, k->str, s, where, err)) return -1;
             }
         } else {
-            return fail_at(y, v, err, "a parameter value must be a scalar or a list");
+            return fail_at(path, v, err, "a parameter value must be a scalar or a list");
         }
     }
     return 0;
 }
 
-static yaml_node_t *node(const Yaml *y, int id) { return yaml_document_get_node((yaml_document_t *)&y->doc, id); }
-
-static int load_sources(const Yaml *y, yaml_node_t *seq, KilnPipeline *p, KilnErr *err) {
-    if (seq->type != YAML_SEQUENCE_NODE) return fail_at(y, seq, err, "sources: expected a list");
-    int n = (int)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    p->sources = calloc((size_t)n + 1, sizeof *p->sources);
+static int load_sources(const char *path, const KyNode *seq, KilnPipeline *p, KilnErr *err) {
+    if (seq->type != KY_SEQ) return fail_at(path, seq, err, "sources: expected a list");
+    p->sources = calloc((size_t)seq->nkids + 1, sizeof *p->sources);
     if (!p->sources) return kiln_fail(err, "out of memory");
-    for (int i = 0; i < n; i++) {
-        yaml_node_t *m = node(y, seq->data.sequence.items.start[i]);
+    for (int i = 0; i < seq->nkids; i++) {
+        const KyNode *m = seq->kids[i];
         KilnPipeSource *s = &p->sources[p->nsources++];
-        if (m->type != YAML_MAPPING_NODE) return fail_at(y, m, err, "a source is a mapping with name, format, paths");
+        if (m->type != KY_MAP) return fail_at(path, m, err, "a source is a mapping with name, format, paths");
         KilnParams all = {0};
         all.stage = strdup("source");
-        if (add_params(y, m, &all, err)) {
+        if (add_params(path, m, &all, err)) {
             params_free(&all);
             return -1;
         }
@@ -81,7 +67,7 @@ static int load_sources(const Yaml *y, yaml_node_t *seq, KilnPipeline *p, KilnEr
         params_list(&all, "paths", &paths, &npaths, err);
         if (!name || !format || !npaths) {
             params_free(&all);
-            return fail_at(y, m, err, "a source needs name, format and paths");
+            return fail_at(path, m, err, "a source needs name, format and paths");
         }
         s->name = strdup(name);
         s->format = strdup(format);
@@ -101,37 +87,35 @@ static int load_sources(const Yaml *y, yaml_node_t *seq, KilnPipeline *p, KilnEr
     return 0;
 }
 
-static int load_stages(const Yaml *y, yaml_node_t *seq, KilnPipeline *p, KilnErr *err) {
-    if (seq->type != YAML_SEQUENCE_NODE) return fail_at(y, seq, err, "stages: expected a list");
-    int n = (int)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    p->stages = calloc((size_t)n + 1, sizeof *p->stages);
+static int load_stages(const char *path, const KyNode *seq, KilnPipeline *p, KilnErr *err) {
+    if (seq->type != KY_SEQ) return fail_at(path, seq, err, "stages: expected a list");
+    p->stages = calloc((size_t)seq->nkids + 1, sizeof *p->stages);
     if (!p->stages) return kiln_fail(err, "out of memory");
-    for (int i = 0; i < n; i++) {
-        yaml_node_t *m = node(y, seq->data.sequence.items.start[i]);
+    for (int i = 0; i < seq->nkids; i++) {
+        const KyNode *m = seq->kids[i], *params = NULL;
         KilnPipeStage *s = &p->stages[p->nstages++];
-        yaml_node_t *params = NULL;
-        const char *name = scalar(m);
-        if (m->type == YAML_MAPPING_NODE && m->data.mapping.pairs.top - m->data.mapping.pairs.start == 1) {
-            name = scalar(node(y, m->data.mapping.pairs.start->key));
-            params = node(y, m->data.mapping.pairs.start->value);
+        const char *name = ky_str(m);
+        if (m->type == KY_MAP && m->nkids == 2) {
+            name = ky_str(m->kids[0]);
+            params = m->kids[1];
         }
-        if (!name) return fail_at(y, m, err, "a stage is a name, or a name mapped to its parameters");
+        if (!name) return fail_at(path, m, err, "a stage is a name, or a name mapped to its parameters");
         if (!stage_find(name)) {
             char msg[256];
             snprintf(msg, sizeof msg, "unknown stage '%s' (see `kiln data --help`)", name);
-            return fail_at(y, m, err, msg);
+            return fail_at(path, m, err, msg);
         }
         s->name = strdup(name);
         s->params.stage = strdup(name);
-        if (add_params(y, params, &s->params, err)) return -1;
+        if (add_params(path, params, &s->params, err)) return -1;
     }
     return 0;
 }
 
-static int load_output(const Yaml *y, yaml_node_t *m, KilnPipeline *p, KilnErr *err) {
+static int load_output(const char *path, const KyNode *m, KilnPipeline *p, KilnErr *err) {
     KilnParams ps = {0};
     ps.stage = strdup("output");
-    int rc = add_params(y, m, &ps, err);
+    int rc = add_params(path, m, &ps, err);
     const char *tok = "bytes";
     if (!rc) rc = params_str(&ps, "tokenizer", &tok, err) || params_int(&ps, "shard_tokens", &p->shard_tokens, err) ||
                   params_double(&ps, "val_fraction", &p->val_fraction, err) ||
@@ -139,6 +123,37 @@ static int load_output(const Yaml *y, yaml_node_t *m, KilnPipeline *p, KilnErr *
     if (!rc) free(p->tokenizer), p->tokenizer = strdup(tok);
     params_free(&ps);
     return rc ? -1 : 0;
+}
+
+// The top-level keys of the pipeline file, in the order written.
+static int load_root(const char *path, const KyNode *root, KilnPipeline *p, KilnErr *err) {
+    if (!root || root->type != KY_MAP)
+        return kiln_fail(err, "%s: expected a mapping with sources, stages and output", path);
+    int rc = 0;
+    for (int i = 0; !rc && i + 1 < root->nkids; i += 2) {
+        const KyNode *k = root->kids[i], *v = root->kids[i + 1];
+        const char *key = ky_str(k), *val = ky_str(v);
+        if (!key) rc = fail_at(path, k, err, "keys must be plain strings");
+        else if ((!strcmp(key, "sources") && p->sources) || (!strcmp(key, "stages") && p->stages))
+            rc = fail_at(path, k, err, "key given twice");
+        else if (!strcmp(key, "sources")) rc = load_sources(path, v, p, err);
+        else if (!strcmp(key, "stages")) rc = load_stages(path, v, p, err);
+        else if (!strcmp(key, "output")) rc = load_output(path, v, p, err);
+        else if (!strcmp(key, "out_dir") && val) free(p->out_dir), p->out_dir = strdup(val);
+        else if (!strcmp(key, "seed") && val) {
+            uint64_t seed;
+            if (kiln_parse_u64(val, &seed)) rc = fail_at(path, v, err, "seed must be a non-negative integer");
+            else p->seed = seed;
+        } else {
+            char msg[256];
+            snprintf(msg, sizeof msg, "unknown key '%s' (sources, stages, output, out_dir, seed)", key);
+            rc = fail_at(path, k, err, msg);
+        }
+    }
+    if (!rc && !p->nsources) rc = kiln_fail(err, "%s: no sources", path);
+    if (!rc && !p->out_dir) rc = kiln_fail(err, "%s: out_dir is required", path);
+    if (!rc && !p->tokenizer) p->tokenizer = strdup("bytes");
+    return rc;
 }
 
 int pipeline_load(KilnPipeline *p, const char *path, KilnErr *err) {
@@ -154,51 +169,13 @@ int pipeline_load(KilnPipeline *p, const char *path, KilnErr *err) {
         return -1;
     }
     p->fingerprint = XXH3_64bits(text, len);
-    yaml_parser_t parser;
-    Yaml y = {.path = path};
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &y.doc)) {
-        int rc = kiln_fail(err, "%s:%zu: %s", path, parser.problem_mark.line + 1,
-                           parser.problem ? parser.problem : "YAML syntax error");
-        yaml_parser_delete(&parser);
-        free(text);
-        pipeline_free(p);
-        return rc;
-    }
-    yaml_parser_delete(&parser);
+    KilnYaml y;
+    int rc = ky_parse(&y, text, len, path, KY_FIRST_DOC, err);
     free(text);
-    int rc = 0;
-    yaml_node_t *root = yaml_document_get_root_node(&y.doc);
-    if (!root || root->type != YAML_MAPPING_NODE) {
-        rc = kiln_fail(err, "%s: expected a mapping with sources, stages and output", path);
-        goto done;
+    if (!rc) {
+        rc = load_root(path, ky_root(&y), p, err);
+        ky_free(&y);
     }
-    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; !rc && pr < root->data.mapping.pairs.top; pr++) {
-        yaml_node_t *k = node(&y, pr->key), *v = node(&y, pr->value);
-        const char *key = scalar(k), *val = scalar(v);
-        if (!key) rc = fail_at(&y, k, err, "keys must be plain strings");
-        else if ((!strcmp(key, "sources") && p->sources) || (!strcmp(key, "stages") && p->stages))
-            rc = fail_at(&y, k, err, "key given twice");
-        else if (!strcmp(key, "sources")) rc = load_sources(&y, v, p, err);
-        else if (!strcmp(key, "stages")) rc = load_stages(&y, v, p, err);
-        else if (!strcmp(key, "output")) rc = load_output(&y, v, p, err);
-        else if (!strcmp(key, "out_dir") && val) free(p->out_dir), p->out_dir = strdup(val);
-        else if (!strcmp(key, "seed") && val) {
-            char *end;
-            p->seed = strtoull(val, &end, 10);
-            if (*end || !*val) rc = fail_at(&y, v, err, "seed must be a non-negative integer");
-        } else {
-            char msg[256];
-            snprintf(msg, sizeof msg, "unknown key '%s' (sources, stages, output, out_dir, seed)", key);
-            rc = fail_at(&y, k, err, msg);
-        }
-    }
-    if (!rc && !p->nsources) rc = kiln_fail(err, "%s: no sources", path);
-    if (!rc && !p->out_dir) rc = kiln_fail(err, "%s: out_dir is required", path);
-    if (!rc && !p->tokenizer) p->tokenizer = strdup("bytes");
-done:
-    yaml_document_delete(&y.doc);
     if (rc) pipeline_free(p);
     return rc;
 }

@@ -3,7 +3,9 @@
 // one self-contained HTML page: summary cards, a chart per series (svg_plot.c),
 // the events, the config and the environment.
 #include "kiln/report.h"
+#include "core/parse.h"
 #include "core/utf8.h"
+#include "core/yaml.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -422,47 +424,53 @@ typedef struct {
     char value[1024];
 } KeyVal;
 
-// "section:\n  key: value" lines into "section.key" = "value" rows; -1 when the
-// file has another shape (then it is shown as text).
-static int yaml_rows(const char *text, KeyVal **rows, size_t *nrows) {
-    char section[128] = "";
-    size_t cap = 0;
-    *rows = NULL, *nrows = 0;
-    for (const char *p = text; *p;) {
-        const char *eol = strchr(p, '\n');
-        size_t n = eol ? (size_t)(eol - p) : strlen(p);
-        size_t ind = 0;
-        while (ind < n && p[ind] == ' ') ind++;
-        const char *k = p + ind, *colon = memchr(k, ':', n - ind);
-        if (ind < n && *k != '#') {
-            if (!colon || colon == k) return -1;
-            for (const char *c = k; c < colon; c++)
-                if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.') return -1;
-            const char *v = colon + 1, *e = p + n;
-            while (v < e && *v == ' ') v++;
-            while (e > v && (e[-1] == ' ' || e[-1] == '\r')) e--;
-            if (ind == 0 && v == e) {
-                snprintf(section, sizeof section, "%.*s", (int)(colon - k), k);
-            } else {
-                if (grow((void **)rows, &cap, *nrows + 1, sizeof **rows)) return -1;
-                KeyVal *kv = &(*rows)[(*nrows)++];
-                snprintf(kv->key, sizeof kv->key, "%s%s%.*s", ind ? section : "", ind && *section ? "." : "",
-                         (int)(colon - k), k);
-                snprintf(kv->value, sizeof kv->value, "%.*s", (int)(e - v), v);
-            }
-        }
-        p = eol ? eol + 1 : p + n;
-    }
+// A config key as a table row takes: a plain scalar of letters, digits, '_', '-', '.'.
+static int row_key(const KyNode *k) {
+    if (k->type != KY_SCALAR || k->style || !k->str[0]) return 0;
+    for (const char *c = k->str; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.') return 0;
+    return 1;
+}
+
+// One "prefix.key" = value row; a quoted value is shown in its quotes, as written.
+static int add_row(KeyVal **rows, size_t *nrows, size_t *cap, const char *prefix, const KyNode *k, const KyNode *v) {
+    if (grow((void **)rows, cap, *nrows + 1, sizeof **rows)) return -1;
+    KeyVal *kv = &(*rows)[(*nrows)++];
+    snprintf(kv->key, sizeof kv->key, "%s%s%s", prefix, *prefix ? "." : "", k->str);
+    const char *q = ky_quoted(v) ? (v->style == '"' ? "\"" : "'") : "";
+    snprintf(kv->value, sizeof kv->value, "%s%s%s", q, v->str, q);
     return 0;
 }
 
-static double config_steps(const KeyVal *rows, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(rows[i].key, "train.steps")) {
-            char *end;
-            double v = strtod(rows[i].value, &end);
-            return end != rows[i].value && v > 0 ? v : NAN;
+// config.yaml as kiln_config_write_yaml writes it ("section:\n  key: value")
+// into "section.key" = "value" rows; -1 when the file has another shape (then
+// it is shown as text).
+static int yaml_rows(const char *text, KeyVal **rows, size_t *nrows) {
+    KilnYaml y;
+    KilnErr err;
+    size_t cap = 0;
+    *rows = NULL, *nrows = 0;
+    if (ky_parse(&y, text, strlen(text), "config.yaml", KY_NO_ALIASES, &err)) return -1;
+    const KyNode *root = ky_root(&y);
+    int rc = y.ndocs > 1 || (root && root->type != KY_MAP && (root->type != KY_SCALAR || root->str[0])) ? -1 : 0;
+    for (int i = 0; !rc && root && root->type == KY_MAP && i < root->nkids; i += 2) {
+        const KyNode *k = root->kids[i], *v = root->kids[i + 1];
+        if (!row_key(k) || v->type == KY_SEQ) rc = -1;
+        else if (v->type == KY_SCALAR && (v->str[0] || v->style)) rc = add_row(rows, nrows, &cap, "", k, v);
+        for (int j = 0; !rc && v->type == KY_MAP && j < v->nkids; j += 2) {
+            if (!row_key(v->kids[j]) || v->kids[j + 1]->type != KY_SCALAR) rc = -1;
+            else rc = add_row(rows, nrows, &cap, k->str, v->kids[j], v->kids[j + 1]);
         }
+    }
+    ky_free(&y);
+    return rc;
+}
+
+static double config_steps(const KeyVal *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double v;
+        if (!strcmp(rows[i].key, "train.steps")) return !kiln_parse_double(rows[i].value, &v) && v > 0 ? v : NAN;
+    }
     return NAN;
 }
 

@@ -1,6 +1,8 @@
 // control.c: the live-control file (see control.h).
 #include "run/control.h"
 
+#include "core/parse.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +14,19 @@ static const char *trim(const char *s, size_t *n) {
     return s;
 }
 
-static int is_now(const char *v) { return !strcmp(v, "now") || !strcmp(v, "true") || !strcmp(v, "yes"); }
+// "now", or any spelling of true.
+static int is_now(const char *v) {
+    int yes = 0;
+    return !strcmp(v, "now") || (!kiln_parse_bool(v, &yes) && yes);
+}
 
 // One `key: value`; the typed keys go through the config table so that names,
 // types and ranges are checked exactly as in a config file.
 static int apply_line(KilnControl *c, KilnConfig *scratch, const char *key, const char *val,
                       const char *origin, KilnErr *err) {
     if (!strcmp(key, "lr_mult")) {
-        char *end;
-        float v = strtof(val, &end);
-        if (!*val || *end || !isfinite(v) || v <= 0 || v > 1000)
+        float v;
+        if (kiln_parse_float(val, &v) || !isfinite(v) || v <= 0 || v > 1000)
             return kiln_fail(err, "%s: lr_mult wants a number in (0, 1000], got '%s'", origin, val);
         c->set_lr_mult = 1;
         c->lr_mult = v;

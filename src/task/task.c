@@ -187,11 +187,12 @@ int task_load(KilnTask **out, const char *yaml_path, const char *data_dir, int s
         free(t);
         return kiln_fail(err, "out of memory");
     }
-    YNode *root;
-    int rc = ytree_load(yaml_path, &root, err);
+    KilnYaml y;
+    int rc = ky_load(&y, yaml_path, KY_STRICT, err);
     if (!rc) {
-        rc = task_spec_read(t, root, data_dir, err);
-        ytree_free(root);
+        rc = ky_root(&y) ? task_spec_read(t, ky_root(&y), data_dir, err)
+                         : kiln_fail(err, "%s: empty task file", yaml_path);
+        ky_free(&y);
     }
     if (!rc) rc = load_records(t, &t->data, &t->recs, &t->nrecs, skip_bad, err);
     if (!rc && t->fs_path && !t->fs_same_file) rc = load_records(t, &t->fs, &t->pool, &t->npool, skip_bad, err);

@@ -1,33 +1,16 @@
 // task_internal.h: the parts behind kiln/task.h, shared by src/eval/task*.c,
-// template.c, dataset.c and answer.c: a YAML tree with line numbers, prompt
-// templates, dataset readers (records are cJSON objects) and answer
-// extraction / exact match as lm-evaluation-harness does them.
+// template.c, dataset.c and answer.c: prompt templates, dataset readers
+// (records are cJSON objects) and answer extraction / exact match as
+// lm-evaluation-harness does them. Task files are read as core/yaml.h trees.
 #ifndef KILN_TASK_INTERNAL_H
 #define KILN_TASK_INTERNAL_H
 
 #include "kiln/core.h"
 #include "kiln/task.h"
+#include "core/yaml.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
-
-// ---------------------------------------------------------------- YAML tree
-typedef enum { YN_SCALAR, YN_MAP, YN_SEQ } YNodeType;
-typedef struct YNode {
-    YNodeType type;
-    long line;            // 1-based line of the node's first character
-    char *str;            // YN_SCALAR: the value (no NUL inside)
-    int quoted;           // YN_SCALAR: written in quotes (so never a number or bool)
-    struct YNode **kids;  // YN_MAP: key0, value0, key1, value1, ...; YN_SEQ: the items
-    int nkids;
-} YNode;
-
-// Reads one YAML document (mappings, sequences, scalars; no aliases). Errors
-// name path:line.
-int ytree_load(const char *path, YNode **root, KilnErr *err);
-int ytree_load_string(const char *text, size_t len, const char *name, YNode **root, KilnErr *err);
-void ytree_free(YNode *n);
-const YNode *ytree_get(const YNode *map, const char *key);  // NULL when absent
 
 // ---------------------------------------------------------------- templates
 // "literal {field.path|filter|filter} literal": {{ and }} are literal braces.
@@ -198,7 +181,7 @@ struct KilnTask {
 
 // task_spec.c: fills t's settings from the task file's tree (templates
 // compiled, regexes compiled, paths joined to data_dir). Errors name file:line.
-int task_spec_read(KilnTask *t, const YNode *root, const char *data_dir, KilnErr *err);
+int task_spec_read(KilnTask *t, const KyNode *root, const char *data_dir, KilnErr *err);
 void task_spec_free(KilnTask *t);
 
 #endif
