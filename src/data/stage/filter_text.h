@@ -7,33 +7,16 @@
 
 #include "kiln/core.h"
 
+#include "core/utf8.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 // Decodes the code point at s[0..n) (n >= 1) into *cp and returns its byte
 // length; an invalid byte decodes as U+FFFD of length 1.
 static inline size_t ft_decode(const char *s, size_t n, uint32_t *cp) {
-    const unsigned char *u = (const unsigned char *)s;
-    unsigned c = u[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t k;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) k = 2, v = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) k = 3, v = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) k = 4, v = c & 0x07, min = 0x10000;
-    else goto bad;
-    if (n < k) goto bad;
-    for (size_t i = 1; i < k; i++) {
-        if ((u[i] & 0xC0) != 0x80) goto bad;
-        v = (v << 6) | (u[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) goto bad;
-    *cp = v;
-    return k;
-bad:
+    size_t k = utf8_decode(s, n, cp);
+    if (k) return k;
     *cp = 0xFFFD;
     return 1;
 }
