@@ -137,7 +137,7 @@ static int cmd_decode(int argc, char **argv) {
     return 0;
 }
 
-// Documents of a file: the whole file, or one per line of a .jsonl (its text field).
+// Documents of a file: the whole file, or one per line of a JSONL file (its text field).
 typedef struct {
     char **text;
     size_t *len;
@@ -156,28 +156,32 @@ static int add_doc(Docs *d, char *text, size_t len) {
     return 0;
 }
 
+// A JSONL file (plain, gzip or zstd) is read by KilnDocReader: lines that are
+// not documents are skipped and reported on stderr.
 static int read_docs(const char *path, const char *field, Docs *docs, KilnErr *err) {
-    char *data;
-    size_t len;
-    if (kiln_read_file(path, &data, &len, err)) return -1;
-    size_t pl = strlen(path);
-    if (pl < 6 || strcmp(path + pl - 6, ".jsonl")) return add_doc(docs, data, len) ? kiln_fail(err, "out of memory") : 0;
-    long line = 0;
-    for (char *p = data, *end; p < data + len; p = end + 1) {
-        end = memchr(p, '\n', (size_t)(data + len - p));
-        if (!end) end = data + len;
-        line++;
-        if (end == p) continue;
-        char *text;
-        size_t tlen;
-        if (kiln_jsonl_text(p, (size_t)(end - p), field, &text, &tlen)) {
-            free(data);
-            return kiln_fail(err, "%s:%ld: expected a JSON object with a string field \"%s\"", path, line, field);
-        }
-        if (add_doc(docs, text, tlen)) return kiln_fail(err, "out of memory");
+    if (!doc_is_jsonl_path(path)) {
+        char *data;
+        size_t len;
+        if (kiln_read_file(path, &data, &len, err)) return -1;
+        return add_doc(docs, data, len) ? kiln_fail(err, "out of memory") : 0;
     }
-    free(data);
-    return 0;
+    KilnDocReader *r;
+    if (docreader_open(&r, path, field, NULL, err)) return -1;
+    KilnDoc doc = {0};
+    int rc;
+    while ((rc = docreader_next(r, &doc, err)) == 1) {
+        KilnBuf text = {0};  // the document's text is handed over, not copied
+        kbuf_swap(&doc.text, &text);
+        if ((!text.data && kbuf_reserve(&text, 0)) || add_doc(docs, text.data, text.len)) {
+            kbuf_free(&text);
+            rc = kiln_fail(err, "out of memory");
+            break;
+        }
+    }
+    cli_print_skips(path, docreader_skips(r));
+    docreader_close(r);
+    doc_free(&doc);
+    return rc < 0 ? -1 : 0;
 }
 
 static void print_ids(const KilnIds *ids, int json) {
@@ -212,8 +216,7 @@ static int cmd_encode(int argc, char **argv) {
     KilnTokenizer *tok;
     KilnErr err;
     if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
-    size_t n0 = a.nfiles ? strlen(a.files[0]) : 0;
-    if (n0 > 6 && !strcmp(a.files[0] + n0 - 6, ".jsonl")) {
+    if (a.nfiles && doc_is_jsonl_path(a.files[0])) {
         int rc = encode_jsonl(tok, &a);
         tokenizer_free(tok);
         return rc;
@@ -302,9 +305,11 @@ static int cmd_train(int argc, char **argv) {
             return cli_error("train: unknown pattern name '%s' (gpt2, cl100k, o200k, or a regex)", a.pattern);
         pattern = a.pattern;
     }
-    KilnBpeTrainOptions o = {a.vocab_size, pattern, a.specials, a.n_special, a.min_frequency, a.field, stderr};
+    KilnSkips skips = {0};
+    KilnBpeTrainOptions o = {a.vocab_size, pattern, a.specials, a.n_special, a.min_frequency, a.field, stderr, &skips};
     KilnTokenizer *tok;
     if (tokenizer_train(&tok, (const char *const *)a.files, a.nfiles, &o, &err)) return cli_error("train: %s", err.msg);
+    cli_print_skips("train", &skips);
     if (tokenizer_save_json(tok, a.output, &err)) return cli_error("%s", err.msg);
     fprintf(stderr, "wrote %s (%d tokens)\n", a.output, tokenizer_vocab_size(tok));
     tokenizer_free(tok);
