@@ -37,6 +37,14 @@ static inline size_t utf8_decode(const char *s, size_t n, uint32_t *cp) {
     return k;
 }
 
+// Python's str.isspace of one code point (bidirectional class WS, B or S, or
+// category Zs): what datatrove and lm-evaluation-harness split and strip on.
+static inline int utf8_isspace(uint32_t cp) {
+    if (cp < 0x80) return (cp >= 9 && cp <= 13) || (cp >= 0x1C && cp <= 0x20);
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
 // Writes code point cp as UTF-8 into out and returns its length (1-4); 0 (and
 // nothing written) beyond U+10FFFF. Surrogates are encoded as given: callers
 // that take code points from outside (\u escapes, &#...; references) check.

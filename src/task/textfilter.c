@@ -30,13 +30,6 @@ size_t py_utf8_next(const char *s, size_t n, uint32_t *cp) {
     return 1;
 }
 
-// Python's str.isspace(): bidirectional class WS, B or S, or category Zs.
-int py_isspace(uint32_t cp) {
-    if (cp < 0x80) return (cp >= 9 && cp <= 13) || (cp >= 0x1c && cp <= 0x20);
-    return cp == 0x85 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 ||
-           cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
-}
-
 // mode 0 lower, 1 upper, 2 title (one character)
 static int map_cp(KilnBuf *out, uint32_t cp, int mode) {
     if (mode == 0 && cp == 0x130) return kbuf_puts(out, "i\xcc\x87");  // the one full lowercase mapping Python adds
@@ -66,7 +59,7 @@ void py_strip_span(const char *s, size_t n, size_t *a, size_t *b) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t k = py_utf8_next(s + i, n - i, &cp);
-        if (cp == CP_INVALID || !py_isspace(cp)) {
+        if (cp == CP_INVALID || !utf8_isspace(cp)) {
             if (!seen) *a = i;
             seen = 1;
             *b = i + k;

@@ -24,12 +24,6 @@ static inline size_t ft_decode(const char *s, size_t n, uint32_t *cp) {
 // The code point that ends at s[end) (end >= 1), decoded; *start gets its offset.
 uint32_t ft_decode_back(const char *s, size_t end, size_t *start);
 
-// Python str.isspace
-static inline int ft_is_space(uint32_t cp) {
-    if (cp < 0x80) return (cp >= 9 && cp <= 13) || (cp >= 0x1C && cp <= 0x20);
-    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
-           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
-}
 int ft_is_linebreak(uint32_t cp);  // a str.splitlines boundary (\n \r \v \f \x1c-\x1e \x85 \u2028 \u2029)
 int ft_is_alpha(uint32_t cp);      // Python str.isalpha: categories Lu Ll Lt Lm Lo
 int ft_is_digit(uint32_t cp);      // category Nd (what Python's re \d matches)
