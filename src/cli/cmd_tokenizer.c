@@ -11,19 +11,16 @@
 // Reads a file, or stdin for "-", into a malloc'd buffer.
 static int read_input(const char *path, char **data, size_t *len, KilnErr *err) {
     if (strcmp(path, "-")) return kiln_read_file(path, data, len, err);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, stdin)) > 0;) {
-        n += got;
-        if (n == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) free(buf);
-            buf = b;
-        }
+    KilnBuf b = {0};
+    char chunk[1 << 16];
+    int rc = kbuf_reserve(&b, 0);  // empty input is "", not NULL
+    for (size_t got; !rc && (got = fread(chunk, 1, sizeof chunk, stdin)) > 0;) rc = kbuf_append(&b, chunk, got);
+    if (rc) {
+        kbuf_free(&b);
+        return kiln_fail(err, "out of memory reading stdin");
     }
-    if (!buf) return kiln_fail(err, "out of memory reading stdin");
-    *data = buf;
-    *len = n;
+    *data = b.data;
+    *len = b.len;
     return 0;
 }
 

@@ -114,20 +114,12 @@ static int count_piece(void *ctx, const uint8_t *p, size_t n) {
 
 // ---- reading the corpus in batches of segments ----
 typedef struct {
-    char *buf;
-    size_t used, cap;
+    KilnBuf text;  // the segments, one after another
     size_t *seg_off, *seg_len;
     int nseg, segcap;
 } Batch;
 
 static int batch_add(Batch *b, const char *p, size_t n) {
-    if (b->used + n > b->cap) {
-        size_t cap = 2 * (b->cap + n);
-        char *nb = realloc(b->buf, cap);
-        if (!nb) return -1;
-        b->buf = nb;
-        b->cap = cap;
-    }
     if (b->nseg == b->segcap) {
         b->segcap = b->segcap ? 2 * b->segcap : 1024;
         size_t *o = realloc(b->seg_off, sizeof(size_t) * b->segcap);
@@ -136,10 +128,10 @@ static int batch_add(Batch *b, const char *p, size_t n) {
         if (l) b->seg_len = l;
         if (!o || !l) return -1;
     }
-    memcpy(b->buf + b->used, p, n);
-    b->seg_off[b->nseg] = b->used;
-    b->seg_len[b->nseg++] = n;
-    b->used += n;
+    b->seg_off[b->nseg] = b->text.len;
+    b->seg_len[b->nseg] = n;
+    if (kbuf_append(&b->text, p, n)) return -1;
+    b->nseg++;
     return 0;
 }
 
@@ -158,7 +150,7 @@ static int count_batch(const KilnTokenizer *t, Batch *b, PieceMap *maps, KilnErr
 #pragma omp for schedule(dynamic)
         for (int s = 0; s < b->nseg; s++) {
             KilnErr e;
-            if (ok && !failed && tok_split(t->re, (const uint8_t *)b->buf + b->seg_off[s], b->seg_len[s], &sc, count_piece, m, &e)) {
+            if (ok && !failed && tok_split(t->re, (const uint8_t *)b->text.data + b->seg_off[s], b->seg_len[s], &sc, count_piece, m, &e)) {
 #pragma omp critical
                 {
                     failed = 1;
@@ -168,7 +160,7 @@ static int count_batch(const KilnTokenizer *t, Batch *b, PieceMap *maps, KilnErr
         }
         if (ok) tok_scratch_free(&sc);
     }
-    b->used = 0;
+    kbuf_clear(&b->text);
     b->nseg = 0;
     if (!failed) return 0;
     if (err) *err = first;
@@ -212,7 +204,7 @@ static int read_text_file(const KilnTokenizer *t, const char *path, Batch *b, Pi
         if (batch_add(b, buf, cut)) rc = kiln_fail(err, "out of memory");
         memmove(buf, buf + cut, have - cut);
         have -= cut;
-        if (rc == 0 && b->used >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
+        if (rc == 0 && b->text.len >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
     }
     free(buf);
     fclose(f);
@@ -229,7 +221,7 @@ static int read_jsonl_file(const KilnTokenizer *t, const char *path, const char 
     int rc;
     while ((rc = docreader_next(r, &doc, err)) == 1) {
         if (batch_add(b, doc.text.data, doc.text.len)) rc = kiln_fail(err, "out of memory");
-        else if (b->used >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
+        else if (b->text.len >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
         if (rc < 0) break;
     }
     skips_merge(skips, docreader_skips(r));
@@ -653,7 +645,7 @@ int tokenizer_train(KilnTokenizer **out, const char *const *files, int nfiles, c
     }
     if (opt->skips) *opt->skips = skips;
     if (rc == 0 && batch.nseg) rc = count_batch(t, &batch, maps, err);
-    free(batch.buf);
+    kbuf_free(&batch.text);
     free(batch.seg_off);
     free(batch.seg_len);
     for (int i = 1; rc == 0 && i < nthreads; i++) {  // sum the thread maps into the first
