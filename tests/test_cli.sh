@@ -119,6 +119,12 @@ cmp -s "$W/out" "$W/text.txt" && ok "decode(encode(text)) == text" || bad "round
 expect_ok "tokenizer stats" "$KILN" tokenizer stats -t "$W/tok.json" "$W/text.txt"
 grep -q 'bytes/tok' "$W/out" && ok "stats table" || bad "stats table"
 expect_ok "encode-corpus with a tokenizer" "$KILN" tokenizer encode-corpus -t "$W/tok.json" -o "$W/bpe" "$W/text.txt"
+# JSONL, gzip-compressed too: a line that is not a document is skipped and named, not fatal
+printf '{"text": "one document"}\nnot json\n{"text": "two documents"}\n' | gzip > "$W/docs.jsonl.gz"
+expect_ok "tokenizer train on a .jsonl.gz" "$KILN" tokenizer train --vocab-size 300 --output "$W/tokj.json" "$W/docs.jsonl.gz"
+grep -q 'docs.jsonl.gz:2: not a JSON object' "$W/err" && ok "train names the skipped line" || bad "train's skipped line: $(cat "$W/err")"
+expect_ok "tokenizer encode of a .jsonl.gz" "$KILN" tokenizer encode -t "$W/tok.json" "$W/docs.jsonl.gz"
+[ "$(wc -l < "$W/out")" = 2 ] && grep -q 'skipped 1 bad lines' "$W/err" && ok "one id list per document" || bad "encode of a .jsonl.gz: $(cat "$W/out" "$W/err")"
 expect_fail "vocabulary too small" "smaller than the 256 bytes" "$KILN" tokenizer train --vocab-size 100 --output "$W/x.json" "$W/text.txt"
 expect_fail "unknown pattern name" "unknown pattern name 'gpt5'" "$KILN" tokenizer train --vocab-size 600 --pattern gpt5 --output "$W/x.json" "$W/text.txt"
 expect_fail "train needs --output" "--output" "$KILN" tokenizer train --vocab-size 600 "$W/text.txt"

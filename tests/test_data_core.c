@@ -38,6 +38,54 @@ static void test_utf8(void **st) {
     kbuf_free(&out);
 }
 
+// The one encoder and decoder: every scalar value round-trips; the edges of
+// each length and the malformed inputs decode as nothing.
+static void test_utf8_codec(void **st) {
+    (void)st;
+    char u[4];
+    uint32_t cp;
+    for (uint32_t c = 0; c <= 0x10FFFF; c++) {
+        if (c >= 0xD800 && c < 0xE000) continue;
+        size_t k = utf8_encode(c, u);
+        assert_int_equal(k, c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
+        assert_int_equal(utf8_decode(u, k, &cp), k);
+        assert_int_equal(cp, c);
+        if (k > 1) assert_int_equal(utf8_decode(u, k - 1, &cp), 0);  // truncated
+    }
+    assert_int_equal(utf8_encode(0x110000, u), 0);
+    assert_memory_equal(u, "\xF4\x8F\xBF\xBF", utf8_encode(0x10FFFF, u));
+    assert_int_equal(utf8_decode("", 0, &cp), 0);
+    assert_int_equal(utf8_decode("\x80", 1, &cp), 0);              // a stray continuation byte
+    assert_int_equal(utf8_decode("\xC1\xBF", 2, &cp), 0);          // overlong
+    assert_int_equal(utf8_decode("\xE0\x9F\xBF", 3, &cp), 0);      // overlong
+    assert_int_equal(utf8_decode("\xED\xBF\xBF", 3, &cp), 0);      // surrogate
+    assert_int_equal(utf8_decode("\xF5\x80\x80\x80", 4, &cp), 0);  // beyond U+10FFFF
+    assert_int_equal(utf8_decode("\xE2\x28\xA1", 3, &cp), 0);      // not a continuation
+    KilnBuf b = {0};
+    assert_int_equal(utf8_put(&b, 'a') || utf8_put(&b, 0xE9) || utf8_put(&b, 0x1D11E), 0);
+    assert_string_equal(b.data, "a\xC3\xA9\xF0\x9D\x84\x9E");
+    kbuf_free(&b);
+    // Python's str.isspace
+    assert_true(utf8_isspace(' ') && utf8_isspace(0x1C) && utf8_isspace(0x85) && utf8_isspace(0x3000));
+    assert_false(utf8_isspace('a') || utf8_isspace(0x200B) || utf8_isspace(0x180E) || utf8_isspace(0xFEFF));
+}
+
+// JSONL inputs by name, and skips summed over files.
+static void test_jsonl_names_and_skips(void **st) {
+    (void)st;
+    assert_true(doc_is_jsonl_path("a/b.jsonl") && doc_is_jsonl_path("b.jsonl.gz") && doc_is_jsonl_path("b.jsonl.zst"));
+    assert_false(doc_is_jsonl_path("b.txt") || doc_is_jsonl_path("b.json") || doc_is_jsonl_path("b.jsonl.bz2") ||
+                 doc_is_jsonl_path(".jsonl"));
+    KilnSkips a = {0}, b = {0};
+    for (int i = 0; i < 3; i++) skips_add(&a, "a:%d", i);
+    for (int i = 0; i < 7; i++) skips_add(&b, "b:%d", i);
+    skips_merge(&a, &b);
+    assert_int_equal(a.count, 10);
+    assert_string_equal(a.examples[2], "a:2");
+    assert_string_equal(a.examples[3], "b:0");
+    assert_string_equal(a.examples[4], "b:1");
+}
+
 static void test_json_escape(void **st) {
     (void)st;
     KilnBuf b = {0};
@@ -662,7 +710,8 @@ static void test_pipeline_load(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8),           cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_utf8),           cmocka_unit_test(test_utf8_codec),
+        cmocka_unit_test(test_jsonl_names_and_skips), cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_reader_plain),   cmocka_unit_test(test_reader_compressed),
         cmocka_unit_test(test_writer_roundtrip), cmocka_unit_test(test_params),
         cmocka_unit_test(test_run_stream),     cmocka_unit_test(test_sample),

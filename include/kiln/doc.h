@@ -26,6 +26,7 @@ typedef struct {
     char examples[KILN_SKIP_EXAMPLES][256];
 } KilnSkips;
 void skips_add(KilnSkips *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void skips_merge(KilnSkips *into, const KilnSkips *from);  // counts add up; examples while room is left
 
 // Reads a whole file into out (NUL-terminated), decompressing gzip (any number
 // of members; dictzip too) or zstd (any number of frames), recognised by their
@@ -42,6 +43,9 @@ int kiln_read_decompressed(const char *path, KilnBuf *out, KilnErr *err);
 // Lines that are not JSON objects with a string text field are skipped into
 // `bad`; invalid UTF-8 in a text is repaired (U+FFFD) and counted in `repaired`.
 typedef struct KilnDocReader KilnDocReader;
+// 1 if path names a JSONL file by its ending: .jsonl, .jsonl.gz or .jsonl.zst
+// (for commands that take plain text files and JSONL files alike).
+int doc_is_jsonl_path(const char *path);
 int docreader_open(KilnDocReader **r, const char *path, const char *text_field,
                    const char *default_source, KilnErr *err);
 // 1: a document in *doc; 0: end of input; -1: a fatal error (I/O, truncated

@@ -13,6 +13,7 @@
 #define KILN_TOKENIZER_H
 
 #include "kiln/core.h"
+#include "kiln/doc.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -76,10 +77,13 @@ typedef struct {
     long long min_frequency;      // a pair must occur at least this often to merge
     const char *text_field;       // JSONL field holding the text (default "text")
     FILE *log;                    // progress lines, or NULL
+    KilnSkips *skips;             // out: JSONL lines that are not documents, or NULL
 } KilnBpeTrainOptions;
 
-// Trains a byte-level BPE on text files (each one document) and .jsonl files
-// (one document per line). Deterministic: the same input gives the same tokenizer.
+// Trains a byte-level BPE on text files (each one document) and JSONL files
+// (doc_is_jsonl_path; plain, gzip or zstd; one document per line, read by
+// KilnDocReader, so lines that are not documents are skipped, not fatal).
+// Deterministic: the same input gives the same tokenizer.
 int tokenizer_train(KilnTokenizer **tok, const char *const *files, int nfiles,
                     const KilnBpeTrainOptions *opt, KilnErr *err);
 // The pre-tokenizer regex of "gpt2", "cl100k" or "o200k"; NULL for other names.

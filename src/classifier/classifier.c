@@ -2,6 +2,8 @@
 // averaged, then a linear layer; SGD with a linearly decaying learning rate.
 #include "kiln/classifier.h"
 
+#include "core/utf8.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,17 +77,17 @@ static uint64_t token_hash(const unsigned char *t, size_t n) {
             i++;
             continue;
         }
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(t + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k <= 0) {
+        uint32_t cp;
+        size_t k = utf8_decode((const char *)t + i, n - i, &cp);
+        if (!k) {
             h = (h ^ c) * FNV_PRIME;
             i++;
             continue;
         }
-        utf8proc_uint8_t enc[4];
-        utf8proc_ssize_t m = utf8proc_encode_char(utf8proc_tolower(cp), enc);
-        for (utf8proc_ssize_t j = 0; j < m; j++) h = (h ^ enc[j]) * FNV_PRIME;
-        i += (size_t)k;
+        char enc[4];
+        size_t m = utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), enc);
+        for (size_t j = 0; j < m; j++) h = (h ^ (unsigned char)enc[j]) * FNV_PRIME;
+        i += k;
     }
     return kiln_hash64(h);
 }
@@ -660,10 +662,10 @@ static int read_labels(KilnClassifier *m, const unsigned char *p, size_t n, cons
         uint32_t len = get_u32(p + o);
         o += 4;
         if (len == 0 || len > n - o) return kiln_fail(err, "%s: label %d has bad length %u", path, i, len);
-        for (utf8proc_ssize_t k = 0, cl; k < (utf8proc_ssize_t)len; k += cl) {
-            utf8proc_int32_t cp;
-            cl = utf8proc_iterate(p + o + k, (utf8proc_ssize_t)len - k, &cp);
-            if (cl <= 0 || cp < 0x20 || cp == 0x7f)
+        for (size_t k = 0, cl; k < len; k += cl) {
+            uint32_t cp;
+            cl = utf8_decode((const char *)p + o + k, len - k, &cp);
+            if (!cl || cp < 0x20 || cp == 0x7f)
                 return kiln_fail(err, "%s: label %d is not a clean UTF-8 name", path, i);
         }
         m->labels[i] = strndup((const char *)p + o, len);

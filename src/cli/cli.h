@@ -2,6 +2,8 @@
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
 
+#include "kiln/doc.h"
+
 #include <stdio.h>
 
 typedef struct {
@@ -25,5 +27,7 @@ int cmd_data_gather(int argc, char **argv);      // `kiln data gather debian`
 int cli_wants_help(int argc, char **argv);
 // Prints "kiln: message" to stderr and returns exit status 1.
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Prints "WHAT: skipped N bad lines" and the examples to stderr, if any were skipped.
+void cli_print_skips(const char *what, const KilnSkips *s);
 
 #endif

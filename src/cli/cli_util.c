@@ -19,3 +19,9 @@ int cli_error(const char *fmt, ...) {
     va_end(ap);
     return 1;
 }
+
+void cli_print_skips(const char *what, const KilnSkips *s) {
+    if (!s->count) return;
+    fprintf(stderr, "%s: skipped %ld bad lines\n", what, s->count);
+    for (int i = 0; i < KILN_SKIP_EXAMPLES && i < s->count; i++) fprintf(stderr, "  %s\n", s->examples[i]);
+}

@@ -143,13 +143,6 @@ static int held_out(const KilnDoc *d, uint64_t seed, double fraction) {
     return (double)(h >> 11) * 0x1.0p-53 < fraction;
 }
 
-static void print_skips(const char *path, KilnDocReader *r) {
-    const KilnSkips *s = docreader_skips(r);
-    if (!s->count) return;
-    fprintf(stderr, "%s: skipped %ld bad lines\n", path, s->count);
-    for (int i = 0; i < KILN_SKIP_EXAMPLES && i < s->count; i++) fprintf(stderr, "  %s\n", s->examples[i]);
-}
-
 // Reads every --label file into the train set (or valid, for held-out documents
 // when valid is not NULL). names[] gives each label's index.
 static int read_labelled(const Args *a, const char *const *names, int nnames, KilnClsSet *train, KilnClsSet *valid,
@@ -171,7 +164,7 @@ static int read_labelled(const Args *a, const char *const *names, int nnames, Ki
             }
             per_label[label]++;
         }
-        print_skips(a->files[f].path, r);
+        cli_print_skips(a->files[f].path, docreader_skips(r));
         docreader_close(r);
         if (rc < 0) {
             doc_free(&doc);
@@ -362,7 +355,7 @@ static int cmd_predict(Args *a) {
     }
     if (r) {
         if (predict_stream(m, pos, r, &o, &err)) rc = cli_error("%s", err.msg);
-        print_skips(in, r);
+        cli_print_skips(in, docreader_skips(r));
         if (close_out(&o, !rc, &err) && !rc) rc = cli_error("%s", err.msg);
         docreader_close(r);
     }

@@ -13,19 +13,16 @@
 // Reads a file, or stdin for "-", into a malloc'd buffer.
 static int read_input(const char *path, char **data, size_t *len, KilnErr *err) {
     if (strcmp(path, "-")) return kiln_read_file(path, data, len, err);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, stdin)) > 0;) {
-        n += got;
-        if (n == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) free(buf);
-            buf = b;
-        }
+    KilnBuf b = {0};
+    char chunk[1 << 16];
+    int rc = kbuf_reserve(&b, 0);  // empty input is "", not NULL
+    for (size_t got; !rc && (got = fread(chunk, 1, sizeof chunk, stdin)) > 0;) rc = kbuf_append(&b, chunk, got);
+    if (rc) {
+        kbuf_free(&b);
+        return kiln_fail(err, "out of memory reading stdin");
     }
-    if (!buf) return kiln_fail(err, "out of memory reading stdin");
-    *data = buf;
-    *len = n;
+    *data = b.data;
+    *len = b.len;
     return 0;
 }
 
@@ -139,7 +136,7 @@ static int cmd_decode(int argc, char **argv) {
     return 0;
 }
 
-// Documents of a file: the whole file, or one per line of a .jsonl (its text field).
+// Documents of a file: the whole file, or one per line of a JSONL file (its text field).
 typedef struct {
     char **text;
     size_t *len;
@@ -158,28 +155,32 @@ static int add_doc(Docs *d, char *text, size_t len) {
     return 0;
 }
 
+// A JSONL file (plain, gzip or zstd) is read by KilnDocReader: lines that are
+// not documents are skipped and reported on stderr.
 static int read_docs(const char *path, const char *field, Docs *docs, KilnErr *err) {
-    char *data;
-    size_t len;
-    if (kiln_read_file(path, &data, &len, err)) return -1;
-    size_t pl = strlen(path);
-    if (pl < 6 || strcmp(path + pl - 6, ".jsonl")) return add_doc(docs, data, len) ? kiln_fail(err, "out of memory") : 0;
-    long line = 0;
-    for (char *p = data, *end; p < data + len; p = end + 1) {
-        end = memchr(p, '\n', (size_t)(data + len - p));
-        if (!end) end = data + len;
-        line++;
-        if (end == p) continue;
-        char *text;
-        size_t tlen;
-        if (kiln_jsonl_text(p, (size_t)(end - p), field, &text, &tlen)) {
-            free(data);
-            return kiln_fail(err, "%s:%ld: expected a JSON object with a string field \"%s\"", path, line, field);
-        }
-        if (add_doc(docs, text, tlen)) return kiln_fail(err, "out of memory");
+    if (!doc_is_jsonl_path(path)) {
+        char *data;
+        size_t len;
+        if (kiln_read_file(path, &data, &len, err)) return -1;
+        return add_doc(docs, data, len) ? kiln_fail(err, "out of memory") : 0;
     }
-    free(data);
-    return 0;
+    KilnDocReader *r;
+    if (docreader_open(&r, path, field, NULL, err)) return -1;
+    KilnDoc doc = {0};
+    int rc;
+    while ((rc = docreader_next(r, &doc, err)) == 1) {
+        KilnBuf text = {0};  // the document's text is handed over, not copied
+        kbuf_swap(&doc.text, &text);
+        if ((!text.data && kbuf_reserve(&text, 0)) || add_doc(docs, text.data, text.len)) {
+            kbuf_free(&text);
+            rc = kiln_fail(err, "out of memory");
+            break;
+        }
+    }
+    cli_print_skips(path, docreader_skips(r));
+    docreader_close(r);
+    doc_free(&doc);
+    return rc < 0 ? -1 : 0;
 }
 
 static void print_ids(const KilnIds *ids, int json) {
@@ -214,8 +215,7 @@ static int cmd_encode(int argc, char **argv) {
     KilnTokenizer *tok;
     KilnErr err;
     if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
-    size_t n0 = a.nfiles ? strlen(a.files[0]) : 0;
-    if (n0 > 6 && !strcmp(a.files[0] + n0 - 6, ".jsonl")) {
+    if (a.nfiles && doc_is_jsonl_path(a.files[0])) {
         int rc = encode_jsonl(tok, &a);
         tokenizer_free(tok);
         return rc;
@@ -304,9 +304,11 @@ static int cmd_train(int argc, char **argv) {
             return cli_error("train: unknown pattern name '%s' (gpt2, cl100k, o200k, or a regex)", a.pattern);
         pattern = a.pattern;
     }
-    KilnBpeTrainOptions o = {a.vocab_size, pattern, a.specials, a.n_special, a.min_frequency, a.field, stderr};
+    KilnSkips skips = {0};
+    KilnBpeTrainOptions o = {a.vocab_size, pattern, a.specials, a.n_special, a.min_frequency, a.field, stderr, &skips};
     KilnTokenizer *tok;
     if (tokenizer_train(&tok, (const char *const *)a.files, a.nfiles, &o, &err)) return cli_error("train: %s", err.msg);
+    cli_print_skips("train", &skips);
     if (tokenizer_save_json(tok, a.output, &err)) return cli_error("%s", err.msg);
     fprintf(stderr, "wrote %s (%d tokens)\n", a.output, tokenizer_vocab_size(tok));
     tokenizer_free(tok);
@@ -406,6 +408,9 @@ static const char USAGE[] =
     "TOK is a Hugging Face tokenizer.json, or a tiktoken rank file (NAME.tiktoken,\n"
     "with NAME.json beside it holding pat_str and special_tokens, as\n"
     "../shared/data/tokenizers has them).\n"
+    "\n"
+    "JSONL inputs (.jsonl, .jsonl.gz, .jsonl.zst) are read as kiln data reads them: one\n"
+    "document per line; a line that is not one is skipped and named on stderr.\n"
     "\n"
     "train          trains a byte-level BPE (ids 0-255 the bytes, then merges, then the\n"
     "               --special tokens) on text files (each a document) and .jsonl files\n"

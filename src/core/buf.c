@@ -85,7 +85,8 @@ int kbuf_json_escape(KilnBuf *b, const char *s, size_t n) {
             tmp[4] = hex[c >> 4], tmp[5] = hex[c & 15], tmp[6] = 0;
             esc = tmp;
         } else if (c >= 0x80) {
-            size_t k = utf8_seq(u + i, n - i);
+            uint32_t cp;
+            size_t k = utf8_decode(s + i, n - i, &cp);
             if (k) { i += k; continue; }
             esc = "\xEF\xBF\xBD";
         } else {

@@ -178,7 +178,22 @@ int kiln_read_decompressed(const char *path, KilnBuf *out, KilnErr *err) {
     return rc;
 }
 
+void skips_merge(KilnSkips *into, const KilnSkips *from) {
+    for (long i = 0; i < from->count && i < KILN_SKIP_EXAMPLES; i++) skips_add(into, "%s", from->examples[i]);
+    if (from->count > KILN_SKIP_EXAMPLES) into->count += from->count - KILN_SKIP_EXAMPLES;
+}
+
 // ---------------------------------------------------------------- reader
+int doc_is_jsonl_path(const char *path) {
+    static const char *const ends[] = {".jsonl", ".jsonl.gz", ".jsonl.zst"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof ends / sizeof *ends; i++) {
+        size_t k = strlen(ends[i]);
+        if (n > k && !strcmp(path + n - k, ends[i])) return 1;
+    }
+    return 0;
+}
+
 struct KilnDocReader {
     char *path, *text_field, *default_source;
     ByteIn in;

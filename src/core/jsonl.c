@@ -2,6 +2,8 @@
 // strings at a NUL, but "\u0000" is valid JSON and text may hold it.
 #include "kiln/core.h"
 
+#include "core/utf8.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,18 +21,6 @@ static int hex4(const char *s, unsigned *v) {
         *v = *v * 16 + (unsigned)d;
     }
     return 0;
-}
-
-static size_t put_utf8(char *o, unsigned cp) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 63)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | (cp >> 6 & 63)); o[2] = (char)(0x80 | (cp & 63));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | (cp >> 12 & 63));
-    o[2] = (char)(0x80 | (cp >> 6 & 63)); o[3] = (char)(0x80 | (cp & 63));
-    return 4;
 }
 
 // Decodes the JSON string starting at s[i] == '"'; returns the index after it, or 0.
@@ -72,7 +62,7 @@ static size_t parse_string(const char *s, size_t n, size_t i, char *out, size_t 
                 cp = 0xFFFD;
             }
             char buf[4];
-            size_t k = put_utf8(buf, cp);
+            size_t k = utf8_encode(cp, buf);
             if (out) memcpy(out + o, buf, k);
             o += k;
             continue;

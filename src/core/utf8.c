@@ -1,33 +1,43 @@
-// utf8.c: UTF-8 validation, repair (Python's errors="replace") and counting.
+// utf8.c: UTF-8 encoding, validation, repair (Python's errors="replace") and counting.
 #include "core/utf8.h"
 
 #include <string.h>
 
-// Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one.
-size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t k;
-    unsigned min;
-    if (c >= 0xC2 && c <= 0xDF) k = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) k = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) k = 4, min = 0x10000;
-    else return 0;
-    if (n < k) return 0;
-    unsigned cp = c & (0x7F >> k);
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
+size_t utf8_encode(uint32_t cp, char out[4]) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
     }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000)) return 0;
-    return k;
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    if (cp > 0x10FFFF) return 0;
+    out[0] = (char)(0xF0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+int utf8_put(KilnBuf *b, uint32_t cp) {
+    char u[4];
+    return kbuf_append(b, u, utf8_encode(cp, u));
 }
 
 int utf8_valid(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
+    uint32_t cp;
     for (size_t i = 0; i < n;) {
         if (u[i] < 0x80) { i++; continue; }
-        size_t k = utf8_seq(u + i, n - i);
+        size_t k = utf8_decode(s + i, n - i, &cp);
         if (!k) return 0;
         i += k;
     }
@@ -55,11 +65,12 @@ static size_t utf8_bad_prefix(const unsigned char *s, size_t n) {
 long utf8_repair(const char *s, size_t n, KilnBuf *out) {
     const unsigned char *u = (const unsigned char *)s;
     long bad = 0;
+    uint32_t cp;
     kbuf_clear(out);
     if (kbuf_reserve(out, n)) return -1;
     size_t run = 0;  // start of the pending valid run
     for (size_t i = 0; i < n;) {
-        size_t k = u[i] < 0x80 ? 1 : utf8_seq(u + i, n - i);
+        size_t k = u[i] < 0x80 ? 1 : utf8_decode(s + i, n - i, &cp);
         if (k) { i += k; continue; }
         if (kbuf_append(out, s + run, i - run) || kbuf_append(out, "\xEF\xBF\xBD", 3)) return -1;
         bad++;

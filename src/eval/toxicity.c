@@ -4,6 +4,8 @@
 // parallel evaluation. The task file reader is in toxicity_task.c.
 #include "kiln/toxicity.h"
 
+#include "core/utf8.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -12,20 +14,6 @@
 
 // ---------------------------------------------------------------- Davidson's CSV
 static int is_ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-
-// Appends code point cp as UTF-8.
-static int put_utf8(KilnBuf *b, uint32_t cp) {
-    char u[4];
-    int n;
-    if (cp < 0x80) u[0] = (char)cp, n = 1;
-    else if (cp < 0x800) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 63)), n = 2;
-    else if (cp < 0x10000)
-        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 63)), u[2] = (char)(0x80 | (cp & 63)), n = 3;
-    else
-        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 63)), u[2] = (char)(0x80 | ((cp >> 6) & 63)),
-        u[3] = (char)(0x80 | (cp & 63)), n = 4;
-    return kbuf_append(b, u, (size_t)n);
-}
 
 // The tweets were scraped as HTML: &amp; &lt; &gt; &quot; &apos; and numeric
 // references (&#8220; &#128514; &#x27;) become their characters; anything else
@@ -61,7 +49,7 @@ static int decode_entities(const char *s, size_t n, KilnBuf *out) {
                 j++;
             }
             if (j > d && j < n && s[j] == ';' && cp > 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF)) {
-                if (put_utf8(out, cp)) return -1;
+                if (utf8_put(out, cp)) return -1;
                 i = j + 1;
                 continue;
             }

@@ -276,8 +276,9 @@ int html_escape(KilnBuf *b, const char *s, size_t n) {
             i++;
             continue;
         }
-        size_t k = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-        if (k && i + k <= n && utf8_valid(s + i, k)) {
+        uint32_t cp;
+        size_t k = utf8_decode(s + i, n - i, &cp);
+        if (k) {
             rc = kbuf_append(b, s + i, k);
             i += k;
         } else {

@@ -116,8 +116,8 @@ typedef struct {
 } AnsExact;
 int ans_exact_match(const AnsExact *x, const char *pred, const char *target);
 
-// Unicode helpers with Python's str semantics (simple case mappings).
-int py_isspace(uint32_t cp);
+// Unicode helpers with Python's str semantics (simple case mappings; str.isspace
+// is utf8_isspace in core/utf8.h).
 // [*a, *b): s[0..n) without Python whitespace at either end (str.strip()).
 void py_strip_span(const char *s, size_t n, size_t *a, size_t *b);
 int py_lower(const char *s, size_t n, KilnBuf *out);  // appends

@@ -4,6 +4,8 @@
 // utf8proc's simple case mappings).
 #include "task/task_internal.h"
 
+#include "core/utf8.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -22,27 +24,10 @@ int tpl_filter_by_name(const char *name, size_t n) {
 const char *tpl_filter_name(int f) { return f >= 0 && f < TF_COUNT ? FILTER_NAMES[f] : "?"; }
 
 size_t py_utf8_next(const char *s, size_t n, uint32_t *cp) {
-    utf8proc_int32_t c;
-    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &c);
-    if (k <= 0) {
-        *cp = CP_INVALID;  // an invalid byte passes through unchanged
-        return 1;
-    }
-    *cp = (uint32_t)c;
-    return (size_t)k;
-}
-
-// Python's str.isspace(): bidirectional class WS, B or S, or category Zs.
-int py_isspace(uint32_t cp) {
-    if (cp < 0x80) return (cp >= 9 && cp <= 13) || (cp >= 0x1c && cp <= 0x20);
-    return cp == 0x85 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 ||
-           cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
-}
-
-static int put_cp(KilnBuf *out, uint32_t cp) {
-    utf8proc_uint8_t tmp[4];
-    utf8proc_ssize_t k = utf8proc_encode_char((utf8proc_int32_t)cp, tmp);
-    return kbuf_append(out, tmp, (size_t)k);
+    size_t k = utf8_decode(s, n, cp);
+    if (k) return k;
+    *cp = CP_INVALID;  // an invalid byte passes through unchanged
+    return 1;
 }
 
 // mode 0 lower, 1 upper, 2 title (one character)
@@ -50,7 +35,7 @@ static int map_cp(KilnBuf *out, uint32_t cp, int mode) {
     if (mode == 0 && cp == 0x130) return kbuf_puts(out, "i\xcc\x87");  // the one full lowercase mapping Python adds
     utf8proc_int32_t c = (utf8proc_int32_t)cp;
     c = mode == 0 ? utf8proc_tolower(c) : mode == 1 ? utf8proc_toupper(c) : utf8proc_totitle(c);
-    return put_cp(out, (uint32_t)c);
+    return utf8_put(out, (uint32_t)c);
 }
 
 static int map_case(const char *s, size_t n, KilnBuf *out, int mode, int first_mode) {
@@ -74,7 +59,7 @@ void py_strip_span(const char *s, size_t n, size_t *a, size_t *b) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t k = py_utf8_next(s + i, n - i, &cp);
-        if (cp == CP_INVALID || !py_isspace(cp)) {
+        if (cp == CP_INVALID || !utf8_isspace(cp)) {
             if (!seen) *a = i;
             seen = 1;
             *b = i + k;

@@ -13,8 +13,9 @@
 // canonical_merges.
 #include "tokenizer/tokenizer_internal.h"
 
+#include "core/utf8.h"
+
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,47 +50,16 @@ static void alphabet_init(ByteAlphabet *a) {
     }
 }
 
-// Decodes the UTF-8 sequence at s[0..n); returns its length, 0 if malformed
-// (truncated, overlong, a surrogate or beyond U+10FFFF).
-static int utf8_next(const uint8_t *s, size_t n, uint32_t *cp) {
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (n == 0) return 0;
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    int len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 0;
-    if (len == 0 || s[0] > 0xF4 || (size_t)len > n) return 0;
-    uint32_t v = s[0] & (0x7Fu >> len);
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        v = v << 6 | (s[i] & 0x3Fu);
-    }
-    if (v < min_cp[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-    *cp = v;
-    return len;
-}
-
-static int utf8_valid(const uint8_t *s, size_t n) {
-    uint32_t cp;
-    for (size_t i = 0; i < n;) {
-        int k = utf8_next(s + i, n - i, &cp);
-        if (!k) return 0;
-        i += (size_t)k;
-    }
-    return 1;
-}
-
 // The bytes the token text s[0..n) stands for, into out (n bytes suffice);
 // returns their count, or -1 if a character is outside the alphabet.
 static int token_from_text(const ByteAlphabet *a, const char *s, size_t n, uint8_t *out) {
     int len = 0;
     uint32_t cp;
     for (size_t i = 0; i < n;) {
-        int k = utf8_next((const uint8_t *)s + i, n - i, &cp);
+        size_t k = utf8_decode(s + i, n - i, &cp);
         if (!k || cp >= ALPHABET_CPS || a->byte[cp] < 0) return -1;
         out[len++] = (uint8_t)a->byte[cp];
-        i += (size_t)k;
+        i += k;
     }
     return len;
 }
@@ -246,7 +216,7 @@ static int load_added(KilnTokenizer *t, const cJSON *added, const cJSON *vocab, 
         for (int k = 0; k < 3; k++)
             if (!absent_or_false(get(a, opts[k])))
                 return kiln_fail(err, "%s: added_tokens[%d] ('%s'): %s is true: not supported", path, i, text, opts[k]);
-        if (!utf8_valid((const uint8_t *)text, strlen(text)))
+        if (!utf8_valid(text, strlen(text)))
             return kiln_fail(err, "%s: added_tokens[%d]: content is not valid UTF-8", path, i);
         if (tokenizer_special_id(t, text) >= 0)
             return kiln_fail(err, "%s: added_tokens[%d]: '%s' is listed twice", path, i, text);
@@ -463,72 +433,29 @@ int hf_json_load(KilnTokenizer *t, const char *path, KilnErr *err) {
 
 // ---- writing ----
 
-// A growable output buffer; oom latches so writers need not check each call.
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} Buf;
-
-static void buf_put(Buf *b, const void *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = 2 * (b->cap + n) + 4096;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
-static void buf_puts(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
-static void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(Buf *b, const char *fmt, ...) {
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    buf_put(b, tmp, n < 0 ? 0 : (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-// A JSON string of valid UTF-8 text: quotes, backslashes and control characters escaped.
-static void put_json_string(Buf *b, const uint8_t *s, size_t n) {
-    buf_put(b, "\"", 1);
+// A JSON string of valid UTF-8 text: quotes and backslashes escaped, control
+// characters as \u00XX. Not kbuf_json_escape: that writes \n \t \r and
+// \u007f, and tokenizer.json files must stay byte for byte what they were.
+static int put_json_string(KilnBuf *b, const char *s, size_t n) {
+    if (kbuf_putc(b, '"')) return -1;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            buf_put(b, "\\", 1);
-            buf_put(b, s + i, 1);
-        } else if (s[i] < 0x20) {
-            buf_printf(b, "\\u%04x", s[i]);
-        } else {
-            buf_put(b, s + i, 1);
-        }
+        unsigned char c = (unsigned char)s[i];
+        int rc = c == '"' || c == '\\' ? kbuf_putc(b, '\\') || kbuf_putc(b, (char)c)
+                 : c < 0x20            ? kbuf_printf(b, "\\u%04x", c)
+                                       : kbuf_putc(b, (char)c);
+        if (rc) return -1;
     }
-    buf_put(b, "\"", 1);
+    return kbuf_putc(b, '"');
 }
 
 // A token's bytes in GPT-2's alphabet, JSON-escaped, without the quotes.
-static void put_token_chars(Buf *b, const ByteAlphabet *a, const uint8_t *bytes, size_t n) {
+static int put_token_chars(KilnBuf *b, const ByteAlphabet *a, const uint8_t *bytes, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t c = a->cp[bytes[i]];
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            buf_put(b, esc, 2);
-        } else if (c < 0x80) {
-            char one = (char)c;
-            buf_put(b, &one, 1);
-        } else {  // below U+0800: two bytes
-            char two[2] = {(char)(0xC0 | c >> 6), (char)(0x80 | (c & 0x3F))};
-            buf_put(b, two, 2);
-        }
+        int rc = c == '"' || c == '\\' ? kbuf_putc(b, '\\') || kbuf_putc(b, (char)c) : utf8_put(b, c);
+        if (rc) return -1;
     }
+    return 0;
 }
 
 typedef struct {
@@ -639,12 +566,12 @@ static int check_merge(const KilnTokenizer *t, const Merge *m, KilnErr *err) {
 // token's text in GPT-2's alphabet.
 static int check_specials(const KilnTokenizer *t, const ByteAlphabet *a, KilnErr *err) {
     for (int s = 0; s < t->n_special; s++) {
-        const uint8_t *text = (const uint8_t *)t->special[s];
+        const char *text = t->special[s];
         size_t n = (size_t)t->special_len[s];
         if (!utf8_valid(text, n)) return kiln_fail(err, "special token id %d is not valid UTF-8", t->special_id[s]);
         uint8_t *bytes = malloc(n + 1);
         if (!bytes) return kiln_fail(err, "out of memory");
-        int len = token_from_text(a, (const char *)text, n, bytes);
+        int len = token_from_text(a, text, n, bytes);
         int32_t clash = len > 0 ? tok_lookup(t, bytes, (size_t)len) : -1;
         free(bytes);
         if (clash >= 0)
@@ -654,74 +581,82 @@ static int check_specials(const KilnTokenizer *t, const ByteAlphabet *a, KilnErr
     return 0;
 }
 
-static void put_added_tokens(Buf *b, const KilnTokenizer *t) {
-    buf_puts(b, "  \"added_tokens\": [");
+// Each writer below appends its part of the file; -1 when out of memory.
+static int put_added_tokens(KilnBuf *b, const KilnTokenizer *t) {
+    if (kbuf_puts(b, "  \"added_tokens\": [")) return -1;
     int written = 0;
     for (int id = 0; id < t->n_vocab; id++) {  // id order, whatever order the specials were added in
         int s = special_index(t, id);
         if (s < 0) continue;
-        buf_puts(b, written++ ? ",\n    {\n" : "\n    {\n");
-        buf_printf(b, "      \"id\": %d,\n      \"content\": ", id);
-        put_json_string(b, (const uint8_t *)t->special[s], (size_t)t->special_len[s]);
-        buf_puts(b, ",\n      \"single_word\": false,\n      \"lstrip\": false,\n      \"rstrip\": false,\n"
-                    "      \"normalized\": false,\n      \"special\": true\n    }");
+        if (kbuf_puts(b, written++ ? ",\n    {\n" : "\n    {\n") ||
+            kbuf_printf(b, "      \"id\": %d,\n      \"content\": ", id) ||
+            put_json_string(b, t->special[s], (size_t)t->special_len[s]) ||
+            kbuf_puts(b, ",\n      \"single_word\": false,\n      \"lstrip\": false,\n      \"rstrip\": false,\n"
+                         "      \"normalized\": false,\n      \"special\": true\n    }"))
+            return -1;
     }
-    buf_puts(b, written ? "\n  ],\n" : "],\n");
+    return kbuf_puts(b, written ? "\n  ],\n" : "],\n");
 }
 
-static void put_pre_tokenizer(Buf *b, const KilnTokenizer *t) {
-    if (!strcmp(t->pattern, GPT2_PATTERN)) {
-        buf_puts(b, "  \"pre_tokenizer\": {\n    \"type\": \"ByteLevel\",\n    \"add_prefix_space\": false,\n"
-                    "    \"trim_offsets\": true,\n    \"use_regex\": true\n  },\n");
-        return;
-    }
-    buf_puts(b, "  \"pre_tokenizer\": {\n    \"type\": \"Sequence\",\n    \"pretokenizers\": [\n      {\n"
-                "        \"type\": \"Split\",\n        \"pattern\": {\n          \"Regex\": ");
-    put_json_string(b, (const uint8_t *)t->pattern, strlen(t->pattern));
-    buf_puts(b, "\n        },\n        \"behavior\": \"Isolated\",\n        \"invert\": false\n      },\n"
-                "      {\n        \"type\": \"ByteLevel\",\n        \"add_prefix_space\": false,\n"
-                "        \"trim_offsets\": true,\n        \"use_regex\": false\n      }\n    ]\n  },\n");
+static int put_pre_tokenizer(KilnBuf *b, const KilnTokenizer *t) {
+    if (!strcmp(t->pattern, GPT2_PATTERN))
+        return kbuf_puts(b, "  \"pre_tokenizer\": {\n    \"type\": \"ByteLevel\",\n    \"add_prefix_space\": false,\n"
+                            "    \"trim_offsets\": true,\n    \"use_regex\": true\n  },\n");
+    return kbuf_puts(b, "  \"pre_tokenizer\": {\n    \"type\": \"Sequence\",\n    \"pretokenizers\": [\n      {\n"
+                        "        \"type\": \"Split\",\n        \"pattern\": {\n          \"Regex\": ") ||
+           put_json_string(b, t->pattern, strlen(t->pattern)) ||
+           kbuf_puts(b, "\n        },\n        \"behavior\": \"Isolated\",\n        \"invert\": false\n      },\n"
+                        "      {\n        \"type\": \"ByteLevel\",\n        \"add_prefix_space\": false,\n"
+                        "        \"trim_offsets\": true,\n        \"use_regex\": false\n      }\n    ]\n  },\n");
 }
 
 // vocab in id order. Specials are listed too, keyed by their raw text: HF
 // gives an added token the id its text has in the vocab, and otherwise the next
 // free id past the vocab, which would renumber them.
-static void put_vocab(Buf *b, const KilnTokenizer *t, const ByteAlphabet *a) {
-    buf_puts(b, "    \"vocab\": {");
+static int put_vocab(KilnBuf *b, const KilnTokenizer *t, const ByteAlphabet *a) {
+    if (kbuf_puts(b, "    \"vocab\": {")) return -1;
     int written = 0;
     for (int id = 0; id < t->n_vocab; id++) {
         if (!t->len[id]) continue;
-        buf_puts(b, written++ ? ",\n      " : "\n      ");
+        if (kbuf_puts(b, written++ ? ",\n      " : "\n      ")) return -1;
         int s = special_index(t, id);
-        if (s >= 0)
-            put_json_string(b, (const uint8_t *)t->special[s], (size_t)t->special_len[s]);
-        else {
-            buf_put(b, "\"", 1);
-            put_token_chars(b, a, t->blob + t->off[id], t->len[id]);
-            buf_put(b, "\"", 1);
-        }
-        buf_printf(b, ": %d", id);
+        int rc = s >= 0 ? put_json_string(b, t->special[s], (size_t)t->special_len[s])
+                        : kbuf_putc(b, '"') || put_token_chars(b, a, t->blob + t->off[id], t->len[id]) || kbuf_putc(b, '"');
+        if (rc || kbuf_printf(b, ": %d", id)) return -1;
     }
-    buf_puts(b, written ? "\n    },\n" : "},\n");
+    return kbuf_puts(b, written ? "\n    },\n" : "},\n");
 }
 
 // "left right" strings (GPT-2's layout) rather than pairs: every tokenizers version reads them.
-static void put_merges(Buf *b, const KilnTokenizer *t, const ByteAlphabet *a, const Merge *m, long n) {
-    buf_puts(b, "    \"merges\": [");
-    for (long i = 0; i < n; i++) {
-        buf_puts(b, i ? ",\n      \"" : "\n      \"");
-        put_token_chars(b, a, t->blob + t->off[m[i].left], t->len[m[i].left]);
-        buf_put(b, " ", 1);
-        put_token_chars(b, a, t->blob + t->off[m[i].right], t->len[m[i].right]);
-        buf_put(b, "\"", 1);
-    }
-    buf_puts(b, n ? "\n    ]\n" : "]\n");
+static int put_merges(KilnBuf *b, const KilnTokenizer *t, const ByteAlphabet *a, const Merge *m, long n) {
+    if (kbuf_puts(b, "    \"merges\": [")) return -1;
+    for (long i = 0; i < n; i++)
+        if (kbuf_puts(b, i ? ",\n      \"" : "\n      \"") ||
+            put_token_chars(b, a, t->blob + t->off[m[i].left], t->len[m[i].left]) || kbuf_putc(b, ' ') ||
+            put_token_chars(b, a, t->blob + t->off[m[i].right], t->len[m[i].right]) || kbuf_putc(b, '"'))
+            return -1;
+    return kbuf_puts(b, n ? "\n    ]\n" : "]\n");
+}
+
+// The whole file; -1 when out of memory.
+static int put_tokenizer(KilnBuf *b, const KilnTokenizer *t, const ByteAlphabet *a, const Merge *m, long nm) {
+    return kbuf_puts(b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n") ||
+           put_added_tokens(b, t) || kbuf_puts(b, "  \"normalizer\": null,\n") || put_pre_tokenizer(b, t) ||
+           kbuf_puts(b, "  \"post_processor\": {\n    \"type\": \"ByteLevel\",\n    \"add_prefix_space\": true,\n"
+                        "    \"trim_offsets\": false,\n    \"use_regex\": true\n  },\n"
+                        "  \"decoder\": {\n    \"type\": \"ByteLevel\",\n    \"add_prefix_space\": true,\n"
+                        "    \"trim_offsets\": true,\n    \"use_regex\": true\n  },\n") ||
+           kbuf_puts(b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": null,\n"
+                        "    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n"
+                        "    \"fuse_unk\": false,\n    \"byte_fallback\": false,\n") ||
+           kbuf_printf(b, "    \"ignore_merges\": %s,\n", t->whole_piece ? "true" : "false") || put_vocab(b, t, a) ||
+           put_merges(b, t, a, m, nm) || kbuf_puts(b, "  }\n}\n");
 }
 
 int tokenizer_save_json(const KilnTokenizer *t, const char *path, KilnErr *err) {
     ByteAlphabet a;
     alphabet_init(&a);
-    if (!t->pattern || !utf8_valid((const uint8_t *)t->pattern, strlen(t->pattern)))
+    if (!t->pattern || !utf8_valid(t->pattern, strlen(t->pattern)))
         return kiln_fail(err, "%s: the tokenizer has no pattern, or it is not valid UTF-8", path);
     if (check_specials(t, &a, err)) return kiln_wrap(err, "%s", path);
     Merge *m = NULL;
@@ -732,33 +667,19 @@ int tokenizer_save_json(const KilnTokenizer *t, const char *path, KilnErr *err) 
             free(m);
             return kiln_wrap(err, "%s", path);
         }
-    Buf b = {0};
-    buf_puts(&b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n");
-    put_added_tokens(&b, t);
-    buf_puts(&b, "  \"normalizer\": null,\n");
-    put_pre_tokenizer(&b, t);
-    buf_puts(&b, "  \"post_processor\": {\n    \"type\": \"ByteLevel\",\n    \"add_prefix_space\": true,\n"
-                 "    \"trim_offsets\": false,\n    \"use_regex\": true\n  },\n"
-                 "  \"decoder\": {\n    \"type\": \"ByteLevel\",\n    \"add_prefix_space\": true,\n"
-                 "    \"trim_offsets\": true,\n    \"use_regex\": true\n  },\n");
-    buf_puts(&b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": null,\n"
-                 "    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n"
-                 "    \"fuse_unk\": false,\n    \"byte_fallback\": false,\n");
-    buf_printf(&b, "    \"ignore_merges\": %s,\n", t->whole_piece ? "true" : "false");
-    put_vocab(&b, t, &a);
-    put_merges(&b, t, &a, m, nm);
-    buf_puts(&b, "  }\n}\n");
+    KilnBuf b = {0};
+    int oom = put_tokenizer(&b, t, &a, m, nm);
     free(m);
-    if (b.oom) {
-        free(b.p);
+    if (oom) {
+        kbuf_free(&b);
         return kiln_fail(err, "%s: out of memory", path);
     }
     KilnAtomicFile af;
     int rc = kiln_atomic_open(&af, path, err);
     if (rc == 0) {
-        kiln_atomic_write(&af, b.p, b.n, err);
+        kiln_atomic_write(&af, b.data, b.len, err);
         rc = kiln_atomic_commit(&af, err);
     }
-    free(b.p);
+    kbuf_free(&b);
     return rc;
 }

@@ -194,26 +194,6 @@ int tok_finish(KilnTokenizer *t, int pairs_from_ranks, KilnErr *err) {
     return 0;
 }
 
-// A growable string.
-typedef struct {
-    char *s;
-    size_t n, cap;
-} Str;
-
-static int str_put(Str *b, const char *p, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = 2 * (b->cap + n + 1);
-        char *s = realloc(b->s, cap);
-        if (!s) return -1;
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, p, n);
-    b->n += n;
-    b->s[b->n] = 0;
-    return 0;
-}
-
 static const char *unicode_ranges(const char *name, size_t n) {
     for (size_t i = 0; i < sizeof UNICODE_CLASSES / sizeof UNICODE_CLASSES[0]; i++)
         if (strlen(UNICODE_CLASSES[i].name) == n && !strncmp(UNICODE_CLASSES[i].name, name, n))
@@ -229,7 +209,7 @@ static const char *unicode_ranges(const char *name, size_t n) {
 // are. (Under (?i) a spliced range also matches the other case, where PCRE2's
 // \p would not; no published pattern puts \p inside (?i).)
 static char *unicode_pattern(const char *pat) {
-    Str b = {0};
+    KilnBuf b = {0};
     int in_class = 0, rc = 0;
     for (size_t i = 0; pat[i] && rc == 0;) {
         char c = pat[i];
@@ -256,34 +236,34 @@ static char *unicode_pattern(const char *pat) {
             }
             int negated = e == 'P' || e == 'S';
             if (ranges && !(in_class && negated)) {
-                if (!in_class) rc |= str_put(&b, negated ? "[^" : "[", negated ? 2 : 1);
-                rc |= str_put(&b, ranges, strlen(ranges));
-                if (!in_class) rc |= str_put(&b, "]", 1);
+                if (!in_class) rc |= kbuf_append(&b, negated ? "[^" : "[", negated ? 2 : 1);
+                rc |= kbuf_append(&b, ranges, strlen(ranges));
+                if (!in_class) rc |= kbuf_append(&b, "]", 1);
                 i += used;
             } else {
-                rc |= str_put(&b, pat + i, 2);  // any other escape, kept whole
+                rc |= kbuf_append(&b, pat + i, 2);  // any other escape, kept whole
                 i += 2;
             }
             continue;
         }
         if (c == '[' && !in_class) {
             in_class = 1;
-            rc |= str_put(&b, pat + i, 1);
+            rc |= kbuf_append(&b, pat + i, 1);
             i++;
             // a ']' right after '[' or '[^' is a literal
-            if (pat[i] == '^') rc |= str_put(&b, pat + i++, 1);
-            if (pat[i] == ']') rc |= str_put(&b, pat + i++, 1);
+            if (pat[i] == '^') rc |= kbuf_append(&b, pat + i++, 1);
+            if (pat[i] == ']') rc |= kbuf_append(&b, pat + i++, 1);
             continue;
         }
         if (c == ']' && in_class) in_class = 0;
-        rc |= str_put(&b, pat + i, 1);
+        rc |= kbuf_append(&b, pat + i, 1);
         i++;
     }
     if (rc) {
-        free(b.s);
+        kbuf_free(&b);
         return NULL;
     }
-    return b.s ? b.s : strdup("");
+    return b.data ? b.data : strdup("");
 }
 
 int tok_compile_pattern(KilnTokenizer *t, const char *pattern, KilnErr *err) {

@@ -114,20 +114,12 @@ static int count_piece(void *ctx, const uint8_t *p, size_t n) {
 
 // ---- reading the corpus in batches of segments ----
 typedef struct {
-    char *buf;
-    size_t used, cap;
+    KilnBuf text;  // the segments, one after another
     size_t *seg_off, *seg_len;
     int nseg, segcap;
 } Batch;
 
 static int batch_add(Batch *b, const char *p, size_t n) {
-    if (b->used + n > b->cap) {
-        size_t cap = 2 * (b->cap + n);
-        char *nb = realloc(b->buf, cap);
-        if (!nb) return -1;
-        b->buf = nb;
-        b->cap = cap;
-    }
     if (b->nseg == b->segcap) {
         b->segcap = b->segcap ? 2 * b->segcap : 1024;
         size_t *o = realloc(b->seg_off, sizeof(size_t) * b->segcap);
@@ -136,10 +128,10 @@ static int batch_add(Batch *b, const char *p, size_t n) {
         if (l) b->seg_len = l;
         if (!o || !l) return -1;
     }
-    memcpy(b->buf + b->used, p, n);
-    b->seg_off[b->nseg] = b->used;
-    b->seg_len[b->nseg++] = n;
-    b->used += n;
+    b->seg_off[b->nseg] = b->text.len;
+    b->seg_len[b->nseg] = n;
+    if (kbuf_append(&b->text, p, n)) return -1;
+    b->nseg++;
     return 0;
 }
 
@@ -158,7 +150,7 @@ static int count_batch(const KilnTokenizer *t, Batch *b, PieceMap *maps, KilnErr
 #pragma omp for schedule(dynamic)
         for (int s = 0; s < b->nseg; s++) {
             KilnErr e;
-            if (ok && !failed && tok_split(t->re, (const uint8_t *)b->buf + b->seg_off[s], b->seg_len[s], &sc, count_piece, m, &e)) {
+            if (ok && !failed && tok_split(t->re, (const uint8_t *)b->text.data + b->seg_off[s], b->seg_len[s], &sc, count_piece, m, &e)) {
 #pragma omp critical
                 {
                     failed = 1;
@@ -168,7 +160,7 @@ static int count_batch(const KilnTokenizer *t, Batch *b, PieceMap *maps, KilnErr
         }
         if (ok) tok_scratch_free(&sc);
     }
-    b->used = 0;
+    kbuf_clear(&b->text);
     b->nseg = 0;
     if (!failed) return 0;
     if (err) *err = first;
@@ -212,39 +204,30 @@ static int read_text_file(const KilnTokenizer *t, const char *path, Batch *b, Pi
         if (batch_add(b, buf, cut)) rc = kiln_fail(err, "out of memory");
         memmove(buf, buf + cut, have - cut);
         have -= cut;
-        if (rc == 0 && b->used >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
+        if (rc == 0 && b->text.len >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
     }
     free(buf);
     fclose(f);
     return rc;
 }
 
-// JSONL: one document per line, its text in `field`.
+// JSONL (plain, gzip or zstd): one document per line, its text in `field`;
+// lines that are not documents are added to *skips.
 static int read_jsonl_file(const KilnTokenizer *t, const char *path, const char *field, Batch *b,
-                           PieceMap *maps, KilnErr *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return kiln_fail(err, "%s: cannot open", path);
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t n;
-    long lineno = 0;
-    int rc = 0;
-    while (rc == 0 && (n = getline(&line, &lcap, f)) > 0) {
-        lineno++;
-        if (n == 1 && line[0] == '\n') continue;
-        char *text;
-        size_t tlen;
-        if (kiln_jsonl_text(line, (size_t)n, field, &text, &tlen)) {
-            rc = kiln_fail(err, "%s:%ld: expected a JSON object with a string field \"%s\"", path, lineno, field);
-        } else {
-            if (batch_add(b, text, tlen)) rc = kiln_fail(err, "out of memory");
-            free(text);
-        }
-        if (rc == 0 && b->used >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
+                           PieceMap *maps, KilnSkips *skips, KilnErr *err) {
+    KilnDocReader *r;
+    if (docreader_open(&r, path, field, NULL, err)) return -1;
+    KilnDoc doc = {0};
+    int rc;
+    while ((rc = docreader_next(r, &doc, err)) == 1) {
+        if (batch_add(b, doc.text.data, doc.text.len)) rc = kiln_fail(err, "out of memory");
+        else if (b->text.len >= BATCH_BYTES) rc = count_batch(t, b, maps, err);
+        if (rc < 0) break;
     }
-    free(line);
-    fclose(f);
-    return rc;
+    skips_merge(skips, docreader_skips(r));
+    docreader_close(r);
+    doc_free(&doc);
+    return rc < 0 ? -1 : 0;
 }
 
 // ---- merging ----
@@ -649,19 +632,20 @@ int tokenizer_train(KilnTokenizer **out, const char *const *files, int nfiles, c
     int nthreads = omp_get_max_threads();
     PieceMap *maps = calloc((size_t)nthreads, sizeof *maps);
     Batch batch = {0};
+    KilnSkips skips = {0};
     double t0 = kiln_now();
     if (!maps) rc = kiln_fail(err, "out of memory");
     for (int i = 0; rc == 0 && i < nthreads; i++)
         if (piecemap_init(&maps[i], 1 << 16)) rc = kiln_fail(err, "out of memory");
     for (int f = 0; rc == 0 && f < nfiles; f++) {
-        size_t n = strlen(files[f]);
-        if (n > 6 && !strcmp(files[f] + n - 6, ".jsonl"))
-            rc = read_jsonl_file(t, files[f], opt->text_field ? opt->text_field : "text", &batch, maps, err);
+        if (doc_is_jsonl_path(files[f]))
+            rc = read_jsonl_file(t, files[f], opt->text_field ? opt->text_field : "text", &batch, maps, &skips, err);
         else
             rc = read_text_file(t, files[f], &batch, maps, err);
     }
+    if (opt->skips) *opt->skips = skips;
     if (rc == 0 && batch.nseg) rc = count_batch(t, &batch, maps, err);
-    free(batch.buf);
+    kbuf_free(&batch.text);
     free(batch.seg_off);
     free(batch.seg_len);
     for (int i = 1; rc == 0 && i < nthreads; i++) {  // sum the thread maps into the first

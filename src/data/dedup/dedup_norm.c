@@ -3,6 +3,8 @@
 // lines for deduplication.
 #include "data/dedup/dedup.h"
 
+#include "core/utf8.h"
+
 #include <utf8proc.h>
 
 enum { C_KEEP, C_DIGIT, C_SPACE, C_DROP, C_UTF8 };
@@ -73,9 +75,7 @@ static int emit_cp(Norm *z, utf8proc_int32_t cp) {
             continue;
         }
         z->in_digits = 0;
-        utf8proc_uint8_t enc[4];
-        utf8proc_ssize_t m = utf8proc_encode_char(dec[i], enc);
-        if (kbuf_append(z->out, enc, (size_t)m)) return -1;
+        if (utf8_put(z->out, (uint32_t)dec[i])) return -1;
     }
     return 0;
 }
@@ -113,16 +113,16 @@ int dedup_normalize(const char *s, size_t n, KilnBuf *out) {
             z.in_space = 0;
             break;
         default: {
-            utf8proc_int32_t cp;
-            utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i), &cp);
-            if (k <= 0) {  // invalid byte: dropped like a control character
+            uint32_t cp;
+            size_t k = utf8_decode(s + i, n - i, &cp);
+            if (!k) {  // invalid byte: dropped like a control character
                 i++;
                 z.in_space = 0;
                 break;
             }
-            i += (size_t)k;
+            i += k;
             out->len = len;
-            if (emit_cp(&z, cp)) return -1;
+            if (emit_cp(&z, (utf8proc_int32_t)cp)) return -1;
             // a decomposition may have grown the output: room again for the rest
             if (out->len + (n - i) + 1 > out->cap && kbuf_reserve(out, out->len + (n - i))) return -1;
             o = out->data;

@@ -603,9 +603,7 @@ static int cp1252_to_utf8(const char *s, size_t n, KilnBuf *out) {
     for (size_t i = 0; i < n; i++) {
         unsigned c = (unsigned char)s[i];
         if (c >= 0x80 && c < 0xA0) c = CP1252_HIGH[c - 0x80];
-        if (c < 0x80) *o++ = (char)c;
-        else if (c < 0x800) *o++ = (char)(0xC0 | (c >> 6)), *o++ = (char)(0x80 | (c & 63));
-        else *o++ = (char)(0xE0 | (c >> 12)), *o++ = (char)(0x80 | ((c >> 6) & 63)), *o++ = (char)(0x80 | (c & 63));
+        o += utf8_encode(c, o);  // at most 3 bytes: all below U+10000
     }
     out->len = (size_t)(o - out->data);
     out->data[out->len] = 0;

@@ -116,18 +116,10 @@ static const Glyph STRINGS[] = {
     {"--", "\xe2\x80\x94"}, {"PI", "\xcf\x80"}, {"L\"", "\xe2\x80\x9c"}, {"R\"", "\xe2\x80\x9d"},
 };
 
+// A code point the page names; NUL, surrogates and values past U+10FFFF are dropped.
 static void put_utf8(Roff *r, KilnBuf *b, unsigned long c) {
-    char u[4];
-    size_t n;
     if (c == 0 || (c >= 0xD800 && c < 0xE000) || c > 0x10FFFF) return;
-    if (c < 0x80) u[0] = (char)c, n = 1;
-    else if (c < 0x800) u[0] = (char)(0xC0 | (c >> 6)), u[1] = (char)(0x80 | (c & 63)), n = 2;
-    else if (c < 0x10000)
-        u[0] = (char)(0xE0 | (c >> 12)), u[1] = (char)(0x80 | ((c >> 6) & 63)), u[2] = (char)(0x80 | (c & 63)), n = 3;
-    else
-        u[0] = (char)(0xF0 | (c >> 18)), u[1] = (char)(0x80 | ((c >> 12) & 63)),
-        u[2] = (char)(0x80 | ((c >> 6) & 63)), u[3] = (char)(0x80 | (c & 63)), n = 4;
-    put(r, b, u, n);
+    if (utf8_put(b, (uint32_t)c)) r->oom = 1;
 }
 
 static void put_glyph(Roff *r, KilnBuf *b, const char *name, size_t n) {

@@ -130,7 +130,7 @@ static long split_words(const char *s, size_t n, long max_len, int *too_long) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         i += ft_decode(s + i, n - i, &cp);
-        if (ft_is_space(cp)) {
+        if (utf8_isspace(cp)) {
             cur = 0;
             continue;
         }

@@ -13,6 +13,7 @@
 //               blank lines
 #include "kiln/data.h"
 
+#include "core/utf8.h"
 #include "data/stage/unicode_names.h"
 
 #include <stdio.h>
@@ -36,25 +37,10 @@ static int32_t cp_at(const char *s, size_t n, size_t i, size_t *len) {
         *len = 0;
         return -1;
     }
-    unsigned char c = (unsigned char)s[i];
-    if (c < 0x80) {
-        *len = 1;
-        return c;
-    }
-    utf8proc_int32_t cp;
-    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-    if (k <= 0) {
-        *len = 1;
-        return 0xFFFD;
-    }
-    *len = (size_t)k;
-    return cp;
-}
-
-static int put_cp(KilnBuf *b, int32_t cp) {
-    if (cp < 0x80) return kbuf_putc(b, (char)cp);
-    utf8proc_uint8_t u[4];
-    return kbuf_append(b, u, (size_t)utf8proc_encode_char(cp, u));
+    uint32_t cp;
+    size_t k = utf8_decode(s + i, n - i, &cp);
+    *len = k ? k : 1;
+    return k ? (int32_t)cp : 0xFFFD;
 }
 
 static int is_tone(int32_t c) { return c >= 0x1F3FB && c <= 0x1F3FF; }
@@ -126,7 +112,7 @@ static int fix_chars(const char *in, size_t n, KilnBuf *out, int keep_tabs, int 
             prev = w;
             continue;
         }
-        if (kbuf_append(out, in + last, at - last) || (w >= 0 && put_cp(out, w))) return -1;
+        if (kbuf_append(out, in + last, at - last) || (w >= 0 && utf8_put(out, (uint32_t)w))) return -1;
         last = i;
         if (w >= 0) prev = w;
     }

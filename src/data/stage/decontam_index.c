@@ -2,6 +2,8 @@
 // the rolling-window scan of documents against it (see kiln/decontam.h).
 #include "data/stage/decontam.h"
 
+#include "core/utf8.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -17,23 +19,13 @@ static const char ASCII_CLASS[129] =
     "21111111111111111111111111122222"
     "20000000000000000000000000022220";
 
-// Unicode whitespace beyond ASCII, as Python's str.isspace.
-static int uni_space(int32_t c) {
-    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
 // The code point at t[i] (a byte >= 0x80) and its length; -1 (length 1) for a
 // byte that starts no valid sequence, which is then kept as it is.
 static int32_t decode(const char *t, size_t len, size_t i, int *n) {
-    int32_t cp;
-    utf8proc_ssize_t m = utf8proc_iterate((const utf8proc_uint8_t *)t + i, (utf8proc_ssize_t)(len - i), &cp);
-    if (m <= 0) {
-        *n = 1;
-        return -1;
-    }
-    *n = (int)m;
-    return cp;
+    uint32_t cp;
+    size_t m = utf8_decode(t + i, len - i, &cp);
+    *n = m ? (int)m : 1;
+    return m ? (int32_t)cp : -1;
 }
 
 size_t text_skip_space(const char *t, size_t len, size_t i) {
@@ -46,7 +38,7 @@ size_t text_skip_space(const char *t, size_t len, size_t i) {
         }
         int n;
         int32_t cp = decode(t, len, i, &n);
-        if (cp < 0 || !uni_space(cp)) break;
+        if (cp < 0 || !utf8_isspace((uint32_t)cp)) break;
         i += (size_t)n;
     }
     return i;
@@ -71,17 +63,17 @@ static size_t norm_piece(const char *t, size_t len, size_t i, char *out, size_t 
         }
         int n;
         int32_t cp = decode(t, len, i, &n);
-        if (cp >= 0 && uni_space(cp)) break;
+        if (cp >= 0 && utf8_isspace((uint32_t)cp)) break;
         if (cp < 0) {
             if (o < cap) out[o] = (char)c;
             o++;
         } else {
             int cat = utf8proc_category(cp);
             if (cat < UTF8PROC_CATEGORY_PC || cat > UTF8PROC_CATEGORY_PO) {
-                utf8proc_uint8_t enc[4];
-                utf8proc_ssize_t m = utf8proc_encode_char(utf8proc_tolower(cp), enc);
-                for (utf8proc_ssize_t k = 0; k < m; k++, o++)
-                    if (o < cap) out[o] = (char)enc[k];
+                char enc[4];
+                size_t m = utf8_encode((uint32_t)utf8proc_tolower(cp), enc);
+                for (size_t k = 0; k < m; k++, o++)
+                    if (o < cap) out[o] = enc[k];
             }
         }
         i += (size_t)n;

@@ -74,7 +74,7 @@ size_t ft_lstrip(const char *s, size_t n) {
     while (i < n) {
         uint32_t cp;
         size_t k = ft_decode(s + i, n - i, &cp);
-        if (!ft_is_space(cp)) break;
+        if (!utf8_isspace(cp)) break;
         i += k;
     }
     return i;
@@ -84,7 +84,7 @@ size_t ft_rstrip(const char *s, size_t n) {
     size_t e = n;
     while (e > 0) {
         size_t b;
-        if (!ft_is_space(ft_decode_back(s, e, &b))) break;
+        if (!utf8_isspace(ft_decode_back(s, e, &b))) break;
         e = b;
     }
     return e;
@@ -141,7 +141,7 @@ static const uint8_t ASCII_INFO[128] = {
 
 static inline int char_class(uint32_t cp) {
     if (cp < 0x80) return ASCII_INFO[cp] & 3;  // ASCII punctuation, symbols and controls are C_PUNCT
-    if (ft_is_space(cp)) return C_SPACE;
+    if (utf8_isspace(cp)) return C_SPACE;
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
     if ((c >= UTF8PROC_CATEGORY_PC && c <= UTF8PROC_CATEGORY_SO) || c == UTF8PROC_CATEGORY_CC) return C_PUNCT;
     return C_WORD;
@@ -309,17 +309,17 @@ size_t ft_sentence_end(const char *s, size_t n, size_t pos) {
         if (i >= n) return n;
         uint32_t cp;
         size_t k = ft_decode(s + i, n - i, &cp);
-        if (!ft_is_space(cp)) continue;  // "3.14", "e.g.x": not a break
+        if (!utf8_isspace(cp)) continue;  // "3.14", "e.g.x": not a break
         // the word before the run, for abbreviations
         if (single_dot) {
             size_t w = run;
-            while (w > pos && !ft_is_space((unsigned char)s[w - 1])) w--;
+            while (w > pos && !utf8_isspace((unsigned char)s[w - 1])) w--;
             if (is_abbreviation(s + w, run - w)) continue;
         }
         i += k;
         while (i < n) {
             k = ft_decode(s + i, n - i, &cp);
-            if (!ft_is_space(cp)) break;
+            if (!utf8_isspace(cp)) break;
             i += k;
         }
         if (i >= n) return n;

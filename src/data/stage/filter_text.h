@@ -7,33 +7,16 @@
 
 #include "kiln/core.h"
 
+#include "core/utf8.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 // Decodes the code point at s[0..n) (n >= 1) into *cp and returns its byte
 // length; an invalid byte decodes as U+FFFD of length 1.
 static inline size_t ft_decode(const char *s, size_t n, uint32_t *cp) {
-    const unsigned char *u = (const unsigned char *)s;
-    unsigned c = u[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t k;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) k = 2, v = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) k = 3, v = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) k = 4, v = c & 0x07, min = 0x10000;
-    else goto bad;
-    if (n < k) goto bad;
-    for (size_t i = 1; i < k; i++) {
-        if ((u[i] & 0xC0) != 0x80) goto bad;
-        v = (v << 6) | (u[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) goto bad;
-    *cp = v;
-    return k;
-bad:
+    size_t k = utf8_decode(s, n, cp);
+    if (k) return k;
     *cp = 0xFFFD;
     return 1;
 }
@@ -41,12 +24,6 @@ bad:
 // The code point that ends at s[end) (end >= 1), decoded; *start gets its offset.
 uint32_t ft_decode_back(const char *s, size_t end, size_t *start);
 
-// Python str.isspace
-static inline int ft_is_space(uint32_t cp) {
-    if (cp < 0x80) return (cp >= 9 && cp <= 13) || (cp >= 0x1C && cp <= 0x20);
-    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
-           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
-}
 int ft_is_linebreak(uint32_t cp);  // a str.splitlines boundary (\n \r \v \f \x1c-\x1e \x85 \u2028 \u2029)
 int ft_is_alpha(uint32_t cp);      // Python str.isalpha: categories Lu Ll Lt Lm Lo
 int ft_is_digit(uint32_t cp);      // category Nd (what Python's re \d matches)

@@ -64,16 +64,15 @@ static long lower_tokens(const char *s, size_t n, KilnBuf *low, KilnBuf *toks) {
         uint32_t cp;
         size_t k = ft_decode(s + i, n - i, &cp);
         i += k;
-        if (ft_is_space(cp)) {
+        if (utf8_isspace(cp)) {
             in_word = 0;
             continue;
         }
         int word = is_word_cp(cp);
         uint32_t lc = cp < 0x80 ? (cp >= 'A' && cp <= 'Z' ? cp | 0x20 : cp)
                                 : (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp);
-        unsigned char enc[4];
-        size_t m = lc < 0x80 ? (enc[0] = (unsigned char)lc, 1)
-                             : (size_t)utf8proc_encode_char((utf8proc_int32_t)lc, enc);
+        char enc[4];
+        size_t m = utf8_encode(lc, enc);
         if (low->len + m + 1 > low->cap && kbuf_reserve(low, low->len + m + (n - i) + 8)) return -1;
         if (word && in_word) {  // extends the last token
             FtToken *t = (FtToken *)(toks->data + toks->len) - 1;
