@@ -38,6 +38,7 @@ static const KeyRule TOP[] = {
     {"generate", K_GEN, 0},
     {"filters", K_GEN, 0},
     {"exact_match", K_GEN, 0},
+    {"decontaminate", K_ALL, 0},
 };
 #define NTOP (sizeof TOP / sizeof TOP[0])
 
@@ -274,6 +275,29 @@ static int read_choices(Sp *sp, KilnTask *t, const YNode *c) {
     return 0;
 }
 
+// decontaminate: {text: template or list of templates, choices: each | gold}
+static int read_decontaminate(Sp *sp, KilnTask *t, const YNode *d) {
+    static const char *const K[] = {"text", "choices"};
+    const YNode *x, *c;
+    if (want_map(sp, d, "decontaminate") || check_keys(sp, d, "decontaminate", K, 2) ||
+        !(x = need(sp, d, "text", "decontaminate")))
+        return -1;
+    int cnt = x->type == YN_SEQ ? x->nkids : 1;
+    if (x->type == YN_SEQ && cnt == 0) return fail_at(sp, x->line, "decontaminate: 'text' is an empty list");
+    if (!(t->dc_text = calloc((size_t)cnt, sizeof *t->dc_text))) return kiln_fail(sp->err, "out of memory");
+    for (int i = 0; i < cnt; i++) {
+        if (get_template(sp, x->type == YN_SEQ ? x->kids[i] : x, "decontaminate.text", &t->dc_text[i])) return -1;
+        t->ndc_text++;
+    }
+    if (!(c = ytree_get(d, "choices"))) return 0;
+    if (t->kind != TASK_MULTIPLE_CHOICE && t->kind != TASK_PAIRS)
+        return fail_at(sp, c->line, "decontaminate: 'choices' applies to tasks with choices (multiple_choice, pairs)");
+    if (c->type == YN_SCALAR && !strcmp(c->str, "each")) t->dc_choices = DC_EACH;
+    else if (c->type == YN_SCALAR && !strcmp(c->str, "gold") && t->kind == TASK_MULTIPLE_CHOICE) t->dc_choices = DC_GOLD;
+    else return fail_at(sp, c->line, "decontaminate: 'choices' must be each or gold (multiple_choice)");
+    return 0;
+}
+
 static int read_generate(Sp *sp, KilnTask *t, const YNode *g) {
     static const char *const K[] = {"until", "max_tokens"};
     if (want_map(sp, g, "generate") || check_keys(sp, g, "generate", K, 2)) return -1;
@@ -395,6 +419,7 @@ int task_spec_read(KilnTask *t, const YNode *root, const char *data_dir, KilnErr
         t->nfilters = 1;
     }
     if ((v = ytree_get(root, "exact_match")) && read_exact(&sp, t, v)) return -1;
+    if ((v = ytree_get(root, "decontaminate")) && read_decontaminate(&sp, t, v)) return -1;
     if (t->default_shots && t->max_shots_cfg >= 0 && t->default_shots > t->max_shots_cfg)
         return fail_at(&sp, key_node(root, "fewshot")->line, "fewshot: default_shots %d above max %d", t->default_shots,
                        t->max_shots_cfg);
@@ -413,6 +438,8 @@ void task_spec_free(KilnTask *t) {
     tpl_free(t->count);
     for (int i = 0; i < t->nchoice_tpl; i++) tpl_free(t->choice_tpl[i]);
     free(t->choice_tpl);
+    for (int i = 0; i < t->ndc_text; i++) tpl_free(t->dc_text[i]);
+    free(t->dc_text);
     tpl_expr_free(&t->choice_list);
     tpl_expr_free(&t->label);
     free(t->target_delim);
