@@ -915,7 +915,8 @@ static void csv_lf_only(const char *path) {
     KilnCsvRecord r = {0};
     int st;
     while ((st = csv_next(&c, &r)) == CSV_RECORD || st == CSV_BLANK) {
-        if (r.line < last || r.line > lines) fail_msg("record at line %ld after line %ld (%ld lines)", r.line, last, lines);
+        if (r.line < last || r.line > lines)
+            fail_msg("record at line %ld after line %ld (%ld lines)", r.line, last, lines);
         last = r.line;
     }
     assert_true(st == CSV_END || st == CSV_UNTERMINATED);
@@ -996,13 +997,16 @@ static void test_decontaminate_section(void **state) {
                    "dc.jsonl:1: label 2 but 2 choices");
     const char *gen = "name: g\nkind: generate\ndata: {path: dc.jsonl}\ntext: \"Q: {question}\"\ntarget: \"{answer}\"\n"
                       "decontaminate:\n  text: [\"{question} {answer}\", \"{question} {answer|drop_calculator}\"]\n";
-    got = decontam_texts(gen, "{\"question\": \"q\", \"answer\": \"a <<1+1=2>>2 <<x\"}\n{\"question\": \"r\", \"answer\": \"s\"}\n",
+    got = decontam_texts(gen,
+                         "{\"question\": \"q\", \"answer\": \"a <<1+1=2>>2 <<x\"}\n"
+                         "{\"question\": \"r\", \"answer\": \"s\"}\n",
                          &rc, &err);
     assert_int_equal(rc, 0);
     assert_string_equal(got, "g/0|q a <<1+1=2>>2 <<x|q a 2 <<x\ng/1|r s\n");
     decontam_fails(gen, "{\"question\": \"q\"}\n", "dc.jsonl:1: no field 'answer'");
-    const char *each = "name: p\nkind: multiple_choice\ndata: {path: dc.jsonl}\ntext: \"{goal}\"\nchoices: [\"{s1}\", \"{s2}\"]\n"
-                       "label: label\ndecontaminate: {text: \"{goal}\", choices: each}\n";
+    const char *each = "name: p\nkind: multiple_choice\ndata: {path: dc.jsonl}\ntext: \"{goal}\"\n"
+                       "choices: [\"{s1}\", \"{s2}\"]\nlabel: label\n"
+                       "decontaminate: {text: \"{goal}\", choices: each}\n";
     got = decontam_texts(each, "{\"goal\": \"g\", \"s1\": \"u\", \"s2\": \"v\"}\n", &rc, &err);
     assert_int_equal(rc, 0);
     assert_string_equal(got, "p/0|g u|g v\n");

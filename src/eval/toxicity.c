@@ -105,7 +105,8 @@ static int davidson_row(KilnDavidson *d, long *cap, const KilnCsvRecord *r, cons
                         KilnErr *err) {
     const char *cls = r->field[5].data, *tw = r->field[6].data;
     if (!(cls[0] >= '0' && cls[0] <= '2' && !cls[1]))
-        return kiln_fail(err, "%s:%ld: class '%.20s' is not 0 (hate), 1 (offensive) or 2 (neither)", path, r->line, cls);
+        return kiln_fail(err, "%s:%ld: class '%.20s' is not 0 (hate), 1 (offensive) or 2 (neither)", path, r->line,
+                         cls);
     if (davidson_push(d, cap, tw, strlen(tw), cls[0] - '0', r->line, tmp)) return kiln_fail(err, "out of memory");
     return 0;
 }

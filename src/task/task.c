@@ -121,7 +121,8 @@ static int rec_build(const KilnTask *t, const cJSON *rec, long index, long line,
     if (t->kind == TASK_ROLLING)
         r->count = t->count ? render(t->count, rec, index, &b, why, n, &st) : st ? NULL : strdup(r->target);
     if (!st && t->kind == TASK_ROLLING && !r->count) st = REC_OOM;
-    if (!st && (t->kind == TASK_MULTIPLE_CHOICE || t->kind == TASK_PAIRS)) st = task_rec_choices(t, rec, index, r, &b, why, n);
+    if (!st && (t->kind == TASK_MULTIPLE_CHOICE || t->kind == TASK_PAIRS))
+        st = task_rec_choices(t, rec, index, r, &b, why, n);
     if (!st && t->kind == TASK_MULTIPLE_CHOICE) st = rec_label(t, rec, r, why, n);
     if (!st && (t->kind == TASK_LOGLIKELIHOOD || t->kind == TASK_ROLLING)) {  // [continuation] / [the text]
         if (!(r->choices = calloc(1, sizeof *r->choices)) || !(r->choices[0] = strdup(r->target))) st = REC_OOM;

@@ -292,9 +292,10 @@ static int read_decontaminate(Sp *sp, KilnTask *t, const YNode *d) {
     if (!(c = ytree_get(d, "choices"))) return 0;
     if (t->kind != TASK_MULTIPLE_CHOICE && t->kind != TASK_PAIRS)
         return fail_at(sp, c->line, "decontaminate: 'choices' applies to tasks with choices (multiple_choice, pairs)");
-    if (c->type == YN_SCALAR && !strcmp(c->str, "each")) t->dc_choices = DC_EACH;
-    else if (c->type == YN_SCALAR && !strcmp(c->str, "gold") && t->kind == TASK_MULTIPLE_CHOICE) t->dc_choices = DC_GOLD;
-    else return fail_at(sp, c->line, "decontaminate: 'choices' must be each or gold (multiple_choice)");
+    int each = c->type == YN_SCALAR && !strcmp(c->str, "each");
+    if (!each && !(c->type == YN_SCALAR && !strcmp(c->str, "gold") && t->kind == TASK_MULTIPLE_CHOICE))
+        return fail_at(sp, c->line, "decontaminate: 'choices' must be each or gold (multiple_choice)");
+    t->dc_choices = each ? DC_EACH : DC_GOLD;
     return 0;
 }
 

@@ -13,8 +13,9 @@
 // document is scanned with a rolling window at O(1) per word and window length.
 //
 // Items: an item has one or more texts (HellaSwag: context + gold ending; PIQA:
-// goal + each solution; the task file's `decontaminate` section says which). A text of >= n words contributes all its n-grams; one
-// of min_item_words..n-1 words is one n-gram of its own length, the whole text
+// goal + each solution; the task file's `decontaminate` section says which).
+// A text of >= n words contributes all its n-grams; one of min_item_words..n-1
+// words is one n-gram of its own length, the whole text
 // (GPT-3: "or that overlap with the whole example when it is shorter than
 // 13-grams"); a shorter one is not indexed (counted as too short).
 #ifndef KILN_DECONTAM_H
