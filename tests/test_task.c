@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "task/task_internal.h"
+#include "core/csv.h"
 #include "data/stage/decontam.h"
 #include "kiln/task.h"
 #include "testutil.h"
@@ -899,6 +900,30 @@ static int csv_count(void *ctx, const cJSON *rec, long index, long line, KilnErr
     return 0;
 }
 
+// The core reader in its other dialect (lf_only, not strict: Davidson's
+// tweets): it comes to an end, and records start on growing lines within the text.
+static void csv_lf_only(const char *path) {
+    char *data;
+    size_t len;
+    KilnErr err;
+    if (kiln_read_file(path, &data, &len, &err)) fail_msg("%s", err.msg);
+    long lines = 1, last = 1;
+    for (size_t i = 0; i < len; i++) lines += data[i] == '\n';
+    KilnCsv c;
+    csv_init(&c, data, len);
+    c.lf_only = 1;
+    KilnCsvRecord r = {0};
+    int st;
+    while ((st = csv_next(&c, &r)) == CSV_RECORD || st == CSV_BLANK) {
+        if (r.line < last || r.line > lines)
+            fail_msg("record at line %ld after line %ld (%ld lines)", r.line, last, lines);
+        last = r.line;
+    }
+    assert_true(st == CSV_END || st == CSV_UNTERMINATED);
+    csv_record_free(&r);
+    free(data);
+}
+
 static int read_csv_file(const char *path, void *ctx) {
     (void)ctx;
     DsSpec s = {.path = path, .format = DS_CSV};
@@ -906,6 +931,7 @@ static int read_csv_file(const char *path, void *ctx) {
     KilnErr err;
     int rc = ds_read(&s, (int)(strlen(path) & 1), csv_count, &n, &nrec, &skipped, &err);
     if (rc == 0 && n + skipped != nrec) fail_msg("%ld records + %ld skipped != %ld", n, skipped, nrec);
+    csv_lf_only(path);
     return rc;
 }
 
@@ -923,8 +949,84 @@ static void test_fuzz_csv_jsonl(void **state) {
     assert_true(refused < 2000);
 }
 
+// ---------------------------------------------------------------- decontaminate sections
+static int collect_texts(void *ctx, const char *id, const char *const *texts, const size_t *lens, int ntexts,
+                         KilnErr *err) {
+    (void)err;
+    KilnBuf *b = ctx;
+    kbuf_puts(b, id);
+    for (int k = 0; k < ntexts; k++) kbuf_printf(b, "|%.*s", (int)lens[k], texts[k]);
+    kbuf_putc(b, '\n');
+    return 0;
+}
+
+static const char *decontam_texts(const char *yaml, const char *data, int *rc, KilnErr *err) {
+    static KilnBuf b;
+    kbuf_clear(&b);
+    put("dc.yaml", yaml);
+    put("dc.jsonl", data);
+    *rc = task_decontam_items(tmp("dc.yaml"), tmp("dc.jsonl"), collect_texts, &b, err);
+    return b.data ? b.data : "";
+}
+
+static void decontam_fails(const char *yaml, const char *data, const char *needle) {
+    int rc;
+    KilnErr err;
+    decontam_texts(yaml, data, &rc, &err);
+    assert_int_equal(rc, -1);
+    if (!strstr(err.msg, needle)) fail_msg("error '%s' lacks '%s'", err.msg, needle);
+}
+
+// The texts decontamination looks for: the section's templates, then the gold
+// choice (every choice without a label) or each choice, as the task renders
+// them; identical texts once; a missing field names data:line.
+static void test_decontaminate_section(void **state) {
+    (void)state;
+    int rc;
+    KilnErr err;
+    const char *mc = "name: d\nkind: multiple_choice\ndata: {path: dc.jsonl, id: \"d/{ind}\"}\ntext: \"{ctx}\"\n"
+                     "choices: \"endings|hellaswag\"\nlabel: label\ndecontaminate:\n  text: \"{ctx|hellaswag}\"\n"
+                     "  choices: gold\n";
+    const char *got = decontam_texts(mc,
+                                     "{\"ind\": 7, \"ctx\": \"A [title] b\", \"endings\": [\"x\", \"y [step] z\"], "
+                                     "\"label\": \"1\"}\n\n{\"ind\": 9, \"ctx\": \"c\", \"endings\": [\"p\", \"q\"]}\n",
+                                     &rc, &err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(got, "d/7|A. b y z\nd/9|c p|c q\n");
+    decontam_fails(mc, "{\"ind\": 1, \"ctx\": \"c\", \"endings\": [\"a\", \"b\"], \"label\": 2}\n",
+                   "dc.jsonl:1: label 2 but 2 choices");
+    const char *gen = "name: g\nkind: generate\ndata: {path: dc.jsonl}\ntext: \"Q: {question}\"\ntarget: \"{answer}\"\n"
+                      "decontaminate:\n  text: [\"{question} {answer}\", \"{question} {answer|drop_calculator}\"]\n";
+    got = decontam_texts(gen,
+                         "{\"question\": \"q\", \"answer\": \"a <<1+1=2>>2 <<x\"}\n"
+                         "{\"question\": \"r\", \"answer\": \"s\"}\n",
+                         &rc, &err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(got, "g/0|q a <<1+1=2>>2 <<x|q a 2 <<x\ng/1|r s\n");
+    decontam_fails(gen, "{\"question\": \"q\"}\n", "dc.jsonl:1: no field 'answer'");
+    const char *each = "name: p\nkind: multiple_choice\ndata: {path: dc.jsonl}\ntext: \"{goal}\"\n"
+                       "choices: [\"{s1}\", \"{s2}\"]\nlabel: label\n"
+                       "decontaminate: {text: \"{goal}\", choices: each}\n";
+    got = decontam_texts(each, "{\"goal\": \"g\", \"s1\": \"u\", \"s2\": \"v\"}\n", &rc, &err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(got, "p/0|g u|g v\n");
+    // a task file without the section, and bad sections
+    const char *base = "name: n\nkind: generate\ndata: {path: dc.jsonl}\ntext: \"{q}\"\ntarget: \"{a}\"\n";
+    decontam_fails(base, "{}\n", "no 'decontaminate' section");
+    char y[600];
+    snprintf(y, sizeof y, "%sdecontaminate: {text: \"{q}\", choices: gold}\n", base);
+    load_fails(y, 0, "t.yaml:6:", "'choices' applies to tasks with choices", NULL);
+    snprintf(y, sizeof y, "%sdecontaminate: {txt: \"{q}\"}\n", base);
+    load_fails(y, 0, "t.yaml:6:", "unknown key 'txt' in decontaminate", NULL);
+    snprintf(y, sizeof y, "%sdecontaminate: {text: \"{q|bogus}\"}\n", base);
+    load_fails(y, 0, "t.yaml:6:", "unknown filter 'bogus'", NULL);
+}
+
 int main(int argc, char **argv) {
     snprintf(src_root, sizeof src_root, "%s", argc > 1 ? argv[1] : ".");
+    char tasks[4200];  // the decontaminate stage reads benchmarks through these task files
+    snprintf(tasks, sizeof tasks, "%s/tasks", src_root);
+    setenv("KILN_TASKS", tasks, 1);
     int have = test_data_dir(argc, argv, NULL, data_dir, sizeof data_dir, "eval/hellaswag/hellaswag_val.subset.jsonl",
                              "eval/lambada/lambada_test.jsonl", "eval/gsm8k/test.jsonl", "eval/gsm8k/train.jsonl",
                              "eval/piqa/valid.jsonl", "eval/piqa/valid-labels.lst",
@@ -937,6 +1039,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_bad_task_files), cmocka_unit_test(test_bad_records),
         cmocka_unit_test(test_text_formats), cmocka_unit_test(test_fuzz_task_file),
         cmocka_unit_test(test_fuzz_template), cmocka_unit_test(test_fuzz_csv_jsonl),
+        cmocka_unit_test(test_decontaminate_section),
     };
     const struct CMUnitTest data_tests[] = {
         cmocka_unit_test(test_hellaswag),    cmocka_unit_test(test_piqa),

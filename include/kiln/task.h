@@ -79,4 +79,26 @@ char *task_filter_apply(const KilnTask *t, int f, const char *generation);
 // task's normalisation (ignore_case, ignore_punctuation, regexes_to_ignore).
 int task_exact_match(const KilnTask *t, const char *pred, const char *target);
 
+// ---------------------------------------------------------------- task files
+// Where task files live: $KILN_TASKS, else ./tasks, else tasks/ beside the
+// directory that holds the running binary (build/kiln -> tasks/).
+void task_default_dir(char *out, size_t n);
+// A task name's file, dir/NAME.yaml, or name itself when it is a path (has a
+// '/' or ends in .yaml).
+void task_file_path(const char *dir, const char *name, char *out, size_t n);
+
+// ---------------------------------------------------------------- decontamination
+// The items of a task as decontamination looks for them in training data: the
+// records of data_path, read as the task file reads its dataset (format, blank
+// lines, record index), each with the task's id and the texts of the task
+// file's `decontaminate` section: each text template, followed by no choice,
+// by each choice, or by the gold choice (every choice when the record has no
+// label), as the task renders its choices (target_delimiter included).
+// Identical texts of one item are given once. The task's label file is not
+// read (data_path may be another copy of the set). fn returning -1 stops with
+// its error; a record that lacks a field is an error naming data_path:line.
+typedef int (*KilnTaskTextsFn)(void *ctx, const char *id, const char *const *texts, const size_t *lens, int ntexts,
+                               KilnErr *err);
+int task_decontam_items(const char *yaml_path, const char *data_path, KilnTaskTextsFn fn, void *ctx, KilnErr *err);
+
 #endif

@@ -11,36 +11,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-// Where task files live: --task-dir, $KILN_TASKS, ./tasks, or tasks/ beside
-// the directory that holds this binary (build/kiln -> tasks/).
-static void default_task_dir(char *out, size_t n) {
-    const char *env = getenv("KILN_TASKS");
-    if (env && *env) {
-        snprintf(out, n, "%s", env);
-        return;
-    }
-    if (access("tasks", F_OK) == 0) {
-        snprintf(out, n, "tasks");
-        return;
-    }
-    char self[2048];
-    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (k > 0) {
-        self[k] = 0;
-        snprintf(out, n, "%s/../tasks", dirname(self));
-    } else {
-        snprintf(out, n, "tasks");
-    }
-}
-
-// A task name (tasks/NAME.yaml) or a path to a YAML file.
-static void task_path(const char *dir, const char *name, char *out, size_t n) {
-    size_t l = strlen(name);
-    if (strchr(name, '/') || (l > 5 && !strcmp(name + l - 5, ".yaml"))) snprintf(out, n, "%s", name);
-    else snprintf(out, n, "%s/%s.yaml", dir, name);
-}
 
 static FILE *open_out(const char *path, const char *what) {
     if (!path) return NULL;
@@ -120,7 +90,7 @@ static int run(int argc, char **argv) {
     }
     if (!model) return cli_error("eval: --model CKPT (a checkpoint or run directory) is required"), 2;
     if (!tasks) return cli_error("eval: --tasks NAME[,NAME...] is required (files in tasks/)"), 2;
-    if (!task_dir[0]) default_task_dir(task_dir, sizeof task_dir);
+    if (!task_dir[0]) task_default_dir(task_dir, sizeof task_dir);  // else --task-dir
     if (!data_dir[0]) {
         const char *env = getenv("KILN_DATA");
         snprintf(data_dir, sizeof data_dir, "%s", env && *env ? env : "");
@@ -156,7 +126,7 @@ static int run(int argc, char **argv) {
     char *list = strdup(tasks);
     for (char *save = NULL, *name = strtok_r(list, ",", &save); rc == 0 && name; name = strtok_r(NULL, ",", &save)) {
         char path[4096];
-        task_path(task_dir, name, path, sizeof path);
+        task_file_path(task_dir, name, path, sizeof path);
         if (toxicity_task_is(path)) {
             char dir[4096];
             snprintf(dir, sizeof dir, "%s", output ? output : "");

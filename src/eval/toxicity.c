@@ -4,6 +4,7 @@
 // parallel evaluation. The task file reader is in toxicity_task.c.
 #include "kiln/toxicity.h"
 
+#include "core/csv.h"
 #include "core/utf8.h"
 
 #include <cjson/cJSON.h>
@@ -59,39 +60,6 @@ static int decode_entities(const char *s, size_t n, KilnBuf *out) {
     return kbuf_putc(out, 0) ? -1 : (out->len--, 0);
 }
 
-// One RFC 4180 record from s[*pos..n): field i is b->data + off[i] (NUL-
-// terminated), for up to max fields; returns the field count (more than max
-// when the record has more), 0 at the end of the data, -1 for a quote left
-// open. *line advances over the newlines consumed.
-static int csv_record(const char *s, size_t n, size_t *pos, long *line, KilnBuf *b, size_t *off, int max) {
-    size_t i = *pos;
-    if (i >= n) return 0;
-    kbuf_clear(b);
-    int nf = 0;
-    for (;;) {
-        if (nf < max) off[nf] = b->len;
-        if (i < n && s[i] == '"') {
-            for (i++;; i++) {
-                if (i >= n) return -1;
-                if (s[i] == '"' && i + 1 < n && s[i + 1] == '"') i++;
-                else if (s[i] == '"') break;
-                if (s[i] == '\n') (*line)++;
-                if (nf < max && kbuf_putc(b, s[i])) return -1;
-            }
-            i++;  // closing quote
-        }
-        for (; i < n && s[i] != ',' && s[i] != '\n'; i++)  // after a closing quote too, as Python's csv
-            if (s[i] != '\r' && nf < max && kbuf_putc(b, s[i])) return -1;
-        if (nf < max && kbuf_putc(b, 0)) return -1;
-        nf++;
-        if (i >= n || s[i] == '\n') break;
-        i++;  // comma
-    }
-    if (i < n) (*line)++;
-    *pos = i + 1;
-    return nf;
-}
-
 void davidson_free(KilnDavidson *d) {
     for (long i = 0; i < d->n; i++) free(d->tweet[i]);
     free(d->tweet);
@@ -119,50 +87,48 @@ static int davidson_push(KilnDavidson *d, long *cap, const char *tweet, size_t l
     return 0;
 }
 
+// One data row of labeled_data.csv: class and tweet (fields 5 and 6) checked and kept.
+static int davidson_row(KilnDavidson *d, long *cap, const KilnCsvRecord *r, const char *path, KilnBuf *tmp,
+                        KilnErr *err) {
+    const char *cls = r->field[5].data, *tw = r->field[6].data;
+    if (!(cls[0] >= '0' && cls[0] <= '2' && !cls[1]))
+        return kiln_fail(err, "%s:%ld: class '%.20s' is not 0 (hate), 1 (offensive) or 2 (neither)", path, r->line,
+                         cls);
+    if (davidson_push(d, cap, tw, strlen(tw), cls[0] - '0', r->line, tmp)) return kiln_fail(err, "out of memory");
+    return 0;
+}
+
+// Text after a closing quote joins the field (as Python's csv module); only
+// "\n" ends a record and '\r' outside quotes is dropped.
 int davidson_read(KilnDavidson *d, const char *path, KilnErr *err) {
     memset(d, 0, sizeof *d);
     char *data;
-    size_t len, pos = 0, off[8];
+    size_t len;
     if (kiln_read_file(path, &data, &len, err)) return -1;
-    KilnBuf b = {0}, tmp = {0};
-    long line = 1, cap = 0;
-    int rc = 0;
-    for (long rec = 0;; rec++) {
-        long at = line;
-        int nf = csv_record(data, len, &pos, &line, &b, off, 8);
-        if (nf == 0) break;
-        if (nf < 0) {
-            rc = kiln_fail(err, "%s:%ld: a quoted field is not closed (or out of memory)", path, at);
-            break;
-        }
-        if (nf == 1 && !b.data[off[0]]) continue;  // blank line
-        if (nf != 7) {
+    KilnCsv c;
+    csv_init(&c, data, len);
+    c.lf_only = 1;
+    KilnCsvRecord r = {0};
+    KilnBuf tmp = {0};
+    long cap = 0;
+    int rc = 0, st;
+    for (long rec = 0; !rc && (st = csv_next(&c, &r)) != CSV_END; rec++) {
+        if (st != CSV_RECORD && st != CSV_BLANK)
+            rc = kiln_fail(err, "%s:%ld: a quoted field is not closed (or out of memory)", path, r.line);
+        else if (st == CSV_BLANK || (r.nfields == 1 && !r.field[0].data[0]))  // a blank line
+            continue;
+        else if (r.nfields != 7)
             rc = kiln_fail(err, "%s:%ld: %d fields, expected 7 (index, count, hate_speech, offensive_language, "
                                 "neither, class, tweet)",
-                           path, at, nf);
-            break;
-        }
-        if (rec == 0) {
-            if (strcmp(b.data + off[5], "class") || strcmp(b.data + off[6], "tweet")) {
-                rc = kiln_fail(err, "%s:%ld: the header does not end in class,tweet (Davidson's labeled_data.csv)",
-                               path, at);
-                break;
-            }
-            continue;
-        }
-        const char *cls = b.data + off[5];
-        if (!(cls[0] >= '0' && cls[0] <= '2' && !cls[1])) {
-            rc = kiln_fail(err, "%s:%ld: class '%.20s' is not 0 (hate), 1 (offensive) or 2 (neither)", path, at, cls);
-            break;
-        }
-        const char *tw = b.data + off[6];
-        if (davidson_push(d, &cap, tw, strlen(tw), cls[0] - '0', at, &tmp)) {
-            rc = kiln_fail(err, "out of memory");
-            break;
-        }
+                           path, r.line, r.nfields);
+        else if (rec == 0 && (strcmp(r.field[5].data, "class") || strcmp(r.field[6].data, "tweet")))
+            rc = kiln_fail(err, "%s:%ld: the header does not end in class,tweet (Davidson's labeled_data.csv)", path,
+                           r.line);
+        else if (rec > 0)
+            rc = davidson_row(d, &cap, &r, path, &tmp, err);
     }
     free(data);
-    kbuf_free(&b);
+    csv_record_free(&r);
     kbuf_free(&tmp);
     if (rc == 0 && d->n == 0) rc = kiln_fail(err, "%s: no tweets", path);
     if (rc) davidson_free(d);

@@ -5,6 +5,8 @@
 // wikitext_document_level pages), plus a label file aligned with the records.
 #include "task/task_internal.h"
 
+#include "core/csv.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,144 +96,66 @@ static int read_jsonl(Reader *r, const char *data, size_t len, long *nrec, KilnE
 }
 
 // ---------------------------------------------------------------- CSV
-typedef struct {
-    KilnBuf *f;  // fields of the record
-    int n, cap;
-} Fields;
-
-static KilnBuf *field_next(Fields *fs) {
-    if (fs->n == fs->cap) {
-        int cap = fs->cap ? fs->cap * 2 : 16;
-        KilnBuf *f = realloc(fs->f, sizeof *f * (size_t)cap);
-        if (!f) return NULL;
-        memset(f + fs->cap, 0, sizeof *f * (size_t)(cap - fs->cap));
-        fs->f = f;
-        fs->cap = cap;
-    }
-    KilnBuf *b = &fs->f[fs->n++];
-    kbuf_clear(b);
-    if (!b->data && kbuf_reserve(b, 16)) return NULL;
-    return b;
-}
-
-static void fields_free(Fields *fs) {
-    for (int i = 0; i < fs->cap; i++) kbuf_free(&fs->f[i]);
-    free(fs->f);
-}
-
-enum { CSV_OK, CSV_BLANK, CSV_BAD_QUOTE, CSV_UNTERMINATED, CSV_NUL, CSV_OOM };
-
-// One record from data[*pos..len): fields into fs, *pos past its line end,
-// *line advanced by the line breaks read. CSV_BAD_QUOTE skips to the end of
-// the physical line.
-static int csv_record(const char *data, size_t len, size_t *pos, long *line, Fields *fs) {
-    size_t i = *pos;
-    fs->n = 0;
-    if (i < len && (data[i] == '\n' || data[i] == '\r')) {  // an empty line
-        i += data[i] == '\r' && i + 1 < len && data[i + 1] == '\n' ? 2 : 1;
-        (*line)++;
-        *pos = i;
-        return CSV_BLANK;
-    }
-    int status = CSV_OK;
-    for (;;) {
-        KilnBuf *f = field_next(fs);
-        if (!f) return CSV_OOM;
-        if (i < len && data[i] == '"') {  // quoted: "" is a quote, line breaks are data
-            i++;
-            for (;;) {
-                if (i >= len) return CSV_UNTERMINATED;
-                if (data[i] == '"') {
-                    if (i + 1 < len && data[i + 1] == '"') {
-                        if (kbuf_putc(f, '"')) return CSV_OOM;
-                        i += 2;
-                        continue;
-                    }
-                    i++;
-                    break;
-                }
-                if (data[i] == '\n') (*line)++;
-                if (data[i] == 0) status = CSV_NUL;
-                if (kbuf_putc(f, data[i++])) return CSV_OOM;
-            }
-            if (i < len && data[i] != ',' && data[i] != '\n' && data[i] != '\r') {
-                while (i < len && data[i] != '\n') i++;
-                if (i < len) i++, (*line)++;
-                *pos = i;
-                return CSV_BAD_QUOTE;
-            }
-        } else {
-            size_t s = i;
-            while (i < len && data[i] != ',' && data[i] != '\n' && data[i] != '\r') {
-                if (data[i] == 0) status = CSV_NUL;
-                i++;
-            }
-            if (kbuf_append(f, data + s, i - s)) return CSV_OOM;
-        }
-        if (i < len && data[i] == ',') {
-            i++;
-            continue;
-        }
-        if (i < len) {  // the line break ending the record
-            i += data[i] == '\r' && i + 1 < len && data[i + 1] == '\n' ? 2 : 1;
-            (*line)++;
-        }
-        *pos = i;
-        return status;
-    }
-}
-
-static int read_csv(Reader *r, const char *data, size_t len, long *nrec, KilnErr *err) {
-    *nrec = 0;
-    Fields fs = {0}, hdr = {0};
-    size_t pos = 0;
-    long line = 1, start;
-    int st, rc = 0;
-    do {  // the header: the first non-empty line
-        start = line;
-        st = pos < len ? csv_record(data, len, &pos, &line, &hdr) : -1;
-    } while (st == CSV_BLANK);
-    if (st == -1) rc = kiln_fail(err, "%s: no header line", r->name);
-    else if (st == CSV_OOM) rc = kiln_fail(err, "out of memory");
-    else if (st == CSV_UNTERMINATED) rc = kiln_fail(err, "%s:%ld: unterminated quoted field", r->name, start);
-    else if (st != CSV_OK) rc = kiln_fail(err, "%s:%ld: malformed header", r->name, start);
-    char **names = rc ? NULL : calloc((size_t)hdr.n, sizeof *names);
-    if (!rc && !names) rc = kiln_fail(err, "out of memory");
-    for (int k = 0; k < hdr.n && !rc; k++) {  // an unnamed column (pandas' index) is named col<k>
+// The header's column names: an unnamed column (pandas' index) is named col<k>.
+static int csv_names(Reader *r, const KilnCsvRecord *hdr, char ***out, KilnErr *err) {
+    char **names = calloc((size_t)hdr->nfields, sizeof *names);
+    *out = names;
+    if (!names) return kiln_fail(err, "out of memory");
+    for (int k = 0; k < hdr->nfields; k++) {
         char tmp[32];
         snprintf(tmp, sizeof tmp, "col%d", k);
-        if (!(names[k] = strdup(hdr.f[k].len ? hdr.f[k].data : tmp))) rc = kiln_fail(err, "out of memory");
-        for (int j = 0; j < k && !rc; j++)
+        if (!(names[k] = strdup(hdr->field[k].len ? hdr->field[k].data : tmp))) return kiln_fail(err, "out of memory");
+        for (int j = 0; j < k; j++)
             if (!strcmp(names[j], names[k]))
-                rc = kiln_fail(err, "%s:%ld: column name '%s' twice in the header", r->name, start, names[k]);
+                return kiln_fail(err, "%s:%ld: column name '%s' twice in the header", r->name, hdr->line, names[k]);
     }
-    long index = 0;
-    while (!rc && pos < len) {
-        start = line;
-        st = csv_record(data, len, &pos, &line, &fs);
-        if (st == CSV_BLANK) continue;
-        if (st == CSV_OOM) rc = kiln_fail(err, "out of memory");
-        else if (st == CSV_UNTERMINATED) rc = kiln_fail(err, "%s:%ld: unterminated quoted field", r->name, start);
-        else if (st == CSV_BAD_QUOTE) rc = bad(r, err, "%s:%ld: text after a closing quote", r->name, start);
-        else if (st == CSV_NUL) rc = bad(r, err, "%s:%ld: a NUL character in the record", r->name, start);
-        else if (fs.n != hdr.n)
-            rc = bad(r, err, "%s:%ld: %d fields, the header has %d", r->name, start, fs.n, hdr.n);
-        else {
-            cJSON *o = cJSON_CreateObject();
-            for (int k = 0; k < fs.n && o; k++)
-                if (!cJSON_AddStringToObject(o, names[k], fs.f[k].data)) {
-                    cJSON_Delete(o);
-                    o = NULL;
-                }
-            rc = o ? emit(r, o, index, start, err) : kiln_fail(err, "out of memory");
+    return 0;
+}
+
+// One data record: a bad one is an error or a counted skip, a good one goes on as {column: value}.
+static int csv_emit(Reader *r, int st, const KilnCsvRecord *rec, char **names, int ncols, long index, KilnErr *err) {
+    if (st == CSV_OOM) return kiln_fail(err, "out of memory");
+    if (st == CSV_UNTERMINATED) return kiln_fail(err, "%s:%ld: unterminated quoted field", r->name, rec->line);
+    if (st == CSV_BAD_QUOTE) return bad(r, err, "%s:%ld: text after a closing quote", r->name, rec->line);
+    if (rec->nul) return bad(r, err, "%s:%ld: a NUL character in the record", r->name, rec->line);
+    if (rec->nfields != ncols)
+        return bad(r, err, "%s:%ld: %d fields, the header has %d", r->name, rec->line, rec->nfields, ncols);
+    cJSON *o = cJSON_CreateObject();
+    for (int k = 0; k < rec->nfields && o; k++)
+        if (!cJSON_AddStringToObject(o, names[k], rec->field[k].data)) {
             cJSON_Delete(o);
+            o = NULL;
         }
-        index++;
+    int rc = o ? emit(r, o, index, rec->line, err) : kiln_fail(err, "out of memory");
+    cJSON_Delete(o);
+    return rc;
+}
+
+// RFC 4180 with a header row (the first non-empty line); strict: text after a
+// closing quote makes a bad record rather than part of the field.
+static int read_csv(Reader *r, const char *data, size_t len, long *nrec, KilnErr *err) {
+    *nrec = 0;
+    KilnCsv c;
+    csv_init(&c, data, len);
+    c.strict = 1;
+    KilnCsvRecord hdr = {0}, rec = {0};
+    int st, rc = 0;
+    while ((st = csv_next(&c, &hdr)) == CSV_BLANK) {}
+    if (st == CSV_END) rc = kiln_fail(err, "%s: no header line", r->name);
+    else if (st == CSV_OOM) rc = kiln_fail(err, "out of memory");
+    else if (st == CSV_UNTERMINATED) rc = kiln_fail(err, "%s:%ld: unterminated quoted field", r->name, hdr.line);
+    else if (st != CSV_RECORD || hdr.nul) rc = kiln_fail(err, "%s:%ld: malformed header", r->name, hdr.line);
+    char **names = NULL;
+    if (!rc) rc = csv_names(r, &hdr, &names, err);
+    long index = 0;
+    while (!rc && (st = csv_next(&c, &rec)) != CSV_END) {
+        if (st == CSV_BLANK) continue;
+        rc = csv_emit(r, st, &rec, names, hdr.nfields, index++, err);
     }
-    for (int k = 0; names && k < hdr.n; k++) free(names[k]);
+    for (int k = 0; names && k < hdr.nfields; k++) free(names[k]);
     free(names);
-    fields_free(&fs);
-    fields_free(&hdr);
+    csv_record_free(&rec);
+    csv_record_free(&hdr);
     *nrec = index;
     return rc;
 }

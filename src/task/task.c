@@ -10,7 +10,7 @@
 #include <string.h>
 
 // ---------------------------------------------------------------- records
-static void rec_free(TaskRec *r) {
+void task_rec_free(TaskRec *r) {
     free(r->id);
     free(r->text);
     for (int k = 0; k < r->nchoices; k++) free(r->choices[k]);
@@ -21,8 +21,6 @@ static void rec_free(TaskRec *r) {
     free(r->example);
     memset(r, 0, sizeof *r);
 }
-
-enum { REC_OK = 0, REC_BAD = -1, REC_OOM = -2 };
 
 static char *render(const Template *tpl, const cJSON *rec, long index, KilnBuf *b, char *why, size_t n, int *st) {
     if (*st) return NULL;
@@ -46,9 +44,7 @@ static char *concat(const char *prefix, const char *body) {
     return s;
 }
 
-// The choices of a record: a list field (each element through the field's
-// filters) or a list of templates. Multiple choice prefixes target_delimiter.
-static int rec_choices(const KilnTask *t, const cJSON *rec, long index, TaskRec *r, KilnBuf *b, char *why, size_t n) {
+int task_rec_choices(const KilnTask *t, const cJSON *rec, long index, TaskRec *r, KilnBuf *b, char *why, size_t n) {
     const char *pre = t->kind == TASK_MULTIPLE_CHOICE ? t->target_delim : "";
     int cnt = t->nchoice_tpl;
     const cJSON *list = NULL;
@@ -125,7 +121,8 @@ static int rec_build(const KilnTask *t, const cJSON *rec, long index, long line,
     if (t->kind == TASK_ROLLING)
         r->count = t->count ? render(t->count, rec, index, &b, why, n, &st) : st ? NULL : strdup(r->target);
     if (!st && t->kind == TASK_ROLLING && !r->count) st = REC_OOM;
-    if (!st && (t->kind == TASK_MULTIPLE_CHOICE || t->kind == TASK_PAIRS)) st = rec_choices(t, rec, index, r, &b, why, n);
+    if (!st && (t->kind == TASK_MULTIPLE_CHOICE || t->kind == TASK_PAIRS))
+        st = task_rec_choices(t, rec, index, r, &b, why, n);
     if (!st && t->kind == TASK_MULTIPLE_CHOICE) st = rec_label(t, rec, r, why, n);
     if (!st && (t->kind == TASK_LOGLIKELIHOOD || t->kind == TASK_ROLLING)) {  // [continuation] / [the text]
         if (!(r->choices = calloc(1, sizeof *r->choices)) || !(r->choices[0] = strdup(r->target))) st = REC_OOM;
@@ -152,7 +149,7 @@ static int on_record(void *ctx, const cJSON *rec, long index, long line, KilnErr
     char why[600];
     int st = rec_build(L->t, rec, index, line, &r, why, sizeof why);
     if (st) {
-        rec_free(&r);
+        task_rec_free(&r);
         if (st == REC_OOM) return kiln_fail(err, "out of memory");
         if (L->skip_bad) {
             L->t->skipped++;
@@ -164,7 +161,7 @@ static int on_record(void *ctx, const cJSON *rec, long index, long line, KilnErr
         long cap = L->cap ? L->cap * 2 : 256;
         TaskRec *v = realloc(*L->list, sizeof *v * (size_t)cap);
         if (!v) {
-            rec_free(&r);
+            task_rec_free(&r);
             return kiln_fail(err, "out of memory");
         }
         *L->list = v;
@@ -225,8 +222,8 @@ static void render_free(KilnTask *t) {
 void task_free(KilnTask *t) {
     if (!t) return;
     render_free(t);
-    for (long i = 0; i < t->nrecs; i++) rec_free(&t->recs[i]);
-    for (long i = 0; i < t->npool; i++) rec_free(&t->pool[i]);
+    for (long i = 0; i < t->nrecs; i++) task_rec_free(&t->recs[i]);
+    for (long i = 0; i < t->npool; i++) task_rec_free(&t->pool[i]);
     free(t->recs);
     free(t->pool);
     task_spec_free(t);

@@ -25,6 +25,7 @@ typedef enum {
     TF_LAST_WORD,       // s.split(" ")[-1]
     TF_HELLASWAG,       // lm-evaluation-harness hellaswag preprocess()
     TF_WIKITEXT,        // lm-evaluation-harness wikitext_detokenizer()
+    TF_DROP_CALCULATOR, // GSM8K answers without their calculator annotations <<...>>
     TF_COUNT
 } TplFilter;
 #define TPL_MAX_FILTERS 8
@@ -139,6 +140,15 @@ typedef struct {
     long index, line;  // record index in its file, line it starts on
 } TaskRec;
 
+// What task_rec_choices and the renderers return: fine, a bad record (why
+// says what), out of memory.
+enum { REC_OK = 0, REC_BAD = -1, REC_OOM = -2 };
+// The choices of a record into r (choices, nchoices): a list field (each
+// element through the field's filters) or a list of templates. Multiple choice
+// prefixes target_delimiter.
+int task_rec_choices(const KilnTask *t, const cJSON *rec, long index, TaskRec *r, KilnBuf *b, char *why, size_t n);
+void task_rec_free(TaskRec *r);
+
 typedef struct {
     char *name;
     AnsRegex *re;  // NULL: the identity ("none")
@@ -169,6 +179,11 @@ struct KilnTask {
     TaskFilter *filters;
     int nfilters;
     AnsExact exact;
+    // decontaminate: the texts looked for in training data, each followed by
+    // no choice, each choice, or the gold one (each when the record has no label)
+    Template **dc_text;
+    int ndc_text;
+    enum { DC_NONE, DC_EACH, DC_GOLD } dc_choices;
     // records
     TaskRec *recs, *pool;  // data records (good ones, file order); a separate few-shot file's
     long nrecs, npool, skipped;

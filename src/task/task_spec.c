@@ -40,6 +40,7 @@ static const KeyRule TOP[] = {
     {"generate", K_GEN, 0},
     {"filters", K_GEN, 0},
     {"exact_match", K_GEN, 0},
+    {"decontaminate", K_ALL, 0},
 };
 #define NTOP (sizeof TOP / sizeof TOP[0])
 
@@ -262,6 +263,30 @@ static int read_choices(Sp *sp, KilnTask *t, const KyNode *c) {
     return 0;
 }
 
+// decontaminate: {text: template or list of templates, choices: each | gold}
+static int read_decontaminate(Sp *sp, KilnTask *t, const KyNode *d) {
+    static const char *const K[] = {"text", "choices"};
+    const KyNode *x, *c;
+    if (want_map(sp, d, "decontaminate") || check_keys(sp, d, "decontaminate", K, 2) ||
+        !(x = need(sp, d, "text", "decontaminate")))
+        return -1;
+    int cnt = x->type == KY_SEQ ? x->nkids : 1;
+    if (x->type == KY_SEQ && cnt == 0) return fail_at(sp, x->line, "decontaminate: 'text' is an empty list");
+    if (!(t->dc_text = calloc((size_t)cnt, sizeof *t->dc_text))) return kiln_fail(sp->err, "out of memory");
+    for (int i = 0; i < cnt; i++) {
+        if (get_template(sp, x->type == KY_SEQ ? x->kids[i] : x, "decontaminate.text", &t->dc_text[i])) return -1;
+        t->ndc_text++;
+    }
+    if (!(c = ky_get(d, "choices"))) return 0;
+    if (t->kind != TASK_MULTIPLE_CHOICE && t->kind != TASK_PAIRS)
+        return fail_at(sp, c->line, "decontaminate: 'choices' applies to tasks with choices (multiple_choice, pairs)");
+    int each = c->type == KY_SCALAR && !strcmp(c->str, "each");
+    if (!each && !(c->type == KY_SCALAR && !strcmp(c->str, "gold") && t->kind == TASK_MULTIPLE_CHOICE))
+        return fail_at(sp, c->line, "decontaminate: 'choices' must be each or gold (multiple_choice)");
+    t->dc_choices = each ? DC_EACH : DC_GOLD;
+    return 0;
+}
+
 static int read_generate(Sp *sp, KilnTask *t, const KyNode *g) {
     static const char *const K[] = {"until", "max_tokens"};
     if (want_map(sp, g, "generate") || check_keys(sp, g, "generate", K, 2)) return -1;
@@ -383,6 +408,7 @@ int task_spec_read(KilnTask *t, const KyNode *root, const char *data_dir, KilnEr
         t->nfilters = 1;
     }
     if ((v = ky_get(root, "exact_match")) && read_exact(&sp, t, v)) return -1;
+    if ((v = ky_get(root, "decontaminate")) && read_decontaminate(&sp, t, v)) return -1;
     if (t->default_shots && t->max_shots_cfg >= 0 && t->default_shots > t->max_shots_cfg)
         return fail_at(&sp, ky_key(root, "fewshot")->line, "fewshot: default_shots %d above max %d", t->default_shots,
                        t->max_shots_cfg);
@@ -401,6 +427,8 @@ void task_spec_free(KilnTask *t) {
     tpl_free(t->count);
     for (int i = 0; i < t->nchoice_tpl; i++) tpl_free(t->choice_tpl[i]);
     free(t->choice_tpl);
+    for (int i = 0; i < t->ndc_text; i++) tpl_free(t->dc_text[i]);
+    free(t->dc_text);
     tpl_expr_free(&t->choice_list);
     tpl_expr_free(&t->label);
     free(t->target_delim);

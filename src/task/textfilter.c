@@ -12,8 +12,9 @@
 
 #define CP_INVALID 0xFFFFFFFFu
 
-static const char *const FILTER_NAMES[TF_COUNT] = {"capitalize", "strip",        "lower",     "upper",
-                                                   "drop_last_word", "last_word", "hellaswag", "wikitext"};
+static const char *const FILTER_NAMES[TF_COUNT] = {"capitalize", "strip",     "lower",     "upper",
+                                                   "drop_last_word", "last_word", "hellaswag", "wikitext",
+                                                   "drop_calculator"};
 
 int tpl_filter_by_name(const char *name, size_t n) {
     for (int f = 0; f < TF_COUNT; f++)
@@ -152,6 +153,22 @@ static int wikitext(KilnBuf *b, KilnBuf *tmp) {
     return 0;
 }
 
+// GSM8K's calculator annotations "<<48/2=24>>" removed: each "<<" up to the
+// first ">>" after it (a "<<" never closed stays).
+static int drop_calculator(const KilnBuf *b, KilnBuf *out) {
+    kbuf_clear(out);
+    if (kbuf_reserve(out, b->len + 1)) return -1;
+    for (const char *p = b->data, *end = b->data + b->len; p < end;) {
+        const char *e;
+        if (end - p >= 2 && p[0] == '<' && p[1] == '<' && (e = strstr(p + 2, ">>"))) {
+            p = e + 2;
+            continue;
+        }
+        if (kbuf_putc(out, *p++)) return -1;
+    }
+    return 0;
+}
+
 int tpl_filter_apply(int f, KilnBuf *b) {
     if (!b->data && kbuf_reserve(b, 1)) return -1;
     KilnBuf tmp = {0};
@@ -177,6 +194,7 @@ int tpl_filter_apply(int f, KilnBuf *b) {
     }
     case TF_HELLASWAG: rc = hellaswag(b, &tmp); break;
     case TF_WIKITEXT: rc = wikitext(b, &tmp); break;
+    case TF_DROP_CALCULATOR: rc = drop_calculator(b, &tmp); break;
     default: rc = -1;
     }
     if (rc == 0 && f != TF_HELLASWAG && f != TF_WIKITEXT) {

@@ -13,8 +13,9 @@
 // document is scanned with a rolling window at O(1) per word and window length.
 //
 // Items: an item has one or more texts (HellaSwag: context + gold ending; PIQA:
-// goal + each solution). A text of >= n words contributes all its n-grams; one
-// of min_item_words..n-1 words is one n-gram of its own length, the whole text
+// goal + each solution; the task file's `decontaminate` section says which).
+// A text of >= n words contributes all its n-grams; one of min_item_words..n-1
+// words is one n-gram of its own length, the whole text
 // (GPT-3: "or that overlap with the whole example when it is shorter than
 // 13-grams"); a shorter one is not indexed (counted as too short).
 #ifndef KILN_DECONTAM_H
@@ -43,17 +44,18 @@ typedef int (*KilnEvalItemFn)(void *ctx, const char *task, const char *id, const
 //   [TASK=]jsonl:F1+F2=PATH  any JSONL; the item is its string fields F1, F2...
 //                            joined by spaces; the id field "id" if present
 //                            (task from the file name when not given)
-// Formats (JSONL, one object a line; blank lines skipped; index = 0-based count
-// of records):
-//   hellaswag  ctx + " " + endings[label], wikiHow markup removed as
-//              lm-evaluation-harness does ("[title]" -> ". ", other [..] gone);
-//              without a usable label, ctx + each ending; id "hellaswag/<ind>"
-//   lambada    text
-//   gsm8k      question + " " + answer, and the same with the calculator
-//              annotations <<...>> removed when the answer has any
-//   piqa       goal + " " + sol1 and goal + " " + sol2
-// A line that is not a JSON object, or lacks a field, is an error naming the
-// file and line. *task_out (if not NULL) receives the task name (malloc'd).
+// A FORMAT is a benchmark read through its task file (kiln/task.h,
+// task_decontam_items; the file found as `kiln eval` finds it): hellaswag,
+// lambada (tasks/lambada_openai.yaml), gsm8k, piqa. Its dataset reader, ids
+// and `decontaminate` section give the items and their texts, so they are the
+// items `kiln eval` scores: HellaSwag ctx + gold ending (preprocessed; every
+// ending without a label), id "hellaswag/<ind>"; LAMBADA text; GSM8K question
+// + answer, and without the calculator annotations <<...>> when it has any;
+// PIQA goal + each solution. Ids of the other sets are "task/<0-based record
+// index>" (blank lines are not records); a TASK given replaces the id's part
+// before its '/'. A line that is not a JSON object, or lacks a field, is an
+// error naming the file and line. *task_out (if not NULL) receives the task
+// name (malloc'd).
 int decontam_read_eval(const char *spec, KilnEvalItemFn fn, void *ctx, char **task_out, KilnErr *err);
 
 // Splits text into its normalised words and calls fn(ctx, word, len, start,

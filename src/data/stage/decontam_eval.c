@@ -1,7 +1,11 @@
-// decontam_eval.c: readers of evaluation sets (HellaSwag, LAMBADA, GSM8K, PIQA
-// and any JSONL) into items with ids and texts (see kiln/decontam.h).
+// decontam_eval.c: the evaluation sets of the decontaminate stage (see
+// decontam.h): a benchmark (hellaswag, lambada, gsm8k, piqa) is read through
+// its task file (tasks/NAME.yaml, as `kiln eval` finds it), so the items looked
+// for are the items scored; any other JSONL by the fields named.
 #include "kiln/core.h"
+#include "kiln/task.h"
 #include "data/stage/decontam.h"
+#include "task/task_internal.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -10,10 +14,11 @@
 #include <string.h>
 #include <strings.h>
 
-enum { FMT_HELLASWAG, FMT_LAMBADA, FMT_GSM8K, FMT_PIQA, FMT_JSONL };
+// The benchmarks by the names the stage knows them by, and their task files.
+enum { FMT_JSONL = 4 };
 static const char *const FORMATS[] = {"hellaswag", "lambada", "gsm8k", "piqa"};
+static const char *const TASK_FILES[] = {"hellaswag", "lambada_openai", "gsm8k", "piqa"};
 #define NFORMATS 4
-#define MAX_TEXTS 8
 #define MAX_FIELDS 16
 
 typedef struct {
@@ -108,217 +113,85 @@ static int parse_spec(const char *spec, Spec *sp, KilnErr *err) {
     return 0;
 }
 
-// ---------------------------------------------------------------- text preparation
-// lm-evaluation-harness's HellaSwag preprocess, one pass per step as Python's
-// str.replace and re.sub: strip, " [title]" -> ". ", remove "[...]" (not across
-// a line break), "  " -> " ".
-static int hellaswag_clean(const char *s, KilnBuf *out) {
-    size_t n = strlen(s), a = 0;
-    while (a < n && isspace((unsigned char)s[a])) a++;
-    while (n > a && isspace((unsigned char)s[n - 1])) n--;
-    KilnBuf t = {0}, u = {0};
-    int rc = kbuf_reserve(&t, n - a + 1) || kbuf_reserve(&u, n - a + 1);
-    for (size_t i = a; i < n && !rc;) {
-        int title = n - i >= 8 && !memcmp(s + i, " [title]", 8);
-        rc = title ? kbuf_puts(&t, ". ") : kbuf_putc(&t, s[i]);
-        i += title ? 8 : 1;
-    }
-    for (size_t i = 0; i < t.len && !rc;) {
-        if (t.data[i] == '[') {
-            size_t j = i + 1;
-            while (j < t.len && t.data[j] != ']' && t.data[j] != '\n') j++;
-            if (j < t.len && t.data[j] == ']') {
-                i = j + 1;
-                continue;
-            }
-        }
-        rc = kbuf_putc(&u, t.data[i++]);
-    }
-    kbuf_clear(out);
-    rc = rc || kbuf_reserve(out, u.len + 1);
-    for (size_t i = 0; i < u.len && !rc;) {
-        int dbl = u.data[i] == ' ' && i + 1 < u.len && u.data[i + 1] == ' ';
-        rc = kbuf_putc(out, u.data[i]);
-        i += dbl ? 2 : 1;
-    }
-    kbuf_free(&t);
-    kbuf_free(&u);
+// ---------------------------------------------------------------- benchmarks
+typedef struct {
+    const Spec *sp;
+    KilnEvalItemFn fn;
+    void *ctx;
+    int fn_failed;  // the error is fn's own (not wrapped with the spec)
+    KilnBuf id;
+} Read;
+
+static int give(Read *r, const char *const *texts, const size_t *lens, int ntexts, KilnErr *err) {
+    int rc = r->fn(r->ctx, r->sp->task, r->id.data, texts, lens, ntexts, err);
+    if (rc) r->fn_failed = 1;
     return rc;
 }
 
-// GSM8K answers without their calculator annotations "<<48/2=24>>"; 1 if any were removed.
-static int strip_annotations(const char *s, KilnBuf *out, int *removed) {
-    kbuf_clear(out);
-    *removed = 0;
-    for (const char *p = s; *p;) {
-        const char *e;
-        if (p[0] == '<' && p[1] == '<' && (e = strstr(p + 2, ">>"))) {
-            p = e + 2;
-            *removed = 1;
-            continue;
-        }
-        if (kbuf_putc(out, *p++)) return -1;
-    }
-    return out->data || !kbuf_reserve(out, 1) ? 0 : -1;
+// A task's item under the stage's task name: "hellaswag/20022" read as task
+// hs is "hs/20022" (the same id when the name is the benchmark's).
+static int on_task_item(void *ctx, const char *id, const char *const *texts, const size_t *lens, int ntexts,
+                        KilnErr *err) {
+    Read *r = ctx;
+    const char *slash = strchr(id, '/');
+    kbuf_clear(&r->id);
+    if (kbuf_printf(&r->id, "%s/%s", r->sp->task, slash ? slash + 1 : id)) return kiln_fail(err, "out of memory");
+    return give(r, texts, lens, ntexts, err);
 }
 
-// ---------------------------------------------------------------- records
-typedef struct {
-    const Spec *sp;
-    long line, index;
-    KilnBuf text[MAX_TEXTS], tmp;
-    int ntexts;
-    char id[320];
-} Rec;
+static int read_benchmark(Read *r, KilnErr *err) {
+    char dir[2048], yaml[4096];
+    task_default_dir(dir, sizeof dir);
+    task_file_path(dir, TASK_FILES[r->sp->fmt], yaml, sizeof yaml);
+    return task_decontam_items(yaml, r->sp->path, on_task_item, r, err);
+}
 
-static const char *str_field(const cJSON *o, const char *name, const Rec *r, KilnErr *err) {
+// ---------------------------------------------------------------- any JSONL
+static const char *str_field(const cJSON *o, const char *name, const Spec *sp, long line, KilnErr *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (cJSON_IsString(v)) return v->valuestring;
-    kiln_fail(err, "%s:%ld: no string field '%s'", r->sp->path, r->line, name);
+    kiln_fail(err, "%s:%ld: no string field '%s'", sp->path, line, name);
     return NULL;
 }
 
-// texts[k] = a + " " + b
-static int put_pair(Rec *r, const char *a, size_t al, const char *b, size_t bl) {
-    KilnBuf *t = &r->text[r->ntexts++];
-    kbuf_clear(t);
-    return kbuf_append(t, a, al) || kbuf_putc(t, ' ') || kbuf_append(t, b, bl) ? -1 : 0;
-}
-
-static void set_id_num(Rec *r, double v) {
-    snprintf(r->id, sizeof r->id, "%s/%.0f", r->sp->task, v);
-}
-
-static int rec_hellaswag(Rec *r, const cJSON *o, KilnErr *err) {
-    const char *ctx = str_field(o, "ctx", r, err);
-    const cJSON *ends = cJSON_GetObjectItemCaseSensitive(o, "endings");
-    if (!ctx) return -1;
-    int ne = cJSON_GetArraySize(ends);
-    if (!cJSON_IsArray(ends) || ne < 1) return kiln_fail(err, "%s:%ld: no 'endings' list", r->sp->path, r->line);
-    const cJSON *lab = cJSON_GetObjectItemCaseSensitive(o, "label");
-    int label = -1;
-    if (cJSON_IsNumber(lab)) label = lab->valueint;
-    else if (cJSON_IsString(lab) && lab->valuestring[0]) label = atoi(lab->valuestring);
-    if (label >= ne) return kiln_fail(err, "%s:%ld: label %d but %d endings", r->sp->path, r->line, label, ne);
-    if (label < 0 && ne > MAX_TEXTS)
-        return kiln_fail(err, "%s:%ld: %d endings and no label (at most %d)", r->sp->path, r->line, ne, MAX_TEXTS);
-    KilnBuf c = {0};
-    if (hellaswag_clean(ctx, &c)) return kiln_fail(err, "out of memory");
-    int rc = 0;
-    for (int k = 0; k < ne && !rc; k++) {
-        if (label >= 0 && k != label) continue;
-        const cJSON *e = cJSON_GetArrayItem(ends, k);
-        if (!cJSON_IsString(e)) {
-            rc = kiln_fail(err, "%s:%ld: ending %d is not a string", r->sp->path, r->line, k);
-            break;
-        }
-        if (hellaswag_clean(e->valuestring, &r->tmp) || put_pair(r, c.data, c.len, r->tmp.data, r->tmp.len))
-            rc = kiln_fail(err, "out of memory");
-    }
-    kbuf_free(&c);
-    const cJSON *ind = cJSON_GetObjectItemCaseSensitive(o, "ind");
-    if (cJSON_IsNumber(ind)) set_id_num(r, ind->valuedouble);
-    return rc;
-}
-
-static int rec_gsm8k(Rec *r, const cJSON *o, KilnErr *err) {
-    const char *q = str_field(o, "question", r, err), *a = q ? str_field(o, "answer", r, err) : NULL;
-    if (!a) return -1;
-    int removed;
-    if (put_pair(r, q, strlen(q), a, strlen(a)) || strip_annotations(a, &r->tmp, &removed) ||
-        (removed && put_pair(r, q, strlen(q), r->tmp.data, r->tmp.len)))
-        return kiln_fail(err, "out of memory");
-    return 0;
-}
-
-static int rec_piqa(Rec *r, const cJSON *o, KilnErr *err) {
-    const char *g = str_field(o, "goal", r, err), *s1 = g ? str_field(o, "sol1", r, err) : NULL,
-               *s2 = s1 ? str_field(o, "sol2", r, err) : NULL;
-    if (!s2) return -1;
-    if (put_pair(r, g, strlen(g), s1, strlen(s1)) || put_pair(r, g, strlen(g), s2, strlen(s2)))
-        return kiln_fail(err, "out of memory");
-    return 0;
-}
-
-static int rec_jsonl(Rec *r, const cJSON *o, const char *const *fields, int nfields, KilnErr *err) {
-    KilnBuf *t = &r->text[r->ntexts++];
-    kbuf_clear(t);
-    for (int f = 0; f < nfields; f++) {
-        const char *v = str_field(o, fields[f], r, err);
-        if (!v) return -1;
-        if ((f && kbuf_putc(t, ' ')) || kbuf_puts(t, v)) return kiln_fail(err, "out of memory");
+// The item: its fields joined by spaces; its id the field "id" when there is one.
+static int on_jsonl_record(void *ctx, const cJSON *o, long index, long line, KilnErr *err) {
+    Read *r = ctx;
+    const Spec *sp = r->sp;
+    KilnBuf t = {0};
+    int rc = kbuf_reserve(&t, 1) ? kiln_fail(err, "out of memory") : 0;
+    for (int f = 0; f < sp->nfields && !rc; f++) {
+        const char *v = str_field(o, sp->fields[f], sp, line, err);
+        if (!v) rc = -1;
+        else if ((f && kbuf_putc(&t, ' ')) || kbuf_puts(&t, v)) rc = kiln_fail(err, "out of memory");
     }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-    if (r->sp->fmt == FMT_JSONL && cJSON_IsString(id)) snprintf(r->id, sizeof r->id, "%s/%s", r->sp->task, id->valuestring);
-    else if (r->sp->fmt == FMT_JSONL && cJSON_IsNumber(id)) set_id_num(r, id->valuedouble);
-    return 0;
-}
-
-static int read_record(Rec *r, const char *line, size_t n, KilnErr *err) {
-    cJSON *o = cJSON_ParseWithLength(line, n);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return kiln_fail(err, "%s:%ld: not a JSON object", r->sp->path, r->line);
-    }
-    r->ntexts = 0;
-    snprintf(r->id, sizeof r->id, "%s/%ld", r->sp->task, r->index);
-    static const char *const LAMBADA[] = {"text"};
-    int rc;
-    switch (r->sp->fmt) {
-    case FMT_HELLASWAG: rc = rec_hellaswag(r, o, err); break;
-    case FMT_GSM8K: rc = rec_gsm8k(r, o, err); break;
-    case FMT_PIQA: rc = rec_piqa(r, o, err); break;
-    case FMT_LAMBADA: rc = rec_jsonl(r, o, LAMBADA, 1, err); break;
-    default: rc = rec_jsonl(r, o, (const char *const *)r->sp->fields, r->sp->nfields, err); break;
-    }
-    cJSON_Delete(o);
+    kbuf_clear(&r->id);
+    int oom = rc                   ? 0
+              : cJSON_IsString(id) ? kbuf_printf(&r->id, "%s/%s", sp->task, id->valuestring)
+              : cJSON_IsNumber(id) ? kbuf_printf(&r->id, "%s/%.0f", sp->task, id->valuedouble)
+                                   : kbuf_printf(&r->id, "%s/%ld", sp->task, index);
+    if (oom) rc = kiln_fail(err, "out of memory");
+    const char *texts[1] = {t.data};
+    if (!rc) rc = give(r, texts, &t.len, 1, err);
+    kbuf_free(&t);
     return rc;
 }
 
-static int is_blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isspace((unsigned char)s[i])) return 0;
-    return 1;
+static int read_jsonl(Read *r, KilnErr *err) {
+    DsSpec spec = {.path = r->sp->path, .format = DS_JSONL};
+    long nrec;
+    return ds_read(&spec, 0, on_jsonl_record, r, &nrec, NULL, err);
 }
 
 int decontam_read_eval(const char *spec, KilnEvalItemFn fn, void *ctx, char **task_out, KilnErr *err) {
     if (task_out) *task_out = NULL;
     Spec sp;
-    if (parse_spec(spec, &sp, err)) {
-        spec_free(&sp);
-        return -1;
-    }
-    char *data;
-    size_t len;
-    if (kiln_read_file(sp.path, &data, &len, err)) {
+    Read r = {.sp = &sp, .fn = fn, .ctx = ctx};
+    int rc = parse_spec(spec, &sp, err);
+    if (!rc && (rc = sp.fmt == FMT_JSONL ? read_jsonl(&r, err) : read_benchmark(&r, err)) && !r.fn_failed)
         kiln_wrap(err, "eval %s", spec);
-        spec_free(&sp);
-        return -1;
-    }
-    Rec r = {.sp = &sp};
-    int rc = 0;
-    for (size_t i = 0; i < len && !rc;) {
-        const char *nl = memchr(data + i, '\n', len - i);
-        size_t e = nl ? (size_t)(nl - data) : len;
-        r.line++;
-        if (!is_blank(data + i, e - i)) {
-            rc = read_record(&r, data + i, e - i, err);
-            if (!rc) {
-                const char *texts[MAX_TEXTS];
-                size_t lens[MAX_TEXTS];
-                for (int k = 0; k < r.ntexts; k++) {
-                    texts[k] = r.text[k].data;
-                    lens[k] = r.text[k].len;
-                }
-                rc = fn(ctx, sp.task, r.id, texts, lens, r.ntexts, err);
-            }
-            r.index++;
-        }
-        i = e + 1;
-    }
-    for (int k = 0; k < MAX_TEXTS; k++) kbuf_free(&r.text[k]);
-    kbuf_free(&r.tmp);
-    free(data);
+    kbuf_free(&r.id);
     if (!rc && task_out && !(*task_out = strdup(sp.task))) rc = kiln_fail(err, "out of memory");
     spec_free(&sp);
     return rc;
