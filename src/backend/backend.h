@@ -1,6 +1,6 @@
-// backend.h: the one interface to the machine the model runs on. The model,
-// the optimizer, checkpoints and inference call these functions and never loop
-// over floats themselves. One backend is compiled in, chosen at build time
+// backend.h: the one interface to the machine the model runs on: the model,
+// the optimizer, checkpoints and inference do their work on the model's
+// floats through these functions. One backend is compiled in, chosen at build time
 // (cmake -DKILN_BACKEND=cpu, the default and only one so far: src/backend/cpu/),
 // as SQLite picks its OS layer; the CPU backend is the reference that later
 // backends are tested against.

@@ -1,6 +1,7 @@
-// gpt.c: the transformer assembled from the backend's layers (backend.h). One code path covers
-// GPT-2 (learned positions, LayerNorm, GELU, biases, tied) and Llama
-// (RoPE, RMSNorm, SwiGLU, GQA, no biases, untied) and their mixtures.
+// gpt.c: the transformer assembled from the backend's layers (backend.h).
+// One code path covers GPT-2 (learned positions, LayerNorm, GELU, biases,
+// tied) and Llama (RoPE, RMSNorm, SwiGLU, GQA, no biases, untied) and their
+// mixtures. Every operation on floats is a backend call.
 //
 // Block l, with x = residual in (N,C):
 //   ln1  = norm(x)                       (N,C)
