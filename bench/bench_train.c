@@ -1,12 +1,12 @@
 // bench_train: times kiln training steps (forward, backward, AdamW) on random tokens
 // and the sgemm peak of this machine, and prints one JSON object.
 // usage: bench_train B T STEPS [key=value ...]   (config keys as in `kiln help config`)
-//        bench_train --sgemm N                    (GFLOP/s of an N x N x N sgemm)
+//        bench_train --sgemm N                    (GFLOP/s of an N x N x N sgemm, backend_peak_flops)
 #include "kiln/config.h"
 #include "kiln/model.h"
 #include "train/optim.h"
+#include "backend/backend.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,26 +16,9 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double sgemm_peak(int n) {
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
-          *c = malloc(sizeof(float) * n * n);
-    for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = 0.001f * (float)(i % 1000);
-    double best = 0;
-    for (int r = 0; r < 6; r++) {
-        double t0 = kiln_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = kiln_now() - t0, g = 2.0 * n * n * (double)n / dt / 1e9;
-        if (r > 0 && g > best) best = g;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return best;
-}
-
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "--sgemm")) {
-        printf("{\"sgemm_gflops\": %.2f, \"n\": %d, \"threads\": %d}\n", sgemm_peak(atoi(argv[2])),
+        printf("{\"sgemm_gflops\": %.2f, \"n\": %d, \"threads\": %d}\n", backend_peak_flops(atoi(argv[2])) / 1e9,
                atoi(argv[2]), omp_get_max_threads());
         return 0;
     }

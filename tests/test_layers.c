@@ -337,6 +337,42 @@ static void test_fast_expf(void **state) {
     assert_true(fast_expf(-1000.0f) > 0.0f && fast_expf(-1000.0f) < 1e-37f);  // clamped, not denormal
     assert_true(isfinite(fast_expf(1000.0f)));
 }
+// The backend's memory and machine calls: what the model, checkpoints and MFU rely on.
+static void test_memory_and_machine(void **state) {
+    (void)state;
+    KilnErr err;
+    long n = 1000;
+    float *a = backend_alloc(n, &err), *b = backend_alloc(n, &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal((uintptr_t)a % 64, 0);
+    double abs_sum = 1.0, sq_sum = 2.0;  // the sums add onto these
+    for (long i = 0; i < n; i++) assert_true(a[i] == 0.0f);
+    float *x = randn(n, 1.0f, 7);
+    backend_from_host(a, x, sizeof(float) * n);
+    backend_copy(b, a, n);
+    assert_memory_equal(b, x, sizeof(float) * n);
+    abs_square_sums(b, n, &abs_sum, &sq_sum);
+    double abs_ref = 1.0, sq_ref = 2.0;
+    for (long i = 0; i < n; i++) abs_ref += fabs((double)x[i]), sq_ref += (double)x[i] * x[i];
+    assert_true(fabs(abs_sum - abs_ref) < 1e-9 * abs_ref && fabs(sq_sum - sq_ref) < 1e-9 * sq_ref);
+    assert_true(fabs(sum_squares(b, n) - (sq_ref - 2.0)) < 1e-9 * sq_ref);
+    float *view = backend_view(b, n, &err);  // the checkpoint's access
+    assert_non_null(view);
+    view[3] = 42.0f;
+    assert_int_equal(backend_view_end(view, b, n, 1, &err), 0);
+    assert_true(b[3] == 42.0f);
+    backend_zero(b, n);
+    for (long i = 0; i < n; i++) assert_true(b[i] == 0.0f);
+    assert_true(backend_peak_flops(64) > 0);
+    KilnBackendInfo info = backend_info();
+    assert_string_equal(info.name, "cpu");
+    assert_non_null(info.blas);
+    assert_non_null(info.blas_config);
+    free(x);
+    backend_free(a);
+    backend_free(b);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -348,7 +384,7 @@ int main(void) {
         cmocka_unit_test(test_attention_gqa),   cmocka_unit_test(test_attention_mqa),
         cmocka_unit_test(test_attention_dropout), cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_embedding),       cmocka_unit_test(test_dropout_mask),
-        cmocka_unit_test(test_fast_expf),
+        cmocka_unit_test(test_fast_expf),       cmocka_unit_test(test_memory_and_machine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -405,6 +405,7 @@ static void test_env(void **st) {
     const char *names[] = {"libyaml", "zstd", "openssl", "libxml2", "pcre2", "utf8proc", "xxhash"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         assert_non_null(strpbrk(json_str(lib, names[i]), "0123456789"));  // a version, whatever its form
+    assert_string_equal(json_str(j, "backend"), "cpu");
     const cJSON *blas = cJSON_GetObjectItemCaseSensitive(j, "openblas");
     assert_non_null(strstr(json_str(blas, "config"), "OpenBLAS"));
     json_str(blas, "corename");

@@ -1,11 +1,21 @@
-// layers.h: the transformer's layers, each forward beside its backward.
+// backend.h: the one interface to the machine the model runs on: the model,
+// the optimizer, checkpoints and inference do their work on the model's
+// floats through these functions. One backend is compiled in, chosen at build time
+// (cmake -DKILN_BACKEND=cpu, the default and only one so far: src/backend/cpu/),
+// as SQLite picks its OS layer; the CPU backend is the reference that later
+// backends are tested against.
+//
+// The layers of the transformer, each forward beside its backward.
 // Shapes use N = B*T rows. Backward functions ADD into parameter gradients
 // (so micro-batches accumulate) and WRITE input gradients unless noted.
 // Forward loops parallelize only outside a parallel region (if (parallel :
 // !omp_in_parallel())): inference runs one sequence per thread inside its caller's.
-#ifndef KILN_LAYERS_H
-#define KILN_LAYERS_H
+#ifndef KILN_BACKEND_H
+#define KILN_BACKEND_H
 
+#include "kiln/core.h"
+
+#include <stddef.h>
 #include <stdint.h>
 
 // ---- embedding: tokens (N) -> out (N,C); wpe may be NULL (RoPE models) ----
@@ -86,10 +96,57 @@ void attention_infer(float *out, const float *q, int ldq, const float *kc, const
 double crossentropy_forward_backward(float *logits, const int32_t *targets, int N, int V,
                                      float dlogits_scale, long *count);
 
-// ---- helpers ----
+// ---- elementwise ----
 void residual_add(float *out, const float *a, const float *b, long n);  // out = a + b
 
-#include "kiln/core.h"
+// ---- optimizer updates over one tensor's slice (n) of params p, grads g, state m, v ----
+// Each reads the gradient as g*scale + l1*sign(p) + l2*p (scale: the clip
+// coefficient; l1, l2, wd are 0 on tensors without decay). train/optim.h has the rules.
+typedef struct {
+    float *restrict p, *restrict m, *restrict v;
+    const float *restrict g;
+    long n;
+    float scale, l1, l2, wd;
+} OptSlice;
+// torch.optim.AdamW: moments m, v; bias correction by step (from 1); decoupled decay.
+void adamw_update(const OptSlice *s, float lr, float beta1, float beta2, float eps, int step);
+// torch.optim.SGD, dampening 0: coupled decay; momentum buffer in m.
+void sgd_update(const OptSlice *s, float lr, float momentum, int nesterov);
+// Lion: decoupled decay; momentum in m.
+void lion_update(const OptSlice *s, float lr, float beta1, float beta2);
+// sum x^2 in double (the gradient norm's square).
+double sum_squares(const float *x, long n);
+// *abs_sum += sum |x|, *sq_sum += sum x^2, in double (the penalties' value).
+void abs_square_sums(const float *x, long n, double *abs_sum, double *sq_sum);
+
+// ---- memory: parameters, gradients, optimizer state and activations ----
+// Zeroed, 64-byte aligned; NULL with err set when out of memory.
+float *backend_alloc(long n, KilnErr *err);
+void backend_free(float *x);
+void backend_zero(float *x, long n);
+void backend_copy(float *dst, const float *src, long n);
+// bytes from host memory (e.g. the caller's tokens) into backend memory.
+void backend_from_host(void *dst, const void *src, size_t bytes);
+// Host access to n floats of backend memory, for checkpoints. The CPU
+// backend's memory is host memory, so the view is buf itself and nothing is
+// copied; a device backend copies to the host here and, if written, back in
+// backend_view_end. NULL with err set on failure.
+float *backend_view(float *buf, long n, KilnErr *err);
+int backend_view_end(float *view, float *buf, long n, int written, KilnErr *err);
+
+// ---- the machine ----
+// Best matmul rate (FLOP/s) of an (n,n) @ (n,n) product with the threads in
+// use, for MFU; 0 when it cannot be measured. Takes about half a second.
+double backend_peak_flops(int n);
+typedef struct {
+    const char *name;         // the backend compiled in (KILN_BACKEND)
+    const char *blas;         // the BLAS library behind the matmuls, NULL without one
+    const char *blas_config;  // its build
+    const char *blas_core;    // the kernel set it chose for this CPU
+    int blas_threads;
+} KilnBackendInfo;
+KilnBackendInfo backend_info(void);
+
 static inline int dropout_keep(KilnDropout d, uint64_t i) {
     uint64_t h = kiln_hash64(d.seed ^ (i * 0xD1B54A32D192ED03ull));
     return (float)(h >> 40) * 0x1.0p-24f >= d.p;

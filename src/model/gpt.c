@@ -1,6 +1,7 @@
-// gpt.c: the transformer assembled from layers.h. One code path covers
-// GPT-2 (learned positions, LayerNorm, GELU, biases, tied) and Llama
-// (RoPE, RMSNorm, SwiGLU, GQA, no biases, untied) and their mixtures.
+// gpt.c: the transformer assembled from the backend's layers (backend.h).
+// One code path covers GPT-2 (learned positions, LayerNorm, GELU, biases,
+// tied) and Llama (RoPE, RMSNorm, SwiGLU, GQA, no biases, untied) and their
+// mixtures. Every operation on floats is a backend call.
 //
 // Block l, with x = residual in (N,C):
 //   ln1  = norm(x)                       (N,C)
@@ -120,7 +121,7 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     plan_params(m);
     // params, grads, m, v in one allocation
     long P = m->layout.total;
-    m->params = kiln_alloc(sizeof(float) * P * 4, err);
+    m->params = backend_alloc(P * 4, err);
     if (!m->params) return kiln_wrap(err, "model parameters and optimizer state");
     m->grads = m->params + P;
     m->m = m->params + 2 * P;
@@ -129,9 +130,9 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     m->g = gpt_views(m, m->grads);
     long A = plan_acts(m, &m->a, NULL);
     long R = cfg->pos == KILN_POS_ROPE ? (long)cfg->block_size * m->HD : 0;
-    m->acts_mem = kiln_alloc(sizeof(float) * (A + R), err);
+    m->acts_mem = backend_alloc(A + R, err);
     if (!m->acts_mem) {
-        kiln_free(m->params);
+        backend_free(m->params);
         m->params = NULL;
         return kiln_wrap(err, "activations for batch %d x %d", maxB, maxT);
     }
@@ -145,8 +146,8 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
 }
 
 void gpt_destroy(KilnModel *m) {
-    kiln_free(m->params);
-    kiln_free(m->acts_mem);
+    backend_free(m->params);
+    backend_free(m->acts_mem);
     memset(m, 0, sizeof *m);
 }
 
@@ -280,8 +281,8 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     m->train = dloss != 0.0f;
     m->dropout_seed = dropout_seed;
     KilnActs *a = &m->a;
-    memcpy(a->tokens, tokens, sizeof(int32_t) * N);
-    if (targets) memcpy(a->targets, targets, sizeof(int32_t) * N);
+    backend_from_host(a->tokens, tokens, sizeof(int32_t) * N);
+    if (targets) backend_from_host(a->targets, targets, sizeof(int32_t) * N);
 
     embedding_forward(a->encoded, tokens, m->p.t[PT_WTE], m->p.t[PT_WPE], B, T, C);
     dropout_apply(a->encoded, (long)N * C, drop_site(m, -1, SITE_EMBED));
@@ -318,7 +319,7 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     return 0;
 }
 
-void gpt_zero_grad(KilnModel *m) { memset(m->grads, 0, sizeof(float) * m->layout.total); }
+void gpt_zero_grad(KilnModel *m) { backend_zero(m->grads, m->layout.total); }
 
 void gpt_backward(KilnModel *m) {
     const KilnModelConfig *c = &m->cfg;
@@ -330,7 +331,7 @@ void gpt_backward(KilnModel *m) {
     // logits now hold dlogits (N,V) -> dln (N,C)
     linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V);
     const float *xlast = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
-    memset(a->dres, 0, sizeof(float) * N * C);
+    backend_zero(a->dres, (long)N * C);
     norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
                   a->lnf_mean, a->lnf_rstd, N);
     for (int l = L - 1; l >= 0; l--) {
@@ -342,7 +343,7 @@ void gpt_backward(KilnModel *m) {
         const float *dbranch = a->dres;
         KilnDropout dm = drop_site(m, l, SITE_MLP_RESID);
         if (dm.p > 0.0f) {
-            memcpy(a->dtmp, a->dres, sizeof(float) * N * C);
+            backend_copy(a->dtmp, a->dres, (long)N * C);
             dropout_apply(a->dtmp, (long)N * C, dm);
             dbranch = a->dtmp;
         }
@@ -354,7 +355,7 @@ void gpt_backward(KilnModel *m) {
         dbranch = a->dres;
         KilnDropout da = drop_site(m, l, SITE_ATTN_RESID);
         if (da.p > 0.0f) {
-            memcpy(a->dtmp, a->dres, sizeof(float) * N * C);
+            backend_copy(a->dtmp, a->dres, (long)N * C);
             dropout_apply(a->dtmp, (long)N * C, da);
             dbranch = a->dtmp;
         }

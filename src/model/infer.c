@@ -18,7 +18,6 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
-#include <string.h>
 
 enum { INFER_ROWS = 64 };  // new tokens per pass through the layers
 
@@ -54,7 +53,7 @@ int infer_create(KilnInfer **out, const KilnModel *m, int max_len, KilnErr *err)
                       &s->fch, &s->fch_act, &s->att_scratch};
     long total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += (sizes[i] + 15) & ~15L;
-    s->mem = kiln_alloc(sizeof(float) * total, err);
+    s->mem = backend_alloc(total, err);
     if (!s->mem) {
         free(s);
         return kiln_wrap(err, "inference cache for %d tokens", max_len);
@@ -70,7 +69,7 @@ int infer_create(KilnInfer **out, const KilnModel *m, int max_len, KilnErr *err)
 
 void infer_free(KilnInfer *s) {
     if (!s) return;
-    kiln_free(s->mem);
+    backend_free(s->mem);
     free(s);
 }
 
@@ -123,8 +122,8 @@ static void block_rows(KilnInfer *s, int l, int r) {
     float *kc = s->k + (long)l * s->max_len * KVD, *vc = s->v + (long)l * s->max_len * KVD;
     for (int i = 0; i < r; i++) {
         const float *row = s->qkv + (long)i * QKV;
-        memcpy(kc + (long)(pos + i) * KVD, row + NH * HD, sizeof(float) * KVD);
-        memcpy(vc + (long)(pos + i) * KVD, row + NH * HD + KVD, sizeof(float) * KVD);
+        backend_copy(kc + (long)(pos + i) * KVD, row + NH * HD, KVD);
+        backend_copy(vc + (long)(pos + i) * KVD, row + NH * HD + KVD, KVD);
     }
     attention_infer(s->att, s->qkv, QKV, kc, vc, s->att_scratch, r, pos, NH, NKV, HD, s->nthreads);
     linear_forward(s->tmp, s->att, layer_w(m, PT_ATTPROJW, (long)C * C, l), layer_w(m, PT_ATTPROJB, C, l),
@@ -150,6 +149,7 @@ static void append_rows(KilnInfer *s, const int32_t *tokens, int r, float *logit
     if (!logits) return;  // only the cache was wanted
     norm_rows(s, s->ln, s->x, m->p.t[PT_LNFW], m->p.t[PT_LNFB], r);
     const float *head = c->tied ? m->p.t[PT_WTE] : m->p.t[PT_LMHEAD];
+    // logits are the caller's host memory, which the CPU backend writes directly
     linear_forward(logits, s->ln, head, NULL, r, c->n_embd, c->vocab_size);
 }
 

@@ -20,6 +20,8 @@
 //           Departures from both: our blocks keep their pre-norm (T-Fixup drops
 //           LayerNorm), and there is no sqrt(C) multiplier on the embedding output.
 // Everywhere: norm weights 1, biases 0. init_std is used by gpt2 only.
+// The draws are serial and on the host, straight into the parameters: the CPU
+// backend's memory is the host's (a device backend would draw through backend_view).
 #include "kiln/model.h"
 
 #include <math.h>

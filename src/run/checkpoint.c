@@ -1,6 +1,7 @@
 // checkpoint.c: crash-safe checkpoints in safetensors plus a JSON state file.
 #include "kiln/checkpoint.h"
 
+#include "backend/backend.h"
 #include "core/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -18,6 +19,25 @@ typedef struct {
     float *base;
     const char *prefix;
 } Buffer;
+enum { MAX_BUFFERS = 2 };
+
+// Ends the host views of the first nb buffers; written: copy them back.
+static int end_views(const KilnModel *m, const Buffer *bufs, int nb, float **views, int written,
+                     KilnErr *err) {
+    int rc = 0;
+    for (int b = 0; b < nb; b++)
+        if (backend_view_end(views[b], bufs[b].base, m->layout.total, written, err)) rc = -1;
+    return rc;
+}
+
+// Host views of the buffers: the backend's memory need not be the host's.
+static int view_buffers(const KilnModel *m, const Buffer *bufs, int nb, float **views, KilnErr *err) {
+    for (int b = 0; b < nb; b++) {
+        views[b] = backend_view(bufs[b].base, m->layout.total, err);
+        if (!views[b]) return end_views(m, bufs, b, views, 0, NULL), -1;
+    }
+    return 0;
+}
 
 static int save_buffers(const char *path, const KilnModel *m, const Buffer *bufs, int nb,
                         const KilnConfig *cfg, KilnErr *err) {
@@ -38,8 +58,16 @@ static int save_buffers(const char *path, const KilnModel *m, const Buffer *bufs
     }
     kiln_config_write_yaml(cfg, mf);
     fclose(mf);
+    float *views[MAX_BUFFERS];
+    if (view_buffers(m, bufs, nb, views, err)) {
+        free(yaml);
+        free(nt);
+        free(st);
+        free(names);
+        return -1;
+    }
     for (int b = 0; b < nb; b++) {
-        gpt_named_tensors(m, bufs[b].base, nt);
+        gpt_named_tensors(m, views[b], nt);
         for (int i = 0; i < per; i++) {
             int k = b * per + i;
             snprintf(names[k], sizeof names[k], "%s%s", bufs[b].prefix, nt[i].name);
@@ -53,6 +81,7 @@ static int save_buffers(const char *path, const KilnModel *m, const Buffer *bufs
     const char *keys[] = {"format", "kiln.config"};
     const char *vals[] = {"pt", yaml};
     int rc = st_write(path, st, n, keys, vals, 2, err);
+    if (end_views(m, bufs, nb, views, 0, rc ? NULL : err)) rc = -1;
     free(yaml);
     free(nt);
     free(st);
@@ -70,15 +99,17 @@ static int load_buffers(const char *path, const KilnModel *m, const Buffer *bufs
         st_close(&f);
         return kiln_fail(err, "out of memory");
     }
-    int rc = 0;
+    float *views[MAX_BUFFERS];
+    int rc = view_buffers(m, bufs, nb, views, err), viewed = rc == 0;
     for (int b = 0; b < nb && rc == 0; b++) {
-        gpt_named_tensors(m, bufs[b].base, nt);
+        gpt_named_tensors(m, views[b], nt);
         for (int i = 0; i < per && rc == 0; i++) {
             char name[160];
             snprintf(name, sizeof name, "%s%s", bufs[b].prefix, nt[i].name);
             rc = st_read_f32(&f, name, nt[i].data, nt[i].ndim, nt[i].shape, err);
         }
     }
+    if (viewed && end_views(m, bufs, nb, views, rc == 0, rc ? NULL : err)) rc = -1;
     free(nt);
     st_close(&f);
     return rc;

@@ -8,6 +8,7 @@
 #include "kiln/train.h"
 
 #include "run/control.h"
+#include "backend/backend.h"
 #include "kiln/manifest.h"
 #include "train/loss.h"
 #include "kiln/core.h"
@@ -18,7 +19,6 @@
 #include "kiln/toxicity.h"
 #include "run/track.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -82,24 +82,6 @@ static double wall_now(void) {
 static int event(Run *r, const char *kind, const char *detail, KilnErr *err) {
     if (!r->have_tracker) return 0;
     return tracker_event(&r->tr, r->st.step, wall_now(), kind, detail, err);
-}
-
-// Best sgemm rate of this machine with the threads in use, for MFU.
-static double measure_peak_flops(void) {
-    enum { N = 2048 };  // as bench/: smaller products do not reach the peak
-    float *a = malloc(sizeof(float) * N * N * 3);
-    if (!a) return 0;
-    for (long i = 0; i < (long)N * N * 3; i++) a[i] = (float)(i % 7) * 0.1f;
-    double best = 0, t_end = kiln_now() + 0.5;
-    for (int calls = 0; calls < 2 || kiln_now() < t_end; calls++) {  // the first call warms the threads up
-        double t0 = kiln_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f,
-                    a + 2 * N * N, N);
-        double dt = kiln_now() - t0;
-        if (dt > 0 && 2.0 * N * N * N / dt > best) best = 2.0 * N * N * N / dt;
-    }
-    free(a);
-    return best;
 }
 
 // RUN/heartbeat: "pid step unix_time", for the supervisor; at most once a second
@@ -689,7 +671,7 @@ static int run_open(Run *r, KilnErr *err) {
     open_manifest(r);
     if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
-    r->peak_flops = t->peak_tflops > 0 ? t->peak_tflops * 1e12 : measure_peak_flops();
+    r->peak_flops = t->peak_tflops > 0 ? t->peak_tflops * 1e12 : backend_peak_flops(2048);
     say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
         cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
     say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads; peak %.1f GFLOP/s\n",

@@ -5,7 +5,8 @@
 #include "kiln/core.h"
 #include "run/track.h"
 
-#include <cblas.h>
+#include "backend/backend.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <libxml/xmlversion.h>
@@ -246,10 +247,14 @@ static void add_libraries(cJSON *j) {
     cJSON_AddStringToObject(lib, "pcre2", pcre);
     cJSON_AddStringToObject(lib, "utf8proc", utf8proc_version());
     cJSON_AddStringToObject(lib, "xxhash", xxhs);
-    cJSON *blas = cJSON_AddObjectToObject(j, "openblas");
-    cJSON_AddStringToObject(blas, "config", openblas_get_config());
-    cJSON_AddStringToObject(blas, "corename", openblas_get_corename());
-    cJSON_AddNumberToObject(blas, "threads", openblas_get_num_threads());
+    KilnBackendInfo be = backend_info();
+    cJSON_AddStringToObject(j, "backend", be.name);
+    if (be.blas) {
+        cJSON *blas = cJSON_AddObjectToObject(j, be.blas);
+        cJSON_AddStringToObject(blas, "config", be.blas_config);
+        cJSON_AddStringToObject(blas, "corename", be.blas_core);
+        cJSON_AddNumberToObject(blas, "threads", be.blas_threads);
+    }
 }
 
 // The environment as a JSON object; NULL when out of memory.

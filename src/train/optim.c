@@ -1,17 +1,13 @@
 // optim.c: the optimizers (AdamW, SGD with momentum, Lion) with L1/L2 penalties,
-// gradient clipping and the learning-rate schedule.
+// gradient clipping and the learning-rate schedule: which update runs on which
+// tensor with what settings. The per-element updates are the backend's.
 #include "train/optim.h"
 
-#include <math.h>
-#include <string.h>
+#include "backend/backend.h"
 
-double grad_global_norm(const KilnModel *m) {
-    double ss = 0.0;
-    const float *g = m->grads;
-#pragma omp parallel for reduction(+ : ss)
-    for (long i = 0; i < m->layout.total; i++) ss += (double)g[i] * g[i];
-    return sqrt(ss);
-}
+#include <math.h>
+
+double grad_global_norm(const KilnModel *m) { return sqrt(sum_squares(m->grads, m->layout.total)); }
 
 float grad_clip_coef(double norm, float max_norm) {
     if (max_norm <= 0.0f) return 1.0f;
@@ -24,90 +20,24 @@ static int decays(const KilnModel *m, const KilnTrainConfig *t, int id) {
     return m->layout.decay[id] || (t->decay_embeddings && (id == PT_WTE || id == PT_WPE));
 }
 
-// One tensor's slices and the terms of its effective gradient
-// g = grad*scale + l1*sign(w) + l2*w (l1 = l2 = 0 on tensors without decay).
-typedef struct {
-    float *restrict p, *restrict m, *restrict v;
-    const float *restrict g;
-    long n;
-    float scale, l1, l2, wd;  // wd: 0 on tensors without decay
-} Slice;
-
-static inline float sgnf(float x) { return (float)((x > 0.0f) - (x < 0.0f)); }
-
-// The gradient each optimizer sees: clipped, plus the penalties' gradient.
-static inline float effective_grad(float g, float p, float scale, float l1, float l2) {
-    return g * scale + l1 * sgnf(p) + l2 * p;
-}
-
-static void adamw_slice(const Slice *s, const KilnTrainConfig *t, float lr, int step) {
-    float b1 = t->beta1, b2 = t->beta2, eps = t->eps;
-    float bc1 = 1.0f - powf(b1, (float)step), bc2 = 1.0f - powf(b2, (float)step);
-    float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2), shrink = 1.0f - lr * s->wd;
-    float *restrict p = s->p, *restrict mm = s->m, *restrict vv = s->v;
-    const float *restrict g = s->g;
-    float scale = s->scale, l1 = s->l1, l2 = s->l2;
-#pragma omp parallel for simd
-    for (long i = 0; i < s->n; i++) {
-        float gi = effective_grad(g[i], p[i], scale, l1, l2);
-        mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
-        vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
-        float denom = sqrtf(vv[i]) / bc2_sqrt + eps;
-        p[i] = p[i] * shrink - step_size * mm[i] / denom;
-    }
-}
-
-// dampening 0: with the buffer zeroed at reset, momentum*0 + g is torch's
-// "buffer = g on the first step" without a special case.
-static void sgd_slice(const Slice *s, const KilnTrainConfig *t, float lr) {
-    float mu = t->momentum, wd = s->wd;
-    int nesterov = t->nesterov;
-    float *restrict p = s->p, *restrict buf = s->m;
-    const float *restrict g = s->g;
-    float scale = s->scale, l1 = s->l1, l2 = s->l2;
-#pragma omp parallel for simd
-    for (long i = 0; i < s->n; i++) {
-        float gi = effective_grad(g[i], p[i], scale, l1, l2) + wd * p[i];
-        if (mu != 0.0f) {
-            buf[i] = mu * buf[i] + gi;
-            gi = nesterov ? gi + mu * buf[i] : buf[i];
-        }
-        p[i] -= lr * gi;
-    }
-}
-
-static void lion_slice(const Slice *s, const KilnTrainConfig *t, float lr) {
-    float b1 = t->beta1, b2 = t->beta2, shrink = 1.0f - lr * s->wd;
-    float *restrict p = s->p, *restrict mm = s->m;
-    const float *restrict g = s->g;
-    float scale = s->scale, l1 = s->l1, l2 = s->l2;
-#pragma omp parallel for simd
-    for (long i = 0; i < s->n; i++) {
-        float gi = effective_grad(g[i], p[i], scale, l1, l2);  // penalties see w before decay
-        float update = sgnf(b1 * mm[i] + (1.0f - b1) * gi);
-        p[i] = p[i] * shrink - lr * update;
-        mm[i] = b2 * mm[i] + (1.0f - b2) * gi;
-    }
-}
-
 void optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_step, float grad_scale) {
     for (int id = 0; id < PT_COUNT; id++) {
         long n = m->layout.size[id], off = m->layout.offset[id];
         if (!n) continue;
         int d = decays(m, t, id);
-        Slice s = {m->params + off, m->m + off, m->v + off, m->grads + off, n, grad_scale,
-                   d ? t->l1 : 0.0f, d ? t->l2 : 0.0f, d ? t->weight_decay : 0.0f};
+        OptSlice s = {m->params + off, m->m + off, m->v + off, m->grads + off, n, grad_scale,
+                      d ? t->l1 : 0.0f, d ? t->l2 : 0.0f, d ? t->weight_decay : 0.0f};
         switch (t->optimizer) {
-        case KILN_OPT_ADAMW: adamw_slice(&s, t, lr, opt_step); break;
-        case KILN_OPT_SGD: sgd_slice(&s, t, lr); break;
-        case KILN_OPT_LION: lion_slice(&s, t, lr); break;
+        case KILN_OPT_ADAMW: adamw_update(&s, lr, t->beta1, t->beta2, t->eps, opt_step); break;
+        case KILN_OPT_SGD: sgd_update(&s, lr, t->momentum, t->nesterov); break;
+        case KILN_OPT_LION: lion_update(&s, lr, t->beta1, t->beta2); break;
         }
     }
 }
 
 void optimizer_reset_state(KilnModel *m) {
-    memset(m->m, 0, sizeof(float) * m->layout.total);
-    memset(m->v, 0, sizeof(float) * m->layout.total);
+    backend_zero(m->m, m->layout.total);
+    backend_zero(m->v, m->layout.total);
 }
 
 double penalty_value(const KilnModel *m, const KilnTrainConfig *t) {
@@ -116,12 +46,7 @@ double penalty_value(const KilnModel *m, const KilnTrainConfig *t) {
     for (int id = 0; id < PT_COUNT; id++) {
         long n = m->layout.size[id];
         if (!n || !decays(m, t, id)) continue;
-        const float *p = m->params + m->layout.offset[id];
-#pragma omp parallel for reduction(+ : abs_sum, sq_sum)
-        for (long i = 0; i < n; i++) {
-            abs_sum += fabs((double)p[i]);
-            sq_sum += (double)p[i] * p[i];
-        }
+        abs_square_sums(m->params + m->layout.offset[id], n, &abs_sum, &sq_sum);
     }
     return t->l1 * abs_sum + 0.5 * t->l2 * sq_sum;
 }
