@@ -1,7 +1,8 @@
 // test_data_classifier: the fastText-style classifier on real data: toxicity
 // (Davidson et al. tweets), quality (WikiText paragraphs against tweets and
 // kernel source), features at their boundaries, save/load, determinism, model
-// file fuzzing, the `classifier` stage and the `kiln data classifier` command.
+// file fuzzing, the `classifier` stage, the JSONL split and prediction behind
+// `kiln data classifier`, and that command.
 #include "kiln/classifier.h"
 #include "kiln/data.h"
 #include "testutil.h"
@@ -14,11 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-
-// The command is compiled in here so its errors can be checked in-process
-// (with src/cli/cli_util.c linked for cli_error); the last test also runs the
-// kiln binary.
-#include "../src/cli/cmd_data_classifier.c"
+#include <sys/wait.h>
 
 // ---------------------------------------------------------------- data
 typedef struct {
@@ -543,17 +540,7 @@ static void test_stage_errors(void **state) {
     assert_non_null(strstr(err.msg, "treshold"));
 }
 
-// ---------------------------------------------------------------- the command
-static int run_cmd(const char *args) {
-    char buf[4096], *argv[64];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "classifier %s", args);
-    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
-    argv[argc] = NULL;
-    fflush(stdout);
-    return cmd_data_classifier(argc, argv);
-}
-
+// ---------------------------------------------------------------- JSONL files and the command
 // Writes tweets of the chosen classes as JSONL, with a bad line in the middle.
 static void write_jsonl(const char *path, int want_toxic) {
     FILE *f = fopen(path, "w");
@@ -586,50 +573,91 @@ static long count_lines(const char *path, const char *needle) {
     return c;
 }
 
-static void test_command(void **state) {
-    char args[2048];
+// What `kiln data classifier train` does with --label toxic=... --label clean=...
+static int train_files(const KilnClsFile *files, int nfiles, int dim, const char *out) {
+    const char *names[] = {"toxic", "clean"};
+    KilnClsOpts o;
+    classifier_opts_default(&o);
+    o.epoch = 5, o.seed = 3, o.dim = dim;
+    KilnClsData d = {files, nfiles, "text", o.seed, 0.1};
+    KilnClsSet train, valid;
+    clsset_init(&train, o.word_ngrams, o.buckets);
+    clsset_init(&valid, o.word_ngrams, o.buckets);
+    long per_label[2] = {0};
+    KilnClassifier *m = NULL;
+    KilnClsTrainStats st;
+    KilnErr err;
+    int rc = classifier_opts_check(&o, &err) || classifier_read_files(&d, names, nfiles, &train, &valid, per_label, NULL, &err) ||
+             classifier_train(&m, &o, names, nfiles, &train, &st, &err) || classifier_save(m, out, &err);
+    classifier_free(m);
+    clsset_free(&train);
+    clsset_free(&valid);
+    return rc ? -1 : 0;
+}
+
+static int predict_file(const char *model, const char *in, const char *out, int tsv) {
+    KilnClassifier *m;
+    KilnErr err;
+    if (classifier_load(&m, model, &err)) return -1;
+    KilnClsPredictOpts po = {in, out, "text", 0, tsv};
+    KilnClsPredictStats st;
+    int rc = classifier_predict_jsonl(m, &po, &st, &err);
+    classifier_free(m);
+    return rc;
+}
+
+static void test_jsonl_files(void **state) {
     write_jsonl(tmp("toxic.jsonl"), 1);
     write_jsonl(tmp("clean.jsonl"), 0);
-    snprintf(args, sizeof args, "train --label toxic=%s --label clean=%s --epoch 5 --seed 3 -o %s", tmp("toxic.jsonl"),
-             tmp("clean.jsonl"), tmp("cli.kcls"));
-    assert_int_equal(run_cmd(args), 0);
+    KilnClsFile files[] = {{"toxic", tmp("toxic.jsonl")}, {"clean", tmp("clean.jsonl")}};
+    assert_int_equal(train_files(files, 2, 32, tmp("cli.kcls")), 0);
     KilnClassifier *m;
     KilnErr err;
     assert_int_equal(classifier_load(&m, tmp("cli.kcls"), &err), 0);
     assert_string_equal(classifier_label(m, 0), "toxic");
-    classifier_free(m);
-    snprintf(args, sizeof args, "eval -m %s --label clean=%s --positive clean", tmp("cli.kcls"), tmp("clean.jsonl"));
-    assert_int_equal(run_cmd(args), 0);
+    // eval: the clean file against the model's labels, clean positive
+    KilnClsData clean = {&files[1], 1, "text", 1, 0.1};
+    KilnClsSet set;
+    KilnClsMetrics mt;
+    long per_label[2] = {0};
+    const char *names[] = {classifier_label(m, 0), classifier_label(m, 1)};
+    clsset_init(&set, classifier_word_ngrams(m), classifier_buckets(m));
+    assert_int_equal(classifier_read_files(&clean, names, 2, &set, NULL, per_label, NULL, &err), 0);
+    assert_int_equal(classifier_eval(m, &set, 1, &mt, &err), 0);
+    clsset_free(&set);
     // predict: every document comes out with a label and a score
-    snprintf(args, sizeof args, "predict -m %s -i %s -o %s", tmp("cli.kcls"), tmp("toxic.jsonl"), tmp("pred.jsonl"));
-    assert_int_equal(run_cmd(args), 0);
+    assert_int_equal(predict_file(tmp("cli.kcls"), tmp("toxic.jsonl"), tmp("pred.jsonl"), 0), 0);
     long docs = count_lines(tmp("toxic.jsonl"), "\"text\"");
     assert_int_equal(count_lines(tmp("pred.jsonl"), "\"score\":"), docs);
     long called_toxic = count_lines(tmp("pred.jsonl"), "\"label\":\"toxic\"");
     assert_true(called_toxic > docs * 9 / 10);
-    snprintf(args, sizeof args, "predict -m %s -i %s -o %s --tsv", tmp("cli.kcls"), tmp("clean.jsonl"), tmp("pred.tsv"));
-    assert_int_equal(run_cmd(args), 0);
+    assert_int_equal(predict_file(tmp("cli.kcls"), tmp("clean.jsonl"), tmp("pred.tsv"), 1), 0);
     assert_int_equal(count_lines(tmp("pred.tsv"), "\t"), count_lines(tmp("clean.jsonl"), "\"text\""));
     assert_true(count_lines(tmp("pred.tsv"), "\tclean\t") > 0);
-    // errors
-    snprintf(args, sizeof args, "train --label toxic=%s -o %s", tmp("toxic.jsonl"), tmp("x.kcls"));
-    assert_int_equal(run_cmd(args), 1);
-    snprintf(args, sizeof args, "train --label toxic=%s --label clean=%s", tmp("toxic.jsonl"), tmp("clean.jsonl"));
-    assert_int_equal(run_cmd(args), 1);
-    snprintf(args, sizeof args, "train --label %s -o %s", tmp("toxic.jsonl"), tmp("x.kcls"));
-    assert_int_equal(run_cmd(args), 1);
-    snprintf(args, sizeof args, "train --label a=%s --label b=%s -o %s --dim 0", tmp("toxic.jsonl"), tmp("clean.jsonl"),
-             tmp("x.kcls"));
-    assert_int_equal(run_cmd(args), 1);
-    snprintf(args, sizeof args, "eval -m %s --label nope=%s", tmp("cli.kcls"), tmp("clean.jsonl"));
-    assert_int_equal(run_cmd(args), 1);
-    snprintf(args, sizeof args, "predict -m %s -i %s", tmp("missing.kcls"), tmp("clean.jsonl"));
-    assert_int_equal(run_cmd(args), 1);
-    assert_int_equal(run_cmd("frobnicate"), 1);
+    // errors: one label, a bad option, a label the model lacks, no model
+    assert_int_equal(train_files(files, 1, 32, tmp("x.kcls")), -1);
+    assert_int_equal(train_files(files, 2, 0, tmp("x.kcls")), -1);
+    KilnClsFile nope = {"nope", tmp("clean.jsonl")};
+    KilnClsData bad = {&nope, 1, "text", 1, 0.1};
+    clsset_init(&set, classifier_word_ngrams(m), classifier_buckets(m));
+    assert_int_equal(classifier_read_files(&bad, names, 2, &set, NULL, per_label, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "nope"));
+    clsset_free(&set);
+    classifier_free(m);
+    assert_int_equal(predict_file(tmp("missing.kcls"), tmp("clean.jsonl"), tmp("pred2.tsv"), 1), -1);
     assert_int_equal(access(tmp("x.kcls"), F_OK), -1);
 }
 
-// `kiln data classifier` reaches the same command: its TSV equals the one above.
+// Runs `kiln data classifier ARGS` quietly; its exit status.
+static int run_kiln(const char *exe, const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s data classifier %s >/dev/null 2>&1", exe, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// `kiln data classifier` does what the library calls above do: the same model
+// file, the same TSV; and it refuses bad command lines.
 static void test_kiln_binary(void **state) {
     char exe[1024], cmd[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -642,12 +670,25 @@ static void test_kiln_binary(void **state) {
         print_message("no kiln binary at %s; not checked\n", exe);
         return;
     }
-    snprintf(cmd, sizeof cmd, "%s data classifier predict -m %s --tsv -i %s > %s 2>/dev/null", exe, tmp("cli.kcls"),
-             tmp("clean.jsonl"), tmp("bin.tsv"));
-    assert_int_equal(system(cmd), 0);
+    // the same files through the command: train and eval succeed, predict's TSV equals the library's
+    char args[2048];
+    snprintf(args, sizeof args, "train --label toxic=%s --label clean=%s --epoch 5 --seed 3 -o %s", tmp("toxic.jsonl"),
+             tmp("clean.jsonl"), tmp("cmd.kcls"));
+    assert_int_equal(run_kiln(exe, args), 0);
+    snprintf(args, sizeof args, "eval -m %s --label clean=%s --positive clean", tmp("cmd.kcls"), tmp("clean.jsonl"));
+    assert_int_equal(run_kiln(exe, args), 0);
     char *a, *b;
     size_t la, lb;
     KilnErr err;
+    assert_int_equal(kiln_read_file(tmp("cli.kcls"), &a, &la, &err), 0);  // training is bit-reproducible
+    assert_int_equal(kiln_read_file(tmp("cmd.kcls"), &b, &lb, &err), 0);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    free(a);
+    free(b);
+    snprintf(cmd, sizeof cmd, "%s data classifier predict -m %s --tsv -i %s > %s 2>/dev/null", exe, tmp("cli.kcls"),
+             tmp("clean.jsonl"), tmp("bin.tsv"));
+    assert_int_equal(system(cmd), 0);
     assert_int_equal(kiln_read_file(tmp("pred.tsv"), &a, &la, &err), 0);
     assert_int_equal(kiln_read_file(tmp("bin.tsv"), &b, &lb, &err), 0);
     assert_true(la > 1000);
@@ -655,6 +696,17 @@ static void test_kiln_binary(void **state) {
     assert_memory_equal(a, b, la);
     free(a);
     free(b);
+    // the command's own errors: no -o, a --label without NAME=, an unknown subcommand
+    snprintf(args, sizeof args, "train --label toxic=%s --label clean=%s", tmp("toxic.jsonl"), tmp("clean.jsonl"));
+    assert_int_equal(run_kiln(exe, args), 1);
+    snprintf(args, sizeof args, "train --label %s -o %s", tmp("toxic.jsonl"), tmp("x.kcls"));
+    assert_int_equal(run_kiln(exe, args), 1);
+    snprintf(args, sizeof args, "train --label toxic=%s -o %s", tmp("toxic.jsonl"), tmp("x.kcls"));
+    assert_int_equal(run_kiln(exe, args), 1);
+    snprintf(args, sizeof args, "predict -m %s -i %s", tmp("missing.kcls"), tmp("clean.jsonl"));
+    assert_int_equal(run_kiln(exe, args), 1);
+    assert_int_equal(run_kiln(exe, "frobnicate"), 1);
+    assert_int_equal(access(tmp("x.kcls"), F_OK), -1);
 }
 
 int main(int argc, char **argv) {
@@ -674,7 +726,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_stage_threshold),
         cmocka_unit_test(test_stage_pareto),
         cmocka_unit_test(test_stage_errors),
-        cmocka_unit_test(test_command),
+        cmocka_unit_test(test_jsonl_files),
         cmocka_unit_test(test_kiln_binary),
     };
     int rc = TEST_RUN("classifier", tests);

@@ -9,6 +9,7 @@
 
 #include "kiln/corpus.h"
 #include "kiln/data.h"
+#include "core/shard.h"
 #include "core/utf8.h"
 #include "kiln/pipeline.h"
 #include "testutil.h"
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -380,7 +382,7 @@ static void test_long_names_in_json(void **st) {
     cJSON_Delete(j);
     stage_report_free(&r);
     // the manifest: tokenizer name, source names and extra members
-    KilnCorpusOptions o = {tmp("longcorpus"), NULL, name, 1024, 0.0, 1};
+    KilnCorpusOptions o = {.out_dir = tmp("longcorpus"), .tok_name = name, .shard_tokens = 1024, .seed = 1};
     KilnCorpusWriter *w;
     KilnErr err;
     assert_int_equal(corpus_writer_open(&w, &o, &err), 0);
@@ -404,6 +406,61 @@ static void test_long_names_in_json(void **st) {
     free(m);
     kbuf_free(&b);
     doc_free(&d);
+}
+
+// val_last_tokens (`kiln tokenizer encode-corpus`): the last val_fraction of all
+// tokens is the validation shard, whatever the documents; one cut in two is
+// listed in both shards, and counted where it starts.
+static void test_corpus_last_tokens(void **st) {
+    (void)st;
+    KilnCorpusOptions o = {.out_dir = tmp("tailcorpus"), .tok_name = "bytes", .shard_tokens = KILN_CORPUS_ONE_SHARD,
+                           .val_fraction = 0.375, .val_last_tokens = 1, .no_doc_start = 1};
+    const char *text[] = {"aaaa", "bbbbbbbb", "cccc"};  // 16 tokens: 10 train, 6 val
+    KilnDoc d[3];
+    memset(d, 0, sizeof d);
+    for (int i = 0; i < 3; i++) {
+        kbuf_putc(&d[i].source, (char)('a' + i));
+        kbuf_puts(&d[i].id, "1");
+        kbuf_puts(&d[i].text, text[i]);
+    }
+    KilnCorpusWriter *w;
+    KilnErr err;
+    assert_int_equal(corpus_writer_open(&w, &o, &err), 0);
+    assert_int_equal(corpus_writer_add(w, d, 3, &err), 0);
+    assert_int_equal(corpus_writer_tokens(w), 16);
+    assert_int_equal(corpus_writer_docs(w), 3);
+    assert_int_equal(corpus_writer_finish(w, NULL, &err), 0);
+    KilnShard sh;
+    assert_int_equal(shard_open(&sh, tmp("tailcorpus/val_000000.bin"), 256, &err), 0);
+    assert_int_equal(sh.ntok, 6);
+    for (long i = 0; i < 6; i++) assert_int_equal(shard_token(&sh, i), "bbcccc"[i]);
+    shard_close(&sh);
+    char *m;
+    size_t mn;
+    assert_int_equal(kiln_read_file(tmp("tailcorpus/manifest.json"), &m, &mn, &err), 0);
+    cJSON *j = cJSON_ParseWithLength(m, mn);
+    free(m);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "tokens"), "train")->valueint, 10);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "docs"), "train")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "docs"), "val")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItem(j, "doc_start_token")->valueint, -1);
+    cJSON *shards = cJSON_GetObjectItem(j, "shards");
+    char *train = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(shards, 0), "docs"));
+    char *val = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(shards, 1), "docs"));
+    assert_string_equal(train, "[[\"a\",\"1\",0,4],[\"b\",\"1\",4,6]]");
+    assert_string_equal(val, "[[\"b\",\"1\",0,2],[\"c\",\"1\",2,4]]");
+    free(train), free(val);
+    cJSON_Delete(j);
+    for (int i = 0; i < 3; i++) doc_free(&d[i]);
+    // no tokens at all: still a train shard, an empty one, and no val shard
+    o.out_dir = tmp("tailempty");
+    assert_int_equal(corpus_writer_open(&w, &o, &err), 0);
+    assert_int_equal(corpus_writer_finish(w, NULL, &err), 0);
+    assert_int_equal(shard_open(&sh, tmp("tailempty/train_000000.bin"), 256, &err), 0);
+    assert_int_equal(sh.ntok, 0);
+    shard_close(&sh);
+    assert_int_equal(access(tmp("tailempty/val_000000.bin"), F_OK), -1);
 }
 
 static void test_writer_roundtrip(void **st) {
@@ -716,7 +773,7 @@ int main(void) {
         cmocka_unit_test(test_writer_roundtrip), cmocka_unit_test(test_params),
         cmocka_unit_test(test_run_stream),     cmocka_unit_test(test_sample),
         cmocka_unit_test(test_read_decompressed), cmocka_unit_test(test_read_decompressed_fuzz),
-        cmocka_unit_test(test_long_names_in_json),
+        cmocka_unit_test(test_long_names_in_json), cmocka_unit_test(test_corpus_last_tokens),
         cmocka_unit_test(test_reader_fuzz),    cmocka_unit_test(test_pipeline_load),
     };
     return TEST_RUN("data_core", tests);

@@ -1,4 +1,4 @@
-// test_supervise.c: the supervisor's parts: heartbeat parsing (with fuzzing),
+// test_supervise.c: the supervisor's parts: heartbeat parsing (core/rundir.c, with fuzzing),
 // back-off, the --resume rewrite of a restart, and supervise_run's errors and
 // outcomes with /bin/sh children. The end-to-end behaviour with a fake trainer
 // is in test_supervise.py.
@@ -9,12 +9,13 @@
 
 #include "testutil.h"
 
+#include "core/rundir.h"
 #include "kiln/supervise.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static int parse(const char *s, KilnHeartbeat *hb) { return supervise_parse_heartbeat(s, strlen(s), hb); }
+static int parse(const char *s, KilnHeartbeat *hb) { return rundir_parse_heartbeat(s, strlen(s), hb); }
 
 static void test_heartbeat_parse(void **st) {
     (void)st;
@@ -32,11 +33,11 @@ static void test_heartbeat_parse(void **st) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (parse(bad[i], &hb) != -1) fail_msg("accepted '%s'", bad[i]);
     }
-    assert_int_equal(supervise_parse_heartbeat("1 2 3\0", 6, &hb), -1);  // NUL inside
+    assert_int_equal(rundir_parse_heartbeat("1 2 3\0", 6, &hb), -1);  // NUL inside
     char big[200];
     memset(big, '1', sizeof big);
     big[1] = ' ', big[3] = ' ';
-    assert_int_equal(supervise_parse_heartbeat(big, sizeof big, &hb), -1);  // longer than any heartbeat
+    assert_int_equal(rundir_parse_heartbeat(big, sizeof big, &hb), -1);  // longer than any heartbeat
 }
 
 static int read_heartbeat(const char *path, void *ctx) {
@@ -44,7 +45,7 @@ static int read_heartbeat(const char *path, void *ctx) {
     size_t len;
     KilnHeartbeat hb;
     if (kiln_read_file(path, &data, &len, NULL)) return -1;
-    int rc = supervise_parse_heartbeat(data, len, &hb);
+    int rc = rundir_parse_heartbeat(data, len, &hb);
     if (!rc && (hb.pid <= 0 || hb.step < 0)) fail_msg("accepted a negative field");
     free(data);
     (*(int *)ctx) += !rc;

@@ -20,6 +20,7 @@
 #define KILN_CLASSIFIER_H
 
 #include "kiln/core.h"
+#include "kiln/doc.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -113,5 +114,54 @@ int classifier_eval(const KilnClassifier *m, const KilnClsSet *set, int positive
 // error names the file.
 int classifier_save(const KilnClassifier *m, const char *path, KilnErr *err);
 int classifier_load(KilnClassifier **out, const char *path, KilnErr *err);
+
+// ---------------------------------------------------------------- JSONL documents
+// Labelled data comes as JSONL files of documents (kiln/doc.h), one label per
+// file; the held-out share is chosen per document, by a hash, so it does not
+// depend on the order or the number of files.
+typedef struct {
+    const char *label, *path;
+} KilnClsFile;
+
+typedef struct {
+    const KilnClsFile *files;
+    int nfiles;
+    const char *field;      // the JSONL text field ("text")
+    uint64_t seed;          // the split's hash seed (the training seed)
+    double valid_fraction;  // held-out share in [0, 1)
+} KilnClsData;
+
+// Held out for validation when a hash of (seed, source, id) falls under fraction.
+int classifier_held_out(const KilnDoc *d, uint64_t seed, double fraction);
+
+// Reads every file of d into train, or into valid for the documents
+// classifier_held_out picks (valid NULL: all into train). A file's label is
+// found in labels[0..nlabels) (an error when it is not there); per_label[i]
+// counts label i's documents; skips[f] (when skips is not NULL) gets file f's
+// skipped lines, for the files read before an error too.
+int classifier_read_files(const KilnClsData *d, const char *const *labels, int nlabels, KilnClsSet *train,
+                          KilnClsSet *valid, long *per_label, KilnSkips *skips, KilnErr *err);
+
+// Prediction over a JSONL file: each document written again with "label" (the
+// most likely label) and "score" (p(positive)) added (other input fields are
+// not carried over), or with tsv lines `source TAB id TAB label TAB p(label)`.
+typedef struct {
+    const char *input;   // JSONL documents; "-" = stdin
+    const char *output;  // written atomically; "-" or NULL = stdout
+    const char *field;   // the JSONL text field
+    int positive;        // the label whose probability is "score"
+    int tsv;
+} KilnClsPredictOpts;
+
+typedef struct {
+    int streamed;       // every document was read, predicted and written (only the commit may have failed)
+    long docs;
+    double text_bytes;
+    double seconds;     // in classifier_predict only
+    KilnSkips skips;    // the input's skipped lines
+} KilnClsPredictStats;
+
+int classifier_predict_jsonl(const KilnClassifier *m, const KilnClsPredictOpts *o, KilnClsPredictStats *st,
+                             KilnErr *err);
 
 #endif

@@ -7,20 +7,32 @@
 // Every document starts with <|endoftext|> when the tokenizer has it (GPT-2's
 // convention); in byte mode (no tokenizer, vocab 256) with token 0 (NUL), which
 // cleaned text never contains. Validation documents are chosen by a hash of
-// (seed, source, id), so the split is stable when the corpus grows.
+// (seed, source, id), so the split is stable when the corpus grows; or, with
+// val_last_tokens, validation is the last val_fraction of all tokens (`kiln
+// tokenizer encode-corpus`, nanoGPT's split of one text), which needs every
+// token held until corpus_writer_finish.
 #ifndef KILN_CORPUS_H
 #define KILN_CORPUS_H
 
 #include "kiln/doc.h"
 #include "kiln/tokenizer.h"
 
+#include <limits.h>
+#include <stdio.h>
+
+#define KILN_CORPUS_ONE_SHARD LONG_MAX  // shard_tokens for one shard per split
+
 typedef struct {
     const char *out_dir;
     const KilnTokenizer *tok;  // NULL: one token per byte
     const char *tok_name;      // recorded in the manifest (the tokenizer's path, or "bytes")
     long shard_tokens;         // tokens per shard (the last one may be shorter)
-    double val_fraction;       // share of documents held out for validation
+    double val_fraction;       // share of documents (with val_last_tokens: of tokens) held out for validation
     uint64_t seed;
+    KilnSpecialMode special;   // special-token text in a document (pipelines: KILN_SPECIAL_TEXT, it is text)
+    int val_last_tokens;       // validation is the last val_fraction of the tokens; a document may be cut in two
+    int no_doc_start;          // no start token before each document: they simply follow each other
+    FILE *log;                 // NULL, or where each shard written is told: "wrote PATH (N tokens)"
 } KilnCorpusOptions;
 
 typedef struct KilnCorpusWriter KilnCorpusWriter;

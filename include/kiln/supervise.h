@@ -3,7 +3,8 @@
 //
 //   supervisor --fork/exec--> child (own process group), e.g. `kiln pretrain CFG`
 //                             or `mpirun --hostfile RUN/hosts ... kiln pretrain CFG`
-//   child writes RUN/heartbeat (`pid step unix_time`, rewritten at least every step)
+//   child writes RUN/heartbeat (`pid step unix_time`, rewritten at least every step;
+//                             see core/rundir.h)
 //   child exit:  0 done | 2 bad usage/config | 75 clean stop  -> supervisor stops
 //                126/127 (shell: cannot execute / not found)  -> supervisor stops
 //                anything else, or killed by a signal          -> crash: restart
@@ -43,15 +44,6 @@ void supervise_defaults(KilnSuperviseOptions *o);
 int supervise_run(const KilnSuperviseOptions *o, char *const argv[], int *exit_code, KilnErr *err);
 
 // ---------------------------------------------------------------- parts, for tests
-typedef struct {
-    long pid;
-    long step;
-    double time;  // unix seconds
-} KilnHeartbeat;
-// Parses one heartbeat `pid step unix_time` (trailing newline/space allowed).
-// -1 when s[0..n) is not exactly that (negative numbers, junk, missing fields).
-int supervise_parse_heartbeat(const char *s, size_t n, KilnHeartbeat *hb);
-
 // The wait before a restart when k restarts already happened in the window:
 // min(backoff_initial_s * 2^k, backoff_max_s).
 double supervise_backoff(const KilnSuperviseOptions *o, int k);

@@ -10,7 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 static const char USAGE[] =
     "usage: kiln data classifier train --label NAME=FILE.jsonl ... -o MODEL.kcls [options]\n"
@@ -42,12 +41,8 @@ static const char USAGE[] =
     "label, mode (threshold | pareto), threshold (0.5), pareto_alpha (9), invert.\n";
 
 typedef struct {
-    const char *name, *path;
-} LabelFile;
-
-typedef struct {
     KilnClsOpts opts;
-    LabelFile *files;
+    KilnClsFile *files;
     int nfiles;
     const char *field, *model, *output, *input, *positive;
     double valid_fraction;
@@ -75,7 +70,7 @@ static int parse_opt(Args *a, int argc, char **argv, int *i) {
     if (!strcmp(o, "--label")) {
         const char *eq = strchr(v, '=');
         if (!eq || eq == v || !eq[1]) return cli_error("classifier: --label wants NAME=FILE, got '%s'", v), -1;
-        a->files[a->nfiles].name = strndup(v, (size_t)(eq - v));
+        a->files[a->nfiles].label = strndup(v, (size_t)(eq - v));
         a->files[a->nfiles++].path = eq + 1;
     } else if (!strcmp(o, "--field")) a->field = v;
     else if (!strcmp(o, "-m") || !strcmp(o, "--model")) a->model = v;
@@ -115,7 +110,7 @@ static int parse_args(int argc, char **argv, Args *a) {
 }
 
 static void free_args(Args *a) {
-    for (int i = 0; i < a->nfiles; i++) free((char *)a->files[i].name);
+    for (int i = 0; i < a->nfiles; i++) free((char *)a->files[i].label);
     free(a->files);
 }
 
@@ -124,8 +119,8 @@ static int label_names(const Args *a, const char **names) {
     int n = 0;
     for (int i = 0; i < a->nfiles; i++) {
         int k = 0;
-        while (k < n && strcmp(names[k], a->files[i].name)) k++;
-        if (k == n) names[n++] = a->files[i].name;
+        while (k < n && strcmp(names[k], a->files[i].label)) k++;
+        if (k == n) names[n++] = a->files[i].label;
     }
     return n;
 }
@@ -136,43 +131,18 @@ static int positive_label(const char *const *names, int n, const char *want) {
     return want ? -1 : 0;
 }
 
-// Held out when a hash of (seed, source, id) falls under the fraction.
-static int held_out(const KilnDoc *d, uint64_t seed, double fraction) {
-    if (fraction <= 0) return 0;
-    uint64_t h = XXH3_64bits_withSeed(d->id.data, d->id.len, kiln_hash64(seed) ^ XXH3_64bits(d->source.data, d->source.len));
-    return (double)(h >> 11) * 0x1.0p-53 < fraction;
-}
-
 // Reads every --label file into the train set (or valid, for held-out documents
-// when valid is not NULL). names[] gives each label's index.
+// when valid is not NULL), then tells the skipped lines of each file read.
 static int read_labelled(const Args *a, const char *const *names, int nnames, KilnClsSet *train, KilnClsSet *valid,
                          long *per_label) {
     KilnErr err;
-    KilnDoc doc = {0};
-    for (int f = 0; f < a->nfiles; f++) {
-        int label = 0;
-        while (label < nnames && strcmp(names[label], a->files[f].name)) label++;
-        if (label == nnames) return cli_error("classifier: label '%s' (for %s) is not in the model", a->files[f].name, a->files[f].path);
-        KilnDocReader *r;
-        if (docreader_open(&r, a->files[f].path, a->field, NULL, &err)) return cli_error("%s", err.msg);
-        int rc;
-        while ((rc = docreader_next(r, &doc, &err)) == 1) {
-            KilnClsSet *to = valid && held_out(&doc, a->opts.seed, a->valid_fraction) ? valid : train;
-            if (clsset_add(to, doc.text.data ? doc.text.data : "", doc.text.len, label, &err)) {
-                rc = -1;
-                break;
-            }
-            per_label[label]++;
-        }
-        cli_print_skips(a->files[f].path, docreader_skips(r));
-        docreader_close(r);
-        if (rc < 0) {
-            doc_free(&doc);
-            return cli_error("%s", err.msg);
-        }
-    }
-    doc_free(&doc);
-    return 0;
+    KilnClsData d = {a->files, a->nfiles, a->field, a->opts.seed, a->valid_fraction};
+    KilnSkips *skips = calloc((size_t)a->nfiles + 1, sizeof *skips);
+    if (!skips) return cli_error("out of memory");
+    int rc = classifier_read_files(&d, names, nnames, train, valid, per_label, skips, &err);
+    for (int f = 0; f < a->nfiles; f++) cli_print_skips(a->files[f].path, &skips[f]);
+    free(skips);
+    return rc ? cli_error("%s", err.msg) : 0;
 }
 
 static void print_metrics(const char *what, const KilnClsMetrics *m, const char *positive) {
@@ -257,110 +227,23 @@ static int cmd_eval(Args *a) {
     return rc;
 }
 
-// Where predictions go: a JSONL writer, or TSV lines to stdout or a file
-// written atomically.
-typedef struct {
-    KilnDocWriter *w;
-    KilnAtomicFile af;
-    int tsv, to_file;
-} Out;
-
-static int tsv_write(Out *o, const KilnBuf *line, KilnErr *err) {
-    if (o->to_file) return kiln_atomic_write(&o->af, line->data, line->len, err);
-    if (fwrite(line->data, 1, line->len, stdout) != line->len) return kiln_fail(err, "stdout: write failed");
-    return 0;
-}
-
-// One output record: the document with "label" and "score", or a TSV line.
-static int put_prediction(Out *o, const KilnDoc *d, const char *label, float score, float best, KilnBuf *line,
-                          KilnErr *err) {
-    kbuf_clear(line);
-    char num[64];
-    if (o->tsv) {
-        // tabs and newlines inside ids would break the columns
-        for (const KilnBuf *f = &d->source;; f = &d->id) {
-            for (size_t i = 0; i < f->len; i++) kbuf_putc(line, f->data[i] == '\t' || f->data[i] == '\n' ? ' ' : f->data[i]);
-            kbuf_putc(line, '\t');
-            if (f == &d->id) break;
-        }
-        snprintf(num, sizeof num, "\t%.6f\n", best);
-        if (kbuf_puts(line, label) || kbuf_puts(line, num)) return kiln_fail(err, "out of memory");
-        return tsv_write(o, line, err);
-    }
-    snprintf(num, sizeof num, "\",\"score\":%.6f", score);
-    if (kbuf_puts(line, "\"label\":\"") || kbuf_json_escape(line, label, strlen(label)) || kbuf_puts(line, num))
-        return kiln_fail(err, "out of memory");
-    return docwriter_put(o->w, d, line->data, err);
-}
-
-static int predict_stream(KilnClassifier *m, int pos, KilnDocReader *r, Out *o, KilnErr *err) {
-    KilnDoc doc = {0};
-    KilnBuf line = {0};
-    float probs[KILN_CLS_MAX_LABELS];
-    long docs = 0;
-    double text_bytes = 0, secs = 0;
-    int rc;
-    while ((rc = docreader_next(r, &doc, err)) == 1) {
-        double t0 = kiln_now();
-        int best = classifier_predict(m, doc.text.data ? doc.text.data : "", doc.text.len, probs);
-        secs += kiln_now() - t0;
-        text_bytes += (double)doc.text.len;
-        docs++;
-        if (put_prediction(o, &doc, classifier_label(m, best), probs[pos], probs[best], &line, err)) {
-            rc = -1;
-            break;
-        }
-    }
-    doc_free(&doc);
-    kbuf_free(&line);
-    if (rc < 0) return -1;
-    fprintf(stderr, "classifier predict: %ld documents, %.1f MB of text, %.1f MB/s (one thread, prediction only)\n", docs,
-            text_bytes / 1e6, secs > 0 ? text_bytes / 1e6 / secs : 0);
-    return 0;
-}
-
-static int open_out(const Args *a, Out *o, KilnErr *err) {
-    memset(o, 0, sizeof *o);
-    o->tsv = a->tsv;
-    o->to_file = a->tsv && a->output && strcmp(a->output, "-");
-    if (!a->tsv) return docwriter_open(&o->w, a->output ? a->output : "-", err);
-    return o->to_file ? kiln_atomic_open(&o->af, a->output, err) : 0;
-}
-
-// Commits the output when ok, else removes its temp file.
-static int close_out(Out *o, int ok, KilnErr *err) {
-    if (o->w && !ok) docwriter_abort(o->w);
-    if (o->w && ok) return docwriter_commit(o->w, err);
-    if (o->to_file && !ok) kiln_atomic_abort(&o->af);
-    if (o->to_file && ok) return kiln_atomic_commit(&o->af, err);
-    if (o->tsv && ok && fflush(stdout)) return kiln_fail(err, "stdout: write failed");
-    return 0;
-}
-
 static int cmd_predict(Args *a) {
     KilnErr err;
     KilnClassifier *m;
     const char *names[KILN_CLS_MAX_LABELS + 1];
     int pos;
     if (load_model(a, &m, names, &pos)) return 1;
-    const char *in = a->input ? a->input : "-";
-    KilnDocReader *r = NULL;
-    Out o;
-    int rc = 0;
-    if (docreader_open(&r, in, a->field, NULL, &err)) rc = cli_error("%s", err.msg);
-    else if (open_out(a, &o, &err)) {
-        rc = cli_error("%s", err.msg);
-        docreader_close(r);
-        r = NULL;
-    }
-    if (r) {
-        if (predict_stream(m, pos, r, &o, &err)) rc = cli_error("%s", err.msg);
-        cli_print_skips(in, docreader_skips(r));
-        if (close_out(&o, !rc, &err) && !rc) rc = cli_error("%s", err.msg);
-        docreader_close(r);
-    }
+    KilnClsPredictOpts po = {a->input ? a->input : "-", a->output, a->field, pos, a->tsv};
+    KilnClsPredictStats st;
+    int rc = classifier_predict_jsonl(m, &po, &st, &err);
     classifier_free(m);
-    return rc;
+    if (rc && !st.streamed) cli_error("%s", err.msg);
+    if (st.streamed)
+        fprintf(stderr, "classifier predict: %ld documents, %.1f MB of text, %.1f MB/s (one thread, prediction only)\n",
+                st.docs, st.text_bytes / 1e6, st.seconds > 0 ? st.text_bytes / 1e6 / st.seconds : 0);
+    cli_print_skips(po.input, &st.skips);
+    if (rc && st.streamed) cli_error("%s", err.msg);  // the output could not be committed
+    return rc ? 1 : 0;
 }
 
 int cmd_data_classifier(int argc, char **argv) {

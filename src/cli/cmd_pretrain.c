@@ -1,5 +1,6 @@
 // cmd_pretrain.c: `kiln pretrain`: train a model from a YAML config.
 #include "cli/cli.h"
+#include "core/rundir.h"
 
 #include "kiln/train.h"
 
@@ -90,7 +91,7 @@ const KilnCommand CMD_PRETRAIN = {
     "\n"
     "Trains the model described by CONFIG (see `kiln help config` for every key) on\n"
     "data.train shards, evaluates data.val every train.eval_every steps, and writes\n"
-    "checkpoints, metrics.jsonl, TensorBoard events (tb/) and env.json to out_dir.\n"
+    "checkpoints, " RUNDIR_METRICS ", TensorBoard events (" RUNDIR_TB "/) and " RUNDIR_ENV " to out_dir.\n"
     "\n"
     "  -c, --config FILE   YAML config (sections model, train, data; key out_dir)\n"
     "  --set KEY=VALUE     override one key, e.g. --set model.n_layer=4 (repeatable)\n"
@@ -102,7 +103,7 @@ const KilnCommand CMD_PRETRAIN = {
     "  -q, --quiet         no progress lines\n"
     "\n"
     "While it runs: SIGTERM or SIGINT checkpoints and exits with status 75; write\n"
-    "out_dir/control (e.g. `lr_mult: 0.5`, `optimizer: lion`, `stop: now`) to change\n"
+    "out_dir/" RUNDIR_CONTROL " (e.g. `lr_mult: 0.5`, `optimizer: lion`, `stop: now`) to change\n"
     "it live; SIGUSR1 reads that file at once, or checkpoints if there is none.\n"
     "Exit status: 0 done, 1 failure, 2 bad usage/config/input, 75 stopped.\n",
     0};

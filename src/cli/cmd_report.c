@@ -1,5 +1,6 @@
 // cmd_report.c: `kiln report RUN [-o FILE]`: a self-contained HTML page about a run.
 #include "cli/cli.h"
+#include "core/rundir.h"
 
 #include "kiln/report.h"
 
@@ -21,7 +22,7 @@ static int run(int argc, char **argv) {
     if (!run_dir) return cli_error("report: which run? usage: kiln report RUN [-o FILE]"), 2;
     char path[4096];
     if (!out) {
-        snprintf(path, sizeof path, "%s/report.html", run_dir);
+        snprintf(path, sizeof path, "%s/" RUNDIR_REPORT, run_dir);
         out = path;
     }
     KilnErr err;
@@ -38,12 +39,12 @@ const KilnCommand CMD_REPORT = {
     "report", run, "render a run's metrics, events, config and environment as one HTML page",
     "usage: kiln report RUN [-o FILE]\n"
     "\n"
-    "Reads RUN/metrics.jsonl (and incidents.jsonl, config.yaml, env.json) and writes\n"
+    "Reads RUN/" RUNDIR_METRICS " (and " RUNDIR_INCIDENTS ", " RUNDIR_CONFIG ", " RUNDIR_ENV ") and writes\n"
     "a self-contained HTML page: summary, a chart per series (loss with val loss,\n"
     "lr, gradient norm, tokens/s, batch size, MFU), events as markers and a table,\n"
     "the config and the environment. It needs no network to view.\n"
     "\n"
-    "  -o, --output FILE   where to write it (default RUN/report.html; '-' = stdout)\n"
+    "  -o, --output FILE   where to write it (default RUN/" RUNDIR_REPORT "; '-' = stdout)\n"
     "\n"
     "Exit status: 0 written; 2 bad usage or a malformed input line (file:line named);\n"
     "1 the page could not be written.\n",

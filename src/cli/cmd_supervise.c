@@ -2,6 +2,7 @@
 // command and restart it when it crashes or hangs (see supervise.h), and
 // cli_pretrain_supervised for `kiln pretrain --supervise`.
 #include "cli/cli.h"
+#include "core/rundir.h"
 
 #include "core/parse.h"
 #include "kiln/config.h"
@@ -138,13 +139,13 @@ const KilnCommand CMD_SUPERVISE = {
     "\n"
     "Runs COMMAND (typically `kiln pretrain CONFIG`, or `mpirun ... kiln pretrain CONFIG`)\n"
     "and restarts it from the latest checkpoint when it crashes (killed by a signal, or\n"
-    "an exit status other than 0, 2, 75, 126, 127) or hangs (RUN/heartbeat not rewritten\n"
+    "an exit status other than 0, 2, 75, 126, 127) or hangs (RUN/" RUNDIR_HEARTBEAT " not rewritten\n"
     "for --heartbeat-timeout seconds: SIGTERM to its process group, SIGKILL after\n"
     "--kill-grace). Restarts add `--resume latest` (replacing any --resume) once\n"
-    "RUN/latest exists. Exit 0 (done), 2 (bad usage/config) and 75 (clean stop) end\n"
+    "RUN/" RUNDIR_LATEST " exists. Exit 0 (done), 2 (bad usage/config) and 75 (clean stop) end\n"
     "supervision with that status. SIGTERM/SIGINT are forwarded to the command, and\n"
     "the supervisor exits with its status without restarting it.\n"
-    "Each incident is appended to RUN/incidents.jsonl. After --max-restarts restarts\n"
+    "Each incident is appended to RUN/" RUNDIR_INCIDENTS ". After --max-restarts restarts\n"
     "within --window seconds the supervisor gives up and exits 1.\n"
     "\n"
     "  --run DIR              run directory (default: out_dir of a `kiln pretrain` command)\n"

@@ -2,7 +2,7 @@
 #include "cli/cli.h"
 
 #include "core/parse.h"
-#include "core/shard.h"
+#include "kiln/corpus.h"
 #include "kiln/tokenizer.h"
 
 #include <ctype.h>
@@ -234,20 +234,31 @@ static int cmd_encode(int argc, char **argv) {
     return 0;
 }
 
-static int write_shards(const char *out, const uint32_t *tok, long n, double val_fraction, int vocab) {
+// The documents into DIR's shards through the corpus writer: train_000000.bin
+// and val_000000.bin, the last val_fraction of the tokens; documents are named in
+// manifest.json by their file and their number in it. tok NULL: bytes, one after
+// another with nothing between them.
+static int write_corpus(const Args *a, const KilnTokenizer *tok, const Docs *docs, const int *file_end) {
     KilnErr err;
-    long nval = (long)(n * val_fraction), ntrain = n - nval;
-    char path[2048];
-    if (kiln_mkdirs(out, &err)) return cli_error("%s", err.msg);
-    snprintf(path, sizeof path, "%s/train_000000.bin", out);
-    if (shard_write(path, tok, ntrain, vocab, &err)) return cli_error("%s", err.msg);
-    printf("wrote %s (%ld tokens)\n", path, ntrain);
-    if (nval > 0) {
-        snprintf(path, sizeof path, "%s/val_000000.bin", out);
-        if (shard_write(path, tok + ntrain, nval, vocab, &err)) return cli_error("%s", err.msg);
-        printf("wrote %s (%ld tokens)\n", path, nval);
-    }
-    return 0;
+    KilnCorpusOptions o = {.out_dir = a->output, .tok = tok, .tok_name = tok ? a->tok_path : "bytes",
+                           .shard_tokens = KILN_CORPUS_ONE_SHARD, .val_fraction = a->val_fraction,
+                           .special = a->mode, .val_last_tokens = 1, .no_doc_start = !tok, .log = stdout};
+    KilnDoc *d = calloc((size_t)docs->n + 1, sizeof *d);
+    if (!d) return cli_error("out of memory");
+    int rc = 0;
+    for (int f = 0, i = 0; f < a->nfiles && !rc; f++)
+        for (int first = i; i < file_end[f] && !rc; i++) {
+            d[i].source = (KilnBuf){a->files[f], strlen(a->files[f]), 0};  // borrowed, like the text
+            d[i].text = (KilnBuf){docs->text[i], docs->len[i], 0};
+            if (kbuf_printf(&d[i].id, "%d", i - first + 1)) rc = kiln_fail(&err, "out of memory");
+        }
+    KilnCorpusWriter *w = NULL;
+    if (!rc) rc = corpus_writer_open(&w, &o, &err);
+    if (!rc && docs->n && corpus_writer_add(w, d, docs->n, &err)) corpus_writer_abort(w), rc = -1;
+    if (!rc) rc = corpus_writer_finish(w, NULL, &err);
+    for (int i = 0; i < docs->n; i++) kbuf_free(&d[i].id);
+    free(d);
+    return rc ? cli_error("%s", err.msg) : 0;
 }
 
 static int cmd_encode_corpus(int argc, char **argv) {
@@ -258,35 +269,20 @@ static int cmd_encode_corpus(int argc, char **argv) {
     if (!a.nfiles) return cli_error("encode-corpus: no input files");
     if (!a.bytes && !a.tok_path) return cli_error("encode-corpus: give -t TOKENIZER, or --bytes for one token per byte");
     Docs docs = {0};
-    for (int i = 0; i < a.nfiles; i++)
+    int *file_end = calloc((size_t)a.nfiles, sizeof *file_end);
+    if (!file_end) return cli_error("out of memory");
+    for (int i = 0; i < a.nfiles; i++) {
         if (read_docs(a.files[i], a.field, &docs, &err)) return cli_error("%s", err.msg);
-    KilnIds all = {0};
-    int vocab = 256;
-    if (a.bytes) {  // one token per byte; documents simply follow each other
-        for (int d = 0; d < docs.n; d++)
-            for (size_t i = 0; i < docs.len[d]; i++) ids_push(&all, (uint8_t)docs.text[d][i]);
-    } else {
-        KilnTokenizer *tok;
-        if (load(&a, &tok)) return 1;
-        vocab = tokenizer_vocab_size(tok);
-        int eot = tokenizer_special_id(tok, "<|endoftext|>");
-        KilnIds *per = calloc((size_t)docs.n, sizeof *per);
-        if (!per) return cli_error("out of memory");
-        if (tokenizer_encode_batch(tok, (const char *const *)docs.text, docs.len, docs.n, a.mode, per, &err))
-            return cli_error("%s", err.msg);
-        for (int d = 0; d < docs.n; d++) {
-            if (eot >= 0) ids_push(&all, (uint32_t)eot);  // every document starts with <|endoftext|>
-            for (long i = 0; i < per[d].n; i++) ids_push(&all, per[d].ids[i]);
-            ids_free(&per[d]);
-        }
-        free(per);
-        tokenizer_free(tok);
+        file_end[i] = docs.n;
     }
+    KilnTokenizer *tok = NULL;
+    if (!a.bytes && load(&a, &tok)) return 1;
+    int rc = write_corpus(&a, tok, &docs, file_end);
+    if (tok) tokenizer_free(tok);
     for (int d = 0; d < docs.n; d++) free(docs.text[d]);
     free(docs.text);
     free(docs.len);
-    int rc = write_shards(a.output, all.ids, all.n, a.val_fraction, vocab);
-    ids_free(&all);
+    free(file_end);
     return rc;
 }
 
@@ -426,7 +422,8 @@ static const char USAGE[] =
     "encode-corpus  turns text files (one document each) and .jsonl files (one document\n"
     "               per line, field --field, default \"text\") into token shards (llm.c\n"
     "               .bin): DIR/train_000000.bin and DIR/val_000000.bin (the last F of the\n"
-    "               tokens, default 0.1). With -t, each document starts with <|endoftext|>\n"
+    "               tokens, default 0.1), listed in DIR/manifest.json with the documents\n"
+    "               behind each token range. With -t, each document starts with <|endoftext|>\n"
     "               if the tokenizer has it; encoding runs on all threads. --bytes: one\n"
     "               token per byte (vocabulary 256).\n"
     "convert        writes TOK as a Hugging Face tokenizer.json (a tiktoken rank file\n"

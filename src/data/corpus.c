@@ -18,11 +18,22 @@ typedef struct {
     long tokens, docs;
 } Split;
 
+// With val_last_tokens the split is known only at the end: every document's
+// tokens wait here, with its manifest name, until corpus_writer_finish.
+typedef struct {
+    KilnIds ids;
+    KilnBuf names;     // each document's `"source","id"` (JSON), one after another
+    size_t *name_end;  // document i's name ends at names.data + name_end[i]
+    long *ntok;        // its token count
+    long n, cap;
+} Held;
+
 struct KilnCorpusWriter {
     KilnCorpusOptions o;
     char *out_dir;
     int vocab, eot;
     Split split[2];
+    Held held;
     KilnBuf shards_json;  // finished shards' manifest entries
     KilnBuf tmp;
     // per-source totals: names and counts, small and linear
@@ -42,23 +53,25 @@ int corpus_writer_open(KilnCorpusWriter **wp, const KilnCorpusOptions *o, KilnEr
     w->out_dir = strdup(o->out_dir);
     w->o.out_dir = w->out_dir;
     w->vocab = o->tok ? tokenizer_vocab_size(o->tok) : 256;
-    w->eot = o->tok ? tokenizer_special_id(o->tok, "<|endoftext|>") : 0;
+    w->eot = o->no_doc_start ? -1 : o->tok ? tokenizer_special_id(o->tok, "<|endoftext|>") : 0;
     w->split[TRAIN].name = "train";
     w->split[VAL].name = "val";
     *wp = w;
     return 0;
 }
 
-long corpus_writer_tokens(const KilnCorpusWriter *w) { return w->split[0].tokens + w->split[1].tokens; }
-long corpus_writer_docs(const KilnCorpusWriter *w) { return w->split[0].docs + w->split[1].docs; }
+long corpus_writer_tokens(const KilnCorpusWriter *w) { return w->split[0].tokens + w->split[1].tokens + w->held.ids.n; }
+long corpus_writer_docs(const KilnCorpusWriter *w) { return w->split[0].docs + w->split[1].docs + w->held.n; }
 
-// Writes the split's current shard and records it in the manifest.
-static int flush_shard(KilnCorpusWriter *w, Split *s, KilnErr *err) {
-    if (s->cur.n == 0) return 0;
+// Writes the split's current shard (an empty one only when asked) and records
+// it in the manifest.
+static int flush_shard(KilnCorpusWriter *w, Split *s, int even_empty, KilnErr *err) {
+    if (s->cur.n == 0 && !even_empty) return 0;
     char name[64], path[4096], hex[65];
     snprintf(name, sizeof name, "%s_%06d.bin", s->name, s->nshards);
     snprintf(path, sizeof path, "%s/%s", w->out_dir, name);
     if (shard_write(path, s->cur.ids, s->cur.n, w->vocab, err) || kiln_sha256_file(path, hex, err)) return -1;
+    if (w->o.log) fprintf(w->o.log, "wrote %s (%ld tokens)\n", path, s->cur.n);
     if (kbuf_printf(&w->shards_json,
                     "%s\n    {\"path\":\"%s\",\"split\":\"%s\",\"tokens\":%ld,\"sha256\":\"%s\",\"docs\":[",
                     w->shards_json.len ? "," : "", name, s->name, s->cur.n, hex) ||
@@ -90,26 +103,78 @@ static int count_source(KilnCorpusWriter *w, const KilnDoc *d, long ntok) {
     return 0;
 }
 
-// Appends one encoded document to its split, cutting shards at shard_tokens.
-// A document may span two shards; each part is listed with its range.
-static int append_doc(KilnCorpusWriter *w, const KilnDoc *d, const uint32_t *ids, long n, KilnErr *err) {
-    uint64_t h = XXH3_64bits_withSeed(d->id.data, d->id.len, w->o.seed ^ XXH3_64bits(d->source.data, d->source.len));
-    Split *s = &w->split[(double)(h >> 11) * 0x1.0p-53 < w->o.val_fraction ? VAL : TRAIN];
-    if (count_source(w, d, n)) return kiln_fail(err, "out of memory");
+// A document's name in the manifest: `"source","id"` (JSON), into out.
+static int doc_name(KilnBuf *out, const KilnDoc *d) {
+    return kbuf_putc(out, '"') || kbuf_json_escape(out, d->source.data, d->source.len) || kbuf_puts(out, "\",\"") ||
+           kbuf_json_escape(out, d->id.data, d->id.len) || kbuf_putc(out, '"');
+}
+
+// Appends n tokens of a document (named as doc_name does) to split s, cutting
+// shards at shard_tokens. A document may span two shards; each part is listed
+// with its range. The caller counts the document.
+static int split_append(KilnCorpusWriter *w, Split *s, const char *name, size_t name_len, const uint32_t *ids, long n,
+                        KilnErr *err) {
     s->tokens += n;
-    s->docs++;
     for (long done = 0; done < n;) {
         long room = w->o.shard_tokens - s->cur.n, k = n - done < room ? n - done : room;
         KilnBuf *b = &s->cur_docs;
-        if (kbuf_puts(b, b->len ? ",[\"" : "[\"") || kbuf_json_escape(b, d->source.data, d->source.len) ||
-            kbuf_puts(b, "\",\"") || kbuf_json_escape(b, d->id.data, d->id.len) ||
-            kbuf_printf(b, "\",%ld,%ld]", s->cur.n, k))
+        if (kbuf_puts(b, b->len ? ",[" : "[") || kbuf_append(b, name, name_len) ||
+            kbuf_printf(b, ",%ld,%ld]", s->cur.n, k))
             return kiln_fail(err, "out of memory");
         if (ids_append(&s->cur, ids + done, k)) return kiln_fail(err, "out of memory");
         done += k;
-        if (s->cur.n == w->o.shard_tokens && flush_shard(w, s, err)) return -1;
+        if (s->cur.n == w->o.shard_tokens && flush_shard(w, s, 0, err)) return -1;
     }
     return 0;
+}
+
+// Keeps a document for the split at the end (val_last_tokens).
+static int hold_doc(Held *h, const KilnDoc *d, const uint32_t *ids, long n) {
+    if (h->n == h->cap) {
+        long cap = h->cap ? 2 * h->cap : 1024;
+        size_t *ends = realloc(h->name_end, (size_t)cap * sizeof *ends);
+        if (ends) h->name_end = ends;
+        long *nt = realloc(h->ntok, (size_t)cap * sizeof *nt);
+        if (nt) h->ntok = nt;
+        if (!ends || !nt) return -1;
+        h->cap = cap;
+    }
+    if (doc_name(&h->names, d) || ids_append(&h->ids, ids, n)) return -1;
+    h->name_end[h->n] = h->names.len;
+    h->ntok[h->n++] = n;
+    return 0;
+}
+
+// val_last_tokens: the held documents into train up to the cut, the rest into val.
+static int split_held(KilnCorpusWriter *w, KilnErr *err) {
+    Held *h = &w->held;
+    long total = h->ids.n, cut = total - (long)(total * w->o.val_fraction), pos = 0;
+    size_t name = 0;
+    int rc = 0;
+    for (long i = 0; i < h->n && !rc; i++) {
+        const char *nm = h->names.data + name;
+        size_t len = h->name_end[i] - name;
+        long n = h->ntok[i], k = pos + n <= cut ? n : pos < cut ? cut - pos : 0;  // k tokens before the cut
+        w->split[pos < cut ? TRAIN : VAL].docs++;  // counted where it starts
+        if (k) rc = split_append(w, &w->split[TRAIN], nm, len, h->ids.ids + pos, k, err);
+        if (!rc && n > k) rc = split_append(w, &w->split[VAL], nm, len, h->ids.ids + pos + k, n - k, err);
+        pos += n, name = h->name_end[i];
+    }
+    h->ids.n = h->n = 0;  // counted in the splits now
+    return rc;
+}
+
+// Appends one encoded document to its split: chosen by a hash of (seed, source,
+// id), or held for the cut at the end.
+static int append_doc(KilnCorpusWriter *w, const KilnDoc *d, const uint32_t *ids, long n, KilnErr *err) {
+    if (count_source(w, d, n)) return kiln_fail(err, "out of memory");
+    if (w->o.val_last_tokens) return hold_doc(&w->held, d, ids, n) ? kiln_fail(err, "out of memory") : 0;
+    uint64_t h = XXH3_64bits_withSeed(d->id.data, d->id.len, w->o.seed ^ XXH3_64bits(d->source.data, d->source.len));
+    Split *s = &w->split[(double)(h >> 11) * 0x1.0p-53 < w->o.val_fraction ? VAL : TRAIN];
+    s->docs++;
+    kbuf_clear(&w->tmp);
+    if (doc_name(&w->tmp, d)) return kiln_fail(err, "out of memory");
+    return split_append(w, s, w->tmp.data, w->tmp.len, ids, n, err);
 }
 
 int corpus_writer_add(KilnCorpusWriter *w, const KilnDoc *docs, int n, KilnErr *err) {
@@ -121,8 +186,7 @@ int corpus_writer_add(KilnCorpusWriter *w, const KilnDoc *docs, int n, KilnErr *
         size_t *lens = malloc(sizeof *lens * (size_t)n);
         if (!texts || !lens) rc = kiln_fail(err, "out of memory");
         for (int i = 0; !rc && i < n; i++) texts[i] = docs[i].text.data, lens[i] = docs[i].text.len;
-        // the document's text is text: special-token strings in it are not special
-        if (!rc) rc = tokenizer_encode_batch(w->o.tok, texts, lens, n, KILN_SPECIAL_TEXT, ids, err);
+        if (!rc) rc = tokenizer_encode_batch(w->o.tok, texts, lens, n, w->o.special, ids, err);
         free(texts);
         free(lens);
     }
@@ -153,6 +217,10 @@ static void writer_free(KilnCorpusWriter *w) {
     free(w->src_names);
     free(w->src_docs);
     free(w->src_tokens);
+    ids_free(&w->held.ids);
+    kbuf_free(&w->held.names);
+    free(w->held.name_end);
+    free(w->held.ntok);
     kbuf_free(&w->shards_json);
     kbuf_free(&w->tmp);
     free(w->out_dir);
@@ -164,7 +232,12 @@ void corpus_writer_abort(KilnCorpusWriter *w) {
 }
 
 int corpus_writer_finish(KilnCorpusWriter *w, const char *extra_json, KilnErr *err) {
-    int rc = flush_shard(w, &w->split[TRAIN], err) || flush_shard(w, &w->split[VAL], err) ? -1 : 0;
+    // a split of the tokens always has a train shard, if need be an empty one
+    int tail = w->o.val_last_tokens;
+    int rc = (tail && split_held(w, err)) || flush_shard(w, &w->split[TRAIN], tail && !w->split[TRAIN].nshards, err) ||
+                     flush_shard(w, &w->split[VAL], 0, err)
+                 ? -1
+                 : 0;
     KilnBuf *m = &w->tmp;
     kbuf_clear(m);
     int bad = kbuf_printf(m, "{\n  \"format\":\"kiln-corpus-1\",\n  \"kiln\":\"%s\",\n  \"commit\":\"%s\",\n",
@@ -177,6 +250,7 @@ int corpus_writer_finish(KilnCorpusWriter *w, const char *extra_json, KilnErr *e
                           "  \"tokens\":{\"train\":%ld,\"val\":%ld},\n  \"docs\":{\"train\":%ld,\"val\":%ld},\n",
                           w->vocab, w->eot, w->o.shard_tokens, w->o.val_fraction, (unsigned long long)w->o.seed,
                           w->split[TRAIN].tokens, w->split[VAL].tokens, w->split[TRAIN].docs, w->split[VAL].docs);
+    if (tail) bad |= kbuf_puts(m, "  \"val_split\":\"last_tokens\",\n");
     bad |= kbuf_puts(m, "  \"sources\":{");
     for (int i = 0; i < w->nsrc; i++)
         bad |= kbuf_puts(m, i ? "," : "") | kbuf_json_str(m, w->src_names[i]) |

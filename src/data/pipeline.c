@@ -419,7 +419,8 @@ static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *
         return kiln_wrap(err, "output.tokenizer");
     char shard_dir[4096];
     path_join(shard_dir, sizeof shard_dir, work, "shards");
-    KilnCorpusOptions o = {shard_dir, tok, p->tokenizer, p->shard_tokens, p->val_fraction, p->seed};
+    KilnCorpusOptions o = {.out_dir = shard_dir, .tok = tok, .tok_name = p->tokenizer, .shard_tokens = p->shard_tokens,
+                           .val_fraction = p->val_fraction, .seed = p->seed, .special = KILN_SPECIAL_TEXT};
     KilnCorpusWriter *cw;
     KilnDocReader *r = NULL;
     enum { B = 1024 };

@@ -4,6 +4,7 @@
 // the events, the config and the environment.
 #include "kiln/report.h"
 #include "core/parse.h"
+#include "core/rundir.h"
 #include "core/utf8.h"
 #include "core/yaml.h"
 
@@ -366,14 +367,10 @@ static int file_text(const char *dir, const char *name, char **data, size_t *len
 
 // The trainer runs while the process named by RUN/trainer.pid exists.
 static int trainer_alive(const char *dir, long *pid_out) {
-    char *d = NULL;
-    size_t n;
-    if (file_text(dir, "trainer.pid", &d, &n)) return 0;
-    char *end;
-    long pid = strtol(d, &end, 10);
-    free(d);
+    long pid;
+    if (rundir_read_pid(dir, &pid)) return 0;
     *pid_out = pid;
-    if (end == d || pid <= 1 || pid > 1L << 30) return 0;  // never kill(0 or -1, ...)
+    if (pid <= 1 || pid > 1L << 30) return 0;  // never kill(0 or -1, ...)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
@@ -388,15 +385,8 @@ static void run_state(const char *dir, const Run *r, RunState *st) {
     long pid = 0;
     double last_step = r->have_step ? r->step_max : NAN;
     const char *last = last_event_kind(r);
-    char *hb = NULL;
-    size_t n;
-    double hb_time = NAN;
-    if (!file_text(dir, "heartbeat", &hb, &n)) {
-        long hp;
-        double hs, ht;
-        if (sscanf(hb, "%ld %lf %lf", &hp, &hs, &ht) == 3) hb_time = ht;
-        free(hb);
-    }
+    KilnHeartbeat hb;
+    double hb_time = rundir_read_heartbeat(dir, &hb) ? NAN : hb.time;  // none or odd: no age shown
     if (trainer_alive(dir, &pid)) {
         st->status = ST_RUNNING;
         int k = snprintf(st->detail, sizeof st->detail, "trainer pid %ld", pid);
@@ -820,9 +810,9 @@ static int render_charts(KilnBuf *b, Page *p) {
     int rc = kbuf_puts(b, "<h2>Charts</h2>");
     if (!r->nrecords) {
         rc |= kbuf_puts(b, "<div class=\"notice\">");
-        const char *why = p->run.metrics_state == 0   ? "No metrics yet: metrics.jsonl is missing from this run."
-                          : p->run.metrics_state == 1 ? "No metrics yet: metrics.jsonl is empty."
-                                                      : "No training or validation records yet in metrics.jsonl "
+        const char *why = p->run.metrics_state == 0   ? "No metrics yet: " RUNDIR_METRICS " is missing from this run."
+                          : p->run.metrics_state == 1 ? "No metrics yet: " RUNDIR_METRICS " is empty."
+                                                      : "No training or validation records yet in " RUNDIR_METRICS " "
                                                         "(only events).";
         rc |= esc(b, why);
         return rc | kbuf_puts(b, "</div>");
@@ -858,7 +848,7 @@ static int render_charts(KilnBuf *b, Page *p) {
     }
     rc |= kbuf_puts(b, "</div>");
     if (r->partial_last)
-        rc |= kbuf_puts(b, "<p class=\"counts\">The last line of metrics.jsonl is still being written; "
+        rc |= kbuf_puts(b, "<p class=\"counts\">The last line of " RUNDIR_METRICS " is still being written; "
                            "it is left out.</p>");
     return rc;
 }
@@ -936,9 +926,9 @@ static int kv_table(KilnBuf *b, const KeyVal *rows, size_t n) {
 }
 
 static int render_config_env(KilnBuf *b, const Page *p) {
-    int rc = kbuf_puts(b, "<div class=\"cols\"><div><h2>Config <small>(config.yaml)</small></h2>");
+    int rc = kbuf_puts(b, "<div class=\"cols\"><div><h2>Config <small>(" RUNDIR_CONFIG ")</small></h2>");
     if (p->cfg_ok < 0) {
-        rc |= kbuf_puts(b, "<div class=\"notice\">No config.yaml in this run.</div>");
+        rc |= kbuf_puts(b, "<div class=\"notice\">No " RUNDIR_CONFIG " in this run.</div>");
     } else if (p->cfg_ok == 0) {
         rc |= kbuf_puts(b, "<div class=\"card\"><pre>");
         rc |= esc(b, p->cfg_text);
@@ -946,9 +936,9 @@ static int render_config_env(KilnBuf *b, const Page *p) {
     } else {
         rc |= kv_table(b, p->cfg, p->ncfg);
     }
-    rc |= kbuf_puts(b, "</div><div><h2>Environment <small>(env.json)</small></h2>");
-    if (p->env_state < 0) rc |= kbuf_puts(b, "<div class=\"notice\">No env.json in this run.</div>");
-    else if (p->env_state == 0) rc |= kbuf_puts(b, "<div class=\"notice\">env.json is not a JSON object.</div>");
+    rc |= kbuf_puts(b, "</div><div><h2>Environment <small>(" RUNDIR_ENV ")</small></h2>");
+    if (p->env_state < 0) rc |= kbuf_puts(b, "<div class=\"notice\">No " RUNDIR_ENV " in this run.</div>");
+    else if (p->env_state == 0) rc |= kbuf_puts(b, "<div class=\"notice\">" RUNDIR_ENV " is not a JSON object.</div>");
     else rc |= kv_table(b, p->env, p->nenv);
     return rc | kbuf_puts(b, "</div></div>");
 }
@@ -971,19 +961,19 @@ static int load_page(Page *p, const char *dir, KilnErr *err) {
     p->run_dir = dir;
     run_name(dir, p->name, sizeof p->name);
     char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    snprintf(path, sizeof path, "%s/" RUNDIR_METRICS, dir);
     if (read_jsonl(&p->run, path, metrics_fn, &p->run.metrics_state, err)) return -1;
-    snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
+    snprintf(path, sizeof path, "%s/" RUNDIR_INCIDENTS, dir);
     if (read_jsonl(&p->run, path, incident_record, &p->incidents_state, err)) return -1;
     if (p->run.nev) qsort(p->run.ev, p->run.nev, sizeof *p->run.ev, event_cmp);
     find_last_step(&p->run);
     size_t n;
     p->cfg_ok = -1;
-    if (!file_text(dir, "config.yaml", &p->cfg_text, &n)) p->cfg_ok = yaml_rows(p->cfg_text, &p->cfg, &p->ncfg) == 0;
+    if (!file_text(dir, RUNDIR_CONFIG, &p->cfg_text, &n)) p->cfg_ok = yaml_rows(p->cfg_text, &p->cfg, &p->ncfg) == 0;
     p->state.target_steps = p->cfg_ok == 1 ? config_steps(p->cfg, p->ncfg) : NAN;
     char *env = NULL;
     p->env_state = -1;
-    if (!file_text(dir, "env.json", &env, &n)) {
+    if (!file_text(dir, RUNDIR_ENV, &env, &n)) {
         cJSON *o = cJSON_ParseWithLength(env, n);
         size_t cap = 0;
         p->env_state = cJSON_IsObject(o) && env_rows(o, "", &p->env, &p->nenv, &cap) == 0;

@@ -3,6 +3,7 @@
 
 #include "backend/backend.h"
 #include "core/safetensors.h"
+#include "core/rundir.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -186,8 +187,8 @@ static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainS
     snprintf(seed, sizeof seed, "%llu", cfg->train.seed);
     cJSON_AddStringToObject(rng, "seed", seed);
     cJSON *files = cJSON_AddObjectToObject(j, "sha256");
-    cJSON_AddStringToObject(files, "model.safetensors", model_sha);
-    cJSON_AddStringToObject(files, "optimizer.safetensors", optim_sha);
+    cJSON_AddStringToObject(files, RUNDIR_CKPT_MODEL, model_sha);
+    cJSON_AddStringToObject(files, RUNDIR_CKPT_OPTIM, optim_sha);
     cJSON_AddStringToObject(j, "kiln_version", kiln_version());
     cJSON_AddStringToObject(j, "git_commit", kiln_git_commit());
     char *yaml = NULL;
@@ -208,8 +209,8 @@ static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainS
 
 static int remove_tree(const char *dir) {
     // checkpoint directories hold only the files we write
-    const char *files[] = {"model.safetensors", "optimizer.safetensors", "state.json",
-                           "model.safetensors.tmp", "optimizer.safetensors.tmp", "state.json.tmp"};
+    const char *files[] = {RUNDIR_CKPT_MODEL,          RUNDIR_CKPT_OPTIM,          RUNDIR_CKPT_STATE,
+                           RUNDIR_CKPT_MODEL ".tmp", RUNDIR_CKPT_OPTIM ".tmp", RUNDIR_CKPT_STATE ".tmp"};
     char p[1200];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);
@@ -222,29 +223,29 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
                     const KilnTrainState *st, char *path, KilnErr *err) {
     if (kiln_mkdirs(run_dir, err)) return -1;
     char tmp[1100], final[1100], p[1200];
-    snprintf(tmp, sizeof tmp, "%s/.ckpt-%08d.tmp", run_dir, st->step);
-    snprintf(final, sizeof final, "%s/ckpt-%08d", run_dir, st->step);
+    snprintf(tmp, sizeof tmp, "%s/." RUNDIR_CKPT_FMT ".tmp", run_dir, st->step);
+    snprintf(final, sizeof final, "%s/" RUNDIR_CKPT_FMT, run_dir, st->step);
     remove_tree(tmp);  // leftovers of a crash mid-write
     if (mkdir(tmp, 0755) != 0) return kiln_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
     Buffer weights[] = {{m->params, ""}};
     Buffer moments[] = {{m->m, "exp_avg."}, {m->v, "exp_avg_sq."}};
-    snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, tmp);
     int rc = save_buffers(p, m, weights, 1, cfg, err);
     if (rc == 0) {
-        snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
+        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_OPTIM, tmp);
         rc = save_buffers(p, m, moments, 2, cfg, err);
     }
     char model_sha[65], optim_sha[65];
     if (rc == 0) {
-        snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, tmp);
         rc = kiln_sha256_file(p, model_sha, err);
     }
     if (rc == 0) {
-        snprintf(p, sizeof p, "%s/optimizer.safetensors", tmp);
+        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_OPTIM, tmp);
         rc = kiln_sha256_file(p, optim_sha, err);
     }
     if (rc == 0) {
-        snprintf(p, sizeof p, "%s/state.json", tmp);
+        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, tmp);
         rc = write_state(p, cfg, st, model_sha, optim_sha, err);
     }
     if (rc == 0) rc = kiln_fsync_dir(tmp, err);
@@ -253,7 +254,7 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
         if (stat(final, &sb) == 0) {
             // same step written again (e.g. after a resume): replace it
             char old[1200];
-            snprintf(old, sizeof old, "%s/.ckpt-%08d.old", run_dir, st->step);
+            snprintf(old, sizeof old, "%s/." RUNDIR_CKPT_FMT ".old", run_dir, st->step);
             if (rename(final, old) == 0) remove_tree(old);
         }
         if (rename(tmp, final) != 0)
@@ -265,11 +266,11 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
     }
     if (kiln_fsync_dir(run_dir, err)) return -1;
     // RUN/latest: the newest checkpoint's directory name
-    snprintf(p, sizeof p, "%s/latest", run_dir);
+    snprintf(p, sizeof p, "%s/" RUNDIR_LATEST, run_dir);
     KilnAtomicFile af;
     if (kiln_atomic_open(&af, p, err)) return -1;
     char name[64];
-    int nl = snprintf(name, sizeof name, "ckpt-%08d\n", st->step);
+    int nl = snprintf(name, sizeof name, RUNDIR_CKPT_FMT "\n", st->step);
     kiln_atomic_write(&af, name, (size_t)nl, err);
     if (kiln_atomic_commit(&af, err)) return -1;
     if (path) snprintf(path, 1024, "%s", final);
@@ -279,7 +280,7 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
 int checkpoint_read_state(const char *ckpt_dir, KilnConfig *cfg, KilnTrainState *st, KilnErr *err) {
     char p[1200], *text;
     size_t len;
-    snprintf(p, sizeof p, "%s/state.json", ckpt_dir);
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, ckpt_dir);
     if (kiln_read_file(p, &text, &len, err)) return -1;
     int rc = checkpoint_parse_state(text, len, p, cfg, st, err);
     free(text);
@@ -375,10 +376,10 @@ int checkpoint_load(const char *ckpt_dir, KilnModel *m, int with_optimizer, Kiln
     char p[1200];
     Buffer weights[] = {{m->params, ""}};
     Buffer moments[] = {{m->m, "exp_avg."}, {m->v, "exp_avg_sq."}};
-    snprintf(p, sizeof p, "%s/model.safetensors", ckpt_dir);
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, ckpt_dir);
     if (load_buffers(p, m, weights, 1, err)) return -1;
     if (with_optimizer) {
-        snprintf(p, sizeof p, "%s/optimizer.safetensors", ckpt_dir);
+        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_OPTIM, ckpt_dir);
         if (load_buffers(p, m, moments, 2, err)) return -1;
     }
     return 0;
@@ -387,7 +388,7 @@ int checkpoint_load(const char *ckpt_dir, KilnModel *m, int with_optimizer, Kiln
 int checkpoint_latest(const char *run_dir, char *path, size_t n, KilnErr *err) {
     char p[1200], *text;
     size_t len;
-    snprintf(p, sizeof p, "%s/latest", run_dir);
+    snprintf(p, sizeof p, "%s/" RUNDIR_LATEST, run_dir);
     if (access(p, F_OK) != 0) return kiln_fail(err, "%s: no checkpoint in this run directory", run_dir);
     if (kiln_read_file(p, &text, &len, err)) return -1;
     while (len && (text[len - 1] == '\n' || text[len - 1] == ' ')) text[--len] = 0;
@@ -403,7 +404,7 @@ int checkpoint_latest(const char *run_dir, char *path, size_t n, KilnErr *err) {
 int checkpoint_verify(const char *ckpt_dir, KilnErr *err) {
     char p[1200], *text;
     size_t len;
-    snprintf(p, sizeof p, "%s/state.json", ckpt_dir);
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, ckpt_dir);
     if (kiln_read_file(p, &text, &len, err)) return -1;
     KilnConfig cfg;
     KilnTrainState *st = malloc(sizeof *st);
@@ -416,16 +417,16 @@ int checkpoint_verify(const char *ckpt_dir, KilnErr *err) {
     cJSON *j = rc == 0 ? cJSON_ParseWithLength(text, len) : NULL;
     free(text);
     const cJSON *sums = item(j, "sha256");
-    const char *files[] = {"model.safetensors", "optimizer.safetensors"};
+    const char *files[] = {RUNDIR_CKPT_MODEL, RUNDIR_CKPT_OPTIM};
     for (int i = 0; i < 2 && rc == 0; i++) {
         const cJSON *want = item(sums, files[i]);
         char got[65];
         snprintf(p, sizeof p, "%s/%s", ckpt_dir, files[i]);
         if (!cJSON_IsString(want)) {
-            rc = kiln_fail(err, "%s/state.json: no sha256 for %s", ckpt_dir, files[i]);
+            rc = kiln_fail(err, "%s/" RUNDIR_CKPT_STATE ": no sha256 for %s", ckpt_dir, files[i]);
         } else if (kiln_sha256_file(p, got, err) == 0) {
             if (strcmp(got, want->valuestring))
-                rc = kiln_fail(err, "%s: sha256 %.12s... does not match the %.12s... recorded in state.json (corrupt)", p,
+                rc = kiln_fail(err, "%s: sha256 %.12s... does not match the %.12s... recorded in " RUNDIR_CKPT_STATE " (corrupt)", p,
                                got, want->valuestring);
         } else {
             rc = -1;
@@ -442,8 +443,8 @@ static int list_checkpoints(const char *run_dir, int *steps, int cap) {
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) && n < cap) {
-        int step, used = 0;
-        if (sscanf(e->d_name, "ckpt-%8d%n", &step, &used) == 1 && used == 13 && !e->d_name[used]) steps[n++] = step;
+        int step;
+        if (!rundir_ckpt_step(e->d_name, &step)) steps[n++] = step;
     }
     closedir(d);
     for (int i = 1; i < n; i++)  // insertion sort, descending
@@ -470,7 +471,7 @@ int checkpoint_find_good(const char *run_dir, char *path, size_t n, char *warn, 
             if (!have_latest) continue;
             snprintf(cand, sizeof cand, "%s", latest);
         } else {
-            snprintf(cand, sizeof cand, "%s/ckpt-%08d", run_dir, steps[i]);
+            snprintf(cand, sizeof cand, "%s/" RUNDIR_CKPT_FMT, run_dir, steps[i]);
             if (have_latest && !strcmp(cand, latest)) continue;  // already tried
         }
         KilnErr why;
@@ -498,7 +499,7 @@ int checkpoint_prune(const char *run_dir, int keep_last, int keep_every, KilnErr
     int have_latest = checkpoint_latest(run_dir, latest, sizeof latest, NULL) == 0;
     for (int i = keep_last; i < count; i++) {
         if (keep_every > 0 && steps[i] % keep_every == 0) continue;
-        snprintf(p, sizeof p, "%s/ckpt-%08d", run_dir, steps[i]);
+        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_FMT, run_dir, steps[i]);
         if (have_latest && !strcmp(p, latest)) continue;
         remove_tree(p);
     }
@@ -528,7 +529,7 @@ int checkpoint_same_shape(const KilnModelConfig *a, const KilnModelConfig *b, co
 
 int checkpoint_open_model(const char *path, KilnConfig *cfg, KilnModel *m, char *resolved, KilnErr *err) {
     char dir[1024], latest[1100], warn[4096];
-    snprintf(latest, sizeof latest, "%s/latest", path);
+    snprintf(latest, sizeof latest, "%s/" RUNDIR_LATEST, path);
     if (access(latest, F_OK) == 0) {  // a run directory
         if (checkpoint_find_good(path, dir, sizeof dir, warn, sizeof warn, err)) return -1;
     } else {

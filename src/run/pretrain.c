@@ -7,6 +7,7 @@
 //              heartbeat -> checkpoint due?
 #include "kiln/train.h"
 
+#include "core/rundir.h"
 #include "run/control.h"
 #include "backend/backend.h"
 #include "kiln/manifest.h"
@@ -84,19 +85,12 @@ static int event(Run *r, const char *kind, const char *detail, KilnErr *err) {
     return tracker_event(&r->tr, r->st.step, wall_now(), kind, detail, err);
 }
 
-// RUN/heartbeat: "pid step unix_time", for the supervisor; at most once a second
-// unless forced. Renamed into place (no fsync: a lost beat only delays a restart).
+// RUN/heartbeat for the supervisor, at most once a second unless forced.
 static void heartbeat(Run *r, int force) {
     double now = kiln_now();
     if (!force && now - r->t_beat < 1.0) return;
     r->t_beat = now;
-    char tmp[1100], path[1100];
-    snprintf(tmp, sizeof tmp, "%s/heartbeat.tmp", r->dir);
-    snprintf(path, sizeof path, "%s/heartbeat", r->dir);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return;
-    fprintf(f, "%ld %d %.3f\n", (long)getpid(), r->st.step, wall_now());
-    if (fclose(f) == 0) rename(tmp, path);
+    rundir_write_heartbeat(r->dir, (long)getpid(), r->st.step, wall_now());  // a lost beat only delays a restart
 }
 
 // Applies the state's live settings to the trainer (after start, resume or rollback).
@@ -162,7 +156,7 @@ static int start_state(Run *r, KilnErr *err) {
 // A fresh start must not mix with an earlier run's checkpoints and metrics.
 static int check_fresh_dir(Run *r, KilnErr *err) {
     char p[1100];
-    snprintf(p, sizeof p, "%s/latest", r->dir);
+    snprintf(p, sizeof p, "%s/" RUNDIR_LATEST, r->dir);
     if (r->opt->resume || access(p, F_OK) != 0) return 0;
     return kiln_fail(err, "%s already holds a run (%s exists): continue it with --resume latest, or choose "
                           "another out_dir", r->dir, p);
@@ -344,8 +338,8 @@ static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double n
 // Moves a handled control file aside, keeping only the last of each kind.
 static void control_move(Run *r, const char *suffix) {
     char from[1100], to[1200];
-    snprintf(from, sizeof from, "%s/control", r->dir);
-    snprintf(to, sizeof to, "%s/control.%s", r->dir, suffix);
+    snprintf(from, sizeof from, "%s/" RUNDIR_CONTROL, r->dir);
+    snprintf(to, sizeof to, "%s/" RUNDIR_CONTROL ".%s", r->dir, suffix);
     rename(from, to);
 }
 
@@ -354,7 +348,7 @@ static void control_move(Run *r, const char *suffix) {
 static int read_control(Run *r, int signalled, KilnErr *err) {
     char path[1100], *text;
     size_t len;
-    snprintf(path, sizeof path, "%s/control", r->dir);
+    snprintf(path, sizeof path, "%s/" RUNDIR_CONTROL, r->dir);
     if (access(path, F_OK) != 0) {
         if (signalled) r->want_checkpoint = 1;  // SIGUSR1 without a control file: checkpoint now
         return 0;
@@ -685,10 +679,7 @@ static int run_open(Run *r, KilnErr *err) {
     kbuf_putc(&d, '}');
     rc = event(r, r->opt->resume ? "resume" : "start", d.data, err);
     kbuf_free(&d);
-    char pid[1100];
-    snprintf(pid, sizeof pid, "%s/trainer.pid", r->dir);
-    FILE *f = fopen(pid, "w");
-    if (f) fprintf(f, "%ld\n", (long)getpid()), fclose(f);
+    rundir_write_pid(r->dir, (long)getpid());  // only for `kiln report`: training goes on without it
     r->t_ckpt = r->t_log = kiln_now();
     heartbeat(r, 1);
     return rc;
@@ -696,9 +687,7 @@ static int run_open(Run *r, KilnErr *err) {
 
 static void run_close(Run *r) {
     if (r->have_tracker) tracker_close(&r->tr);
-    char pid[1100];
-    snprintf(pid, sizeof pid, "%s/trainer.pid", r->dir);
-    unlink(pid);
+    rundir_remove_pid(r->dir);
     if (r->manifest) manifest_free(r->manifest);
     for (int i = 0; i < r->ntasks; i++) task_free(r->tasks[i]);
     free(r->tasks);

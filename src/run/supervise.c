@@ -3,9 +3,9 @@
 // budget and back-off -> before_restart hook -> launch with --resume latest.
 #include "kiln/supervise.h"
 
+#include "core/rundir.h"
 #include "kiln/core.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -45,32 +45,6 @@ void supervise_defaults(KilnSuperviseOptions *o) {
 }
 
 // ---------------------------------------------------------------- parts
-
-int supervise_parse_heartbeat(const char *s, size_t n, KilnHeartbeat *hb) {
-    char buf[128];
-    if (n == 0 || n >= sizeof buf || memchr(s, 0, n)) return -1;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    // each field starts with a digit (strtol would skip spaces and take signs);
-    // strtol/strtod then refuse junk and overflow
-    char *p = buf, *end;
-    errno = 0;
-    if (!isdigit((unsigned char)*p)) return -1;
-    long pid = strtol(p, &end, 10);
-    if (*end != ' ' || errno || pid <= 0) return -1;
-    p = end + 1;
-    if (!isdigit((unsigned char)*p)) return -1;
-    long step = strtol(p, &end, 10);
-    if (*end != ' ' || errno) return -1;
-    p = end + 1;
-    if (!isdigit((unsigned char)*p)) return -1;
-    double t = strtod(p, &end);
-    if (errno || !isfinite(t)) return -1;
-    while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t') end++;
-    if (*end) return -1;
-    hb->pid = pid, hb->step = step, hb->time = t;
-    return 0;
-}
 
 double supervise_backoff(const KilnSuperviseOptions *o, int k) {
     double b = o->backoff_initial_s;
@@ -253,7 +227,7 @@ static void hb_poll(Sup *s) {
     s->snap = h;
     s->hb_seen = 1, s->hb_moved = kiln_now();
     KilnHeartbeat hb;
-    if (!supervise_parse_heartbeat(h.text, h.len, &hb)) s->hb_step = hb.step;
+    if (!rundir_parse_heartbeat(h.text, h.len, &hb)) s->hb_step = hb.step;
 }
 
 // ---------------------------------------------------------------- processes
@@ -545,9 +519,9 @@ int supervise_run(const KilnSuperviseOptions *o, char *const argv[], int *exit_c
     Sup s;
     memset(&s, 0, sizeof s);
     s.o = o;
-    snprintf(s.hb_path, sizeof s.hb_path, "%s/heartbeat", o->run_dir);
-    snprintf(s.latest_path, sizeof s.latest_path, "%s/latest", o->run_dir);
-    snprintf(s.incidents_path, sizeof s.incidents_path, "%s/incidents.jsonl", o->run_dir);
+    snprintf(s.hb_path, sizeof s.hb_path, "%s/" RUNDIR_HEARTBEAT, o->run_dir);
+    snprintf(s.latest_path, sizeof s.latest_path, "%s/" RUNDIR_LATEST, o->run_dir);
+    snprintf(s.incidents_path, sizeof s.incidents_path, "%s/" RUNDIR_INCIDENTS, o->run_dir);
     if (kiln_mkdirs(o->run_dir, err)) return -1;
     // refuse to start if incidents cannot be recorded at all
     int fd = open(s.incidents_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

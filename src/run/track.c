@@ -2,6 +2,7 @@
 // to the resumed step on resume), TensorBoard scalars beside it, and the run's
 // config.yaml and env.json (everything needed to reproduce it).
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "core/rundir.h"
 #include "kiln/core.h"
 #include "run/track.h"
 
@@ -46,7 +47,7 @@ static int put_string(KilnBuf *b, const char *s) {
 // One whole line in one write, so a killed writer can only leave a cut-off last line.
 static int write_line(KilnTracker *t, const KilnBuf *b, KilnErr *err) {
     if (fwrite(b->data, 1, b->len, t->metrics) != b->len)
-        return kiln_fail(err, "%s/metrics.jsonl: write failed: %s", t->dir, strerror(errno));
+        return kiln_fail(err, "%s/" RUNDIR_METRICS ": write failed: %s", t->dir, strerror(errno));
     return 0;
 }
 
@@ -70,7 +71,7 @@ int tracker_log(KilnTracker *t, int step, double wall_time, const KilnMetric *m,
         oom = kbuf_putc(&line, ',') || put_string(&line, m[i].name) || kbuf_putc(&line, ':') ||
               put_number(&line, m[i].value);
     if (!rc && !oom) oom = kbuf_puts(&line, "}\n");
-    if (oom) rc = kiln_fail(err, "%s/metrics.jsonl: out of memory", t->dir);
+    if (oom) rc = kiln_fail(err, "%s/" RUNDIR_METRICS ": out of memory", t->dir);
     if (!rc) rc = write_line(t, &line, err);
     for (int i = 0; i < n && !rc; i++) {
         float v = (float)m[i].value;  // a finite double beyond float range becomes Inf: left out too
@@ -94,12 +95,12 @@ int tracker_event(KilnTracker *t, int step, double wall_time, const char *kind, 
         }
         detail = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
-        if (!detail) return kiln_fail(err, "%s/metrics.jsonl: out of memory", t->dir);
+        if (!detail) return kiln_fail(err, "%s/" RUNDIR_METRICS ": out of memory", t->dir);
     }
     KilnBuf line = {0};
     int oom = put_head(&line, step, wall_time) || kbuf_puts(&line, ",\"event\":") || put_string(&line, kind) ||
               (detail && (kbuf_puts(&line, ",\"detail\":") || kbuf_puts(&line, detail))) || kbuf_puts(&line, "}\n");
-    int rc = oom ? kiln_fail(err, "%s/metrics.jsonl: out of memory", t->dir) : write_line(t, &line, err);
+    int rc = oom ? kiln_fail(err, "%s/" RUNDIR_METRICS ": out of memory", t->dir) : write_line(t, &line, err);
     cJSON_free(detail);
     kbuf_free(&line);
     return rc;
@@ -175,12 +176,12 @@ int tracker_open(KilnTracker *t, const char *run_dir, int resume_step, double wa
     char path[1200];
     int n = snprintf(t->dir, sizeof t->dir, "%s", run_dir);
     if (n < 0 || (size_t)n >= sizeof t->dir) return kiln_fail(err, "%s: run directory path too long", run_dir);
-    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    snprintf(path, sizeof path, "%s/" RUNDIR_METRICS, run_dir);
     if (kiln_mkdirs(run_dir, err)) return -1;
     if (resume_step >= 0 && cut_metrics(path, resume_step, err)) return -1;
     t->metrics = fopen(path, resume_step >= 0 ? "ab" : "wb");
     if (!t->metrics) return kiln_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    snprintf(path, sizeof path, "%s/tb", run_dir);
+    snprintf(path, sizeof path, "%s/" RUNDIR_TB, run_dir);
     // TensorBoard keeps only the points before a session START's step: START at
     // resume_step + 1 drops what a killed run wrote past it (a fresh run: everything
     // an earlier run left in tb/), matching metrics.jsonl.
@@ -200,7 +201,7 @@ static int flush_file(FILE *f, const char *what, const char *dir, KilnErr *err) 
 }
 
 int tracker_flush(KilnTracker *t, KilnErr *err) {
-    return flush_file(t->metrics, "/metrics.jsonl", t->dir, err) || flush_file(t->tb.f, "", t->tb.path, err)
+    return flush_file(t->metrics, "/" RUNDIR_METRICS, t->dir, err) || flush_file(t->tb.f, "", t->tb.path, err)
                ? -1
                : 0;
 }
@@ -310,12 +311,12 @@ int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **a
     if (!mf) return kiln_fail(err, "%s: out of memory", run_dir);
     kiln_config_write_yaml(cfg, mf);
     fclose(mf);
-    snprintf(path, sizeof path, "%s/config.yaml", run_dir);
+    snprintf(path, sizeof path, "%s/" RUNDIR_CONFIG, run_dir);
     int rc = kiln_write_file_atomic(path, yaml, ylen, "", err);
     free(yaml);
     if (rc) return -1;
     cJSON *j = env_json(argc, argv, threads);
-    snprintf(path, sizeof path, "%s/env.json", run_dir);
+    snprintf(path, sizeof path, "%s/" RUNDIR_ENV, run_dir);
     rc = j ? kiln_write_json(path, j, err) : kiln_fail(err, "%s: out of memory", path);
     cJSON_Delete(j);
     return rc;
