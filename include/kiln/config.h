@@ -101,7 +101,7 @@ typedef struct {
     int limit;             // items per task; 0: all
     int shots;             // -1: each task's default
     char tokenizer[1024];  // the model's tokenizer file or "bytes"; empty: from the shards' manifest
-    char task_dir[1024];   // empty: ./tasks
+    char task_dir[1024];   // empty: as kiln eval ($KILN_TASKS, ./tasks, tasks/ beside kiln)
     char data_dir[1024];   // empty: ../shared/data
 } KilnEvalConfig;
 

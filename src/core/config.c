@@ -106,7 +106,7 @@ static const KeySpec KEYS[] = {
     {"eval.limit", T_INT, E(limit), 0, NULL, "items per task; 0 = all"},
     {"eval.shots", T_INT, E(shots), 0, NULL, "few-shot examples; -1 = each task's default"},
     {"eval.tokenizer", T_STR, E(tokenizer), sizeof(((KilnConfig *)0)->eval.tokenizer), NULL, "the model's tokenizer file or 'bytes'; empty = from the shards' manifest"},
-    {"eval.task_dir", T_STR, E(task_dir), sizeof(((KilnConfig *)0)->eval.task_dir), NULL, "task files; empty = ./tasks"},
+    {"eval.task_dir", T_STR, E(task_dir), sizeof(((KilnConfig *)0)->eval.task_dir), NULL, "task files; empty = as kiln eval ($KILN_TASKS, ./tasks, tasks/ beside kiln)"},
     {"eval.data_dir", T_STR, E(data_dir), sizeof(((KilnConfig *)0)->eval.data_dir), NULL, "datasets; empty = ../shared/data"},
     {"out_dir", T_STR, offsetof(KilnConfig, out_dir), sizeof(((KilnConfig *)0)->out_dir), NULL, "run directory for checkpoints"},
 };

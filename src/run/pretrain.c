@@ -7,18 +7,19 @@
 //              heartbeat -> checkpoint due?
 #include "kiln/train.h"
 
-#include "core/rundir.h"
-#include "run/control.h"
-#include "backend/backend.h"
-#include "kiln/manifest.h"
-#include "train/loss.h"
 #include "kiln/core.h"
 #include "kiln/eval.h"
 #include "kiln/guard.h"
+#include "kiln/manifest.h"
+#include "kiln/toxicity.h"
+
+#include "backend/backend.h"
+#include "core/rundir.h"
+#include "run/control.h"
+#include "run/track.h"
+#include "train/loss.h"
 #include "train/optim.h"
 #include "train/schedule.h"
-#include "kiln/toxicity.h"
-#include "run/track.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -443,10 +444,10 @@ static int open_benchmarks(Run *r, KilnErr *err) {
     char list[sizeof e->tasks], *save = NULL;
     snprintf(list, sizeof list, "%s", e->tasks);
     for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        char path[2200];
-        const char *dir = e->task_dir[0] ? e->task_dir : "tasks";
-        if (strchr(name, '/') || strstr(name, ".yaml")) snprintf(path, sizeof path, "%s", name);
-        else snprintf(path, sizeof path, "%s/%s.yaml", dir, name);
+        char path[2200], dir[1024];
+        if (e->task_dir[0]) snprintf(dir, sizeof dir, "%s", e->task_dir);
+        else task_default_dir(dir, sizeof dir);  // as kiln eval finds them
+        task_file_path(dir, name, path, sizeof path);
         const char *data = e->data_dir[0] ? e->data_dir : "../shared/data";
         if (toxicity_task_is(path)) {
             KilnToxOptions *t = realloc(r->tox, sizeof *t * (size_t)(r->ntox + 1));
