@@ -48,7 +48,30 @@ static inline int utf8_isspace(uint32_t cp) {
 // Writes code point cp as UTF-8 into out and returns its length (1-4); 0 (and
 // nothing written) beyond U+10FFFF. Surrogates are encoded as given: callers
 // that take code points from outside (\u escapes, &#...; references) check.
-size_t utf8_encode(uint32_t cp, char out[4]);
+// Inline, as utf8_decode: the filters encode every character they lowercase.
+static inline size_t utf8_encode(uint32_t cp, char out[4]) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    if (cp > 0x10FFFF) return 0;
+    out[0] = (char)(0xF0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
 // Appends cp as UTF-8 (nothing beyond U+10FFFF); -1 when out of memory.
 int utf8_put(KilnBuf *b, uint32_t cp);
 
