@@ -590,7 +590,7 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     if (!rc) rc = kiln_mkdirs(work, err);
     KilnBuf steps = {0};  // the steps' report objects, comma-separated
     int nsteps = 2, step = 0;
-    for (int i = 0; i < p->nstages; i++)
+    for (int i = 0; !rc && i < p->nstages; i++)  // after a stage failed to build, later ones have no def
         if (!st[i].def->apply || i == 0 || !st[i - 1].def->apply) nsteps++;
     // step 0: sources
     path_join(out, sizeof out, work, "00-sources.jsonl");

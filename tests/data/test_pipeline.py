@@ -222,10 +222,15 @@ for body, want in [
     ("out_dir: x\nsources:\n  - {name: a, format: jsonl, paths: [a]}\nstages:\n  - gopher_quality: {min_doc_wordz: 3}\n", "min_doc_wordz"),
     ("out_dir: x\nsourcez: []\n", "bad.yaml:2"),
     ("out_dir: x\nsources: [\n", "bad.yaml"),
+    # a bad stage before another one (issue 12: this crashed, exit 139)
+    ("out_dir: x\nsources:\n  - {name: a, format: jsonl, paths: [a]}\nstages: [clean: {bogus: 1}, exact_dedup]\n",
+     "bogus"),
+    ("out_dir: x\nsources:\n  - {name: a, format: jsonl, paths: [a]}\nstages: [exact_dedup: {sources: [a]}, clean]\n",
+     "corpus stage"),
 ]:
     open(bad, "w").write(body)
     p = subprocess.run([kiln, "data", "run", bad], capture_output=True, text=True, cwd=tmp)
-    assert p.returncode != 0 and want in p.stderr, (body, p.stderr)
+    assert 0 < p.returncode < 128 and want in p.stderr, (body, p.returncode, p.stderr)
     assert not os.path.exists(os.path.join(tmp, "x")), "a failed load must not write"
 
 shutil.rmtree(tmp)
