@@ -11,6 +11,7 @@ pkgs=(
   libpcre2-dev             # tokenizer pre-tokenization regexes
   libutf8proc-dev          # Unicode normalization (NFKC), categories
   libzstd-dev zlib1g-dev   # compressed inputs (zstd, gzip, dictzip)
+  zstd                     # the zstd command: compressed test inputs (tests/test_cli.sh)
   libxxhash-dev            # hashing (tokenizer, dedup)
   libxml2-dev              # HTML parsing (data pipeline)
   libssl-dev               # sha256 of shards (libcrypto)

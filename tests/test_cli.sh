@@ -125,6 +125,21 @@ expect_ok "tokenizer train on a .jsonl.gz" "$KILN" tokenizer train --vocab-size 
 grep -q 'docs.jsonl.gz:2: not a JSON object' "$W/err" && ok "train names the skipped line" || bad "train's skipped line: $(cat "$W/err")"
 expect_ok "tokenizer encode of a .jsonl.gz" "$KILN" tokenizer encode -t "$W/tok.json" "$W/docs.jsonl.gz"
 [ "$(wc -l < "$W/out")" = 2 ] && grep -q 'skipped 1 bad lines' "$W/err" && ok "one id list per document" || bad "encode of a .jsonl.gz: $(cat "$W/out" "$W/err")"
+# compressed JSONL reads as its documents in every tokenizer command (issue 12, item 4: the
+# bytes of .jsonl.gz/.zst files were tokenized as text): the same shards and stats as plain JSONL
+printf '{"text": "one document"}\nnot json\n{"text": "two documents"}\n' > "$W/docs.jsonl"
+zstd -q -f "$W/docs.jsonl" -o "$W/docs.jsonl.zst"
+for ext in jsonl jsonl.gz jsonl.zst; do
+  expect_ok "encode-corpus of a .$ext" "$KILN" tokenizer encode-corpus -t "$W/tok.json" -o "$W/ec-$ext" "$W/docs.$ext"
+  expect_ok "stats of a .$ext" "$KILN" tokenizer stats -t "$W/tok.json" "$W/docs.$ext"
+  awk '{ $1 = ""; print }' "$W/out" > "$W/stats-$ext"  # all but the source column (the file's name)
+done
+for ext in jsonl.gz jsonl.zst; do
+  same=1
+  for f in "$W"/ec-jsonl/*.bin; do cmp -s "$f" "$W/ec-$ext/$(basename "$f")" || same=0; done
+  [ $same = 1 ] && ok "encode-corpus: .$ext gives the plain file's shards" || bad "encode-corpus of .$ext differs"
+  cmp -s "$W/stats-jsonl" "$W/stats-$ext" && ok "stats: .$ext counts the plain file's documents" || bad "stats of .$ext: $(cat "$W/stats-$ext")"
+done
 expect_fail "vocabulary too small" "smaller than the 256 bytes" "$KILN" tokenizer train --vocab-size 100 --output "$W/x.json" "$W/text.txt"
 expect_fail "unknown pattern name" "unknown pattern name 'gpt5'" "$KILN" tokenizer train --vocab-size 600 --pattern gpt5 --output "$W/x.json" "$W/text.txt"
 expect_fail "train needs --output" "--output" "$KILN" tokenizer train --vocab-size 600 "$W/text.txt"
