@@ -68,10 +68,33 @@ expect_fail "wrong type names key" "bad2.yaml:2.*'train.lr' wants a number" "$KI
 expect_fail "bad --set key" "--set: unknown config key 'model.depth'" "$KILN" pretrain "$W/tiny.yaml" --set model.depth=3
 expect_fail "bad --set enum" "'model.norm' must be one of layernorm, rmsnorm" "$KILN" pretrain "$W/tiny.yaml" --set model.norm=batchnorm
 expect_fail "missing config file" "nope.yaml: cannot open" "$KILN" pretrain "$W/nope.yaml"
+# no config at all: the complaint is the missing file, not data.train (issue 12, item 8)
+expect_fail "pretrain without a config" "pretrain needs a config file" "$KILN" pretrain
+expect_fail "pretrain with only --set" "pretrain needs a config file" "$KILN" pretrain --set train.steps=1
+expect_fail "config that is a directory" "$W: is a directory" "$KILN" pretrain "$W"
 expect_fail "inconsistent shape" "n_embd \(30\) must be a positive multiple of model.n_head \(4\)" "$KILN" pretrain "$W/tiny.yaml" --set model.n_embd=30 --set model.n_head=4
 
 expect_fail "allocation failure names the bytes" "out of memory: could not allocate [0-9]+ bytes" \
   "$KILN" pretrain "$W/tiny.yaml" --set model.n_embd=65536 --set model.n_head=64 --set model.n_layer=64
+
+# absurd sizes are refused by the key that is too large, before any size arithmetic
+# can overflow (issue 12, item 11: n_embd 1e9 used to complain about a negative ffn_hidden)
+expect_fail "huge n_embd names the key" "model.n_embd \(1000000000\) is too large" \
+  "$KILN" pretrain "$W/tiny.yaml" --set model.n_embd=1000000000
+expect_fail "huge n_layer names the key" "model.n_layer \(2000000000\) is too large" \
+  "$KILN" pretrain "$W/tiny.yaml" --set model.n_layer=2000000000
+expect_fail "huge vocab_size names the key" "model.vocab_size \(2000000000\) is too large" \
+  "$KILN" pretrain "$W/tiny.yaml" --set model.vocab_size=2000000000
+expect_fail "huge block_size names the key" "model.block_size \(2000000000\) is too large" \
+  "$KILN" pretrain "$W/tiny.yaml" --set model.block_size=2000000000
+expect_fail "huge batch_size names the key" "train.batch_size \(1000000000\) is too large" \
+  "$KILN" pretrain "$W/tiny.yaml" --set train.batch_size=1000000000
+expect_fail "huge batch_size x seq_len names both keys" "train.batch_size \(1000\) x train.seq_len \(16777216\) is too large" \
+  "$KILN" pretrain "$W/tiny.yaml" --set model.block_size=16777216 --set train.batch_size=1000
+expect_fail "huge model names the keys and the bytes" "model too large: model.n_layer=16384, model.n_embd=1048576.* would need [0-9.e+]+ bytes" \
+  "$KILN" pretrain "$W/tiny.yaml" --set model.n_layer=16384 --set model.n_embd=1048576 --set model.n_head=1
+expect_fail "failed activation allocation names train.batch_size" "train.batch_size x train.seq_len = 10000000 x 32: out of memory" \
+  "$KILN" pretrain "$W/tiny.yaml" --set train.batch_size=10000000
 
 # bad data: missing shards, a token outside the vocabulary, a truncated shard
 expect_fail "missing shards" "no shard matches" "$KILN" pretrain "$W/tiny.yaml" --set "data.train=$W/none_*.bin"

@@ -20,6 +20,17 @@ typedef enum { KILN_LR_COSINE, KILN_LR_LINEAR, KILN_LR_STEP, KILN_LR_INV_SQRT, K
 typedef enum { KILN_RAMP_LINEAR, KILN_RAMP_STEP } KilnBatchRamp;
 // What the spike guard does when the loss or gradient norm jumps (see guard.h).
 #define KILN_SPIKE_WINDOW_MAX 1024
+// Upper bounds on the size keys, far above any model this trains on one machine.
+// They keep every derived size (ffn_hidden, the tensor and activation plans in
+// gpt.c) inside 64-bit arithmetic, so an absurd value is refused by name
+// instead of overflowing into a negative size or a bogus allocation.
+#define KILN_MAX_N_EMBD (1 << 20)
+#define KILN_MAX_FFN_HIDDEN (1 << 22)
+#define KILN_MAX_N_LAYER (1 << 14)
+#define KILN_MAX_VOCAB (1 << 24)
+#define KILN_MAX_BLOCK (1 << 24)
+#define KILN_MAX_BATCH (1 << 24)
+#define KILN_MAX_BATCH_TOKENS (1L << 30)  // batch_size x seq_len: tokens of one micro-batch
 typedef enum { KILN_SPIKE_ROLLBACK, KILN_SPIKE_SKIP, KILN_SPIKE_STOP } KilnSpikeAction;
 
 typedef struct {

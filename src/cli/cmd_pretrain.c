@@ -62,6 +62,12 @@ static int run(int argc, char **argv) {
         }
     }
     if (resume && init_from) return cli_error("--resume and --init-from exclude each other"), EXIT_BAD_INPUT;
+    // the defaults describe no data: without a file the first complaint would be
+    // about data.train, which hides that the config itself is missing
+    if (!config_path)
+        return cli_error("pretrain needs a config file\nusage: kiln pretrain [-c] CONFIG.yaml [--set KEY=VALUE]... "
+                         "(see `kiln pretrain --help`)"),
+               EXIT_BAD_INPUT;
     if (config_path && kiln_config_load_yaml(&cfg, config_path, &err)) return cli_error("%s", err.msg), EXIT_BAD_INPUT;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--set")) continue;

@@ -302,8 +302,20 @@ int kiln_config_load_yaml(KilnConfig *cfg, const char *path, KilnErr *err) {
 int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     KilnModelConfig *m = &cfg->model;
     KilnTrainConfig *t = &cfg->train;
+#define NEED(cond, ...) \
+    if (!(cond)) return kiln_fail(err, __VA_ARGS__)
+#define AT_MOST(val, max, key) \
+    NEED((val) <= (max), key " (%d) is too large: at most %ld", (val), (long)(max))
+    // before ffn_hidden is derived from n_embd: 8 * n_embd must not overflow
+    AT_MOST(m->n_embd, KILN_MAX_N_EMBD, "model.n_embd");
+    AT_MOST(m->ffn_hidden, KILN_MAX_FFN_HIDDEN, "model.ffn_hidden");
+    AT_MOST(m->n_layer, KILN_MAX_N_LAYER, "model.n_layer");
+    AT_MOST(m->vocab_size, KILN_MAX_VOCAB, "model.vocab_size");
+    AT_MOST(m->block_size, KILN_MAX_BLOCK, "model.block_size");
+    AT_MOST(t->batch_size, KILN_MAX_BATCH, "train.batch_size");
+#undef AT_MOST
     if (m->n_kv_head == 0) m->n_kv_head = m->n_head;
-    if (m->ffn_hidden == 0) {
+    if (m->ffn_hidden == 0 && m->n_embd > 0) {  // a negative n_embd is refused below, by name
         if (m->act == KILN_ACT_SWIGLU)
             m->ffn_hidden = ((8 * m->n_embd / 3) + 63) / 64 * 64;
         else
@@ -311,8 +323,6 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     }
     if (t->seq_len == 0) t->seq_len = m->block_size;
     if (t->decay_steps == 0) t->decay_steps = t->steps;
-#define NEED(cond, ...) \
-    if (!(cond)) return kiln_fail(err, __VA_ARGS__)
     NEED(m->vocab_size >= 1, "model.vocab_size must be positive (got %d)", m->vocab_size);
     NEED(m->block_size >= 1, "model.block_size must be positive (got %d)", m->block_size);
     NEED(m->n_layer >= 1, "model.n_layer must be positive (got %d)", m->n_layer);
@@ -330,6 +340,9 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(t->batch_size >= 1, "train.batch_size must be positive (got %d)", t->batch_size);
     NEED(t->seq_len >= 1 && t->seq_len <= m->block_size,
          "train.seq_len (%d) must be in 1..model.block_size (%d)", t->seq_len, m->block_size);
+    NEED((long)t->batch_size * t->seq_len <= KILN_MAX_BATCH_TOKENS,
+         "train.batch_size (%d) x train.seq_len (%d) is too large: at most %ld tokens per micro-batch", t->batch_size,
+         t->seq_len, KILN_MAX_BATCH_TOKENS);
     NEED(t->grad_accum >= 1, "train.grad_accum must be positive (got %d)", t->grad_accum);
     NEED(t->steps >= 0, "train.steps must not be negative");
     NEED(t->lr >= 0 && t->min_lr >= 0, "train.lr and train.min_lr must not be negative");

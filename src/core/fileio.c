@@ -14,6 +14,13 @@
 int kiln_read_file(const char *path, char **data, size_t *len, KilnErr *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return kiln_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    // fopen succeeds on a directory and ftell then reports LONG_MAX on Linux:
+    // without this check the malloc of that size fails as "out of memory"
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return kiln_fail(err, "%s: is a directory", path);
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return kiln_fail(err, "%s: cannot seek: %s", path, strerror(errno));

@@ -106,6 +106,34 @@ static long plan_acts(KilnModel *m, KilnActs *a, float *mem) {
     return off;
 }
 
+// Refuses, by the keys that set them, sizes that the plans below would compute
+// past 64 bits or that no machine could hold. The estimates are in double so
+// that they cannot overflow themselves; they count the largest tensors of
+// plan_params and plan_acts (the rest is a fraction of a percent).
+#define KILN_MAX_MODEL_BYTES 0x1p48  // 256 TiB
+static int check_sizes(const KilnModel *m, int maxB, int maxT, KilnErr *err) {
+    const KilnModelConfig *c = &m->cfg;
+    double C = c->n_embd, L = c->n_layer, V = c->vocab_size, QKV = m->QKV, F = m->F, H = m->H;
+    double N = (double)maxB * maxT;
+    double params = V * C * (c->tied ? 1 : 2) + (double)c->block_size * C + L * C * (QKV + C + F + H + 6);
+    double param_bytes = params * 4 * sizeof(float);  // params, grads, m, v
+    if (param_bytes > KILN_MAX_MODEL_BYTES)
+        return kiln_fail(err,
+                         "model too large: model.n_layer=%d, model.n_embd=%d, model.ffn_hidden=%d, "
+                         "model.vocab_size=%d give %.3g parameters; with gradients and optimizer state they "
+                         "would need %.3g bytes (at most %.3g)",
+                         c->n_layer, c->n_embd, c->ffn_hidden, c->vocab_size, params, param_bytes,
+                         KILN_MAX_MODEL_BYTES);
+    double acts = N * (C * (7 + 6 * L) + L * (QKV + 2 * F + 2 * H + 4 + c->n_head) + 2 * V);
+    double act_bytes = acts * sizeof(float);
+    if (act_bytes > KILN_MAX_MODEL_BYTES)
+        return kiln_fail(err,
+                         "batch too large: train.batch_size x train.seq_len = %d x %d with model.n_layer=%d "
+                         "and model.n_embd=%d: activations would need %.3g bytes (at most %.3g)",
+                         maxB, maxT, c->n_layer, c->n_embd, act_bytes, KILN_MAX_MODEL_BYTES);
+    return 0;
+}
+
 int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
@@ -118,11 +146,14 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     m->maxB = maxB;
     m->maxT = maxT;
     m->nthreads = omp_get_max_threads();
+    if (check_sizes(m, maxB, maxT, err)) return -1;
     plan_params(m);
     // params, grads, m, v in one allocation
     long P = m->layout.total;
     m->params = backend_alloc(P * 4, err);
-    if (!m->params) return kiln_wrap(err, "model parameters and optimizer state");
+    if (!m->params)
+        return kiln_wrap(err, "model parameters and optimizer state (model.n_layer=%d, model.n_embd=%d, "
+                         "model.vocab_size=%d)", cfg->n_layer, cfg->n_embd, cfg->vocab_size);
     m->grads = m->params + P;
     m->m = m->params + 2 * P;
     m->v = m->params + 3 * P;
@@ -134,7 +165,7 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     if (!m->acts_mem) {
         backend_free(m->params);
         m->params = NULL;
-        return kiln_wrap(err, "activations for batch %d x %d", maxB, maxT);
+        return kiln_wrap(err, "activations for train.batch_size x train.seq_len = %d x %d", maxB, maxT);
     }
     plan_acts(m, &m->a, m->acts_mem);
     if (R) {
