@@ -96,6 +96,20 @@ expect_fail "huge model names the keys and the bytes" "model too large: model.n_
 expect_fail "failed activation allocation names train.batch_size" "train.batch_size x train.seq_len = 10000000 x 32: out of memory" \
   "$KILN" pretrain "$W/tiny.yaml" --set train.batch_size=10000000
 
+# kiln data STAGE on a .json file holding one JSON array: every line is skipped, and that
+# is bad input (exit 2 naming the file), not success with 0 documents (issue 12, item 8)
+printf '[\n  {\n    "text": "hello world"\n  }\n]\n' > "$W/array.json"
+printf '{"text": "hello world"}\n' > "$W/one.jsonl"
+expect_fail "data clean on a JSON array names the file" "array.json: none of its 5 lines is a document: kiln data reads JSONL" \
+  "$KILN" data clean -o "$W/clean.jsonl" "$W/array.json"
+"$KILN" data clean -o "$W/clean.jsonl" "$W/array.json" 2>/dev/null; rc=$?
+[ $rc = 2 ] && [ ! -e "$W/clean.jsonl" ] && ok "JSON array: exit 2, no output" || bad "JSON array: exit $rc"
+expect_fail "corpus stage on a JSON array" "exact_dedup: .*array.json: none of its 5 lines" \
+  "$KILN" data exact_dedup -o "$W/dedup.jsonl" "$W/array.json"
+expect_fail "corpus stage on JSONL and a JSON array" "exact_dedup: .*array.json: none of its 5 lines" \
+  "$KILN" data exact_dedup -o "$W/dedup.jsonl" "$W/one.jsonl" "$W/array.json"
+expect_ok "an empty input is no error" "$KILN" data clean -o "$W/clean.jsonl" /dev/null
+
 # bad data: missing shards, a token outside the vocabulary, a truncated shard
 expect_fail "missing shards" "no shard matches" "$KILN" pretrain "$W/tiny.yaml" --set "data.train=$W/none_*.bin"
 expect_fail "token >= vocab names shard and offset" "train_000000.bin: token [0-9]+ at offset [0-9]+ .*vocab_size = 64" \

@@ -93,7 +93,23 @@ typedef struct {
     int cur;
     KilnDocReader *r;
     long skipped, repaired;
+    long docs;      // documents of the current input
+    int not_jsonl;  // input_check refused an input: bad input, exit 2
 } Inputs;
+
+// An input with lines but not one document is refused rather than passed over:
+// typically a .json file holding one JSON array (alpaca_5000.json), whose every
+// line is skipped, so the stage would "succeed" with 0 documents. Called before
+// input_done, which prints the skipped lines and closes the reader.
+static int input_check(Inputs *in, KilnErr *err) {
+    long skipped = docreader_skips(in->r)->count;
+    if (in->docs > 0 || skipped == 0) return 0;
+    in->not_jsonl = 1;
+    return kiln_fail(err,
+                     "%s: none of its %ld lines is a document: kiln data reads JSONL, one JSON object per line "
+                     "(a .json file holding one JSON array converts with `jq -c '.[]' FILE`)",
+                     in->a->inputs[in->cur], skipped);
+}
 
 // Reports the current input's skipped lines and moves to the next input.
 static void input_done(Inputs *in) {
@@ -105,6 +121,7 @@ static void input_done(Inputs *in) {
     docreader_close(in->r);
     in->r = NULL;
     in->cur++;
+    in->docs = 0;
 }
 
 static int input_open(Inputs *in, KilnErr *err) {
@@ -116,9 +133,29 @@ static int inputs_next(void *ctx, KilnDoc *doc, KilnErr *err) {
     while (in->cur < in->a->ninputs) {
         if (!in->r && input_open(in, err)) return -1;
         int got = docreader_next(in->r, doc, err);
+        if (got > 0) in->docs++;
         if (got) return got;
+        if (input_check(in, err)) {
+            input_done(in);
+            return -1;
+        }
         input_done(in);
     }
+    return 0;
+}
+
+// A corpus stage given one file reads it itself: this reads up to the first
+// document, so that a file without any fails as it does for the other stages.
+static int probe_input(Inputs *in, KilnErr *err) {
+    if (input_open(in, err)) return -1;
+    KilnDoc doc;
+    int got = docreader_next(in->r, &doc, err);
+    if (got < 0) return -1;
+    in->docs = got;
+    if (input_check(in, err)) return -1;
+    docreader_close(in->r);
+    in->r = NULL;
+    in->docs = 0;
     return 0;
 }
 
@@ -154,7 +191,10 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
         // one input at a time, so the runner parses each file's lines in parallel
         KilnStage st = {.def = def, .state = state};
         while (!rc && in.cur < a->ninputs) {
+            long before = rep.docs_in;
             rc = input_open(&in, &err) || stages_run_stream(&st, 1, docreader_source(in.r), out, rej, &rep, &err);
+            in.docs = rep.docs_in - before;
+            if (!rc && in.r) rc = input_check(&in, &err);
             if (in.r) input_done(&in);
         }
     } else if (!rc) {
@@ -166,6 +206,9 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
             snprintf(spill, sizeof spill, "%s/input.jsonl", work);
             rc = spill_inputs(&in, spill, &err);
             path = spill;
+        } else if (!rc) {
+            rc = probe_input(&in, &err);
+            if (rc && in.r) input_done(&in);  // prints the skipped lines
         }
         if (!rc) rc = def->run_corpus(state, path, out, work, &rep, &err);
         if (rep.seconds == 0) rep.seconds = kiln_now() - t0;  // stages may report CPU time
@@ -183,7 +226,8 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
     def->destroy(state);
     if (rc) {
         stage_report_free(&rep);
-        return cli_error("%s: %s", def->name, err.msg);
+        cli_error("%s: %s", def->name, err.msg);
+        return in.not_jsonl ? 2 : 1;  // 2: bad input, as `kiln pretrain` exits on a bad config
     }
     KilnBuf j = {0};
     kbuf_putc(&j, '[');
