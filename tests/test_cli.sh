@@ -110,6 +110,12 @@ expect_fail "corpus stage on JSONL and a JSON array" "exact_dedup: .*array.json:
   "$KILN" data exact_dedup -o "$W/dedup.jsonl" "$W/one.jsonl" "$W/array.json"
 expect_ok "an empty input is no error" "$KILN" data clean -o "$W/clean.jsonl" /dev/null
 
+# kiln eval on a run directory that has written no checkpoint yet (issue 12, item 8:
+# it reported "state.json: cannot open")
+mkdir -p "$W/nockpt" && : > "$W/nockpt/metrics.jsonl"
+expect_fail "eval on a run without a checkpoint" "nockpt holds no checkpoint" \
+  "$KILN" eval --model "$W/nockpt" --tasks arc_easy
+
 # bad data: missing shards, a token outside the vocabulary, a truncated shard
 expect_fail "missing shards" "no shard matches" "$KILN" pretrain "$W/tiny.yaml" --set "data.train=$W/none_*.bin"
 expect_fail "token >= vocab names shard and offset" "train_000000.bin: token [0-9]+ at offset [0-9]+ .*vocab_size = 64" \

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include "core/parse.h"
+#include "core/rundir.h"
 #include "kiln/checkpoint.h"
 #include "kiln/eval.h"
 #include "kiln/toxicity.h"
@@ -11,6 +12,8 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static FILE *open_out(const char *path, const char *what) {
     if (!path) return NULL;
@@ -39,6 +42,20 @@ static int run_toxicity(const KilnModel *m, const KilnCodec *c, const char *path
     }
     toxicity_result_free(&r);
     return rc;
+}
+
+// A run directory before its first checkpoint has neither RUN/latest nor
+// RUN/state.json; checkpoint_open_model would then take it for a checkpoint and
+// report "state.json: cannot open", which hides what is wrong. Anything else
+// (a file, a missing path, a damaged checkpoint) is left to its own messages.
+static int has_checkpoint(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 1;
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", path, RUNDIR_LATEST);
+    if (access(p, F_OK) == 0) return 1;
+    snprintf(p, sizeof p, "%s/%s", path, RUNDIR_CKPT_STATE);
+    return access(p, F_OK) == 0;
 }
 
 static int run(int argc, char **argv) {
@@ -102,6 +119,11 @@ static int run(int argc, char **argv) {
     KilnConfig cfg;
     KilnModel m;
     char ckpt[1024];
+    if (!has_checkpoint(model))
+        return cli_error("eval: %s holds no checkpoint (neither %s nor %s): give a checkpoint directory, or a run "
+                         "directory once it has written one",
+                         model, RUNDIR_LATEST, RUNDIR_CKPT_STATE),
+               2;
     if (checkpoint_open_model(model, &cfg, &m, ckpt, &err)) return cli_error("%s", err.msg), 2;
     KilnCodec codec;
     KilnTokenizer *owned = NULL;
