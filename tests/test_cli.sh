@@ -70,7 +70,7 @@ expect_fail "bad --set enum" "'model.norm' must be one of layernorm, rmsnorm" "$
 expect_fail "missing config file" "nope.yaml: cannot open" "$KILN" pretrain "$W/nope.yaml"
 # no config at all: the complaint is the missing file, not data.train (issue 12, item 8)
 expect_fail "pretrain without a config" "pretrain needs a config file" "$KILN" pretrain
-expect_fail "pretrain with only --set" "pretrain needs a config file" "$KILN" pretrain --set train.steps=1
+expect_fail "pretrain with only -q" "pretrain needs a config file" "$KILN" pretrain -q
 expect_fail "config that is a directory" "$W: is a directory" "$KILN" pretrain "$W"
 expect_fail "inconsistent shape" "n_embd \(30\) must be a positive multiple of model.n_head \(4\)" "$KILN" pretrain "$W/tiny.yaml" --set model.n_embd=30 --set model.n_head=4
 

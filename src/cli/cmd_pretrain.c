@@ -62,9 +62,12 @@ static int run(int argc, char **argv) {
         }
     }
     if (resume && init_from) return cli_error("--resume and --init-from exclude each other"), EXIT_BAD_INPUT;
-    // the defaults describe no data: without a file the first complaint would be
-    // about data.train, which hides that the config itself is missing
-    if (!config_path)
+    // the defaults describe no data: with neither a file nor --set the first
+    // complaint would be about data.train, which hides that the config is missing
+    // (a config given entirely by --set, as scripts do, stays valid)
+    int nset = 0;
+    for (int i = 1; i < argc; i++) nset += !strcmp(argv[i], "--set");
+    if (!config_path && !nset)
         return cli_error("pretrain needs a config file\nusage: kiln pretrain [-c] CONFIG.yaml [--set KEY=VALUE]... "
                          "(see `kiln pretrain --help`)"),
                EXIT_BAD_INPUT;
