@@ -555,13 +555,12 @@ static int write_reports(const KilnPipeline *p, const KilnBuf *steps, FILE *prog
     int rc = kiln_write_json(path, root, err);
     if (!rc) {
         path_join(path, sizeof path, p->out_dir, "report.txt");
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *f = fopen(tmp, "w");
-        if (!f) rc = kiln_fail(err, "%s: %s", tmp, strerror(errno));
-        else {
-            print_summary(f, p, arr, consistent);
-            rc = fclose(f) || rename(tmp, path) ? kiln_fail(err, "%s: write failed", path) : 0;
+        KilnAtomicFile af;  // its temp file is made exclusively, never through a planted link
+        rc = kiln_atomic_open(&af, path, err);
+        if (!rc) {
+            print_summary(af.f, p, arr, consistent);
+            if (ferror(af.f)) af.failed = 1, rc = kiln_fail(err, "%s: write failed", path);
+            rc = kiln_atomic_commit(&af, err) || rc;
         }
         if (!rc && progress) fputc('\n', progress), print_summary(progress, p, arr, consistent);
     }
