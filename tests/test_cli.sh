@@ -160,7 +160,7 @@ expect_ok "data stage -o with a planted OUT.tmp link" "$KILN" data exact_dedup -
 [ "$(wc -l < "$W/tmpout.jsonl")" -eq 2 ] && ok "output written beside the link" || bad "output beside the link"
 long=$(printf 'n%.0s' $(seq 255))
 expect_ok "data stage -o with a 255-byte name" "$KILN" data exact_dedup -o "$W/$long" "$W/tmpin.jsonl"
-[ "$(wc -l < "$W/$long")" -eq 2 ] && ok "255-byte output name written" || bad "255-byte output name"
+[ "$(cat "$W/$long" 2>/dev/null | wc -l)" -eq 2 ] && ok "255-byte output name written" || bad "255-byte output name"
 mkdir -p "$W/tmppipe" "$W/tmpworkvictim"
 printf 'precious\n' > "$W/tmpworkvictim/keep.txt"
 ln -s "$W/tmpworkvictim" "$W/tmppipe/work"
