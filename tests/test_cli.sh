@@ -192,5 +192,32 @@ expect_fail "special token in text is refused" "special token '<\|endoftext\|>'"
 printf '1 2 99999\n' > "$W/badids.txt"
 expect_fail "decode of an unknown id" "id 99999 at position 2" "$KILN" tokenizer decode -t "$W/tok.json" "$W/badids.txt"
 
+# temp files (issue 12, item 9): a link planted at the old temp name OUT.tmp is
+# never followed; a 255-byte output name works; a work directory that is a link
+# is not emptied through it
+printf '{"id":"a","text":"one document here"}\n{"id":"b","text":"another document"}\n' > "$W/tmpin.jsonl"
+printf 'precious\n' > "$W/tmpvictim"
+ln -s "$W/tmpvictim" "$W/tmpout.jsonl.tmp"
+expect_ok "data stage -o with a planted OUT.tmp link" "$KILN" data exact_dedup -o "$W/tmpout.jsonl" "$W/tmpin.jsonl"
+[ "$(cat "$W/tmpvictim")" = precious ] && ok "planted OUT.tmp link not followed" || bad "planted OUT.tmp link followed: victim now $(cat "$W/tmpvictim")"
+[ "$(wc -l < "$W/tmpout.jsonl")" -eq 2 ] && ok "output written beside the link" || bad "output beside the link"
+long=$(printf 'n%.0s' $(seq 255))
+expect_ok "data stage -o with a 255-byte name" "$KILN" data exact_dedup -o "$W/$long" "$W/tmpin.jsonl"
+[ "$(cat "$W/$long" 2>/dev/null | wc -l)" -eq 2 ] && ok "255-byte output name written" || bad "255-byte output name"
+mkdir -p "$W/tmppipe" "$W/tmpworkvictim"
+printf 'precious\n' > "$W/tmpworkvictim/keep.txt"
+ln -s "$W/tmpworkvictim" "$W/tmppipe/work"
+cat > "$W/tmppipe.yaml" <<YAML
+seed: 1
+out_dir: $W/tmppipe
+sources:
+  - {name: s, format: jsonl, paths: [$W/tmpin.jsonl]}
+stages:
+  - exact_dedup
+output: {tokenizer: bytes, shard_tokens: 100000, val_fraction: 0}
+YAML
+expect_ok "data run with work/ a link" "$KILN" data run "$W/tmppipe.yaml"
+[ -f "$W/tmpworkvictim/keep.txt" ] && ok "work/ link not emptied through" || bad "work/ link emptied: keep.txt deleted"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

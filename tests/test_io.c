@@ -4,6 +4,7 @@
 #include "kiln/checkpoint.h"
 #include "kiln/config.h"
 #include "core/parse.h"
+#include "core/rundir.h"
 #include "core/safetensors.h"
 #include "core/shard.h"
 #include "core/yaml.h"
@@ -17,10 +18,136 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 
+
+// ---- temp files (issue 12, item 9) ----
+static void write_text(const char *path, const char *text) { write_bytes(path, text, strlen(text)); }
+
+static void assert_file_is(const char *path, const char *text) {
+    char *data;
+    size_t len;
+    KilnErr err;
+    assert_int_equal(kiln_read_file(path, &data, &len, &err), 0);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(data, text, len);
+    free(data);
+}
+
+// A symlink planted at the old temp name OUT.tmp pointing at another file:
+// the write must neither follow it (truncating the victim) nor delete it.
+static void test_atomic_planted_link(void **state) {
+    (void)state;
+    KilnErr err;
+    char out[4096], link[4200], victim[4096];
+    snprintf(out, sizeof out, "%s", tmp("planted.json"));
+    snprintf(link, sizeof link, "%s.tmp", out);
+    snprintf(victim, sizeof victim, "%s", tmp("victim.txt"));
+    write_text(victim, "precious\n");
+    unlink(link);
+    assert_int_equal(symlink(victim, link), 0);
+    assert_int_equal(kiln_write_file_atomic(out, "new", 3, "\n", &err), 0);
+    assert_file_is(out, "new\n");
+    assert_file_is(victim, "precious\n");
+    struct stat sb;
+    assert_int_equal(lstat(link, &sb), 0);  // left alone, still a link
+    assert_true(S_ISLNK(sb.st_mode));
+    // an abort removes its own temp file only
+    KilnAtomicFile af;
+    assert_int_equal(kiln_atomic_open(&af, out, &err), 0);
+    kiln_atomic_write(&af, "x", 1, &err);
+    kiln_atomic_abort(&af);
+    assert_file_is(out, "new\n");
+    assert_file_is(victim, "precious\n");
+    assert_int_equal(lstat(link, &sb), 0);
+    unlink(link);
+    // the temp file has the mode a plain fopen gives (0666 less the umask)
+    mode_t mask = umask(022);
+    assert_int_equal(kiln_write_file_atomic(out, "m", 1, "", &err), 0);
+    umask(mask);
+    assert_int_equal(stat(out, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0644);
+    // a device is still refused rather than replaced
+    assert_int_equal(kiln_write_file_atomic("/dev/null", "x", 1, "", &err), -1);
+}
+
+// The temp name must not be the output name plus a suffix: a 255-byte name
+// (the most a directory entry holds) is written like any other.
+static void test_atomic_long_name(void **state) {
+    (void)state;
+    KilnErr err;
+    char name[256], path[4400];
+    memset(name, 'n', 255);
+    name[255] = 0;
+    snprintf(path, sizeof path, "%s/%s", test_tmpdir(), name);
+    assert_int_equal(kiln_write_file_atomic(path, "long", 4, "\n", &err), 0);
+    assert_file_is(path, "long\n");
+    assert_int_equal(kiln_write_file_atomic(path, "again", 5, "\n", &err), 0);
+    assert_file_is(path, "again\n");
+    unlink(path);
+}
+
+// RUN/.ckpt-N.tmp and RUN/heartbeat.tmp planted as links to another
+// directory and file: saving a checkpoint and a heartbeat touches neither.
+static void test_checkpoint_planted_link(void **state) {
+    (void)state;
+    KilnConfig cfg;
+    KilnErr err;
+    kiln_config_defaults(&cfg);
+    cfg.model.vocab_size = 50;
+    cfg.model.block_size = 16;
+    cfg.model.n_layer = 1;
+    cfg.model.n_embd = 16;
+    cfg.model.n_head = 4;
+    snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s/linkrun", test_tmpdir());
+    assert_int_equal(kiln_config_finalize(&cfg, &err), 0);
+    KilnModel m;
+    assert_int_equal(gpt_create(&m, &cfg.model, 1, 16, &err), 0);
+    gpt_init_weights(&m, 3);
+    static KilnTrainState st;
+    train_state_init(&st, &cfg);
+    st.step = 7;
+    char victim[4096], vfile[4200], link[4200], p[4200];
+    snprintf(victim, sizeof victim, "%s/victim_ckpt", test_tmpdir());
+    assert_int_equal(kiln_mkdirs(victim, &err), 0);
+    assert_int_equal(kiln_mkdirs(cfg.out_dir, &err), 0);
+    const char *names[] = {"model.safetensors", "optimizer.safetensors", "state.json"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(vfile, sizeof vfile, "%s/%s", victim, names[i]);
+        write_text(vfile, "precious\n");
+    }
+    snprintf(link, sizeof link, "%s/.ckpt-00000007.tmp", cfg.out_dir);
+    unlink(link);
+    assert_int_equal(symlink(victim, link), 0);
+    char path[1024];
+    assert_int_equal(checkpoint_save(cfg.out_dir, &cfg, &m, &st, path, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(vfile, sizeof vfile, "%s/%s", victim, names[i]);
+        assert_file_is(vfile, "precious\n");
+        snprintf(p, sizeof p, "%s/%s", path, names[i]);
+        struct stat sb;
+        assert_int_equal(lstat(p, &sb), 0);
+        assert_true(S_ISREG(sb.st_mode));
+    }
+    assert_int_equal(checkpoint_verify(path, &err), 0);
+    // the same step again replaces it, still not through the link
+    assert_int_equal(checkpoint_save(cfg.out_dir, &cfg, &m, &st, path, &err), 0);
+    assert_int_equal(checkpoint_verify(path, &err), 0);
+    snprintf(vfile, sizeof vfile, "%s/model.safetensors", victim);
+    assert_file_is(vfile, "precious\n");
+    // the heartbeat's temp file likewise
+    snprintf(vfile, sizeof vfile, "%s/hb_victim.txt", test_tmpdir());
+    write_text(vfile, "precious\n");
+    snprintf(link, sizeof link, "%s/heartbeat.tmp", cfg.out_dir);
+    unlink(link);
+    assert_int_equal(symlink(vfile, link), 0);
+    assert_int_equal(rundir_write_heartbeat(cfg.out_dir, 99, 7, 1.5), 0);
+    assert_file_is(vfile, "precious\n");
+    gpt_destroy(&m);
+}
 
 // ---- config ----
 static void test_config_yaml(void **state) {
@@ -605,6 +732,8 @@ int main(void) {
         cmocka_unit_test(test_jsonl_text),         cmocka_unit_test(test_jsonl_fuzz),
         cmocka_unit_test(test_yaml_tree),          cmocka_unit_test(test_parse_values),
         cmocka_unit_test(test_yaml_tree_fuzz),
+        cmocka_unit_test(test_atomic_planted_link), cmocka_unit_test(test_atomic_long_name),
+        cmocka_unit_test(test_checkpoint_planted_link),
     };
     return TEST_RUN("test_io", tests);
 }

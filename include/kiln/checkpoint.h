@@ -4,7 +4,8 @@
 //   RUN/ckpt-00000100/state.json             step, tokens, loader position, live settings,
 //                                            spike-guard window, config, commit, and the
 //                                            sha256 of both safetensors files
-// It is built as RUN/.ckpt-00000100.tmp, fsync'd, then renamed; RUN/latest names the newest.
+// It is built in a fresh RUN/.ckpt-00000100-<random>.tmp (made exclusively, so a planted
+// link is never followed), fsync'd, then renamed; RUN/latest names the newest.
 // Randomness needs no saved stream: dropout masks and the loader's permutations are
 // pure functions of (train.seed, step, micro-batch) and (seed, epoch, shard).
 #ifndef KILN_CHECKPOINT_H

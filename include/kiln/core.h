@@ -58,8 +58,10 @@ double kiln_now(void);  // monotonic seconds
 // The shortest %g text (6 to 9 digits) that reads back as exactly v; returns buf.
 const char *kiln_float_str(float v, char buf[32]);
 
-// Durable writes: data goes to "<path>.tmp", is fsync'd, then renamed over path,
-// so a crash leaves either the old file or the new one, never half of one.
+// Durable writes: data goes to a new temp file beside path (".kiln-<random>.tmp",
+// created exclusively: nothing planted there is followed or overwritten), is
+// fsync'd, then renamed over path, so a crash leaves either the old file or the
+// new one, never half of one.
 // An existing path that is not a regular file (/dev/null, a FIFO) is refused.
 typedef struct {
     FILE *f;
@@ -72,6 +74,14 @@ int kiln_atomic_write(KilnAtomicFile *af, const void *data, size_t n, KilnErr *e
 int kiln_atomic_commit(KilnAtomicFile *af, KilnErr *err);  // fsync + rename + fsync dir
 void kiln_atomic_abort(KilnAtomicFile *af);                // remove the temp file
 int kiln_fsync_dir(const char *dir, KilnErr *err);
+// Creates "<dir>/.<prefix>-<12 random hex>.tmp" (name into buf) exclusively:
+// a file opened O_CREAT|O_EXCL|O_NOFOLLOW for writing, mode 0666 less the umask
+// (returns the fd), or with is_dir a directory, mode 0755 less the umask
+// (returns 0). -1 with errno set. Never follows or reuses an existing entry.
+int kiln_temp_create(char *buf, size_t cap, const char *dir, const char *prefix, int is_dir);
+// Removes the files directly in dir, then dir; never follows a symlink (one at
+// dir itself is left alone) and never recurses. -1 when dir is not removed.
+int kiln_remove_tree(const char *dir);
 int kiln_mkdirs(const char *path, KilnErr *err);
 
 // Writes data[0..n) then the string tail to path through kiln_atomic_* (temp,

@@ -32,7 +32,7 @@ static void usage(FILE *f) {
           "a stage reads files or stdin and writes the kept documents to OUT or stdout, in input\n"
           "order, so stages compose in a shell pipe. `kiln data STAGE --help` lists its parameters.\n\n"
           "options of a stage run:\n"
-          "  -o FILE            output (default: stdout); written to FILE.tmp, renamed when done\n"
+          "  -o FILE            output (default: stdout); written to a temp file beside it, renamed when done\n"
           "  --rejects FILE     dropped documents, each with \"drop\":\"stage:reason\"\n"
           "  --report FILE      the stage's counts and drop reasons as JSON\n"
           "  --text-field NAME  the input's text field (default text)\n"

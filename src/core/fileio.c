@@ -2,13 +2,16 @@
 #include "kiln/core.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int kiln_read_file(const char *path, char **data, size_t *len, KilnErr *err) {
@@ -77,23 +80,96 @@ int kiln_mkdirs(const char *path, KilnErr *err) {
     return 0;
 }
 
+// The directory part of path ("." when it has none), into buf.
+static int dir_of(const char *path, char *buf, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return snprintf(buf, cap, ".") >= (int)cap ? -1 : 0;
+    size_t n = slash == path ? 1 : (size_t)(slash - path);  // "/x" lives in "/"
+    if (n >= cap) return -1;
+    memcpy(buf, path, n);
+    buf[n] = 0;
+    return 0;
+}
+
+// 48 random bits as 12 hex digits; getrandom, else time, pid and a counter
+// (the exclusive create below is what makes it safe, this only avoids retries).
+static void random_hex(char out[13]) {
+    static _Atomic unsigned long counter;
+    unsigned long long r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (unsigned long long)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (unsigned long long)getpid() << 32 ^
+            (unsigned long long)++counter * 0xbf58476d1ce4e5b9ull;
+    }
+    snprintf(out, 13, "%012llx", r & 0xffffffffffffull);
+}
+
+int kiln_temp_create(char *buf, size_t cap, const char *dir, const char *prefix, int is_dir) {
+    for (int tries = 0; tries < 100; tries++) {
+        char hex[13];
+        random_hex(hex);
+        if (snprintf(buf, cap, "%s/.%s-%s.tmp", dir, prefix, hex) >= (int)cap) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        // O_EXCL (and mkdir) never follow or reuse what is there, a planted
+        // symlink included; the modes are what fopen and mkdir gave, less the umask
+        int fd = is_dir ? mkdir(buf, 0755) : open(buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0) return fd;
+        if (errno != EEXIST) return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+int kiln_remove_tree(const char *dir) {
+    // O_NOFOLLOW: a symlink planted at dir is never entered; unlinkat removes
+    // the entries themselves (a link, not what it points at); subdirectories,
+    // which kiln never writes there, make rmdir fail rather than be recursed into
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlinkat(fd, e->d_name, 0);
+    closedir(d);
+    return rmdir(dir);
+}
+
 int kiln_atomic_open(KilnAtomicFile *af, const char *path, KilnErr *err) {
     memset(af, 0, sizeof *af);
     // renaming a temp file over /dev/null or a FIFO would replace the device
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
         return kiln_fail(err, "%s: not a regular file; refusing to replace it", path);
-    size_t n = strlen(path);
+    // the temp file is a short unique name beside path (a name that fits the
+    // directory fits it, whatever path's own length), created exclusively
+    size_t n = strlen(path), cap = n + 32;
     af->path = malloc(n + 1);
-    af->tmp = malloc(n + 5);
+    af->tmp = malloc(cap);
     if (!af->path || !af->tmp) {
         free(af->path);
         free(af->tmp);
         return kiln_fail(err, "%s: out of memory", path);
     }
     memcpy(af->path, path, n + 1);
-    snprintf(af->tmp, n + 5, "%s.tmp", path);
-    af->f = fopen(af->tmp, "wb");
+    int fd = -1;
+    if (dir_of(path, af->tmp, cap) == 0) {
+        char *dir = strdup(af->tmp);
+        fd = dir ? kiln_temp_create(af->tmp, cap, dir, "kiln", 0) : -1;
+        free(dir);
+    }
+    if (fd >= 0 && !(af->f = fdopen(fd, "wb"))) {
+        int e = errno;
+        close(fd);
+        unlink(af->tmp);
+        errno = e;
+    }
     if (!af->f) {
         int e = errno;
         free(af->path);

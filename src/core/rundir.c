@@ -21,13 +21,23 @@ int rundir_ckpt_step(const char *name, int *step) {
 // ---------------------------------------------------------------- heartbeat
 int rundir_write_heartbeat(const char *run_dir, long pid, long step, double time) {
     char tmp[1100], path[1100];
-    snprintf(tmp, sizeof tmp, "%s/" RUNDIR_HEARTBEAT ".tmp", run_dir);
     snprintf(path, sizeof path, "%s/" RUNDIR_HEARTBEAT, run_dir);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
+    // a unique temp name made exclusively: a link planted at a fixed name
+    // would have the write truncate whatever it points at
+    int fd = kiln_temp_create(tmp, sizeof tmp, run_dir, RUNDIR_HEARTBEAT, 0);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
     fprintf(f, "%ld %ld %.3f\n", pid, step, time);
-    if (fclose(f) != 0) return -1;
-    return rename(tmp, path) == 0 ? 0 : -1;
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 int rundir_parse_heartbeat(const char *s, size_t n, KilnHeartbeat *hb) {

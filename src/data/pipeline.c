@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -467,16 +468,21 @@ static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *
     return rc;
 }
 
+// Removes the work directory's files, then it. A symlink at work is never
+// entered (O_NOFOLLOW) and entries go by unlinkat, so a link planted there
+// cannot make the cleanup delete files somewhere else.
 static void remove_work(const char *work) {
-    char sub[4096];
-    DIR *d = opendir(work);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        path_join(sub, sizeof sub, work, e->d_name);
-        unlink(sub);
+    int fd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
     }
-    if (d) closedir(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') unlinkat(fd, e->d_name, 0);
+    closedir(d);
     rmdir(work);
 }
 
@@ -555,13 +561,12 @@ static int write_reports(const KilnPipeline *p, const KilnBuf *steps, FILE *prog
     int rc = kiln_write_json(path, root, err);
     if (!rc) {
         path_join(path, sizeof path, p->out_dir, "report.txt");
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *f = fopen(tmp, "w");
-        if (!f) rc = kiln_fail(err, "%s: %s", tmp, strerror(errno));
-        else {
-            print_summary(f, p, arr, consistent);
-            rc = fclose(f) || rename(tmp, path) ? kiln_fail(err, "%s: write failed", path) : 0;
+        KilnAtomicFile af;  // its temp file is made exclusively, never through a planted link
+        rc = kiln_atomic_open(&af, path, err);
+        if (!rc) {
+            print_summary(af.f, p, arr, consistent);
+            if (ferror(af.f)) af.failed = 1, rc = kiln_fail(err, "%s: write failed", path);
+            rc = kiln_atomic_commit(&af, err) || rc;
         }
         if (!rc && progress) fputc('\n', progress), print_summary(progress, p, arr, consistent);
     }

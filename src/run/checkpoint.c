@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,26 +208,28 @@ static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainS
     return rc;
 }
 
-static int remove_tree(const char *dir) {
-    // checkpoint directories hold only the files we write
-    const char *files[] = {RUNDIR_CKPT_MODEL,          RUNDIR_CKPT_OPTIM,          RUNDIR_CKPT_STATE,
-                           RUNDIR_CKPT_MODEL ".tmp", RUNDIR_CKPT_OPTIM ".tmp", RUNDIR_CKPT_STATE ".tmp"};
-    char p[1200];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
+// Removes a checkpoint directory: only the files kiln writes there, so a
+// user's own file keeps it; a symlink at dir is never entered (O_NOFOLLOW),
+// so pruning cannot delete files in a directory it points to.
+static int remove_checkpoint(const char *dir) {
+    static const char *const files[] = {RUNDIR_CKPT_MODEL, RUNDIR_CKPT_OPTIM, RUNDIR_CKPT_STATE};
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlinkat(fd, files[i], 0);
+    close(fd);
     return rmdir(dir);
 }
 
 int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel *m,
                     const KilnTrainState *st, char *path, KilnErr *err) {
     if (kiln_mkdirs(run_dir, err)) return -1;
-    char tmp[1100], final[1100], p[1200];
-    snprintf(tmp, sizeof tmp, "%s/." RUNDIR_CKPT_FMT ".tmp", run_dir, st->step);
-    snprintf(final, sizeof final, "%s/" RUNDIR_CKPT_FMT, run_dir, st->step);
-    remove_tree(tmp);  // leftovers of a crash mid-write
-    if (mkdir(tmp, 0755) != 0) return kiln_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    char tmp[1100], final[1100], p[1200], name[64];
+    snprintf(name, sizeof name, RUNDIR_CKPT_FMT, st->step);
+    snprintf(final, sizeof final, "%s/%s", run_dir, name);
+    // a fresh uniquely named directory (RUN/.ckpt-N-<random>.tmp), made with
+    // mkdir so that nothing planted under a predictable name is followed
+    if (kiln_temp_create(tmp, sizeof tmp, run_dir, name, 1) != 0)
+        return kiln_fail(err, "%s: cannot create a temp directory: %s", run_dir, strerror(errno));
     Buffer weights[] = {{m->params, ""}};
     Buffer moments[] = {{m->m, "exp_avg."}, {m->v, "exp_avg_sq."}};
     snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, tmp);
@@ -252,16 +255,20 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
     if (rc == 0) {
         struct stat sb;
         if (stat(final, &sb) == 0) {
-            // same step written again (e.g. after a resume): replace it
+            // same step written again (e.g. after a resume): replace it. It is
+            // moved onto a fresh empty directory (rename replaces an empty one),
+            // never onto a predictable name that could be a planted link
             char old[1200];
-            snprintf(old, sizeof old, "%s/." RUNDIR_CKPT_FMT ".old", run_dir, st->step);
-            if (rename(final, old) == 0) remove_tree(old);
+            if (kiln_temp_create(old, sizeof old, run_dir, "old", 1) == 0) {
+                if (rename(final, old) == 0) remove_checkpoint(old);
+                else rmdir(old);
+            }
         }
         if (rename(tmp, final) != 0)
             rc = kiln_fail(err, "%s: rename failed: %s", final, strerror(errno));
     }
     if (rc != 0) {
-        remove_tree(tmp);
+        kiln_remove_tree(tmp);
         return kiln_wrap(err, "checkpoint step %d", st->step);
     }
     if (kiln_fsync_dir(run_dir, err)) return -1;
@@ -269,7 +276,6 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
     snprintf(p, sizeof p, "%s/" RUNDIR_LATEST, run_dir);
     KilnAtomicFile af;
     if (kiln_atomic_open(&af, p, err)) return -1;
-    char name[64];
     int nl = snprintf(name, sizeof name, RUNDIR_CKPT_FMT "\n", st->step);
     kiln_atomic_write(&af, name, (size_t)nl, err);
     if (kiln_atomic_commit(&af, err)) return -1;
@@ -501,7 +507,7 @@ int checkpoint_prune(const char *run_dir, int keep_last, int keep_every, KilnErr
         if (keep_every > 0 && steps[i] % keep_every == 0) continue;
         snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_FMT, run_dir, steps[i]);
         if (have_latest && !strcmp(p, latest)) continue;
-        remove_tree(p);
+        remove_checkpoint(p);
     }
     free(steps);
     return 0;
