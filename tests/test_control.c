@@ -51,6 +51,13 @@ static void test_control_errors(void **st) {
         {"lr_mult: abc\n", "RUN/control:1: lr_mult"},
         {"lr_mult: 2000\n", "RUN/control:1: lr_mult"},
         {"weight_decay: -1\n", "RUN/control:1: weight_decay must not be negative"},
+        // issue 12: every live number has a range; an absurd value is refused with file:line
+        {"lr_mult: 1\nweight_decay: 1e30\n", "RUN/control:2: weight_decay must not be negative, nor above 10"},
+        {"weight_decay: nan\n", "RUN/control:1: key 'train.weight_decay' wants a number"},
+        {"grad_clip: 1e30\n", "RUN/control:1: grad_clip must not be negative, nor above 1e+06"},
+        {"grad_clip: -0.5\n", "RUN/control:1: grad_clip must not be negative"},
+        {"grad_clip: inf\n", "RUN/control:1: "},
+        {"lr_mult: nan\n", "RUN/control:1: lr_mult"},
         {"optimizer: adam\n", "RUN/control:1: key 'train.optimizer' must be one of adamw, sgd, lion"},
         {"activation: swiglu\n", "swiglu changes the parameter shapes"},
         {"\n\nstop: later\n", "RUN/control:3: stop wants 'now'"},

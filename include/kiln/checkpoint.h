@@ -4,6 +4,8 @@
 //   RUN/ckpt-00000100/state.json             step, tokens, loader position, live settings,
 //                                            spike-guard window, config, commit, and the
 //                                            sha256 of both safetensors files
+//   RUN/ckpt-00000100/state.json.sha256      sha256 of state.json (absent before issue 12:
+//                                            such a checkpoint is accepted with a warning)
 // It is built in a fresh RUN/.ckpt-00000100-<random>.tmp (made exclusively, so a planted
 // link is never followed), fsync'd, then renamed; RUN/latest names the newest.
 // Randomness needs no saved stream: dropout masks and the loader's permutations are
@@ -48,6 +50,7 @@ int train_state_skips(const KilnTrainState *st, int step);
 int train_state_add_skip(KilnTrainState *st, int step, int count);
 
 // Writes RUN/ckpt-<step>; path (if not NULL, 1024 bytes) receives its directory.
+// Refuses (an error) when a weight or optimizer moment is not finite.
 int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel *m,
                     const KilnTrainState *st, char *path, KilnErr *err);
 // Reads state.json of a checkpoint directory: the config it was trained with and its state.
@@ -59,7 +62,8 @@ int checkpoint_parse_state(const char *text, size_t len, const char *name, KilnC
 int checkpoint_load(const char *ckpt_dir, KilnModel *m, int with_optimizer, KilnErr *err);
 // Resolves RUN/latest to a checkpoint directory; returns -1 if there is none.
 int checkpoint_latest(const char *run_dir, char *path, size_t n, KilnErr *err);
-// Checks a checkpoint directory: state.json parses and both files match their sha256.
+// Checks a checkpoint directory: state.json matches state.json.sha256 (when there
+// is one), parses, and both files match their sha256.
 int checkpoint_verify(const char *ckpt_dir, KilnErr *err);
 // The newest checkpoint of RUN that verifies: RUN/latest's first, then every
 // ckpt-* from the newest down. Each one passed over is described in warn

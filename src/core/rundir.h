@@ -36,6 +36,7 @@
 #define RUNDIR_CKPT_MODEL "model.safetensors"
 #define RUNDIR_CKPT_OPTIM "optimizer.safetensors"
 #define RUNDIR_CKPT_STATE "state.json"
+#define RUNDIR_CKPT_STATE_SHA "state.json.sha256"  // sha256 of state.json (it cannot hold its own)
 
 // The step of a checkpoint directory's name (ckpt- and 8 digits, nothing after):
 // 0 and *step, or -1 for any other name.

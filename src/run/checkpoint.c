@@ -68,6 +68,18 @@ static int save_buffers(const char *path, const KilnModel *m, const Buffer *bufs
         free(names);
         return -1;
     }
+    // a checkpoint of NaN weights would pass its checksum and kill every resume
+    for (int b = 0; b < nb; b++)
+        for (long i = 0; i < m->layout.total; i++)
+            if (!isfinite(views[b][i])) {
+                end_views(m, bufs, nb, views, 0, NULL);
+                free(yaml);
+                free(nt);
+                free(st);
+                free(names);
+                return kiln_fail(err, "%s: %s value %ld is not finite: refusing to write it", path,
+                                 bufs[b].prefix[0] ? bufs[b].prefix : "weight", i);
+            }
     for (int b = 0; b < nb; b++) {
         gpt_named_tensors(m, views[b], nt);
         for (int i = 0; i < per; i++) {
@@ -208,11 +220,44 @@ static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainS
     return rc;
 }
 
+// ckpt/state.json.sha256: the sha256 of state.json, so that an edited step or
+// loader position is refused like a corrupt tensor file.
+static int write_state_sha(const char *ckpt_dir, KilnErr *err) {
+    char p[1200], sha[65], line[80];
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, ckpt_dir);
+    if (kiln_sha256_file(p, sha, err)) return -1;
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE_SHA, ckpt_dir);
+    KilnAtomicFile af;
+    if (kiln_atomic_open(&af, p, err)) return -1;
+    int n = snprintf(line, sizeof line, "%s\n", sha);
+    kiln_atomic_write(&af, line, (size_t)n, err);
+    return kiln_atomic_commit(&af, err);
+}
+
+// 0: state.json matches its recorded sha256; 1: none is recorded (a checkpoint
+// of an older kiln, accepted: see checkpoint_find_good); -1: it does not match.
+static int check_state_sha(const char *ckpt_dir, KilnErr *err) {
+    char p[1200], got[65], *text;
+    size_t len;
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE_SHA, ckpt_dir);
+    if (access(p, F_OK) != 0) return 1;
+    if (kiln_read_file(p, &text, &len, err)) return -1;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' ')) text[--len] = 0;
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, ckpt_dir);
+    int rc = kiln_sha256_file(p, got, err);
+    if (rc == 0 && (len != 64 || strcmp(got, text)))
+        rc = kiln_fail(err, "%s: sha256 %.12s... does not match the %.12s... recorded in " RUNDIR_CKPT_STATE_SHA
+                            " (edited or corrupt)", p, got, text);
+    free(text);
+    return rc;
+}
+
 // Removes a checkpoint directory: only the files kiln writes there, so a
 // user's own file keeps it; a symlink at dir is never entered (O_NOFOLLOW),
 // so pruning cannot delete files in a directory it points to.
 static int remove_checkpoint(const char *dir) {
-    static const char *const files[] = {RUNDIR_CKPT_MODEL, RUNDIR_CKPT_OPTIM, RUNDIR_CKPT_STATE};
+    static const char *const files[] = {RUNDIR_CKPT_MODEL, RUNDIR_CKPT_OPTIM, RUNDIR_CKPT_STATE,
+                                          RUNDIR_CKPT_STATE_SHA};
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return -1;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlinkat(fd, files[i], 0);
@@ -251,6 +296,7 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
         snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, tmp);
         rc = write_state(p, cfg, st, model_sha, optim_sha, err);
     }
+    if (rc == 0) rc = write_state_sha(tmp, err);
     if (rc == 0) rc = kiln_fsync_dir(tmp, err);
     if (rc == 0) {
         struct stat sb;
@@ -420,6 +466,8 @@ int checkpoint_verify(const char *ckpt_dir, KilnErr *err) {
     }
     int rc = checkpoint_parse_state(text, len, p, &cfg, st, err);
     free(st);
+    // after the parse, so that a truncated file is called that; then an edit is caught
+    if (rc == 0 && check_state_sha(ckpt_dir, err) < 0) rc = -1;
     cJSON *j = rc == 0 ? cJSON_ParseWithLength(text, len) : NULL;
     free(text);
     const cJSON *sums = item(j, "sha256");
@@ -484,6 +532,9 @@ int checkpoint_find_good(const char *run_dir, char *path, size_t n, char *warn, 
         if (checkpoint_verify(cand, &why) == 0) {
             snprintf(path, n, "%s", cand);
             found = 1;
+            if (check_state_sha(cand, NULL) == 1 && wlen + 1 < warn_n)  // an older kiln's checkpoint
+                snprintf(warn + wlen, warn_n - wlen, "%s%s has no " RUNDIR_CKPT_STATE_SHA " (written by an older kiln): "
+                         RUNDIR_CKPT_STATE " accepted unchecked", wlen ? "\n" : "", cand);
         } else if (wlen + 1 < warn_n) {
             int w = snprintf(warn + wlen, warn_n - wlen, "%sskipping %s: %s", wlen ? "\n" : "", cand, why.msg);
             if (w > 0) wlen += (size_t)w < warn_n - wlen ? (size_t)w : warn_n - wlen - 1;

@@ -48,12 +48,17 @@ static int apply_line(KilnControl *c, KilnConfig *scratch, const char *key, cons
         if (kiln_config_set(scratch, typed[i].config_key, val, origin, err)) return -1;
         switch (i) {
         case 0:
-            if (scratch->train.weight_decay < 0) return kiln_fail(err, "%s: weight_decay must not be negative", origin);
+            // lr * weight_decay past 1 flips the weights' sign each step; NaN fails every comparison
+            if (!(scratch->train.weight_decay >= 0 && scratch->train.weight_decay <= KILN_CONTROL_MAX_WD))
+                return kiln_fail(err, "%s: weight_decay must not be negative, nor above %g (got '%s')", origin,
+                                 (double)KILN_CONTROL_MAX_WD, val);
             c->set_weight_decay = 1;
             c->weight_decay = scratch->train.weight_decay;
             break;
         case 1:
-            if (scratch->train.grad_clip < 0) return kiln_fail(err, "%s: grad_clip must not be negative", origin);
+            if (!(scratch->train.grad_clip >= 0 && scratch->train.grad_clip <= KILN_CONTROL_MAX_CLIP))
+                return kiln_fail(err, "%s: grad_clip must not be negative, nor above %g (0: off; got '%s')", origin,
+                                 (double)KILN_CONTROL_MAX_CLIP, val);
             c->set_grad_clip = 1;
             c->grad_clip = scratch->train.grad_clip;
             break;

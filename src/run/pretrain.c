@@ -268,7 +268,10 @@ static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *er
 }
 
 // A spike at this step (its update not applied): skip, roll back or stop.
-static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double norm, KilnErr *err) {
+// must_roll_back: the update was applied and broke the weights, so skipping
+// the batches is not enough.
+static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double norm, int must_roll_back,
+                        KilnErr *err) {
     const KilnTrainConfig *t = &r->cfg->train;
     int step = r->st.step;
     r->st.spikes++;
@@ -295,6 +298,9 @@ static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double n
     if (r->st.spikes > t->spike_max)
         return kiln_fail(err, "%d loss spikes, more than train.spike_max = %d: giving up (last at step %d: %s)",
                          r->st.spikes, t->spike_max, step + 1, v->why);
+    if (!rollback && must_roll_back)
+        return kiln_fail(err, "step %d: %s and there is no good checkpoint to roll back to (lower train.lr, or set "
+                              "train.grad_clip)", step + 1, v->why);
     if (!rollback) {
         // the step's batches are gone from the loader already; the update is not applied
         if (train_state_add_skip(&r->st, step, 1)) return kiln_fail(err, "too many skipped steps (%d)", KILN_MAX_SKIPS);
@@ -539,17 +545,21 @@ static int train_step(Run *r, KilnErr *err) {
     double t0 = kiln_now(), loss;
     if (forward_backward(r, micro, &loss, err)) return -1;
     double norm = grad_global_norm(&r->m);
-    if (guard_enabled(t)) {
+    // A non-finite loss or norm is a spike even with the z checks off: its
+    // update would turn every weight into NaN (grad_clip cannot save it), so it
+    // is never applied and the guard's rollback takes over.
+    if (guard_enabled(t) || !isfinite(loss) || !isfinite(norm)) {
         KilnSpikeVerdict v;
         guard_check(&st->guard, t, loss, norm, &v);
-        if (v.spike) return handle_spike(r, &v, loss, norm, err) ? -1 : 1;
-    } else if (!isfinite(loss)) {
-        return kiln_fail(err, "loss is %f at step %d: training diverged (lower train.lr, or turn on the spike guard: "
-                              "train.spike_z)", loss, step + 1);
+        if (v.spike) return handle_spike(r, &v, loss, norm, 0, err) ? -1 : 1;
     }
     float lr = lr_at(&r->live, step) * st->lr_mult;
     st->opt_step++;
     optimizer_step(&r->m, &r->live, lr, st->opt_step, grad_clip_coef(norm, r->live.grad_clip));
+    if (!optimizer_state_finite(&r->m)) {  // a finite step that overflowed the weights or moments
+        KilnSpikeVerdict v = {.spike = 1, .why = "weights became non-finite"};
+        return handle_spike(r, &v, loss, norm, 1, err) ? -1 : 1;
+    }
     if (guard_enabled(t)) guard_push(&st->guard, t, loss, norm);
     long batch_tokens = (long)micro * r->live.batch_size * r->live.seq_len;
     double dt = kiln_now() - t0;

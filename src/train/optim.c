@@ -9,6 +9,11 @@
 
 double grad_global_norm(const KilnModel *m) { return sqrt(sum_squares(m->grads, m->layout.total)); }
 
+int optimizer_state_finite(const KilnModel *m) {
+    long n = m->layout.total;  // a sum in double of float squares overflows only through inf or NaN
+    return isfinite(sum_squares(m->params, n) + sum_squares(m->m, n) + sum_squares(m->v, n));
+}
+
 float grad_clip_coef(double norm, float max_norm) {
     if (max_norm <= 0.0f) return 1.0f;
     float coef = (float)(max_norm / (norm + 1e-6));  // same epsilon as torch

@@ -11,6 +11,9 @@ double grad_global_norm(const KilnModel *m);
 // The factor that brings the global norm down to max_norm, or 1 if it is below
 // (torch.nn.utils.clip_grad_norm_); max_norm <= 0 disables clipping.
 float grad_clip_coef(double norm, float max_norm);
+// 1 when every weight and optimizer moment is finite (after an update that may
+// have overflowed them: such a state must be neither trained on nor checkpointed).
+int optimizer_state_finite(const KilnModel *m);
 
 // One step of t->optimizer on every parameter. Each gradient is read as
 //   g = grad * grad_scale (the clip coefficient) + l1*sign(w) + l2*w
