@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int rundir_ckpt_step(const char *name, int *step) {
@@ -109,4 +112,47 @@ int rundir_read_pid(const char *run_dir, long *pid) {
     if (none) return -1;
     *pid = p;
     return 0;
+}
+
+// ---------------------------------------------------------------- lock
+// The pid holding an flock on the file open as fd, from /proc/locks (Linux):
+// the lock file itself stays empty, so taking the lock changes no file in the
+// run. Matched by inode alone, since on overlay filesystems /proc/locks names
+// the lower device rather than st_dev. -1 when none is found.
+static long lock_holder(int fd) {
+    struct stat st;
+    FILE *f = fstat(fd, &st) == 0 ? fopen("/proc/locks", "r") : NULL;
+    if (!f) return -1;
+    char line[256], kind[16], mode[16], rw[16];
+    long pid, found = -1;
+    unsigned maj, min;
+    unsigned long ino;
+    while (found < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "%*d: %15s %15s %15s %ld %x:%x:%lu", kind, mode, rw, &pid, &maj, &min, &ino) == 7 &&
+            !strcmp(kind, "FLOCK") && !strcmp(rw, "WRITE") && ino == (unsigned long)st.st_ino && pid > 0)
+            found = pid;
+    fclose(f);
+    return found;
+}
+
+int rundir_lock(const char *dir, const char *what, int *fd_out, KilnErr *err) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/" RUNDIR_LOCK, dir);
+    // O_CLOEXEC: a child must not inherit the lock and hold it past our death
+    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return kiln_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        *fd_out = fd;
+        return 0;
+    }
+    int e = errno;
+    long pid = e == EWOULDBLOCK ? lock_holder(fd) : -1;
+    close(fd);
+    if (e != EWOULDBLOCK) return kiln_fail(err, "%s: cannot lock: %s", path, strerror(e));
+    if (pid > 0) return kiln_fail(err, "%s is in use by pid %ld (another %s)", dir, pid, what);
+    return kiln_fail(err, "%s is in use (%s is locked by another %s)", dir, path, what);
+}
+
+void rundir_unlock(int fd) {
+    if (fd >= 0) close(fd);  // closing the last descriptor of the open file drops the flock
 }

@@ -10,6 +10,7 @@
 //   RUN/tb/                 TensorBoard event files
 //   RUN/heartbeat           `pid step unix_time`, rewritten while training
 //   RUN/trainer.pid         the trainer's pid while it runs
+//   RUN/lock                empty; flock()ed by the trainer while it runs
 //   RUN/control             live settings for the trainer (then control.applied
 //                           or control.rejected)
 //   RUN/latest              the newest checkpoint's directory name
@@ -18,6 +19,8 @@
 //                           state.json
 #ifndef KILN_RUNDIR_H
 #define KILN_RUNDIR_H
+
+#include "kiln/core.h"
 
 #include <stddef.h>
 
@@ -31,6 +34,10 @@
 #define RUNDIR_PID "trainer.pid"
 #define RUNDIR_CONTROL "control"
 #define RUNDIR_LATEST "latest"
+#define RUNDIR_LOCK "lock"
+// Set by `kiln supervise` (to 1) when it restarts a run that died before its
+// first checkpoint: that fresh start may replace the dead run's files.
+#define RUNDIR_RESTART_ENV "KILN_SUPERVISE_FRESH_RESTART"
 #define RUNDIR_REPORT "report.html"  // `kiln report`'s default page
 #define RUNDIR_CKPT_FMT "ckpt-%08d"  // printf format of a checkpoint's name, by step
 #define RUNDIR_CKPT_MODEL "model.safetensors"
@@ -68,5 +75,15 @@ void rundir_remove_pid(const char *run_dir);
 // The number at the start of RUN/trainer.pid; -1 when it is missing or has none.
 // The caller decides which pids it believes.
 int rundir_read_pid(const char *run_dir, long *pid);
+
+// ---------------------------------------------------------------- lock
+// One writer per run directory: an exclusive flock() on dir/lock, taken without
+// waiting and held until rundir_unlock or the process's death (the kernel drops
+// it, so a SIGKILLed trainer never leaves a stale lock; the file is never
+// removed, which would let two processes lock two files of one name). 0 and
+// *fd, or -1 with "DIR is in use by pid N (another WHAT)" in err, WHAT being
+// the kind of process that takes this lock. dir must exist.
+int rundir_lock(const char *dir, const char *what, int *fd, KilnErr *err);
+void rundir_unlock(int fd);
 
 #endif

@@ -21,6 +21,7 @@
 #include "train/optim.h"
 #include "train/schedule.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -36,6 +37,7 @@ typedef struct {
     const KilnConfig *cfg;
     const KilnPretrainOptions *opt;
     const char *dir;        // the run directory (out_dir)
+    int lock_fd;            // RUN/lock, held while we run; -1 before
     KilnTrainConfig live;   // cfg->train with the live settings of st applied
     KilnModel m;
     KilnLoader train, val;
@@ -154,13 +156,47 @@ static int start_state(Run *r, KilnErr *err) {
     return 0;
 }
 
-// A fresh start must not mix with an earlier run's checkpoints and metrics.
+// A name a run writes into its directory (RUN/lock and the supervisor's
+// incidents.jsonl exist before a run's first step, so they do not count).
+static int run_file(const char *name) {
+    static const char *const names[] = {RUNDIR_LATEST, RUNDIR_METRICS, RUNDIR_ENV, RUNDIR_CONFIG, RUNDIR_TB,
+                                        RUNDIR_HEARTBEAT, RUNDIR_PID, RUNDIR_CONTROL ".applied",
+                                        RUNDIR_CONTROL ".rejected"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i])) return 1;
+    // checkpoints, and the leftovers of one written when a trainer died
+    return !strncmp(name, "ckpt-", 5) || !strncmp(name, ".ckpt-", 6);
+}
+
+// A fresh start must not mix with an earlier run's checkpoints and metrics: it
+// refuses a directory that holds any of a run's files (not only RUN/latest: a
+// run killed before writing it leaves checkpoints and metrics all the same).
+// Runs under the lock, so the files are no live trainer's.
 static int check_fresh_dir(Run *r, KilnErr *err) {
-    char p[1100];
-    snprintf(p, sizeof p, "%s/" RUNDIR_LATEST, r->dir);
-    if (r->opt->resume || access(p, F_OK) != 0) return 0;
-    return kiln_fail(err, "%s already holds a run (%s exists): continue it with --resume latest, or choose "
-                          "another out_dir", r->dir, p);
+    if (r->opt->resume) return 0;
+    // the supervisor restarting its own run that died before a first checkpoint
+    const char *restart = getenv(RUNDIR_RESTART_ENV);
+    if (restart && !strcmp(restart, "1")) return 0;
+    DIR *d = opendir(r->dir);
+    if (!d) return 0;  // not there yet: nothing to mix with
+    KilnBuf found = {0};
+    int n = 0, ckpts = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!run_file(e->d_name)) continue;
+        if (!strncmp(e->d_name, "ckpt-", 5)) ckpts++;
+        if (n++ < 4) kbuf_printf(&found, "%s%s", n > 1 ? ", " : "", e->d_name);
+    }
+    closedir(d);
+    if (n > 4) kbuf_printf(&found, " and %d more", n - 4);
+    int rc = 0;
+    if (n && ckpts)
+        rc = kiln_fail(err, "%s already holds a run (%s): continue it with --resume latest, or choose another out_dir",
+                       r->dir, found.data);
+    else if (n)
+        rc = kiln_fail(err, "%s already holds a run (%s) with no checkpoint to resume: choose another out_dir, or "
+                            "remove those files to start over", r->dir, found.data);
+    kbuf_free(&found);
+    return rc;
 }
 
 // Writes a checkpoint of the current state, prunes old ones and records it.
@@ -649,7 +685,6 @@ static int run_open(Run *r, KilnErr *err) {
     const KilnTrainConfig *t = &cfg->train;
     int B = t->batch_size, T = t->seq_len;
     if (!cfg->data.train[0]) return kiln_fail(err, "data.train is not set: no training shards"), KILN_TRAIN_BAD_INPUT;
-    if (check_fresh_dir(r, err)) return KILN_TRAIN_BAD_INPUT;
     if (loader_open(&r->train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
                     kiln_hash64(t->seed + 1), err))
         return kiln_wrap(err, "data.train"), KILN_TRAIN_BAD_INPUT;
@@ -664,7 +699,10 @@ static int run_open(Run *r, KilnErr *err) {
     r->rows_shard = malloc(sizeof(int) * B * t->grad_accum);
     r->rows_start = malloc(sizeof(long) * B * t->grad_accum);
     if (!r->tok || !r->tgt || !r->rows_shard || !r->rows_start) return kiln_fail(err, "out of memory");
+    // one trainer per run directory, and nothing of another run's in it on a fresh start
     if (kiln_mkdirs(r->dir, err)) return KILN_TRAIN_BAD_INPUT;
+    if (rundir_lock(r->dir, "kiln pretrain", &r->lock_fd, err)) return KILN_TRAIN_BAD_INPUT;
+    if (check_fresh_dir(r, err)) return KILN_TRAIN_BAD_INPUT;
     int rc = start_state(r, err);
     if (rc) return rc;
     apply_live(r);
@@ -711,6 +749,7 @@ static void run_close(Run *r) {
     if (r->m.params) gpt_destroy(&r->m);
     if (r->train.shards) loader_close(&r->train);
     if (r->have_val) loader_close(&r->val);
+    rundir_unlock(r->lock_fd);  // last: the run's files are complete
 }
 
 int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr *err) {
@@ -720,6 +759,7 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     r->cfg = cfg;
     r->opt = opt;
     r->dir = cfg->out_dir;
+    r->lock_fd = -1;
     r->log = opt->log;
     r->tty = opt->log && isatty(fileno(opt->log));
     int rc = run_open(r, err);

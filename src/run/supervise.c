@@ -436,10 +436,17 @@ static int give_up(Sup *s, Incident *in, int *exit_code, KilnErr *err, const cha
 static int supervise_loop(Sup *s, char *const argv[], const char **rargv, int rcap, int *exit_code, KilnErr *err) {
     const KilnSuperviseOptions *o = s->o;
     char *const *args = argv;
+    int fresh_restart = 0;  // a restart without --resume (RUN/latest was absent)
     for (;;) {
         hb_start(s);
         pid_t pid;
-        if (spawn(args, NULL, &pid, err)) return -1;
+        // A fresh start refuses a directory holding a run's files; this one holds
+        // the dead child's, which the child may replace (the hook does not see it).
+        if (fresh_restart) setenv(RUNDIR_RESTART_ENV, "1", 1);
+        else unsetenv(RUNDIR_RESTART_ENV);  // never the first start's, whatever our caller set
+        int rc = spawn(args, NULL, &pid, err);
+        unsetenv(RUNDIR_RESTART_ENV);
+        if (rc) return -1;
         if (o->log) {
             fprintf(o->log, "kiln supervise: started %s (pid %ld)%s\n", args[0], (long)pid,
                     args != argv ? " with --resume latest" : "");
@@ -501,6 +508,7 @@ static int supervise_loop(Sup *s, char *const argv[], const char **rargv, int rc
         s->restart_t[s->nrestart % o->max_restarts] = kiln_now();
         s->nrestart++;
         args = argv;
+        fresh_restart = !resume;
         if (resume) {
             if (supervise_resume_args(argv, rargv, rcap) < 0) return kiln_fail(err, "too many arguments");
             args = (char *const *)rargv;
