@@ -119,6 +119,27 @@ static void test_sgd_momentum_and_reset(void **st) {
     gpt_destroy(&m);
 }
 
+// Every optimizer says when its update overflowed a weight or moment (the
+// trainer then rolls back instead of training on or checkpointing it).
+static void test_update_reports_overflow(void **st) {
+    (void)st;
+    const int opts[] = {KILN_OPT_ADAMW, KILN_OPT_SGD, KILN_OPT_LION};
+    for (int k = 0; k < 3; k++) {
+        KilnModel m;
+        KilnConfig cfg;
+        make_model(&m, &cfg, 3);
+        KilnTrainConfig t = cfg.train;
+        t.optimizer = opts[k], t.momentum = 0.9f, t.weight_decay = 0.0f;
+        for (long i = 0; i < m.layout.total; i++) m.grads[i] = 1e-3f;
+        assert_int_equal(optimizer_step(&m, &t, 1e-3f, 1, 1.0f), 1);
+        long q = m.layout.offset[PT_QKVW] + 5;
+        m.grads[q] = 3e38f;  // AdamW: v = inf; SGD: p = -3e38 - 1e38 * 3e38; Lion: p = -3e38 - 1e38
+        m.params[q] = -3e38f;
+        assert_int_equal(optimizer_step(&m, &t, 1e38f, 2, 1.0f), 0);
+        gpt_destroy(&m);
+    }
+}
+
 // Lion moves every weight by exactly lr (no decay), AdamW's first step by ~lr.
 static void test_lion_and_adamw_step_size(void **st) {
     (void)st;
@@ -198,6 +219,7 @@ int main(void) {
         cmocka_unit_test(test_penalty_gradient_vs_finite_differences),
         cmocka_unit_test(test_sgd_momentum_and_reset),
         cmocka_unit_test(test_lion_and_adamw_step_size),
+        cmocka_unit_test(test_update_reports_overflow),
         cmocka_unit_test(test_config_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

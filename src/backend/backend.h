@@ -108,12 +108,15 @@ typedef struct {
     long n;
     float scale, l1, l2, wd;
 } OptSlice;
+// Each returns 1 when every value it wrote is finite, 0 when one overflowed:
+// checked in the same pass (x*0 is 0 for a finite x, NaN otherwise), since a
+// separate pass over weights and moments would cost as much again in memory.
 // torch.optim.AdamW: moments m, v; bias correction by step (from 1); decoupled decay.
-void adamw_update(const OptSlice *s, float lr, float beta1, float beta2, float eps, int step);
+int adamw_update(const OptSlice *s, float lr, float beta1, float beta2, float eps, int step);
 // torch.optim.SGD, dampening 0: coupled decay; momentum buffer in m.
-void sgd_update(const OptSlice *s, float lr, float momentum, int nesterov);
+int sgd_update(const OptSlice *s, float lr, float momentum, int nesterov);
 // Lion: decoupled decay; momentum in m.
-void lion_update(const OptSlice *s, float lr, float beta1, float beta2);
+int lion_update(const OptSlice *s, float lr, float beta1, float beta2);
 // sum x^2 in double (the gradient norm's square).
 double sum_squares(const float *x, long n);
 // *abs_sum += sum |x|, *sq_sum += sum x^2, in double (the penalties' value).

@@ -591,8 +591,8 @@ static int train_step(Run *r, KilnErr *err) {
     }
     float lr = lr_at(&r->live, step) * st->lr_mult;
     st->opt_step++;
-    optimizer_step(&r->m, &r->live, lr, st->opt_step, grad_clip_coef(norm, r->live.grad_clip));
-    if (!optimizer_state_finite(&r->m)) {  // a finite step that overflowed the weights or moments
+    if (!optimizer_step(&r->m, &r->live, lr, st->opt_step, grad_clip_coef(norm, r->live.grad_clip))) {
+        // a finite step that overflowed the weights or moments
         KilnSpikeVerdict v = {.spike = 1, .why = "weights became non-finite"};
         return handle_spike(r, &v, loss, norm, 1, err) ? -1 : 1;
     }

@@ -9,11 +9,6 @@
 
 double grad_global_norm(const KilnModel *m) { return sqrt(sum_squares(m->grads, m->layout.total)); }
 
-int optimizer_state_finite(const KilnModel *m) {
-    long n = m->layout.total;  // a sum in double of float squares overflows only through inf or NaN
-    return isfinite(sum_squares(m->params, n) + sum_squares(m->m, n) + sum_squares(m->v, n));
-}
-
 float grad_clip_coef(double norm, float max_norm) {
     if (max_norm <= 0.0f) return 1.0f;
     float coef = (float)(max_norm / (norm + 1e-6));  // same epsilon as torch
@@ -25,7 +20,8 @@ static int decays(const KilnModel *m, const KilnTrainConfig *t, int id) {
     return m->layout.decay[id] || (t->decay_embeddings && (id == PT_WTE || id == PT_WPE));
 }
 
-void optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_step, float grad_scale) {
+int optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_step, float grad_scale) {
+    int finite = 1;
     for (int id = 0; id < PT_COUNT; id++) {
         long n = m->layout.size[id], off = m->layout.offset[id];
         if (!n) continue;
@@ -33,11 +29,12 @@ void optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_st
         OptSlice s = {m->params + off, m->m + off, m->v + off, m->grads + off, n, grad_scale,
                       d ? t->l1 : 0.0f, d ? t->l2 : 0.0f, d ? t->weight_decay : 0.0f};
         switch (t->optimizer) {
-        case KILN_OPT_ADAMW: adamw_update(&s, lr, t->beta1, t->beta2, t->eps, opt_step); break;
-        case KILN_OPT_SGD: sgd_update(&s, lr, t->momentum, t->nesterov); break;
-        case KILN_OPT_LION: lion_update(&s, lr, t->beta1, t->beta2); break;
+        case KILN_OPT_ADAMW: finite &= adamw_update(&s, lr, t->beta1, t->beta2, t->eps, opt_step); break;
+        case KILN_OPT_SGD: finite &= sgd_update(&s, lr, t->momentum, t->nesterov); break;
+        case KILN_OPT_LION: finite &= lion_update(&s, lr, t->beta1, t->beta2); break;
         }
     }
+    return finite;
 }
 
 void optimizer_reset_state(KilnModel *m) {

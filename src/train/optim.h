@@ -11,9 +11,6 @@ double grad_global_norm(const KilnModel *m);
 // The factor that brings the global norm down to max_norm, or 1 if it is below
 // (torch.nn.utils.clip_grad_norm_); max_norm <= 0 disables clipping.
 float grad_clip_coef(double norm, float max_norm);
-// 1 when every weight and optimizer moment is finite (after an update that may
-// have overflowed them: such a state must be neither trained on nor checkpointed).
-int optimizer_state_finite(const KilnModel *m);
 
 // One step of t->optimizer on every parameter. Each gradient is read as
 //   g = grad * grad_scale (the clip coefficient) + l1*sign(w) + l2*w
@@ -29,7 +26,9 @@ int optimizer_state_finite(const KilnModel *m);
 //          tensors); w -= lr*sign(beta1*m + (1-beta1)*g); m = beta2*m + (1-beta2)*g
 // State: AdamW keeps m and v, SGD its momentum buffer in m, Lion its momentum in m.
 // opt_step counts from 1 since the state was last reset (AdamW's bias correction).
-void optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_step, float grad_scale);
+// Returns 1 when every weight and moment it wrote is finite, 0 when the update
+// overflowed one (such a state must be neither trained on nor checkpointed).
+int optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_step, float grad_scale);
 // Zeroes the optimizer state (m and v), e.g. when the optimizer is swapped mid-run;
 // the next optimizer_step then takes opt_step = 1.
 void optimizer_reset_state(KilnModel *m);

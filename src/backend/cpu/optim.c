@@ -12,31 +12,35 @@ static inline float effective_grad(float g, float p, float scale, float l1, floa
     return g * scale + l1 * sgnf(p) + l2 * p;
 }
 
-void adamw_update(const OptSlice *s, float lr, float beta1, float beta2, float eps, int step) {
+int adamw_update(const OptSlice *s, float lr, float beta1, float beta2, float eps, int step) {
     float b1 = beta1, b2 = beta2;
     float bc1 = 1.0f - powf(b1, (float)step), bc2 = 1.0f - powf(b2, (float)step);
     float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2), shrink = 1.0f - lr * s->wd;
     float *restrict p = s->p, *restrict mm = s->m, *restrict vv = s->v;
     const float *restrict g = s->g;
     float scale = s->scale, l1 = s->l1, l2 = s->l2;
-#pragma omp parallel for simd
+    float bad = 0.0f;  // stays 0 while every value written is finite
+#pragma omp parallel for simd reduction(+ : bad)
     for (long i = 0; i < s->n; i++) {
         float gi = effective_grad(g[i], p[i], scale, l1, l2);
         mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
         vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
         float denom = sqrtf(vv[i]) / bc2_sqrt + eps;
         p[i] = p[i] * shrink - step_size * mm[i] / denom;
+        bad += p[i] * 0.0f + mm[i] * 0.0f + vv[i] * 0.0f;
     }
+    return bad == 0.0f;
 }
 
 // dampening 0: with the buffer zeroed at reset, momentum*0 + g is torch's
 // "buffer = g on the first step" without a special case.
-void sgd_update(const OptSlice *s, float lr, float momentum, int nesterov) {
+int sgd_update(const OptSlice *s, float lr, float momentum, int nesterov) {
     float mu = momentum, wd = s->wd;
     float *restrict p = s->p, *restrict buf = s->m;
     const float *restrict g = s->g;
     float scale = s->scale, l1 = s->l1, l2 = s->l2;
-#pragma omp parallel for simd
+    float bad = 0.0f;  // stays 0 while every value written is finite
+#pragma omp parallel for simd reduction(+ : bad)
     for (long i = 0; i < s->n; i++) {
         float gi = effective_grad(g[i], p[i], scale, l1, l2) + wd * p[i];
         if (mu != 0.0f) {
@@ -44,21 +48,26 @@ void sgd_update(const OptSlice *s, float lr, float momentum, int nesterov) {
             gi = nesterov ? gi + mu * buf[i] : buf[i];
         }
         p[i] -= lr * gi;
+        bad += p[i] * 0.0f + buf[i] * 0.0f;
     }
+    return bad == 0.0f;
 }
 
-void lion_update(const OptSlice *s, float lr, float beta1, float beta2) {
+int lion_update(const OptSlice *s, float lr, float beta1, float beta2) {
     float b1 = beta1, b2 = beta2, shrink = 1.0f - lr * s->wd;
     float *restrict p = s->p, *restrict mm = s->m;
     const float *restrict g = s->g;
     float scale = s->scale, l1 = s->l1, l2 = s->l2;
-#pragma omp parallel for simd
+    float bad = 0.0f;  // stays 0 while every value written is finite
+#pragma omp parallel for simd reduction(+ : bad)
     for (long i = 0; i < s->n; i++) {
         float gi = effective_grad(g[i], p[i], scale, l1, l2);  // penalties see w before decay
         float update = sgnf(b1 * mm[i] + (1.0f - b1) * gi);
         p[i] = p[i] * shrink - lr * update;
         mm[i] = b2 * mm[i] + (1.0f - b2) * gi;
+        bad += p[i] * 0.0f + mm[i] * 0.0f;
     }
+    return bad == 0.0f;
 }
 
 double sum_squares(const float *x, long n) {
