@@ -10,7 +10,6 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -468,24 +467,6 @@ static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *
     return rc;
 }
 
-// Removes the work directory's files, then it. A symlink at work is never
-// entered (O_NOFOLLOW) and entries go by unlinkat, so a link planted there
-// cannot make the cleanup delete files somewhere else.
-static void remove_work(const char *work) {
-    int fd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') unlinkat(fd, e->d_name, 0);
-    closedir(d);
-    rmdir(work);
-}
-
 static long jnum(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(v) ? (long)v->valuedouble : 0;
@@ -655,7 +636,7 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
             rc = write_reports(p, &steps, progress, err);
         }
     }
-    if (!rc && !p->keep_work) remove_work(work);
+    if (!rc && !p->keep_work) kiln_remove_tree(work);  // never through a link planted at work/
     for (int i = 0; i < p->nstages; i++)
         if (st[i].def && st[i].def->destroy && st[i].state) st[i].def->destroy(st[i].state);
     free(st);
