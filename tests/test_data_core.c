@@ -599,7 +599,8 @@ static void test_run_stream(void **st) {
     assert_int_equal(docreader_open(&r, tmp("in.jsonl"), NULL, NULL, &err), 0);
     assert_int_equal(docwriter_open(&out, tmp("out.jsonl"), &err), 0);
     assert_int_equal(docwriter_open(&rej, tmp("rej.jsonl"), &err), 0);
-    assert_int_equal(stages_run_stream(stages, 2, docreader_source(r), out, rej, reps, &err), 0);
+    stages[0].rejects = stages[1].rejects = rej;
+    assert_int_equal(stages_run_stream(stages, 2, docreader_source(r), out, reps, &err), 0);
     docreader_close(r);
     assert_int_equal(docwriter_commit(out, &err), 0);
     assert_int_equal(docwriter_commit(rej, &err), 0);
@@ -663,7 +664,7 @@ static void test_sample(void **st) {
     KilnStageReport rep;
     stage_report_init(&rep, "sample");
     assert_int_equal(docwriter_open(&w, tmp("mixed.jsonl"), &err), 0);
-    assert_int_equal(def->run_corpus(state, tmp("mix.jsonl"), w, test_tmpdir(), &rep, &err), 0);
+    assert_int_equal(def->run_corpus(state, tmp("mix.jsonl"), w, NULL, test_tmpdir(), &rep, &err), 0);
     assert_int_equal(docwriter_commit(w, &err), 0);
     assert_int_equal(rep.docs_in, 1100);
     KilnDocReader *r;

@@ -92,7 +92,8 @@ typedef struct {
     const StageArgs *a;
     int cur;
     KilnDocReader *r;
-    long skipped, repaired;
+    long repaired;
+    KilnSkips skips;  // every input's skipped lines, for the report
     long docs;      // documents of the current input
     int not_jsonl;  // input_check refused an input: bad input, exit 2
 } Inputs;
@@ -116,7 +117,7 @@ static void input_done(Inputs *in) {
     const KilnSkips *s = docreader_skips(in->r);
     for (long k = 0; k < s->count && k < KILN_SKIP_EXAMPLES; k++) fprintf(stderr, "kiln: skipped %s\n", s->examples[k]);
     if (s->count > KILN_SKIP_EXAMPLES) fprintf(stderr, "kiln: ... and %ld more skipped lines\n", s->count - KILN_SKIP_EXAMPLES);
-    in->skipped += s->count;
+    skips_merge(&in->skips, s);
     in->repaired += docreader_repaired(in->r);
     docreader_close(in->r);
     in->r = NULL;
@@ -164,7 +165,7 @@ static int probe_input(Inputs *in, KilnErr *err) {
 static int spill_inputs(Inputs *in, const char *path, KilnErr *err) {
     KilnDocWriter *w;
     if (docwriter_open(&w, path, err)) return -1;
-    if (stages_run_stream(NULL, 0, (KilnDocSource){.next = inputs_next, .ctx = in}, w, NULL, NULL, err)) {
+    if (stages_run_stream(NULL, 0, (KilnDocSource){.next = inputs_next, .ctx = in}, w, NULL, err)) {
         docwriter_abort(w);
         return -1;
     }
@@ -189,10 +190,10 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
     double t0 = kiln_now();
     if (!rc && def->apply) {
         // one input at a time, so the runner parses each file's lines in parallel
-        KilnStage st = {.def = def, .state = state};
+        KilnStage st = {.def = def, .state = state, .rejects = rej};
         while (!rc && in.cur < a->ninputs) {
             long before = rep.docs_in;
-            rc = input_open(&in, &err) || stages_run_stream(&st, 1, docreader_source(in.r), out, rej, &rep, &err);
+            rc = input_open(&in, &err) || stages_run_stream(&st, 1, docreader_source(in.r), out, &rep, &err);
             in.docs = rep.docs_in - before;
             if (!rc && in.r) rc = input_check(&in, &err);
             if (in.r) input_done(&in);
@@ -210,7 +211,7 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
             rc = probe_input(&in, &err);
             if (rc && in.r) input_done(&in);  // prints the skipped lines
         }
-        if (!rc) rc = def->run_corpus(state, path, out, work, &rep, &err);
+        if (!rc) rc = def->run_corpus(state, path, out, rej, work, &rep, &err);
         if (rep.seconds == 0) rep.seconds = kiln_now() - t0;  // stages may report CPU time
     }
     if (in.r) docreader_close(in.r);
@@ -223,6 +224,7 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
     if (spill[0]) unlink(spill);
     if (work[0]) rmdir(work);
     if (!rc && def->report_json) rep.extra_json = def->report_json(state);
+    skips_merge(&rep.skips, &in.skips);  // the stage's own reader counted the rest
     def->destroy(state);
     if (rc) {
         stage_report_free(&rep);
@@ -235,9 +237,7 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
     kbuf_putc(&j, ']');
     cJSON *arr = cJSON_ParseWithLength(j.data, j.len);
     stage_reports_print(stderr, arr);
-    if (in.skipped || in.repaired)
-        fprintf(stderr, "input: %ld malformed lines skipped, %ld texts with invalid UTF-8 repaired\n", in.skipped,
-                in.repaired);
+    if (in.repaired) fprintf(stderr, "input: %ld texts with invalid UTF-8 repaired\n", in.repaired);
     if (a->report) {
         char *text = cJSON_Print(cJSON_GetArrayItem(arr, 0));
         KilnAtomicFile af;
