@@ -505,7 +505,8 @@ static int run_tokenize(const KilnPipeline *p, KilnTokenizer *tok, const char *i
                         KilnBuf *report, KilnErr *err) {
     char shard_dir[4096];
     path_join(shard_dir, sizeof shard_dir, work, "shards");
-    KilnCorpusOptions o = {.out_dir = shard_dir, .tok = tok, .tok_name = p->tokenizer, .shard_tokens = p->shard_tokens,
+    KilnCorpusOptions o = {.out_dir = shard_dir, .manifest_dir = p->out_dir, .tok = tok, .tok_name = p->tokenizer,
+                           .shard_tokens = p->shard_tokens,
                            .val_fraction = p->val_fraction, .seed = p->seed, .special = KILN_SPECIAL_TEXT};
     KilnCorpusWriter *cw;
     KilnDocReader *r = NULL;
