@@ -729,6 +729,7 @@ static void test_reader_fuzz(void **st) {
 
 static const char PIPE[] = "seed: 7\nout_dir: /nonexistent/out\n"
                            "sources:\n  - {name: a, format: jsonl, paths: [a.jsonl, 'b*.jsonl'], text_field: body}\n"
+                           "  - {name: b, format: jsonl, paths: [b.jsonl]}\n"
                            "stages:\n  - clean: {symbols: names}\n  - gopher_quality\n"
                            "  - minhash_dedup: {threshold: 0.8, bands: 14}\n"
                            "  - sample: {weights: [a=1, b=2]}\n"
@@ -753,7 +754,7 @@ static void test_pipeline_load(void **st) {
     KilnErr err;
     assert_int_equal(pipeline_load(&p, tmp("p.yaml"), &err), 0);
     assert_int_equal(p.seed, 7);
-    assert_int_equal(p.nsources, 1);
+    assert_int_equal(p.nsources, 2);
     assert_int_equal(p.sources[0].nglobs, 2);
     assert_string_equal(p.sources[0].opts.p[0].key, "text_field");  // format options pass through
     assert_int_equal(p.nstages, 4);

@@ -89,6 +89,11 @@ int kiln_mkdirs(const char *path, KilnErr *err);
 // Symlinks are not resolved (x/.. is dropped even where x is a link), so use it
 // for what is shown and recorded, not to decide which file to open.
 void kiln_path_normalize(const char *in, char *out, size_t cap);
+// kiln_path_normalize's result where it names the same file as path (or
+// neither exists), else path unchanged (a link inside it makes them differ):
+// for paths kiln builds by joining ("tasks/../../shared/data") and then opens,
+// shows and records in ids.
+void kiln_path_tidy(const char *path, char *out, size_t cap);
 // The path of target relative to directory dir, both resolved with realpath
 // (so links agree with the file system): "../tok/gpt2.tiktoken". -1 (out
 // unchanged) when either cannot be resolved.

@@ -94,6 +94,15 @@ void kiln_path_normalize(const char *in, char *out, size_t cap) {
     free(comp), free(len);
 }
 
+void kiln_path_tidy(const char *path, char *out, size_t cap) {
+    char norm[4096];
+    kiln_path_normalize(path, norm, sizeof norm);
+    struct stat a, b;
+    int sa = stat(path, &a), sb = stat(norm, &b);
+    int same = sa == 0 && sb == 0 ? a.st_dev == b.st_dev && a.st_ino == b.st_ino : sa != 0 && sb != 0;
+    snprintf(out, cap, "%s", same && strlen(norm) < sizeof norm - 1 ? norm : path);
+}
+
 int kiln_path_relative(const char *target, const char *dir, char *out, size_t cap) {
     char *t = realpath(target, NULL), *d = realpath(dir, NULL);
     int rc = -1;

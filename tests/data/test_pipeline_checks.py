@@ -143,7 +143,18 @@ holder.close()
 p = run("data", "run", path)
 check(p.returncode == 0, "and taken once free", p.stderr)
 
-# --- 5. the manifest's tokenizer path resolves from the manifest's directory
+# --- 5. a document's id is its path, tidied: no "sub/.." in it
+os.makedirs(os.path.join(tmp, "sub"))
+write(os.path.join(tmp, "t.txt"), story(3))
+path = os.path.join(tmp, "ids.yaml")
+write(path, f"out_dir: ids\nsources:\n  - {{name: t, format: text, paths: [{tmp}/sub/../t.txt]}}\n"
+            "output: {shard_tokens: 1024, val_fraction: 0}\n")
+p = run("data", "run", path)
+ids = [d[1] for sh in json.load(open(os.path.join(tmp, "ids", "manifest.json")))["shards"] for d in sh["docs"]] \
+    if p.returncode == 0 else []
+check(ids == [os.path.join(tmp, "t.txt")], "source paths are tidied in document ids", (p.stderr, ids))
+
+# --- 6. the manifest's tokenizer path resolves from the manifest's directory
 gpt2 = os.path.join(root, "..", "shared", "data", "tokenizers", "gpt2.tiktoken")
 if os.path.exists(gpt2):
     os.makedirs(os.path.join(tmp, "tok"))

@@ -294,7 +294,8 @@ static int expand(KilnSourceReader *r, const char *pattern, KilnErr *err) {
     }
     int rc = 0;
     for (size_t i = 0; i < g.gl_pathc && !rc; i++) {
-        const char *p = g.gl_pathv[i];
+        char p[4096];  // tidied: a document's id is its path, and "a/../b/x" would stay in every id
+        kiln_path_tidy(g.gl_pathv[i], p, sizeof p);
         struct stat st;
         if (excluded(r, p)) continue;
         if (stat(p, &st)) {
