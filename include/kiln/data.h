@@ -48,6 +48,8 @@ int params_str(KilnParams *ps, const char *key, const char **out, KilnErr *err);
 int params_enum(KilnParams *ps, const char *key, const char *const *choices, int *out, KilnErr *err);
 // All values of a list key (absent: n = 0). Values stay owned by ps.
 int params_list(KilnParams *ps, const char *key, const char *const **vals, int *n, KilnErr *err);
+// Where key was written ("pipe.yaml:12", "command line"), NULL when absent.
+const char *params_where(const KilnParams *ps, const char *key);
 // Error naming the first key no getter asked for (a misspelt parameter).
 int params_check_unused(const KilnParams *ps, KilnErr *err);
 

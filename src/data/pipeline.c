@@ -114,11 +114,10 @@ static int load_stages(const char *path, const KyNode *seq, KilnPipeline *p, Kil
     return 0;
 }
 
-// Where a parameter was written ("pipe.yaml:12"), for checks made after parsing.
+// Where a parameter was written ("pipe.yaml:12"), else dflt, for checks made after parsing.
 static const char *param_where(const KilnParams *ps, const char *key, const char *dflt) {
-    for (int i = 0; i < ps->n; i++)
-        if (!strcmp(ps->p[i].key, key)) return ps->p[i].where;
-    return dflt;
+    const char *w = params_where(ps, key);
+    return w ? w : dflt;
 }
 
 // The output section, checked here rather than when the shards are written, so
