@@ -652,8 +652,13 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     int *want_rejects = calloc((size_t)p->nstages + 1, sizeof *want_rejects);
     KilnTokenizer *tok = NULL;
     int rc = st && want_rejects ? 0 : kiln_fail(err, "out of memory"), lock = -1;
-    // every stage is built (and its parameters checked), and the tokenizer
-    // loaded, before anything is read or written
+    // every source's format options are checked, every stage is built (and its
+    // parameters checked), and the tokenizer loaded, before anything is read or written
+    for (int i = 0; !rc && i < p->nsources; i++) {
+        const KilnPipeSource *s = &p->sources[i];
+        KilnSourceSpec spec = {s->name, s->format, (const char *const *)s->globs, s->nglobs, (KilnParams *)&s->opts};
+        if (source_check(&spec, err)) rc = kiln_wrap(err, "%s: source %s", p->path, s->name);
+    }
     for (int i = 0; !rc && i < p->nstages; i++) {
         st[i].def = stage_find(p->stages[i].name);
         KilnParams *ps = (KilnParams *)&p->stages[i].params;

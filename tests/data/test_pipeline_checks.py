@@ -130,6 +130,14 @@ for name, stages, output, want in [
     check(p.returncode == 1 and want in p.stderr and "reading" not in p.stderr and
           not os.path.exists(os.path.join(tmp, name)), f"{name}: {want}", p.stderr)
 
+# a source's format option is checked before the first source is read
+path = os.path.join(tmp, "c7.yaml")
+write(path, f"out_dir: c7\nsources:\n  - {{name: web, format: jsonl, paths: [{src}]}}\n"
+            f"  - {{name: b, format: text, paths: [{src}], splitt: blank}}\n")
+p = run("data", "run", path)
+check(p.returncode == 1 and "splitt" in p.stderr and "c7.yaml:4" in p.stderr and
+      not os.path.exists(os.path.join(tmp, "c7")), "c7: a bad source option fails before any work", p.stderr)
+
 # --- 4. one pipeline per out_dir
 path = pipeline("locked", "  - clean\n")
 os.makedirs(os.path.join(tmp, "locked"))
