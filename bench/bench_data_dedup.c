@@ -226,7 +226,7 @@ static int run_one(const char *stage, int threads, const char *in, const char *w
     KilnStageReport rep;
     stage_report_init(&rep, stage);
     double t0 = kiln_now();
-    if (def->run_corpus(state, in, w, work, &rep, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    if (def->run_corpus(state, in, w, NULL, work, &rep, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     double secs = kiln_now() - t0;
     if (docwriter_commit(w, &err)) return fprintf(stderr, "%s\n", err.msg), 1;  // fsync: the disk's time, not ours
     double commit = kiln_now() - t0 - secs;

@@ -28,6 +28,10 @@ grep -qE '^kiln [0-9]+\.[0-9]+\.[0-9]+ \(commit ' "$W/out" && ok "version format
 expect_ok "kiln help pretrain" "$KILN" help pretrain
 grep -q -- '--set' "$W/out" && ok "pretrain help mentions --set" || bad "pretrain help"
 expect_ok "pretrain --help" "$KILN" pretrain --help
+# kiln help data printed one usage line (issue 12): now every subcommand and stage, one line each
+expect_ok "kiln help data" "$KILN" help data
+grep -qE '^  run PIPELINE' "$W/out" && grep -qE '^  trace ' "$W/out" && grep -qE '^  minhash_dedup +\[corpus\]' "$W/out" &&
+  grep -qE '^  gopher_quality ' "$W/out" && ok "help data lists subcommands and stages" || bad "help data: $(cat "$W/out")"
 expect_ok "tokenizer --help" "$KILN" tokenizer --help
 expect_ok "kiln help config" "$KILN" help config
 grep -q 'model.n_kv_head' "$W/out" && ok "config keys listed" || bad "config keys listed"

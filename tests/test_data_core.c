@@ -599,7 +599,8 @@ static void test_run_stream(void **st) {
     assert_int_equal(docreader_open(&r, tmp("in.jsonl"), NULL, NULL, &err), 0);
     assert_int_equal(docwriter_open(&out, tmp("out.jsonl"), &err), 0);
     assert_int_equal(docwriter_open(&rej, tmp("rej.jsonl"), &err), 0);
-    assert_int_equal(stages_run_stream(stages, 2, docreader_source(r), out, rej, reps, &err), 0);
+    stages[0].rejects = stages[1].rejects = rej;
+    assert_int_equal(stages_run_stream(stages, 2, docreader_source(r), out, reps, &err), 0);
     docreader_close(r);
     assert_int_equal(docwriter_commit(out, &err), 0);
     assert_int_equal(docwriter_commit(rej, &err), 0);
@@ -663,7 +664,7 @@ static void test_sample(void **st) {
     KilnStageReport rep;
     stage_report_init(&rep, "sample");
     assert_int_equal(docwriter_open(&w, tmp("mixed.jsonl"), &err), 0);
-    assert_int_equal(def->run_corpus(state, tmp("mix.jsonl"), w, test_tmpdir(), &rep, &err), 0);
+    assert_int_equal(def->run_corpus(state, tmp("mix.jsonl"), w, NULL, test_tmpdir(), &rep, &err), 0);
     assert_int_equal(docwriter_commit(w, &err), 0);
     assert_int_equal(rep.docs_in, 1100);
     KilnDocReader *r;
@@ -728,6 +729,7 @@ static void test_reader_fuzz(void **st) {
 
 static const char PIPE[] = "seed: 7\nout_dir: /nonexistent/out\n"
                            "sources:\n  - {name: a, format: jsonl, paths: [a.jsonl, 'b*.jsonl'], text_field: body}\n"
+                           "  - {name: b, format: jsonl, paths: [b.jsonl]}\n"
                            "stages:\n  - clean: {symbols: names}\n  - gopher_quality\n"
                            "  - minhash_dedup: {threshold: 0.8, bands: 14}\n"
                            "  - sample: {weights: [a=1, b=2]}\n"
@@ -752,7 +754,7 @@ static void test_pipeline_load(void **st) {
     KilnErr err;
     assert_int_equal(pipeline_load(&p, tmp("p.yaml"), &err), 0);
     assert_int_equal(p.seed, 7);
-    assert_int_equal(p.nsources, 1);
+    assert_int_equal(p.nsources, 2);
     assert_int_equal(p.sources[0].nglobs, 2);
     assert_string_equal(p.sources[0].opts.p[0].key, "text_field");  // format options pass through
     assert_int_equal(p.nstages, 4);

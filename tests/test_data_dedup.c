@@ -595,7 +595,7 @@ static void line_core(const Texts *x, const KilnLineParams *p, Texts *out, unsig
     KilnBuf outs[64] = {{0}};
     for (int i = 0; i < x->n; i += 64) {
         int k = x->n - i < 64 ? x->n - i : 64;
-        if (line_rewrite(ld, i, (const char *const *)x->t + i, x->len + i, k, outs, keep + i, &err))
+        if (line_rewrite(ld, i, (const char *const *)x->t + i, x->len + i, k, outs, NULL, keep + i, &err))
             fail_msg("%s", err.msg);
         for (int j = 0; j < k; j++)
             if (keep[i + j] == 2) texts_add(out, outs[j].data, outs[j].len);
@@ -869,7 +869,7 @@ static int run_stage(const char *name, const char *const *kv, const char *in, co
     assert_int_equal(docwriter_open(&w, out, err), 0);
     KilnStageReport rep;
     stage_report_init(&rep, name);
-    rc = def->run_corpus(state, in, w, test_tmpdir(), &rep, err);
+    rc = def->run_corpus(state, in, w, NULL, test_tmpdir(), &rep, err);
     if (rc) docwriter_abort(w);
     else assert_int_equal(docwriter_commit(w, err), 0);
     if (res) {

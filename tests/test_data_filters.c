@@ -345,6 +345,31 @@ static void test_gq_datatrove_cases(void **unused) {
     free(b.s);
 }
 
+// The alpha rule's threshold is a minimum: min_alpha_words_ratio, or datatrove's
+// name for it (max_non_alpha_words_ratio), not both; alpha_ratio_of: words
+// leaves punctuation tokens out of the count (issue 12: dialogue in TinyStories).
+static void test_gq_alpha_names(void **unused) {
+    Str b = {0};
+    words(&b, "the", 2);
+    words(&b, "word", 68);
+    words(&b, "\"", 30);  // 70 of 100 tokens have a letter; all 70 words do
+    void *st = make(GQ, NULL);
+    assert_drop(GQ, st, b.s, "gopher_quality:gopher_below_alpha_threshold");
+    GQ->destroy(st);
+    st = make(GQ, "min_alpha_words_ratio", "0.7", NULL);
+    assert_keep(GQ, st, b.s);
+    GQ->destroy(st);
+    st = make(GQ, "max_non_alpha_words_ratio", "0.7", NULL);
+    assert_keep(GQ, st, b.s);
+    GQ->destroy(st);
+    st = make(GQ, "alpha_ratio_of", "words", NULL);
+    assert_keep(GQ, st, b.s);
+    GQ->destroy(st);
+    make_fails(GQ, "not both", "min_alpha_words_ratio", "0.7", "max_non_alpha_words_ratio", "0.7", NULL);
+    make_fails(GQ, "alpha_ratio_of", "alpha_ratio_of", "letters", NULL);
+    free(b.s);
+}
+
 static void test_gq_params(void **unused) {
     make_fails(GQ, "min_doc_words", "min_doc_words", "-1", NULL);
     make_fails(GQ, "max_symbol_word_ratio", "max_symbol_word_ratio", "abc", NULL);
@@ -1053,7 +1078,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gq_lines),
         cmocka_unit_test(test_gq_alpha_and_stop_words),
         cmocka_unit_test(test_gq_datatrove_cases),
-        cmocka_unit_test(test_gq_params),
+        cmocka_unit_test(test_gq_params), cmocka_unit_test(test_gq_alpha_names),
         cmocka_unit_test(test_gr_lines),
         cmocka_unit_test(test_gr_paragraphs),
         cmocka_unit_test(test_gr_top_ngrams),

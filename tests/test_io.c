@@ -3,6 +3,7 @@
 // mutation fuzzing of every reader.
 #include "kiln/checkpoint.h"
 #include "kiln/config.h"
+#include "kiln/manifest.h"
 #include "core/parse.h"
 #include "core/rundir.h"
 #include "core/safetensors.h"
@@ -722,6 +723,53 @@ static void test_jsonl_fuzz(void **state) {
     fuzz_file(tmp("j.jsonl"), 3000, read_jsonl);
 }
 
+// Paths shown and recorded are tidied lexically (issue 12: ids and messages
+// carried "tasks/../../shared/data/..."); relative paths between real files.
+static void test_paths(void **state) {
+    (void)state;
+    static const char *const cases[][2] = {
+        {"tasks/../../shared/data/x.jsonl", "../shared/data/x.jsonl"}, {"a/./b//c/../d", "a/b/d"},
+        {"/../x", "/x"}, {"", "."}, {"./", "."}, {"../..", "../.."}, {"a/..", "."}, {"/a/b/../../..", "/"},
+        {"a/b/", "a/b"}, {"//x", "/x"}, {"../a/../../b", "../../b"}, {"/", "/"},
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kiln_path_normalize(cases[i][0], out, sizeof out);
+        assert_string_equal(out, cases[i][1]);
+    }
+    char dir[1024], tokdir[1100], outdir[1100], tok[1200];
+    snprintf(dir, sizeof dir, "%s/paths", test_tmpdir());
+    snprintf(tokdir, sizeof tokdir, "%s/tok", dir);
+    snprintf(outdir, sizeof outdir, "%s/runs/corpus", dir);
+    KilnErr err;
+    assert_int_equal(kiln_mkdirs(tokdir, &err), 0);
+    assert_int_equal(kiln_mkdirs(outdir, &err), 0);
+    snprintf(tok, sizeof tok, "%s/t.tiktoken", tokdir);
+    write_bytes(tok, "x", 1);
+    assert_int_equal(kiln_path_relative(tok, outdir, out, sizeof out), 0);
+    assert_string_equal(out, "../../tok/t.tiktoken");
+    assert_int_equal(kiln_path_relative(tok, dir, out, sizeof out), 0);
+    assert_string_equal(out, "tok/t.tiktoken");
+    assert_int_equal(kiln_path_relative(tok, "/", out, sizeof out), 0);
+    assert_string_equal(out, tok + 1);
+    assert_int_equal(kiln_path_relative("/no/such/file", dir, out, sizeof out), -1);
+    // a manifest's relative tokenizer path resolves from the manifest's directory, not the current one
+    char man[1200];
+    snprintf(man, sizeof man, "%s/manifest.json", outdir);
+    const char *m = "{\"tokenizer\": \"../../tok/t.tiktoken\", \"shards\": []}";
+    write_bytes(man, m, strlen(m));
+    char spec[2048];
+    assert_int_equal(manifest_tokenizer(man, spec, sizeof spec, &err), 0);
+    assert_int_equal(access(spec, F_OK), 0);
+    m = "{\"tokenizer\": \"bytes\", \"shards\": []}";
+    write_bytes(man, m, strlen(m));
+    assert_int_equal(manifest_tokenizer(man, spec, sizeof spec, &err), 0);
+    assert_string_equal(spec, "bytes");
+    m = "{\"shards\": []}";
+    write_bytes(man, m, strlen(m));
+    assert_int_equal(manifest_tokenizer(man, spec, sizeof spec, &err), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_yaml),        cmocka_unit_test(test_config_errors),
@@ -733,7 +781,7 @@ int main(void) {
         cmocka_unit_test(test_yaml_tree),          cmocka_unit_test(test_parse_values),
         cmocka_unit_test(test_yaml_tree_fuzz),
         cmocka_unit_test(test_atomic_planted_link), cmocka_unit_test(test_atomic_long_name),
-        cmocka_unit_test(test_checkpoint_planted_link),
+        cmocka_unit_test(test_checkpoint_planted_link), cmocka_unit_test(test_paths),
     };
     return TEST_RUN("test_io", tests);
 }

@@ -696,6 +696,13 @@ static void test_bad_task_files(void **state) {
     KilnErr err;
     assert_int_equal(task_load(&t, tmp("absent.yaml"), test_tmpdir(), 0, &err), -1);
     assert_non_null(strstr(err.msg, "absent.yaml"));
+    // a dataset path kiln joins ("tasks/../../shared/data/...") is shown tidied (issue 12)
+    char dd[4200], want[4300];
+    snprintf(dd, sizeof dd, "%s/tasks/../.", test_tmpdir());
+    snprintf(want, sizeof want, "%s/nowhere.jsonl:", test_tmpdir());
+    put("t.yaml", "name: mc\nkind: multiple_choice\ndata: {path: nowhere.jsonl}\ntext: \"{q}\"\nchoices: opts\nlabel: y\n");
+    assert_int_equal(task_load(&t, tmp("t.yaml"), dd, 0, &err), -1);
+    if (!strstr(err.msg, want)) fail_msg("want %s in: %s", want, err.msg);
 }
 
 static void test_bad_records(void **state) {

@@ -84,6 +84,21 @@ int kiln_temp_create(char *buf, size_t cap, const char *dir, const char *prefix,
 int kiln_remove_tree(const char *dir);
 int kiln_mkdirs(const char *path, KilnErr *err);
 
+// A path tidied lexically, for names people read and ids: "a/./b//c/../d" ->
+// "a/b/d", "tasks/../../data/x" -> "../data/x", "/../x" -> "/x", "" -> ".".
+// Symlinks are not resolved (x/.. is dropped even where x is a link), so use it
+// for what is shown and recorded, not to decide which file to open.
+void kiln_path_normalize(const char *in, char *out, size_t cap);
+// kiln_path_normalize's result where it names the same file as path (or
+// neither exists), else path unchanged (a link inside it makes them differ):
+// for paths kiln builds by joining ("tasks/../../shared/data") and then opens,
+// shows and records in ids.
+void kiln_path_tidy(const char *path, char *out, size_t cap);
+// The path of target relative to directory dir, both resolved with realpath
+// (so links agree with the file system): "../tok/gpt2.tiktoken". -1 (out
+// unchanged) when either cannot be resolved.
+int kiln_path_relative(const char *target, const char *dir, char *out, size_t cap);
+
 // Writes data[0..n) then the string tail to path through kiln_atomic_* (temp,
 // fsync, rename); on failure the temp file is removed and path left as it was.
 int kiln_write_file_atomic(const char *path, const void *data, size_t n, const char *tail, KilnErr *err);

@@ -48,6 +48,8 @@ int params_str(KilnParams *ps, const char *key, const char **out, KilnErr *err);
 int params_enum(KilnParams *ps, const char *key, const char *const *choices, int *out, KilnErr *err);
 // All values of a list key (absent: n = 0). Values stay owned by ps.
 int params_list(KilnParams *ps, const char *key, const char *const **vals, int *n, KilnErr *err);
+// Where key was written ("pipe.yaml:12", "command line"), NULL when absent.
+const char *params_where(const KilnParams *ps, const char *key);
 // Error naming the first key no getter asked for (a misspelt parameter).
 int params_check_unused(const KilnParams *ps, KilnErr *err);
 
@@ -69,12 +71,16 @@ typedef struct {
     int nreasons;
     double seconds;     // thread-seconds spent in the stage (per-core throughput = bytes_in / seconds)
     char *extra_json;   // stage-specific details (a JSON object), or NULL
+    KilnSkips skips;    // input lines the stage's reader skipped (not JSON documents), with examples
 } KilnStageReport;
 
 void stage_report_init(KilnStageReport *r, const char *name);
 void stage_report_free(KilnStageReport *r);
 // Counts one dropped document under reason (kept with an example if among the first).
 void stage_report_drop(KilnStageReport *r, const char *reason, const KilnDoc *doc);
+// The same, and with a rejects writer (may be NULL) the document goes there with
+// "drop":"reason" added, as every stage's --rejects file has it.
+int stage_reject(KilnDocWriter *rejects, KilnStageReport *r, const char *reason, const KilnDoc *doc, KilnErr *err);
 
 // Scratch a stage may use while working on one document; one per thread.
 typedef struct {
@@ -96,10 +102,12 @@ typedef struct KilnStageDef {
     // kbuf_swap(&doc->text, &s->a)) or a static reason string to drop it.
     const char *(*apply)(void *state, KilnDoc *doc, KilnScratch *s);
     // Corpus stages (apply == NULL): read every document of in_path (JSONL, may be
-    // read more than once), write the kept ones to out in input order, and count
-    // drops in rep. May put temporary files in work_dir.
-    int (*run_corpus)(void *state, const char *in_path, KilnDocWriter *out, const char *work_dir,
-                      KilnStageReport *rep, KilnErr *err);
+    // read more than once), write the kept ones to out in input order, count
+    // drops and the reader's skipped lines in rep, and write what they drop to
+    // rejects (may be NULL) through stage_reject. May put temporary files in
+    // work_dir.
+    int (*run_corpus)(void *state, const char *in_path, KilnDocWriter *out, KilnDocWriter *rejects,
+                      const char *work_dir, KilnStageReport *rep, KilnErr *err);
     // Optional: stage-specific report details as a JSON object, malloc'd
     // (e.g. the evaluation items decontamination found, per source).
     char *(*report_json)(void *state);
@@ -121,16 +129,17 @@ typedef struct {
 KilnDocSource docreader_source(KilnDocReader *r);
 
 // Runs consecutive per-document stages over a source, in batches processed on
-// all threads, writing kept documents (in input order) to out and optionally the
-// dropped ones, with "drop":"stage:reason", to rejects (may be NULL).
+// all threads, writing kept documents (in input order) to out and the ones
+// stage i drops, with "drop":"stage:reason", to stages[i].rejects (when set).
 // reps[i] receives stage i's counts.
 typedef struct {
     const KilnStageDef *def;
     void *state;
     const char *const *only;  // per-document stages: apply only to these sources
     int nonly;                // (0: all); other documents pass through unchanged
+    KilnDocWriter *rejects;   // where this stage's dropped documents go, or NULL
 } KilnStage;
-int stages_run_stream(KilnStage *stages, int nstages, KilnDocSource in, KilnDocWriter *out,
-                      KilnDocWriter *rejects, KilnStageReport *reps, KilnErr *err);
+int stages_run_stream(KilnStage *stages, int nstages, KilnDocSource in, KilnDocWriter *out, KilnStageReport *reps,
+                      KilnErr *err);
 
 #endif

@@ -14,4 +14,9 @@ void manifest_free(KilnManifest *m);
 // -1 when the shard is not in the manifest or pos is past its end.
 int manifest_find(const KilnManifest *m, const char *shard, long pos, const char **source, const char **id,
                   long *start, long *n, KilnErr *err);
+// The tokenizer a corpus was made with, from its manifest.json at path: "bytes",
+// or the tokenizer file's path, which the manifest records relative to its own
+// directory (an absolute one is kept), joined here with that directory so it
+// opens from any current directory. -1 when the file has no "tokenizer" string.
+int manifest_tokenizer(const char *path, char *out, size_t cap, KilnErr *err);
 #endif

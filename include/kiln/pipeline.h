@@ -46,6 +46,7 @@ typedef struct {
     KilnPipeStage *stages;
     int nstages;
     char *tokenizer;  // a tokenizer file, or "bytes"
+    char *tokenizer_where;  // "pipe.yaml:N" where it was given, for messages
     long shard_tokens;
     double val_fraction;
     int keep_work;    // keep out_dir/work after success

@@ -23,18 +23,22 @@ static void print_stages(FILE *f) {
 }
 
 static void usage(FILE *f) {
-    fputs("usage: kiln data run PIPELINE.yaml\n"
-          "       kiln data STAGE [--PARAM VALUE]... [-o OUT.jsonl] [--rejects R.jsonl] [--report R.json] [IN.jsonl...]\n"
-          "       kiln data gather debian [-o DIR] [--max-mb N]\n"
-          "       kiln data classifier train|eval|predict ...\n"
-          "       kiln data trace MANIFEST.json SHARD.bin POS...   (the document behind a token)\n\n"
+    fputs("usage: kiln data SUBCOMMAND|STAGE ...   (docs/data.md has it all)\n\n"
+          "subcommands:\n"
+          "  run PIPELINE.yaml     sources -> stages -> token shards, manifest.json and report.json in out_dir\n"
+          "  gather debian         write Debian's text (bible, dictionaries, man pages, python...) as JSONL per source\n"
+          "  classifier train|eval|predict   train and inspect the fastText-style quality classifier\n"
+          "  trace MANIFEST.json SHARD.bin POS...   the document behind a token position\n"
+          "  STAGE [--PARAM VALUE]... [-o OUT.jsonl] [--rejects R.jsonl] [--report R.json] [IN.jsonl...]\n"
+          "                        run one stage (below) alone; `kiln data STAGE --help` lists its parameters\n\n"
           "Documents are JSONL lines {\"source\",\"id\",\"text\"} (gzip or zstd inputs are fine);\n"
           "a stage reads files or stdin and writes the kept documents to OUT or stdout, in input\n"
-          "order, so stages compose in a shell pipe. `kiln data STAGE --help` lists its parameters.\n\n"
+          "order, so stages compose in a shell pipe.\n\n"
           "options of a stage run:\n"
           "  -o FILE            output (default: stdout); written to a temp file beside it, renamed when done\n"
-          "  --rejects FILE     dropped documents, each with \"drop\":\"stage:reason\"\n"
-          "  --report FILE      the stage's counts and drop reasons as JSON\n"
+          "  --rejects FILE     dropped documents, each with \"drop\":\"stage:reason\" (line_dedup: also the\n"
+          "                     lines it removed from a kept document, under its id)\n"
+          "  --report FILE      the stage's counts, drop reasons and skipped input lines as JSON\n"
           "  --text-field NAME  the input's text field (default text)\n"
           "  --source NAME      source for documents without one (default: the file's name)\n"
           "  --seed N           seed for sampling decisions (default 1234)\n"
@@ -92,7 +96,8 @@ typedef struct {
     const StageArgs *a;
     int cur;
     KilnDocReader *r;
-    long skipped, repaired;
+    long repaired;
+    KilnSkips skips;  // every input's skipped lines, for the report
     long docs;      // documents of the current input
     int not_jsonl;  // input_check refused an input: bad input, exit 2
 } Inputs;
@@ -116,7 +121,7 @@ static void input_done(Inputs *in) {
     const KilnSkips *s = docreader_skips(in->r);
     for (long k = 0; k < s->count && k < KILN_SKIP_EXAMPLES; k++) fprintf(stderr, "kiln: skipped %s\n", s->examples[k]);
     if (s->count > KILN_SKIP_EXAMPLES) fprintf(stderr, "kiln: ... and %ld more skipped lines\n", s->count - KILN_SKIP_EXAMPLES);
-    in->skipped += s->count;
+    skips_merge(&in->skips, s);
     in->repaired += docreader_repaired(in->r);
     docreader_close(in->r);
     in->r = NULL;
@@ -164,7 +169,7 @@ static int probe_input(Inputs *in, KilnErr *err) {
 static int spill_inputs(Inputs *in, const char *path, KilnErr *err) {
     KilnDocWriter *w;
     if (docwriter_open(&w, path, err)) return -1;
-    if (stages_run_stream(NULL, 0, (KilnDocSource){.next = inputs_next, .ctx = in}, w, NULL, NULL, err)) {
+    if (stages_run_stream(NULL, 0, (KilnDocSource){.next = inputs_next, .ctx = in}, w, NULL, err)) {
         docwriter_abort(w);
         return -1;
     }
@@ -189,10 +194,10 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
     double t0 = kiln_now();
     if (!rc && def->apply) {
         // one input at a time, so the runner parses each file's lines in parallel
-        KilnStage st = {.def = def, .state = state};
+        KilnStage st = {.def = def, .state = state, .rejects = rej};
         while (!rc && in.cur < a->ninputs) {
             long before = rep.docs_in;
-            rc = input_open(&in, &err) || stages_run_stream(&st, 1, docreader_source(in.r), out, rej, &rep, &err);
+            rc = input_open(&in, &err) || stages_run_stream(&st, 1, docreader_source(in.r), out, &rep, &err);
             in.docs = rep.docs_in - before;
             if (!rc && in.r) rc = input_check(&in, &err);
             if (in.r) input_done(&in);
@@ -210,7 +215,7 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
             rc = probe_input(&in, &err);
             if (rc && in.r) input_done(&in);  // prints the skipped lines
         }
-        if (!rc) rc = def->run_corpus(state, path, out, work, &rep, &err);
+        if (!rc) rc = def->run_corpus(state, path, out, rej, work, &rep, &err);
         if (rep.seconds == 0) rep.seconds = kiln_now() - t0;  // stages may report CPU time
     }
     if (in.r) docreader_close(in.r);
@@ -223,6 +228,7 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
     if (spill[0]) unlink(spill);
     if (work[0]) rmdir(work);
     if (!rc && def->report_json) rep.extra_json = def->report_json(state);
+    skips_merge(&rep.skips, &in.skips);  // the stage's own reader counted the rest
     def->destroy(state);
     if (rc) {
         stage_report_free(&rep);
@@ -235,9 +241,7 @@ static int run_stage(const KilnStageDef *def, StageArgs *a) {
     kbuf_putc(&j, ']');
     cJSON *arr = cJSON_ParseWithLength(j.data, j.len);
     stage_reports_print(stderr, arr);
-    if (in.skipped || in.repaired)
-        fprintf(stderr, "input: %ld malformed lines skipped, %ld texts with invalid UTF-8 repaired\n", in.skipped,
-                in.repaired);
+    if (in.repaired) fprintf(stderr, "input: %ld texts with invalid UTF-8 repaired\n", in.repaired);
     if (a->report) {
         char *text = cJSON_Print(cJSON_GetArrayItem(arr, 0));
         KilnAtomicFile af;

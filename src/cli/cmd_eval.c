@@ -111,7 +111,11 @@ static int run(int argc, char **argv) {
     if (!data_dir[0]) {
         const char *env = getenv("KILN_DATA");
         snprintf(data_dir, sizeof data_dir, "%s", env && *env ? env : "");
-        if (!data_dir[0]) snprintf(data_dir, sizeof data_dir, "%s/../../shared/data", task_dir);
+        if (!data_dir[0]) {  // "tasks/../../shared/data" would show in every message and id: tidied
+            char joined[sizeof data_dir + 32];
+            snprintf(joined, sizeof joined, "%s/../../shared/data", task_dir);
+            kiln_path_tidy(joined, data_dir, sizeof data_dir);
+        }
     }
     if (threads > 0) omp_set_num_threads(threads);
 

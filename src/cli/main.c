@@ -53,6 +53,10 @@ int main(int argc, char **argv) {
         }
         const KilnCommand *c = find(argv[2]);
         if (!c) return cli_error("no such command '%s' (see `kiln help`)", argv[2]);
+        if (c->own_help) {  // its own --help is the full one (kiln data: every subcommand and stage)
+            char *args[] = {(char *)c->name, "--help", NULL};
+            return c->run(2, args);
+        }
         fputs(c->usage, stdout);
         return 0;
     }

@@ -60,6 +60,71 @@ int kiln_fsync_dir(const char *dir, KilnErr *err) {
     return 0;
 }
 
+void kiln_path_normalize(const char *in, char *out, size_t cap) {
+    if (!cap) return;
+    size_t n = strlen(in);
+    int abs = in[0] == '/', k = 0, ups = 0;  // ups: leading ".." of a relative path
+    const char **comp = malloc(sizeof *comp * (n / 2 + 1));
+    size_t *len = malloc(sizeof *len * (n / 2 + 1));
+    if (!comp || !len) {
+        snprintf(out, cap, "%s", in);
+        free(comp), free(len);
+        return;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && in[j] != '/') j++;
+        size_t l = j - i;
+        if (l == 2 && in[i] == '.' && in[i + 1] == '.') {
+            if (k > ups) k--;            // a/.. is nothing
+            else if (!abs) comp[k] = in + i, len[k++] = 2, ups++;  // above the start: kept; "/.." is "/"
+        } else if (l && !(l == 1 && in[i] == '.')) {
+            comp[k] = in + i, len[k++] = l;
+        }
+        i = j + 1;
+    }
+    size_t o = 0;
+    if (abs && o + 1 < cap) out[o++] = '/';
+    for (int c = 0; c < k; c++) {
+        if (c && o + 1 < cap) out[o++] = '/';
+        for (size_t q = 0; q < len[c] && o + 1 < cap; q++) out[o++] = comp[c][q];
+    }
+    if (o == 0 && cap > 1) out[o++] = '.';
+    out[o] = 0;
+    free(comp), free(len);
+}
+
+void kiln_path_tidy(const char *path, char *out, size_t cap) {
+    char norm[4096];
+    kiln_path_normalize(path, norm, sizeof norm);
+    struct stat a, b;
+    int sa = stat(path, &a), sb = stat(norm, &b);
+    int same = sa == 0 && sb == 0 ? a.st_dev == b.st_dev && a.st_ino == b.st_ino : sa != 0 && sb != 0;
+    snprintf(out, cap, "%s", same && strlen(norm) < sizeof norm - 1 ? norm : path);
+}
+
+int kiln_path_relative(const char *target, const char *dir, char *out, size_t cap) {
+    char *t = realpath(target, NULL), *d = realpath(dir, NULL);
+    int rc = -1;
+    if (t && d) {
+        size_t common = 0, i = 0;  // length of the shared leading directories of d
+        for (; t[i] && t[i] == d[i]; i++)
+            if (t[i] == '/') common = i;
+        if (!d[i] && t[i] == '/') common = i;  // target is inside dir
+        if (!strcmp(d, "/")) common = 0;
+        char buf[4096];
+        size_t o = 0;
+        buf[0] = 0;
+        for (const char *c = strcmp(d, "/") ? d + common : ""; *c; c++)  // one ".." per directory of d below it
+            if (*c == '/' && o + 4 < sizeof buf) memcpy(buf + o, "../", 3), o += 3, buf[o] = 0;
+        int w = snprintf(out, cap, "%s%s", buf, t + common + 1);
+        rc = w >= 0 && (size_t)w < cap ? 0 : -1;
+    }
+    free(t);
+    free(d);
+    return rc;
+}
+
 int kiln_mkdirs(const char *path, KilnErr *err) {
     char buf[4096];
     size_t n = strlen(path);

@@ -2,6 +2,7 @@
 #include "kiln/manifest.h"
 
 #include <cjson/cJSON.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,4 +96,24 @@ int manifest_find(const KilnManifest *m, const char *shard, long pos, const char
         return rc;
     }
     return kiln_fail(err, "%s: no shard %s", m->path, base);
+}
+
+int manifest_tokenizer(const char *path, char *out, size_t cap, KilnErr *err) {
+    char *text;
+    size_t len;
+    if (kiln_read_file(path, &text, &len, err)) return -1;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *t = j ? cJSON_GetObjectItemCaseSensitive(j, "tokenizer") : NULL;
+    int rc = cJSON_IsString(t) && t->valuestring[0] ? 0 : kiln_fail(err, "%s: no \"tokenizer\" string", path);
+    if (!rc) {
+        const char *v = t->valuestring;
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        int w = !strcmp(v, "bytes") || v[0] == '/' ? snprintf(out, cap, "%s", v)
+                                                   : snprintf(out, cap, "%s/%s", dirname(dir), v);
+        if (w < 0 || (size_t)w >= cap) rc = kiln_fail(err, "%s: tokenizer path too long", path);
+    }
+    cJSON_Delete(j);
+    return rc;
 }

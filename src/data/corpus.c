@@ -238,12 +238,18 @@ int corpus_writer_finish(KilnCorpusWriter *w, const char *extra_json, KilnErr *e
                      flush_shard(w, &w->split[VAL], 0, err)
                  ? -1
                  : 0;
+    // the tokenizer file as seen from the manifest's directory (readers resolve it from there)
+    char tok_rel[4096];
+    const char *tok_name = w->o.tok_name ? w->o.tok_name : w->o.tok ? "?" : "bytes";
+    if (w->o.tok && w->o.tok_name &&
+        !kiln_path_relative(w->o.tok_name, w->o.manifest_dir ? w->o.manifest_dir : w->out_dir, tok_rel, sizeof tok_rel))
+        tok_name = tok_rel;
     KilnBuf *m = &w->tmp;
     kbuf_clear(m);
     int bad = kbuf_printf(m, "{\n  \"format\":\"kiln-corpus-1\",\n  \"kiln\":\"%s\",\n  \"commit\":\"%s\",\n",
                           kiln_version(), kiln_git_commit()) |
               kbuf_puts(m, "  \"tokenizer\":") |
-              kbuf_json_str(m, w->o.tok_name ? w->o.tok_name : w->o.tok ? "?" : "bytes") |
+              kbuf_json_str(m, tok_name) |
               kbuf_printf(m,
                           ",\n  \"vocab_size\":%d,\n  \"doc_start_token\":%d,\n"
                           "  \"shard_tokens\":%ld,\n  \"val_fraction\":%g,\n  \"seed\":%llu,\n"

@@ -124,6 +124,12 @@ int params_list(KilnParams *ps, const char *key, const char *const **vals, int *
     return 0;
 }
 
+const char *params_where(const KilnParams *ps, const char *key) {
+    for (int i = 0; i < ps->n; i++)
+        if (!strcmp(ps->p[i].key, key)) return ps->p[i].where;
+    return NULL;
+}
+
 int params_check_unused(const KilnParams *ps, KilnErr *err) {
     for (int i = 0; i < ps->n; i++)
         if (!ps->p[i].used)

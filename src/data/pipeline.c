@@ -4,12 +4,14 @@
 
 #include "kiln/corpus.h"
 #include "core/parse.h"
+#include "core/rundir.h"
 #include "core/yaml.h"
 #include "data/read/sources.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,6 +114,15 @@ static int load_stages(const char *path, const KyNode *seq, KilnPipeline *p, Kil
     return 0;
 }
 
+// Where a parameter was written ("pipe.yaml:12"), else dflt, for checks made after parsing.
+static const char *param_where(const KilnParams *ps, const char *key, const char *dflt) {
+    const char *w = params_where(ps, key);
+    return w ? w : dflt;
+}
+
+// The output section, checked here rather than when the shards are written, so
+// that a bad value fails before any work (the tokenizer file is loaded then too,
+// before the sources are read: pipeline_run).
 static int load_output(const char *path, const KyNode *m, KilnPipeline *p, KilnErr *err) {
     KilnParams ps = {0};
     ps.stage = strdup("output");
@@ -120,9 +131,57 @@ static int load_output(const char *path, const KyNode *m, KilnPipeline *p, KilnE
     if (!rc) rc = params_str(&ps, "tokenizer", &tok, err) || params_int(&ps, "shard_tokens", &p->shard_tokens, err) ||
                   params_double(&ps, "val_fraction", &p->val_fraction, err) ||
                   params_bool(&ps, "keep_work", &p->keep_work, err) || params_check_unused(&ps, err);
-    if (!rc) free(p->tokenizer), p->tokenizer = strdup(tok);
+    if (!rc && p->shard_tokens < 1024)
+        rc = kiln_fail(err, "%s: output: shard_tokens must be at least 1024, got %ld",
+                       param_where(&ps, "shard_tokens", path), p->shard_tokens);
+    if (!rc && !(p->val_fraction >= 0 && p->val_fraction < 1))
+        rc = kiln_fail(err, "%s: output: val_fraction must be in [0, 1), got %g", param_where(&ps, "val_fraction", path),
+                       p->val_fraction);
+    if (!rc) {
+        free(p->tokenizer), p->tokenizer = strdup(tok);
+        free(p->tokenizer_where), p->tokenizer_where = strdup(param_where(&ps, "tokenizer", path));
+    }
     params_free(&ps);
     return rc ? -1 : 0;
+}
+
+// "a, b, c": the pipeline's source names, for messages.
+static void source_names(const KilnPipeline *p, char *out, size_t cap) {
+    out[0] = 0;
+    for (int i = 0; i < p->nsources; i++) {
+        strncat(out, i ? ", " : "", cap - strlen(out) - 1);
+        strncat(out, p->sources[i].name, cap - strlen(out) - 1);
+    }
+}
+
+static int is_source(const KilnPipeline *p, const char *name, size_t len) {
+    for (int i = 0; i < p->nsources; i++)
+        if (strlen(p->sources[i].name) == len && !memcmp(p->sources[i].name, name, len)) return 1;
+    return 0;
+}
+
+// Source names written in stages: `sources: [a, b]` on any stage and `weights:
+// [a=2]` on sample must name sources of the file; a typo would otherwise filter
+// or weigh nothing, silently.
+static int check_source_refs(const KilnPipeline *p, KilnErr *err) {
+    char known[1024];
+    source_names(p, known, sizeof known);
+    for (int i = 0; i < p->nstages; i++) {
+        const KilnParams *ps = &p->stages[i].params;
+        for (int k = 0; k < ps->n; k++) {
+            const KilnParam *q = &ps->p[k];
+            int weights = !strcmp(q->key, "weights") && !strcmp(p->stages[i].name, "sample");
+            if (strcmp(q->key, "sources") && !weights) continue;
+            for (int v = 0; v < q->nvals; v++) {
+                const char *eq = weights ? strchr(q->vals[v], '=') : NULL;
+                size_t len = eq ? (size_t)(eq - q->vals[v]) : strlen(q->vals[v]);
+                if (!is_source(p, q->vals[v], len))
+                    return kiln_fail(err, "%s: %s: %s: unknown source '%.*s' (the sources are: %s)", q->where,
+                                     p->stages[i].name, q->key, (int)len, q->vals[v], known);
+            }
+        }
+    }
+    return 0;
 }
 
 // The top-level keys of the pipeline file, in the order written.
@@ -153,6 +212,7 @@ static int load_root(const char *path, const KyNode *root, KilnPipeline *p, Kiln
     if (!rc && !p->nsources) rc = kiln_fail(err, "%s: no sources", path);
     if (!rc && !p->out_dir) rc = kiln_fail(err, "%s: out_dir is required", path);
     if (!rc && !p->tokenizer) p->tokenizer = strdup("bytes");
+    if (!rc) rc = check_source_refs(p, err);
     return rc;
 }
 
@@ -198,6 +258,7 @@ void pipeline_free(KilnPipeline *p) {
     free(p->path);
     free(p->out_dir);
     free(p->tokenizer);
+    free(p->tokenizer_where);
     memset(p, 0, sizeof *p);
 }
 
@@ -217,6 +278,9 @@ int stage_report_json(const KilnStageReport *r, KilnBuf *b) {
             bad |= kbuf_puts(b, k ? "," : "") | kbuf_json_str(b, d->examples[k]);
         bad |= kbuf_puts(b, "]}");
     }
+    bad |= kbuf_printf(b, "],\"skipped\":%ld,\"skip_examples\":[", r->skips.count);
+    for (long k = 0; k < r->skips.count && k < KILN_SKIP_EXAMPLES; k++)
+        bad |= kbuf_puts(b, k ? "," : "") | kbuf_json_str(b, r->skips.examples[k]);
     bad |= kbuf_putc(b, ']');
     if (r->extra_json) bad |= kbuf_puts(b, ",\"details\":") | kbuf_puts(b, r->extra_json);
     return bad | kbuf_putc(b, '}') ? -1 : 0;
@@ -316,18 +380,20 @@ static int run_sources(const KilnPipeline *p, const char *out_path, KilnBuf *rep
     double t0 = kiln_now();
     int rc = docwriter_open(&w, out_path, err);
     if (!rc) {
-        rc = stages_run_stream(NULL, 0, (KilnDocSource){.next = all_next, .ctx = &a}, w, NULL, NULL, err);
+        rc = stages_run_stream(NULL, 0, (KilnDocSource){.next = all_next, .ctx = &a}, w, NULL, err);
         if (rc) docwriter_abort(w);
         else rc = docwriter_commit(w, err);
     }
     if (a.r) source_close(a.r);
     if (!rc) {
-        long docs = 0, bytes = 0;
-        for (int i = 0; i < n; i++) docs += a.docs[i], bytes += a.bytes[i];
+        long docs = 0, bytes = 0, skipped = 0;
+        for (int i = 0; i < n; i++) docs += a.docs[i], bytes += a.bytes[i], skipped += a.skips[i];
         int bad = kbuf_printf(report,
                               "{\"stage\":\"sources\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
-                              "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"sources\":{",
-                              docs, docs, bytes, bytes, kiln_now() - t0);
+                              "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"skipped\":%ld,\"skip_examples\":[",
+                              docs, docs, bytes, bytes, kiln_now() - t0, skipped) |
+                  kbuf_append(report, a.skip_json.data, a.skip_json.len) |
+                  kbuf_puts(report, "],\"details\":{\"sources\":{");
         for (int i = 0; i < n; i++)
             bad |= kbuf_puts(report, i ? "," : "") | kbuf_json_str(report, p->sources[i].name) |
                    kbuf_puts(report, ":{\"format\":") | kbuf_json_str(report, p->sources[i].format) |
@@ -342,30 +408,52 @@ static int run_sources(const KilnPipeline *p, const char *out_path, KilnBuf *rep
     return rc;
 }
 
+// out_dir/rejects/NN-STAGE.jsonl: what stage i (NN = i + 1, its place in the
+// stages list) dropped, for a stage with `rejects: true`.
+static void rejects_path(char *out, size_t cap, const KilnPipeline *p, int i) {
+    snprintf(out, cap, "%s/rejects/%02d-%s.jsonl", p->out_dir, i + 1, p->stages[i].name);
+}
+
 // One step: per-document stages [first, last] streamed, or one corpus stage.
-static int run_step(const KilnPipeline *p, int first, int last, KilnStage *st, const char *in_path,
-                    const char *out_path, const char *work, KilnBuf *report, KilnErr *err) {
-    int n = last - first + 1, rc;
+// want_rejects[i]: stage i keeps its dropped documents in its rejects file,
+// which is replaced only when the step succeeds.
+static int run_step(const KilnPipeline *p, int first, int last, KilnStage *st, const int *want_rejects,
+                    const char *in_path, const char *out_path, const char *work, KilnBuf *report, KilnErr *err) {
+    int n = last - first + 1, rc = 0;
     KilnStageReport *reps = calloc((size_t)n, sizeof *reps);
     if (!reps) return kiln_fail(err, "out of memory");
     for (int k = 0; k < n; k++) stage_report_init(&reps[k], p->stages[first + k].name);
-    KilnDocWriter *w;
-    rc = docwriter_open(&w, out_path, err);
+    for (int k = first; !rc && k <= last; k++) {
+        st[k].rejects = NULL;
+        if (!want_rejects[k]) continue;
+        char path[4096];
+        rejects_path(path, sizeof path, p, k);
+        rc = docwriter_open(&st[k].rejects, path, err);
+    }
+    KilnDocWriter *w = NULL;
+    if (!rc) rc = docwriter_open(&w, out_path, err);
     if (!rc) {
         double t0 = kiln_now();
         if (st[first].def->apply) {
             KilnDocReader *r;
             rc = docreader_open(&r, in_path, NULL, NULL, err);
             if (!rc) {
-                rc = stages_run_stream(st + first, n, docreader_source(r), w, NULL, reps, err);
+                rc = stages_run_stream(st + first, n, docreader_source(r), w, reps, err);
+                skips_merge(&reps[0].skips, docreader_skips(r));  // lines the step's reader skipped
                 docreader_close(r);
             }
         } else {
-            rc = st[first].def->run_corpus(st[first].state, in_path, w, work, &reps[0], err);
+            rc = st[first].def->run_corpus(st[first].state, in_path, w, st[first].rejects, work, &reps[0], err);
             if (reps[0].seconds == 0) reps[0].seconds = kiln_now() - t0;  // stages may report CPU time
         }
         if (rc) docwriter_abort(w);
         else rc = docwriter_commit(w, err);
+    }
+    for (int k = first; k <= last; k++) {
+        if (!st[k].rejects) continue;
+        if (rc) docwriter_abort(st[k].rejects);
+        else rc = docwriter_commit(st[k].rejects, err);
+        st[k].rejects = NULL;
     }
     for (int k = 0; !rc && k < n; k++) {
         if (st[first + k].def->report_json) reps[k].extra_json = st[first + k].def->report_json(st[first + k].state);
@@ -412,14 +500,12 @@ static int install_outputs(const char *new_dir, const char *out_dir, KilnErr *er
 }
 
 // The last step: documents to shards and the manifest.
-static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *work, KilnBuf *report,
-                        KilnErr *err) {
-    KilnTokenizer *tok = NULL;
-    if (strcmp(p->tokenizer, "bytes") && tokenizer_load(&tok, p->tokenizer, err))
-        return kiln_wrap(err, "output.tokenizer");
+static int run_tokenize(const KilnPipeline *p, KilnTokenizer *tok, const char *in_path, const char *work,
+                        KilnBuf *report, KilnErr *err) {
     char shard_dir[4096];
     path_join(shard_dir, sizeof shard_dir, work, "shards");
-    KilnCorpusOptions o = {.out_dir = shard_dir, .tok = tok, .tok_name = p->tokenizer, .shard_tokens = p->shard_tokens,
+    KilnCorpusOptions o = {.out_dir = shard_dir, .manifest_dir = p->out_dir, .tok = tok, .tok_name = p->tokenizer,
+                           .shard_tokens = p->shard_tokens,
                            .val_fraction = p->val_fraction, .seed = p->seed, .special = KILN_SPECIAL_TEXT};
     KilnCorpusWriter *cw;
     KilnDocReader *r = NULL;
@@ -454,16 +540,15 @@ static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *
         if (!rc) rc = install_outputs(shard_dir, p->out_dir, err);
         if (!rc && (kbuf_printf(report,
                                 "{\"stage\":\"tokenize\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
-                                "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"tokens\":%ld,"
-                                "\"tokenizer\":",
-                                ndocs, ndocs, bytes, bytes, kiln_now() - t0, ntok) ||
+                                "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"skipped\":%ld,\"skip_examples\":[],"
+                                "\"details\":{\"tokens\":%ld,\"tokenizer\":",
+                                ndocs, ndocs, bytes, bytes, kiln_now() - t0, docreader_skips(r)->count, ntok) ||
                     kbuf_json_str(report, p->tokenizer) || kbuf_puts(report, "}}")))
             rc = kiln_fail(err, "out of memory");
     }
     if (r) docreader_close(r);
     for (int i = 0; docs && i < B; i++) doc_free(&docs[i]);
     free(docs);
-    tokenizer_free(tok);
     return rc;
 }
 
@@ -489,6 +574,11 @@ void stage_reports_print(FILE *f, const cJSON *steps) {
             const cJSON *ex = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "examples"), 0);
             fprintf(f, "    - %-36s %8ld docs  e.g. %.80s\n", cJSON_GetObjectItemCaseSensitive(d, "reason")->valuestring,
                     jnum(d, "docs"), cJSON_IsString(ex) ? ex->valuestring : "");
+        }
+        if (jnum(s, "skipped") > 0) {  // input lines that were not documents: counted, never silent
+            const cJSON *ex = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s, "skip_examples"), 0);
+            fprintf(f, "    ! %-36s %8ld lines e.g. %.80s\n", "skipped input", jnum(s, "skipped"),
+                    cJSON_IsString(ex) ? ex->valuestring : "");
         }
     }
 }
@@ -559,21 +649,40 @@ static int write_reports(const KilnPipeline *p, const KilnBuf *steps, FILE *prog
 int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     char work[4096], in[4096], out[4096], marker[4096];
     KilnStage *st = calloc((size_t)p->nstages + 1, sizeof *st);
-    if (!st) return kiln_fail(err, "out of memory");
-    int rc = 0;
-    // every stage is built (and its parameters checked) before anything is written
+    int *want_rejects = calloc((size_t)p->nstages + 1, sizeof *want_rejects);
+    KilnTokenizer *tok = NULL;
+    int rc = st && want_rejects ? 0 : kiln_fail(err, "out of memory"), lock = -1;
+    // every source's format options are checked, every stage is built (and its
+    // parameters checked), and the tokenizer loaded, before anything is read or written
+    for (int i = 0; !rc && i < p->nsources; i++) {
+        const KilnPipeSource *s = &p->sources[i];
+        KilnSourceSpec spec = {s->name, s->format, (const char *const *)s->globs, s->nglobs, (KilnParams *)&s->opts};
+        if (source_check(&spec, err)) rc = kiln_wrap(err, "%s: source %s", p->path, s->name);
+    }
     for (int i = 0; !rc && i < p->nstages; i++) {
         st[i].def = stage_find(p->stages[i].name);
         KilnParams *ps = (KilnParams *)&p->stages[i].params;
         // `sources: [a, b]` limits a per-document stage to those sources
-        rc = params_list(ps, "sources", &st[i].only, &st[i].nonly, err);
+        rc = params_list(ps, "sources", &st[i].only, &st[i].nonly, err) ||
+             params_bool(ps, "rejects", &want_rejects[i], err);
         if (!rc && st[i].nonly && !st[i].def->apply)
             rc = kiln_fail(err, "%s: %s is a corpus stage and runs on every source; 'sources' is for "
-                           "per-document stages", p->path, p->stages[i].name);
+                           "per-document stages", param_where(ps, "sources", p->path), p->stages[i].name);
         if (!rc) rc = st[i].def->create(ps, p->seed, &st[i].state, err) || params_check_unused(ps, err);
     }
+    if (!rc && strcmp(p->tokenizer, "bytes") && tokenizer_load(&tok, p->tokenizer, err))
+        rc = kiln_wrap(err, "%s: output.tokenizer", p->tokenizer_where ? p->tokenizer_where : p->path);
+    // one pipeline per out_dir: a second one would replace the first one's work
+    // files and shards under it (the lock goes with the process, even a killed one)
+    if (!rc) rc = kiln_mkdirs(p->out_dir, err) || rundir_lock(p->out_dir, "kiln data run", &lock, err);
     path_join(work, sizeof work, p->out_dir, "work");
     if (!rc) rc = kiln_mkdirs(work, err);
+    for (int i = 0; !rc && i < p->nstages; i++)
+        if (want_rejects[i]) {
+            path_join(in, sizeof in, p->out_dir, "rejects");
+            rc = kiln_mkdirs(in, err);
+            break;
+        }
     KilnBuf steps = {0};  // the steps' report objects, comma-separated
     int nsteps = 2, step = 0;
     for (int i = 0; !rc && i < p->nstages; i++)  // after a stage failed to build, later ones have no def
@@ -616,7 +725,8 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
         } else {
             if (progress) fprintf(progress, "[%d/%d] %s...\n", ++step, nsteps, label), fflush(progress);
             double t0 = kiln_now();
-            rc = run_step(p, i, j, st, in, out, work, &rep, err) || write_marker(marker, p->fingerprint, rep.data, err);
+            rc = run_step(p, i, j, st, want_rejects, in, out, work, &rep, err) ||
+                 write_marker(marker, p->fingerprint, rep.data, err);
             if (!rc && progress) fprintf(progress, "        done in %.1f s\n", kiln_now() - t0);
         }
         free(done);
@@ -629,7 +739,7 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     if (!rc) {
         if (progress) fprintf(progress, "[%d/%d] tokenize (%s) and write shards...\n", ++step, nsteps, p->tokenizer);
         kbuf_clear(&rep);
-        rc = run_tokenize(p, out, work, &rep, err);
+        rc = run_tokenize(p, tok, out, work, &rep, err);
         if (!rc) {
             kbuf_puts(&steps, ",");
             kbuf_append(&steps, rep.data, rep.len);
@@ -637,9 +747,12 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
         }
     }
     if (!rc && !p->keep_work) kiln_remove_tree(work);  // never through a link planted at work/
-    for (int i = 0; i < p->nstages; i++)
+    for (int i = 0; st && i < p->nstages; i++)
         if (st[i].def && st[i].def->destroy && st[i].state) st[i].def->destroy(st[i].state);
     free(st);
+    free(want_rejects);
+    tokenizer_free(tok);
+    rundir_unlock(lock);
     kbuf_free(&rep);
     kbuf_free(&steps);
     return rc;

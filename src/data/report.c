@@ -52,6 +52,17 @@ void stage_report_drop(KilnStageReport *r, const char *reason, const KilnDoc *do
     d->bytes += (long)doc->text.len;
 }
 
+int stage_reject(KilnDocWriter *rejects, KilnStageReport *r, const char *reason, const KilnDoc *doc, KilnErr *err) {
+    stage_report_drop(r, reason, doc);
+    if (!rejects) return 0;
+    KilnBuf x = {0};
+    int rc = kbuf_puts(&x, "\"drop\":\"") || kbuf_json_escape(&x, reason, strlen(reason)) || kbuf_putc(&x, '"')
+                 ? kiln_fail(err, "out of memory")
+                 : docwriter_put(rejects, doc, x.data, err);
+    kbuf_free(&x);
+    return rc;
+}
+
 void scratch_free(KilnScratch *s) {
     kbuf_free(&s->a);
     kbuf_free(&s->b);

@@ -79,8 +79,7 @@ static void apply_stages(KilnStage *stages, int nstages, KilnDoc *d, DocFate *f,
 }
 
 // One document's whole parallel part: parse (fast path), stages, serialise.
-static void process(KilnStage *stages, int nstages, const KilnDocReader *reader, int want_rejects, Batch *b,
-                    int i, int t) {
+static void process(KilnStage *stages, int nstages, const KilnDocReader *reader, Batch *b, int i, int t) {
     DocFate *f = &b->fate[i];
     KilnDoc *d = &b->docs[i];
     if (reader) {
@@ -93,7 +92,7 @@ static void process(KilnStage *stages, int nstages, const KilnDocReader *reader,
     apply_stages(stages, nstages, d, f, &b->scratch[t], b->secs + (size_t)t * (size_t)(nstages + 1));
     if (f->fate == FATE_KEPT) {
         if (doc_to_jsonl(d, NULL, &b->lines[i])) f->fate = FATE_OOM;
-    } else if (want_rejects) {
+    } else if (stages[f->dropped_at].rejects) {
         KilnBuf *x = &b->tmp[t];
         kbuf_clear(x);
         if (kbuf_puts(x, "\"drop\":\"") || kbuf_json_escape(x, f->reason, strlen(f->reason)) || kbuf_putc(x, '"') ||
@@ -130,8 +129,8 @@ static void count(KilnStageReport *reps, int nstages, const DocFate *f, const Ki
     if (f->fate == FATE_DROPPED) stage_report_drop(&reps[f->dropped_at], f->reason, d);
 }
 
-int stages_run_stream(KilnStage *stages, int nstages, KilnDocSource in, KilnDocWriter *out,
-                      KilnDocWriter *rejects, KilnStageReport *reps, KilnErr *err) {
+int stages_run_stream(KilnStage *stages, int nstages, KilnDocSource in, KilnDocWriter *out, KilnStageReport *reps,
+                      KilnErr *err) {
     int nthreads = omp_get_max_threads(), rc = 0;
     size_t per = (size_t)(nstages + 1);
     Batch b = {
@@ -172,16 +171,15 @@ int stages_run_stream(KilnStage *stages, int nstages, KilnDocSource in, KilnDocW
         }
         if (rc) break;
         const KilnDocReader *reader = in.reader;
-        int want_rejects = rejects != NULL;
 #pragma omp parallel for schedule(dynamic, 8)
-        for (int i = 0; i < n; i++) process(stages, nstages, reader, want_rejects, &b, i, omp_get_thread_num());
+        for (int i = 0; i < n; i++) process(stages, nstages, reader, &b, i, omp_get_thread_num());
         for (int i = 0; i < n && !rc; i++) {
             const DocFate *f = &b.fate[i];
             if (in.reader) docreader_note(in.reader, &f->parse);
             if (f->fate == FATE_OOM) rc = kiln_fail(err, "out of memory");
             if (rc || f->fate == FATE_BLANK || f->fate == FATE_SKIPPED) continue;
             count(reps, nstages, f, &b.docs[i]);
-            KilnDocWriter *w = f->fate == FATE_KEPT ? out : rejects;
+            KilnDocWriter *w = f->fate == FATE_KEPT ? out : stages[f->dropped_at].rejects;
             if (w && docwriter_put_line(w, b.lines[i].data, b.lines[i].len, err)) rc = -1;
         }
     }

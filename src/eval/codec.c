@@ -1,29 +1,26 @@
 // codec.c: text <-> tokens for a model: its BPE tokenizer, or bytes.
 #include "kiln/eval.h"
+#include "kiln/manifest.h"
 
-#include <cjson/cJSON.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-// The "tokenizer" named in the manifest.json beside the training shards.
+// The "tokenizer" named in the manifest.json beside the training shards,
+// resolved from the manifest's directory.
 static int tokenizer_from_manifest(const KilnConfig *cfg, char *spec, size_t n, KilnErr *err) {
-    char dir[1024], path[1100], *text;
-    size_t len;
+    char dir[1024], path[1100];
     snprintf(dir, sizeof dir, "%s", cfg->data.train);
     snprintf(path, sizeof path, "%s/manifest.json", dirname(dir));
     if (access(path, F_OK) != 0)
         return kiln_fail(err, "no tokenizer given and no %s to name one (data.train = %s): pass --tokenizer FILE or "
                               "--tokenizer bytes", path, cfg->data.train);
-    if (kiln_read_file(path, &text, &len, err)) return -1;
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    const cJSON *t = j ? cJSON_GetObjectItemCaseSensitive(j, "tokenizer") : NULL;
-    int rc = cJSON_IsString(t) ? 0 : kiln_fail(err, "%s: no \"tokenizer\" string", path);
-    if (rc == 0) snprintf(spec, n, "%s", t->valuestring);
-    cJSON_Delete(j);
-    return rc;
+    if (manifest_tokenizer(path, spec, n, err)) return -1;
+    if (strcmp(spec, "bytes") && access(spec, F_OK) != 0)
+        return kiln_fail(err, "%s names tokenizer %s, which does not exist (a relative path in a manifest is "
+                              "relative to its directory): pass --tokenizer FILE", path, spec);
+    return 0;
 }
 
 int codec_for_model(KilnCodec *c, KilnTokenizer **owned, const char *tok_spec, const KilnConfig *cfg,

@@ -22,7 +22,9 @@ void task_default_dir(char *out, size_t n) {
     ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
     if (k > 0) {
         self[k] = 0;
-        snprintf(out, n, "%s/../tasks", dirname(self));
+        char joined[2100];
+        snprintf(joined, sizeof joined, "%s/../tasks", dirname(self));
+        kiln_path_tidy(joined, out, n);
     } else {
         snprintf(out, n, "tasks");
     }

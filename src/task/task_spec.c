@@ -172,12 +172,17 @@ static int get_format(Sp *sp, const KyNode *map, const char *path, const char *w
     return fail_at(sp, f->line, "'format' must be jsonl, csv, lines or text, not '%.60s'", name);
 }
 
+// dir/p, tidied (kiln_path_tidy), as messages and item ids show it.
 static char *join_path(const char *dir, const char *p) {
-    if (p[0] == '/' || !dir || !dir[0]) return strdup(p);
-    size_t n = strlen(dir) + strlen(p) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", dir, p);
-    return s;
+    size_t n = (dir ? strlen(dir) : 0) + strlen(p) + 2;
+    char *s = malloc(n), *t = malloc(n);
+    if (s && t) {
+        if (p[0] == '/' || !dir || !dir[0]) snprintf(s, n, "%s", p);
+        else snprintf(s, n, "%s/%s", dir, p);
+        kiln_path_tidy(s, t, n);
+    }
+    free(s);
+    return t;
 }
 
 static int read_data(Sp *sp, KilnTask *t, const KyNode *d, const char *data_dir) {

@@ -133,9 +133,11 @@ int line_add(KilnLineDedup *ld, const char *const *texts, const size_t *lens, in
 int line_finish(KilnLineDedup *ld, KilnErr *err);
 // Pass 3, in input order, batch after batch (first = index of texts[0]):
 // keep[i] = 1: unchanged; 2: outs[i] holds the text without its repeated units;
-// 0: dropped, it fell under min_words after losing some. Runs on all threads.
+// 0: dropped, it fell under min_words after losing some. gone (may be NULL):
+// gone[i] receives the units document i lost (for keep 2 and 0). Runs on all
+// threads.
 int line_rewrite(KilnLineDedup *ld, long first, const char *const *texts, const size_t *lens, int n, KilnBuf *outs,
-                 unsigned char *keep, KilnErr *err);
+                 KilnBuf *gone, unsigned char *keep, KilnErr *err);
 const KilnLineStats *line_stats(const KilnLineDedup *ld);
 void line_close(KilnLineDedup *ld);
 

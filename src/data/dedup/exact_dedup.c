@@ -138,7 +138,7 @@ static void exact_destroy(void *state) {
 
 typedef struct {
     KilnExactDedup *x;
-    KilnDocWriter *out;
+    KilnDocWriter *out, *rejects;
     KilnStageReport *rep;
 } ExactRun;
 
@@ -155,7 +155,7 @@ static int exact_pass2(void *ctx, DedupBatch *b, long first, KilnErr *err) {
         if (first + i >= exact_docs(e->x))
             return kiln_fail(err, "exact_dedup: the input grew between passes (%ld documents first)", exact_docs(e->x));
         if (exact_is_dup(e->x, first + i)) {
-            stage_report_drop(e->rep, "exact_dedup:duplicate", &b->docs[i]);
+            if (stage_reject(e->rejects, e->rep, "exact_dedup:duplicate", &b->docs[i], err)) return -1;
             continue;
         }
         if (dedup_keep(e->out, e->rep, &b->docs[i], err)) return -1;
@@ -163,16 +163,17 @@ static int exact_pass2(void *ctx, DedupBatch *b, long first, KilnErr *err) {
     return 0;
 }
 
-static int exact_run(void *state, const char *in_path, KilnDocWriter *out, const char *work_dir,
-                     KilnStageReport *rep, KilnErr *err) {
+static int exact_run(void *state, const char *in_path, KilnDocWriter *out, KilnDocWriter *rejects,
+                     const char *work_dir, KilnStageReport *rep, KilnErr *err) {
     ExactStage *s = state;
     double cpu0 = dedup_cpu_seconds(), t0 = kiln_now(), t1 = t0;
-    ExactRun e = {NULL, out, rep};
+    ExactRun e = {NULL, out, rejects, rep};
     KilnSkips skips = {0};
     int rc = -1;
     if (exact_open(&e.x, (size_t)(s->mem_mb * 1048576.0), work_dir, err)) goto done;
     // pass 1: hashes; pass 2: the first of each hash
     if (dedup_pass(in_path, exact_pass1, &e, &skips, err) || exact_finish(e.x, err)) goto done;
+    skips_merge(&rep->skips, &skips);
     t1 = kiln_now();
     long in = rep->docs_in;
     if (dedup_pass(in_path, exact_pass2, &e, NULL, err)) goto done;

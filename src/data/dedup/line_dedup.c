@@ -264,10 +264,12 @@ static long count_words(const char *t, size_t n) {
 }
 
 // Rewrites one document without the units whose hash is in rh[0..nr); returns
-// the units removed (-1: out of memory) and adds their bytes to *bytes.
+// the units removed (-1: out of memory) and adds their bytes to *bytes. With
+// gone, the removed units are appended there, in order (for the rejects file).
 static long rewrite_doc(const KilnLineDedup *ld, const char *t, size_t n, const uint64_t *rh, size_t nr, KilnBuf *norm,
-                        KilnBuf *out, long *bytes) {
+                        KilnBuf *out, KilnBuf *gone, long *bytes) {
     kbuf_clear(out);
+    if (gone) kbuf_clear(gone);
     long removed = 0;
     size_t pos = 0, s, e;
     while (pos < n) {
@@ -278,6 +280,7 @@ static long rewrite_doc(const KilnLineDedup *ld, const char *t, size_t n, const 
         if (ok && bsearch(&h, rh, nr, sizeof h, cmp_u64)) {
             removed++;
             *bytes += (long)(pos - s);
+            if (gone && kbuf_append(gone, t + s, pos - s)) return -1;
         } else if (kbuf_append(out, t + s, pos - s)) {
             return -1;
         }
@@ -290,7 +293,7 @@ typedef struct {
     const char *const *texts;
     const size_t *lens;
     const size_t *off;
-    KilnBuf *outs, *norm;
+    KilnBuf *outs, *gone, *norm;
     unsigned char *keep;
     long removed, bytes, changed;
     int oom;
@@ -303,7 +306,7 @@ static void rewrite_one(void *ctx, int i, int thread) {
     if (j->off[i + 1] == j->off[i]) return;
     long bytes = 0;
     long r = rewrite_doc(ld, j->texts[i], j->lens[i], ld->rh + j->off[i], j->off[i + 1] - j->off[i], &j->norm[thread],
-                         &j->outs[i], &bytes);
+                         &j->outs[i], j->gone ? &j->gone[i] : NULL, &bytes);
     if (r < 0) {
 #pragma omp atomic write
         j->oom = 1;
@@ -320,11 +323,11 @@ static void rewrite_one(void *ctx, int i, int thread) {
 }
 
 int line_rewrite(KilnLineDedup *ld, long first, const char *const *texts, const size_t *lens, int n, KilnBuf *outs,
-                 unsigned char *keep, KilnErr *err) {
+                 KilnBuf *gone, unsigned char *keep, KilnErr *err) {
     if (n <= 0) return 0;
     int threads = dedup_team_size(), rc = 0;
     size_t *off = malloc(sizeof(size_t) * ((size_t)n + 1));
-    RewriteJob j = {ld, texts, lens, off, outs, calloc((size_t)threads, sizeof(KilnBuf)), keep, 0, 0, 0, 0};
+    RewriteJob j = {ld, texts, lens, off, outs, gone, calloc((size_t)threads, sizeof(KilnBuf)), keep, 0, 0, 0, 0};
     if (!off || !j.norm) {
         rc = kiln_fail(err, "out of memory");
         goto done;
@@ -411,11 +414,12 @@ static int ls_report_set(LineStage *s, const KilnLineStats *st, long dropped, co
 
 typedef struct {
     KilnLineDedup *ld;
-    KilnDocWriter *out;
+    KilnDocWriter *out, *rejects;
     KilnStageReport *rep;
-    KilnBuf *outs;
+    KilnBuf *outs, *gone;  // gone: each document's removed units, when there is a rejects file
     unsigned char *keep;
     long dropped;
+    const char *reason;  // of removed units in the rejects file
 } LineRun;
 
 static int ls_pass1(void *ctx, DedupBatch *b, long first, KilnErr *err) {
@@ -429,13 +433,20 @@ static int ls_pass3(void *ctx, DedupBatch *b, long first, KilnErr *err) {
     LineRun *e = ctx;
     if (first + b->n > line_stats(e->ld)->docs)
         return kiln_fail(err, "line_dedup: the input grew between passes (%ld documents first)", line_stats(e->ld)->docs);
-    if (line_rewrite(e->ld, first, b->texts, b->lens, b->n, e->outs, e->keep, err)) return -1;
+    if (line_rewrite(e->ld, first, b->texts, b->lens, b->n, e->outs, e->gone, e->keep, err)) return -1;
     for (int i = 0; i < b->n; i++) {
         KilnDoc *d = &b->docs[i];
-        if (e->keep[i] == 0) {
-            stage_report_drop(e->rep, "line_dedup:too_short", d);
+        if (e->keep[i] == 0) {  // the whole document, as it came in
+            if (stage_reject(e->rejects, e->rep, "line_dedup:too_short", d, err)) return -1;
             e->dropped++;
             continue;
+        }
+        if (e->keep[i] == 2 && e->rejects) {
+            // the document stays; the rejects file gets what it lost, under its id
+            KilnDoc lost = {.source = d->source, .id = d->id, .text = e->gone[i]};
+            char extra[80];
+            snprintf(extra, sizeof extra, "\"drop\":\"%s\"", e->reason);
+            if (docwriter_put(e->rejects, &lost, extra, err)) return -1;
         }
         if (e->keep[i] == 2) kbuf_swap(&d->text, &e->outs[i]);
         if (dedup_keep(e->out, e->rep, d, err)) return -1;
@@ -443,20 +454,23 @@ static int ls_pass3(void *ctx, DedupBatch *b, long first, KilnErr *err) {
     return 0;
 }
 
-static int ls_run(void *state, const char *in_path, KilnDocWriter *out, const char *work_dir, KilnStageReport *rep,
-                  KilnErr *err) {
+static int ls_run(void *state, const char *in_path, KilnDocWriter *out, KilnDocWriter *rejects, const char *work_dir,
+                  KilnStageReport *rep, KilnErr *err) {
     LineStage *s = state;
     double cpu0 = dedup_cpu_seconds(), t0 = kiln_now(), t1 = t0;
-    LineRun e = {NULL, out, rep, calloc(DEDUP_BATCH_DOCS, sizeof(KilnBuf)), malloc(DEDUP_BATCH_DOCS), 0};
+    LineRun e = {NULL, out, rejects, rep, calloc(DEDUP_BATCH_DOCS, sizeof(KilnBuf)),
+                 rejects ? calloc(DEDUP_BATCH_DOCS, sizeof(KilnBuf)) : NULL, malloc(DEDUP_BATCH_DOCS), 0,
+                 s->p.unit == LINE_UNIT_LINE ? "line_dedup:repeated_lines" : "line_dedup:repeated_paragraphs"};
     KilnSkips skips = {0};
     int rc = -1;
-    if (!e.outs || !e.keep) {
+    if (!e.outs || !e.keep || (rejects && !e.gone)) {
         kiln_fail(err, "out of memory");
         goto done;
     }
     if (line_open(&e.ld, &s->p, work_dir, err)) goto done;
     // pass 1: unit hashes per document; pass 2: which units go where; pass 3: rewrite
     if (dedup_pass(in_path, ls_pass1, &e, &skips, err) || line_finish(e.ld, err)) goto done;
+    skips_merge(&rep->skips, &skips);
     t1 = kiln_now();
     if (dedup_pass(in_path, ls_pass3, &e, NULL, err)) goto done;
     if (dedup_check_seen(rep, line_stats(e.ld)->docs, "line_dedup", in_path, err)) goto done;
@@ -470,7 +484,9 @@ done:
     rep->seconds += dedup_cpu_seconds() - cpu0;
     line_close(e.ld);
     for (int i = 0; e.outs && i < DEDUP_BATCH_DOCS; i++) kbuf_free(&e.outs[i]);
+    for (int i = 0; e.gone && i < DEDUP_BATCH_DOCS; i++) kbuf_free(&e.gone[i]);
     free(e.outs);
+    free(e.gone);
     free(e.keep);
     return rc;
 }

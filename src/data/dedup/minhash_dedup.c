@@ -403,7 +403,7 @@ static int near_report_set(NearStage *s, const KilnNearStats *st, const KilnSkip
 
 typedef struct {
     KilnNearDedup *nd;
-    KilnDocWriter *out;
+    KilnDocWriter *out, *rejects;
     KilnStageReport *rep;
 } NearRun;
 
@@ -421,7 +421,7 @@ static int near_pass3(void *ctx, DedupBatch *b, long first, KilnErr *err) {
         if (idx >= e->nd->n)
             return kiln_fail(err, "minhash_dedup: the input grew between passes (%ld documents first)", e->nd->n);
         if (near_rep(e->nd, idx) != idx) {
-            stage_report_drop(e->rep, "minhash_dedup:near_duplicate", &b->docs[i]);
+            if (stage_reject(e->rejects, e->rep, "minhash_dedup:near_duplicate", &b->docs[i], err)) return -1;
             continue;
         }
         if (dedup_keep(e->out, e->rep, &b->docs[i], err)) return -1;
@@ -429,16 +429,17 @@ static int near_pass3(void *ctx, DedupBatch *b, long first, KilnErr *err) {
     return 0;
 }
 
-static int near_run(void *state, const char *in_path, KilnDocWriter *out, const char *work_dir,
-                    KilnStageReport *rep, KilnErr *err) {
+static int near_run(void *state, const char *in_path, KilnDocWriter *out, KilnDocWriter *rejects,
+                    const char *work_dir, KilnStageReport *rep, KilnErr *err) {
     NearStage *s = state;
     double cpu0 = dedup_cpu_seconds(), t0 = kiln_now();
-    NearRun e = {NULL, out, rep};
+    NearRun e = {NULL, out, rejects, rep};
     KilnSkips skips = {0};
     int rc = -1;
     if (near_open(&e.nd, &s->p, work_dir, err)) goto done;
     // pass 1: signatures and band records; pass 2: clusters; pass 3: each cluster's first document
     if (dedup_pass(in_path, near_pass1, &e, &skips, err)) goto done;
+    skips_merge(&rep->skips, &skips);
     e.nd->st.seconds_signatures = kiln_now() - t0;
     if (near_cluster(e.nd, err)) goto done;
     double t3 = kiln_now();

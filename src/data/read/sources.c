@@ -294,7 +294,8 @@ static int expand(KilnSourceReader *r, const char *pattern, KilnErr *err) {
     }
     int rc = 0;
     for (size_t i = 0; i < g.gl_pathc && !rc; i++) {
-        const char *p = g.gl_pathv[i];
+        char p[4096];  // tidied: a document's id is its path, and "a/../b/x" would stay in every id
+        kiln_path_tidy(g.gl_pathv[i], p, sizeof p);
         struct stat st;
         if (excluded(r, p)) continue;
         if (stat(p, &st)) {
@@ -391,7 +392,20 @@ static int read_options(KilnSourceReader *r, KilnParams *ps, KilnErr *err) {
     return 0;
 }
 
+static int open_spec(KilnSourceReader **rp, const KilnSourceSpec *spec, int find_files, KilnErr *err);
+
 int source_open(KilnSourceReader **rp, const KilnSourceSpec *spec, KilnErr *err) {
+    return open_spec(rp, spec, 1, err);
+}
+
+int source_check(const KilnSourceSpec *spec, KilnErr *err) {
+    KilnSourceReader *r;
+    if (open_spec(&r, spec, 0, err)) return -1;
+    source_close(r);
+    return 0;
+}
+
+static int open_spec(KilnSourceReader **rp, const KilnSourceSpec *spec, int find_files, KilnErr *err) {
     *rp = NULL;
     int format = -1;
     for (int i = 0; FORMATS[i]; i++)
@@ -411,10 +425,10 @@ int source_open(KilnSourceReader **rp, const KilnSourceSpec *spec, KilnErr *err)
         kiln_wrap(err, "format %s", FORMATS[format]);
         goto fail;
     }
-    for (int i = 0; i < spec->nglobs; i++)
+    for (int i = 0; find_files && i < spec->nglobs; i++)
         if (expand(r, spec->globs[i], err)) goto fail;
     drop_repeats(r);
-    if (r->nfiles == 0) {
+    if (find_files && r->nfiles == 0) {
         kiln_fail(err, "no %s files in %s%s", FORMATS[format],
                   spec->nglobs ? spec->globs[0] : "(no paths given)", spec->nglobs > 1 ? " ..." : "");
         goto fail;

@@ -25,6 +25,9 @@ typedef struct {
 
 typedef struct KilnSourceReader KilnSourceReader;
 int source_open(KilnSourceReader **r, const KilnSourceSpec *spec, KilnErr *err);
+// The format and its options checked as source_open checks them, without
+// looking for files: a pipeline checks every source before reading the first.
+int source_check(const KilnSourceSpec *spec, KilnErr *err);
 KilnDocSource source_docs(KilnSourceReader *r);
 const KilnSkips *source_skips(const KilnSourceReader *r);  // unreadable files, bad records
 long source_files(const KilnSourceReader *r);

@@ -15,9 +15,8 @@
 
 // Where a parameter was written, for messages.
 static const char *param_where(const KilnParams *ps, const char *key) {
-    for (int i = 0; i < ps->n; i++)
-        if (!strcmp(ps->p[i].key, key)) return ps->p[i].where;
-    return "default";
+    const char *w = params_where(ps, key);
+    return w ? w : "default";
 }
 
 static int check_nonneg(const KilnParams *ps, const char *stage, const char *key, double v, KilnErr *err) {
@@ -32,7 +31,8 @@ static const char *const GOPHER_STOP_WORDS[] = {"the", "be", "to", "of", "and", 
 typedef struct {
     long min_doc_words, max_doc_words, min_stop_words;
     double min_avg_word_length, max_avg_word_length, max_symbol_word_ratio;
-    double max_bullet_lines_ratio, max_ellipsis_lines_ratio, max_non_alpha_words_ratio;
+    double max_bullet_lines_ratio, max_ellipsis_lines_ratio, min_alpha_words_ratio;
+    int alpha_of_words;  // alpha_ratio_of: words (the denominator leaves out punctuation tokens), else tokens
     FtStrMap stop;
     size_t stop_maxlen;
     uint8_t stop_first[256];  // first bytes of stop words: most tokens skip the lookup
@@ -83,9 +83,21 @@ static int gq_create(KilnParams *ps, uint64_t seed, void **state, KilnErr *err) 
         .max_symbol_word_ratio = 0.1,
         .max_bullet_lines_ratio = 0.9,
         .max_ellipsis_lines_ratio = 0.3,
-        .max_non_alpha_words_ratio = 0.8,
+        .min_alpha_words_ratio = 0.8,
     };
     const char *st = "gopher_quality";
+    static const char *const ALPHA_OF[] = {"tokens", "words", NULL};
+    // datatrove calls the alpha rule's threshold max_non_alpha_words_ratio, but it is
+    // a minimum of the tokens that have a letter; kiln names it for what it is and
+    // takes datatrove's name too, so a datatrove configuration carries over as is
+    const char *alias = "max_non_alpha_words_ratio";
+    if (params_where(ps, alias) && params_where(ps, "min_alpha_words_ratio")) {
+        kiln_fail(err, "%s: gopher_quality: give min_alpha_words_ratio or its datatrove name %s, not both",
+                  params_where(ps, alias), alias);
+        gq_destroy(g);
+        return -1;
+    }
+    const char *alpha_key = params_where(ps, alias) ? alias : "min_alpha_words_ratio";
     if (params_int(ps, "min_doc_words", &g->min_doc_words, err) ||
         params_int(ps, "max_doc_words", &g->max_doc_words, err) ||
         params_int(ps, "min_stop_words", &g->min_stop_words, err) ||
@@ -94,7 +106,8 @@ static int gq_create(KilnParams *ps, uint64_t seed, void **state, KilnErr *err) 
         params_double(ps, "max_symbol_word_ratio", &g->max_symbol_word_ratio, err) ||
         params_double(ps, "max_bullet_lines_ratio", &g->max_bullet_lines_ratio, err) ||
         params_double(ps, "max_ellipsis_lines_ratio", &g->max_ellipsis_lines_ratio, err) ||
-        params_double(ps, "max_non_alpha_words_ratio", &g->max_non_alpha_words_ratio, err) ||
+        params_double(ps, alpha_key, &g->min_alpha_words_ratio, err) ||
+        params_enum(ps, "alpha_ratio_of", ALPHA_OF, &g->alpha_of_words, err) ||
         check_nonneg(ps, st, "min_doc_words", (double)g->min_doc_words, err) ||
         check_nonneg(ps, st, "max_doc_words", (double)g->max_doc_words, err) ||
         check_nonneg(ps, st, "min_stop_words", (double)g->min_stop_words, err) ||
@@ -103,7 +116,7 @@ static int gq_create(KilnParams *ps, uint64_t seed, void **state, KilnErr *err) 
         check_nonneg(ps, st, "max_symbol_word_ratio", g->max_symbol_word_ratio, err) ||
         check_nonneg(ps, st, "max_bullet_lines_ratio", g->max_bullet_lines_ratio, err) ||
         check_nonneg(ps, st, "max_ellipsis_lines_ratio", g->max_ellipsis_lines_ratio, err) ||
-        check_nonneg(ps, st, "max_non_alpha_words_ratio", g->max_non_alpha_words_ratio, err) ||
+        check_nonneg(ps, st, alpha_key, g->min_alpha_words_ratio, err) ||
         gq_stop_words(g, ps, err)) {
         gq_destroy(g);
         return -1;
@@ -182,7 +195,13 @@ static const char *gq_apply(void *state, KilnDoc *doc, KilnScratch *s) {
         if (g->max_ellipsis_lines_ratio > 0 && (double)ell_lines / (double)lines > g->max_ellipsis_lines_ratio)
             return "gopher_quality:gopher_too_many_end_ellipsis";
     }
-    if (g->max_non_alpha_words_ratio > 0 && (double)alpha / (double)ntok < g->max_non_alpha_words_ratio)
+    // datatrove: tokens with a letter over all tokens, so each comma, period and
+    // quote mark (tokens of their own) counts against a text; alpha_ratio_of:
+    // words counts over words only (tokens not all punctuation), as datatrove's
+    // first version did (over tokens not in string.punctuation), closer to the
+    // paper's "80% of words"
+    long base = g->alpha_of_words ? nonsym : ntok;
+    if (g->min_alpha_words_ratio > 0 && (!base || (double)alpha / (double)base < g->min_alpha_words_ratio))
         return "gopher_quality:gopher_below_alpha_threshold";
     if (g->min_stop_words && stops < g->min_stop_words) return "gopher_quality:gopher_enough_stop_words";
     return NULL;
@@ -200,7 +219,10 @@ const KilnStageDef STAGE_GOPHER_QUALITY = {
         "gopher_too_many_ellipsis)\n"
         "  max_bullet_lines_ratio (0.9): more lines starting with U+2022 or '-' drop (gopher_too_many_bullets)\n"
         "  max_ellipsis_lines_ratio (0.3): more lines ending in an ellipsis drop (gopher_too_many_end_ellipsis)\n"
-        "  max_non_alpha_words_ratio (0.8): fewer tokens with a letter drop (gopher_below_alpha_threshold)\n"
+        "  min_alpha_words_ratio (0.8): a smaller fraction of tokens with a letter drops (gopher_below_alpha_threshold);\n"
+        "      datatrove's name for it, max_non_alpha_words_ratio, is accepted too\n"
+        "  alpha_ratio_of (tokens): tokens (datatrove: punctuation tokens count against a text) or words (only tokens\n"
+        "      that are not all punctuation: dialogue-heavy text such as TinyStories keeps)\n"
         "  min_stop_words (2): fewer stop-word tokens drop (gopher_enough_stop_words)\n"
         "  stop_words (the be to of and that have with): the stop words, repeated; matched case-sensitively\n",
     .create = gq_create,

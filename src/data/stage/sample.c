@@ -145,8 +145,8 @@ static long copies(const Sample *s, const SampleSource *x, const KilnDoc *d) {
     return (long)whole + (u < m - whole ? 1 : 0);
 }
 
-static int sample_run(void *state, const char *in_path, KilnDocWriter *out, const char *work_dir,
-                      KilnStageReport *rep, KilnErr *err) {
+static int sample_run(void *state, const char *in_path, KilnDocWriter *out, KilnDocWriter *rejects,
+                      const char *work_dir, KilnStageReport *rep, KilnErr *err) {
     Sample *s = state;
     KilnDocReader *r = NULL;
     KilnDoc d = {0};
@@ -162,8 +162,20 @@ static int sample_run(void *state, const char *in_path, KilnDocWriter *out, cons
         x->docs_in++;
         x->bytes_in += (double)d.text.len;
     }
+    skips_merge(&rep->skips, docreader_skips(r));
     docreader_close(r);
     if (got < 0 || rc) goto done;
+    // a weight for a source the input does not have is a typo, or a mixture that cannot be met
+    for (int i = 0; i < s->nsrc; i++)
+        if (s->src[i].weight >= 0 && s->src[i].docs_in == 0) {
+            KilnBuf have = {0};
+            for (int k = 0; k < s->nsrc; k++)
+                if (s->src[k].docs_in) kbuf_puts(&have, have.len ? ", " : ""), kbuf_puts(&have, s->src[k].name);
+            rc = kiln_fail(err, "weights: no document of source '%s' reached this stage (its input has: %s)",
+                           s->src[i].name, have.len ? have.data : "no documents");
+            kbuf_free(&have);
+            goto done;
+        }
     plan_multipliers(s);
     double max_mult = 0;
     for (int i = 0; i < s->nsrc; i++) max_mult = fmax(max_mult, s->src[i].mult);
@@ -179,7 +191,10 @@ static int sample_run(void *state, const char *in_path, KilnDocWriter *out, cons
             if (e == 0) {
                 rep->docs_in++;
                 rep->bytes_in += (long)d.text.len;
-                if (c == 0) stage_report_drop(rep, "sample:downsampled", &d);
+                if (c == 0 && stage_reject(rejects, rep, "sample:downsampled", &d, err)) {
+                    rc = -1;
+                    break;
+                }
             }
             if (c <= e) continue;
             if (e > 0) {
