@@ -372,8 +372,13 @@ int eval_task(const KilnModel *m, const KilnCodec *c, KilnTask *t, const KilnEva
     if (rc == 0 && o->items_out)
         for (long i = 0; i < n; i++) write_item(o->items_out, t, &items[i], &out[i], !o->found || !is_found(o, items[i].id));
     if (rc == 0 && o->log)
-        fprintf(o->log, "  %s: %ld items in %.1f s (%ld clean)\n", task_name(t), n, kiln_now() - t0,
-                o->found ? nclean : n);
+    {
+        // clean counts only mean something when decontamination data was given
+        if (o->found)
+            fprintf(o->log, "  %s: %ld items in %.1f s (%ld clean)\n", task_name(t), n, kiln_now() - t0, nclean);
+        else
+            fprintf(o->log, "  %s: %ld items in %.1f s\n", task_name(t), n, kiln_now() - t0);
+    }
     for (long i = 0; i < n; i++) free(out[i].gen);
     free(sel);
     free(out);
@@ -467,17 +472,24 @@ int eval_write_json(const KilnEvalResults *res, const char *model, const char *p
     return rc;
 }
 
+// lm-eval's four decimals for ordinary values; a value too large for them
+// (a perplexity of 207361921.8) in six significant digits, so the column holds.
+static const char *table_number(double v, char buf[32]) {
+    snprintf(buf, 32, fabs(v) < 1e6 ? "%.4f" : "%.6g", v);
+    return buf;
+}
+
 void eval_print_table(const KilnEvalResults *res, FILE *f) {
     int w = 6;  // the metric column fits the longest name
     for (int i = 0; i < res->n; i++)
         if ((int)strlen(res->r[i].metric) > w) w = (int)strlen(res->r[i].metric);
-    fprintf(f, "%-22s %-17s %5s %-6s %-*s %12s %10s %6s\n", "task", "filter", "shots", "subset", w, "metric", "value",
+    fprintf(f, "%-22s %-17s %5s %-6s %-*s %12s %11s %6s\n", "task", "filter", "shots", "subset", w, "metric", "value",
             "stderr", "n");
     for (int i = 0; i < res->n; i++) {
         const KilnMetricResult *r = &res->r[i];
-        char se[32] = "-";
-        if (isfinite(r->stderr_)) snprintf(se, sizeof se, "%.4f", r->stderr_);
-        fprintf(f, "%-22s %-17s %5d %-6s %-*s %12.4f %10s %6ld\n", r->task, r->filter[0] ? r->filter : "-", r->shots,
-                r->subset, w, r->metric, r->value, se, r->n);
+        char se[32] = "-", val[32];
+        if (isfinite(r->stderr_)) table_number(r->stderr_, se);
+        fprintf(f, "%-22s %-17s %5d %-6s %-*s %12s %11s %6ld\n", r->task, r->filter[0] ? r->filter : "-", r->shots,
+                r->subset, w, r->metric, table_number(r->value, val), se, r->n);
     }
 }
