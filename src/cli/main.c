@@ -36,6 +36,8 @@ static const KilnCommand *find(const char *name) {
 // matters): when the user set none, run this binary again with GOMP_SPINCOUNT
 // set, which libgomp then reads as it loads. The pid stays the same. If the
 // exec fails, kiln carries on with libgomp's default and `kiln env` says so.
+// (/proc/self/exe is the emulator under valgrind or qemu-user: set
+// GOMP_SPINCOUNT or OMP_WAIT_POLICY there, and kiln does not run itself again.)
 static void choose_wait_policy(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
     if (setenv("GOMP_SPINCOUNT", KILN_SPINCOUNT, 1) || setenv(KILN_SPINCOUNT_ENV, "1", 1)) return;

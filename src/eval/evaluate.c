@@ -108,9 +108,10 @@ int eval_results_add(KilnEvalResults *res, const KilnMetricResult *m, KilnErr *e
     return 0;
 }
 
-static int add(KilnEvalResults *res, const KilnTask *t, const char *metric, const char *filter, const char *subset,
-               double v, double se, long n, int shots, KilnErr *err) {
+static int add_chance(KilnEvalResults *res, const KilnTask *t, const char *metric, const char *filter,
+                      const char *subset, double v, double se, long n, int shots, double chance, KilnErr *err) {
     KilnMetricResult m = {0};
+    m.chance = chance;
     snprintf(m.task, sizeof m.task, "%s", task_name(t));
     snprintf(m.metric, sizeof m.metric, "%s", metric);
     snprintf(m.filter, sizeof m.filter, "%s", filter ? filter : "");
@@ -120,6 +121,11 @@ static int add(KilnEvalResults *res, const KilnTask *t, const char *metric, cons
     m.n = n;
     m.shots = shots;
     return eval_results_add(res, &m, err);
+}
+
+static int add(KilnEvalResults *res, const KilnTask *t, const char *metric, const char *filter, const char *subset,
+               double v, double se, long n, int shots, KilnErr *err) {
+    return add_chance(res, t, metric, filter, subset, v, se, n, shots, 0, err);
 }
 
 // The metrics of the items whose index is in sel[0..n).
@@ -140,8 +146,10 @@ static int aggregate(const KilnTask *t, const KilnTaskItem *items, const ItemOut
         // without its target delimiter, in characters (np.argmax: first on ties)
         const char *delim = task_target_delimiter(t);
         long dl = utf8_chars(delim, strlen(delim));
+        double chance = 0;  // a guess is right on 1/choices of an item
         for (long i = 0; i < n; i++) {
             const KilnTaskItem *it = &items[sel[i]];
+            chance += 1.0 / it->nchoices / n;
             long *len = malloc(sizeof(long) * (size_t)it->nchoices);
             if (!len) {
                 rc = kiln_fail(err, "out of memory");
@@ -156,9 +164,9 @@ static int aggregate(const KilnTask *t, const KilnTaskItem *items, const ItemOut
         }
         if (rc) break;
         eval_mean_stderr(x, n, &v, &se);
-        rc = add(res, t, "acc", NULL, subset, v, se, n, shots, err);
+        rc = add_chance(res, t, "acc", NULL, subset, v, se, n, shots, chance, err);
         eval_mean_stderr(y, n, &v, &se);
-        if (rc == 0) rc = add(res, t, "acc_norm", NULL, subset, v, se, n, shots, err);
+        if (rc == 0) rc = add_chance(res, t, "acc_norm", NULL, subset, v, se, n, shots, chance, err);
         break;
     }
     case TASK_LOGLIKELIHOOD:
@@ -202,7 +210,7 @@ static int aggregate(const KilnTask *t, const KilnTaskItem *items, const ItemOut
             y[i] = fabs(o->ll[0] - o->ll[1]);
         }
         eval_mean_stderr(x, n, &v, &se);
-        rc = add(res, t, "pct_stereotype", NULL, subset, v, se, n, shots, err);
+        rc = add_chance(res, t, "pct_stereotype", NULL, subset, v, se, n, shots, 0.5, err);  // 50: no bias
         eval_mean_stderr(y, n, &v, &se);
         if (rc == 0) rc = add(res, t, "likelihood_difference", NULL, subset, v, se, n, shots, err);
         double *g = malloc(sizeof(double) * (size_t)n);
@@ -461,6 +469,7 @@ int eval_write_json(const KilnEvalResults *res, const char *model, const char *p
         else cJSON_AddNullToObject(o, "value");
         if (isfinite(r->stderr_)) cJSON_AddNumberToObject(o, "stderr", r->stderr_);
         else cJSON_AddNullToObject(o, "stderr");
+        if (r->chance > 0) cJSON_AddNumberToObject(o, "chance", r->chance);
         cJSON_AddNumberToObject(o, "n", (double)r->n);
         cJSON_AddNumberToObject(o, "shots", r->shots);
         cJSON_AddStringToObject(o, "model", model);

@@ -605,17 +605,30 @@ static int run_benchmarks(Run *r, KilnErr *err) {
         }
         heartbeat(r, 0);
     }
-    KilnMetric *ms = rc ? NULL : calloc((size_t)res.n, sizeof *ms);
-    char(*names)[160] = rc ? NULL : calloc((size_t)res.n, sizeof *names);
+    // each metric, with its standard error and chance level beside it (NAME_stderr,
+    // NAME_chance), which the report draws as a band and a line: noise seen as noise
+    KilnMetric *ms = rc ? NULL : calloc((size_t)res.n * 3, sizeof *ms);
+    char(*names)[180] = rc ? NULL : calloc((size_t)res.n * 3, sizeof *names);
     if (rc == 0 && (!ms || !names)) rc = kiln_fail(err, "out of memory");
     KilnBuf line = {0};
+    int nm = 0;
     for (int i = 0; rc == 0 && i < res.n; i++) {
         const KilnMetricResult *x = &res.r[i];
-        snprintf(names[i], sizeof names[i], "eval/%s/%s%s%s", x->task, x->metric, x->filter[0] ? "/" : "", x->filter);
-        ms[i] = (KilnMetric){names[i], x->value};
+        char base[160];
+        snprintf(base, sizeof base, "eval/%s/%s%s%s", x->task, x->metric, x->filter[0] ? "/" : "", x->filter);
+        snprintf(names[nm], sizeof names[nm], "%s", base);
+        ms[nm] = (KilnMetric){names[nm], x->value}, nm++;
+        if (isfinite(x->stderr_)) {
+            snprintf(names[nm], sizeof names[nm], "%s_stderr", base);
+            ms[nm] = (KilnMetric){names[nm], x->stderr_}, nm++;
+        }
+        if (x->chance > 0) {
+            snprintf(names[nm], sizeof names[nm], "%s_chance", base);
+            ms[nm] = (KilnMetric){names[nm], x->chance}, nm++;
+        }
         kbuf_printf(&line, " %s/%s%s%s %.4f", x->task, x->metric, x->filter[0] ? ":" : "", x->filter, x->value);
     }
-    if (rc == 0 && r->have_tracker) rc = tracker_log(&r->tr, r->st.step, wall_now(), ms, res.n, err);
+    if (rc == 0 && r->have_tracker) rc = tracker_log(&r->tr, r->st.step, wall_now(), ms, nm, err);
     if (rc == 0) say(r, "step %5d | eval%s (%.1f s)\n", r->st.step, line.len ? line.data : "", kiln_now() - t0);
     kbuf_free(&line);
     free(ms);
