@@ -176,6 +176,9 @@ typedef struct {
 // cpu.max quota, rounded up). Never the load: results depend on the thread
 // count, and a resumed run must reproduce the uninterrupted one.
 void backend_thread_plan(KilnThreadPlan *p);
+// The tightest cgroup v2 cpu.max quota in CPUs along the group named in
+// proc_cgroup ("0::/a/b"), its files under root (/sys/fs/cgroup); 0: none.
+double backend_cgroup_quota(const char *proc_cgroup, const char *root);
 // Sets the plan's thread count as OpenMP's default (OpenBLAS follows it).
 void backend_threads_apply(const KilnThreadPlan *p);
 

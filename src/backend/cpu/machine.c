@@ -41,8 +41,8 @@ KilnBackendInfo backend_info(void) {
 // The tightest cpu.max quota (in CPUs) on this process's cgroup v2 path, from
 // its own group up to the root; 0 when none is set. A container sees its own
 // group as "/", so the walk is short there.
-static double cgroup_quota(void) {
-    FILE *f = fopen("/proc/self/cgroup", "r");
+double backend_cgroup_quota(const char *proc_cgroup, const char *root) {
+    FILE *f = fopen(proc_cgroup, "r");
     if (!f) return 0;
     char line[1024], rel[1024] = "";
     while (fgets(line, sizeof line, f))
@@ -54,7 +54,7 @@ static double cgroup_quota(void) {
     double best = 0;
     for (;;) {
         char path[1200];
-        snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", rel);
+        snprintf(path, sizeof path, "%s%s/cpu.max", root, rel);
         FILE *q = fopen(path, "r");
         if (q) {
             char max[32] = "";
@@ -78,7 +78,7 @@ void backend_thread_plan(KilnThreadPlan *p) {
     cpu_set_t set;
     p->affinity = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : p->online;
     if (p->affinity < 1) p->affinity = 1;
-    p->quota = cgroup_quota();
+    p->quota = backend_cgroup_quota("/proc/self/cgroup", "/sys/fs/cgroup");
     const char *n = getenv("OMP_NUM_THREADS");
     if (n && *n) {
         p->threads = omp_get_max_threads();
