@@ -7,7 +7,7 @@ trainer's "finished: N steps, S s of training" line).
     /usr/bin/python3 bench/bench_threads.py [--kiln build/kiln] [--baseline OLD/kiln]
                                             [--busy 2] [--repeats 3]
 
-Variants: `kiln` as it starts by itself (it chooses its wait policy, see
+The variants take turns within each repeat. Variants: `kiln` as it starts by itself (it chooses its wait policy, see
 `kiln env`), libgomp's default spin (GOMP_SPINCOUNT=300000, what kiln had
 before issue 12), OMP_WAIT_POLICY=passive, and GOMP_SPINCOUNT 1000 and
 100000; `--baseline` adds an older build started with no setting at all.
@@ -79,25 +79,28 @@ def main():
             f.write(open("/usr/share/common-licenses/GPL-3", "rb").read() * 4)
         subprocess.run([a.kiln, "tokenizer", "encode-corpus", "--bytes", "-o", os.path.join(work, "data"),
                         os.path.join(work, "text.txt")], check=True, capture_output=True)
+        # the variants take turns within each repeat, so that a change in the
+        # machine's load (it is shared) falls on all of them alike
+        runs = {(v, busy): [] for v in range(len(variants)) for busy in (0, a.busy)}
         n = 0
+        for busy in (0, a.busy):
+            hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(busy)]
+            try:
+                for _ in range(a.repeats):
+                    for v, (name, kiln, env) in enumerate(variants):
+                        n += 1
+                        runs[(v, busy)].append(train_seconds(kiln, env, work, n))
+                        print("#", name, "busy", busy, runs[(v, busy)][-1], flush=True)
+            finally:
+                for h in hogs:
+                    h.kill()
+                    h.wait()
         print("| wait setting | alone: s for 20 steps | with %d busy processes |" % a.busy)
         print("|---|---|---|")
-        for name, kiln, env in variants:
-            row = []
-            for busy in (0, a.busy):
-                hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(busy)]
-                try:
-                    runs = []
-                    for _ in range(a.repeats):
-                        n += 1
-                        runs.append(train_seconds(kiln, env, work, n))
-                finally:
-                    for h in hogs:
-                        h.kill()
-                        h.wait()
-                row.append("%.2f (%s)" % (statistics.median(runs), " ".join("%.2f" % r for r in runs)))
+        for v, (name, _, _) in enumerate(variants):
+            row = ["%.2f (%s)" % (statistics.median(r), " ".join("%.2f" % x for x in r))
+                   for r in (runs[(v, 0)], runs[(v, a.busy)])]
             print("| %s | %s | %s |" % (name, row[0], row[1]), flush=True)
-
 
 if __name__ == "__main__":
     main()
