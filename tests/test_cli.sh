@@ -37,6 +37,21 @@ expect_ok "kiln help config" "$KILN" help config
 grep -q 'model.n_kv_head' "$W/out" && ok "config keys listed" || bad "config keys listed"
 expect_fail "unknown command" "no such command 'frobnicate'" "$KILN" frobnicate
 
+# kiln env (issue 12, item 10): unless the user chose one, kiln sets a short OpenMP
+# spin (libgomp reads it as it loads, so kiln runs itself again with it set), and
+# threads follow the CPUs this process may use
+expect_ok "kiln env" env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u OMP_NUM_THREADS "$KILN" env
+grep -qE '^wait policy: OMP_WAIT_POLICY=unset GOMP_SPINCOUNT=[0-9]+ \(set by kiln' "$W/out" && ok "env: kiln sets the spin count" \
+  || bad "env: spin count: $(cat "$W/out")"
+expect_ok "kiln env with a wait policy" env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive "$KILN" env
+grep -qE '^wait policy: OMP_WAIT_POLICY=passive GOMP_SPINCOUNT=unset \(set in the environment' "$W/out" \
+  && ok "env: the user's wait policy stands" || bad "env: user's policy: $(cat "$W/out")"
+expect_ok "kiln env on one CPU" env -u OMP_NUM_THREADS taskset -c 0 "$KILN" env
+grep -qE '^threads: +1 \(1 CPUs in this process.s affinity mask' "$W/out" && ok "env: threads from the affinity mask" \
+  || bad "env: threads: $(cat "$W/out")"
+expect_ok "kiln env with OMP_NUM_THREADS" env OMP_NUM_THREADS=3 "$KILN" env
+grep -qE '^threads: +3 \(OMP_NUM_THREADS=3' "$W/out" && ok "env: OMP_NUM_THREADS stands" || bad "env: $(cat "$W/out")"
+
 # a small corpus of bytes
 head -c 60000 /usr/share/common-licenses/GPL-3 > "$W/text.txt"
 expect_ok "encode-corpus" "$KILN" tokenizer encode-corpus --bytes -o "$W/data" "$W/text.txt"
@@ -145,6 +160,14 @@ grep -q 'resumed from' "$W/out" && ok "resume logged" || bad "resume logged"
 cmp -s "$W/full.safetensors" "$W/run/ckpt-00000020/model.safetensors" && ok "resumed run matches the uninterrupted run bit for bit" \
   || bad "resumed weights differ from the uninterrupted run"
 grep -E '^step +20/' "$W/out" | grep -qF "loss $last" && ok "resumed loss at step 20 matches" || bad "resumed loss at step 20"
+
+# kiln eval without --decontam: no "(N clean)" counts (issue 12); on a run directory the
+# results are kept in RUN/eval/ for kiln report
+expect_ok "eval of a run" "$KILN" eval --model "$W/run" --tasks lambada_openai --limit 3 --tokenizer bytes
+grep -q 'lambada_openai: 3 items' "$W/err" && ok "eval logs its item count" || bad "eval log: $(cat "$W/err")"
+grep -q 'clean' "$W/err" && bad "clean counts without --decontam: $(cat "$W/err")" || ok "no clean counts without --decontam"
+ls "$W"/run/eval/ckpt-00000020-*.json >/dev/null 2>&1 && ok "eval results kept in RUN/eval" || bad "no RUN/eval results"
+grep -q '"perplexity"' "$W"/run/eval/ckpt-00000020-*.json && ok "RUN/eval holds the results" || bad "RUN/eval content"
 
 # a damaged checkpoint is refused with the file named, and the good one is untouched
 cp -r "$W/run/ckpt-00000010" "$W/broken"

@@ -77,8 +77,8 @@ static void test_found_ids(void **st) {
 
 static void test_results_json(void **st) {
     (void)st;
-    KilnMetricResult r[2] = {{"hellaswag", "acc_norm", "", "all", 0.25, 0.01, 100, 0},
-                             {"gsm8k", "exact_match", "strict-match", "clean", 0.0, NAN, 10, 5}};
+    KilnMetricResult r[2] = {{"hellaswag", "acc_norm", "", "all", 0.25, 0.01, 100, 0, 0.25},
+                             {"gsm8k", "exact_match", "strict-match", "clean", 0.0, NAN, 10, 5, 0}};
     KilnEvalResults res = {r, 2, 2};
     KilnErr err;
     assert_int_equal(eval_write_json(&res, "runs/x/ckpt-00000010", tmp("results.json"), &err), 0);
@@ -90,13 +90,39 @@ static void test_results_json(void **st) {
     assert_non_null(j);
     cJSON *a = cJSON_GetObjectItem(j, "results");
     assert_int_equal(cJSON_GetArraySize(a), 2);
+    // the chance level of a multiple-choice metric, none for exact match (issue 12)
+    assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 0), "chance")->valuedouble == 0.25);
     cJSON *g = cJSON_GetArrayItem(a, 1);
+    assert_null(cJSON_GetObjectItem(g, "chance"));
     assert_string_equal(cJSON_GetObjectItem(g, "filter")->valuestring, "strict-match");
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(g, "stderr")));
     assert_int_equal(cJSON_GetObjectItem(g, "shots")->valueint, 5);
     assert_string_equal(cJSON_GetObjectItem(g, "model")->valuestring, "runs/x/ckpt-00000010");
     assert_non_null(cJSON_GetObjectItem(g, "date"));
     cJSON_Delete(j);
+}
+
+// The table keeps its columns for a huge perplexity (issue 12: 207361921.8 in
+// fixed notation pushed the row out of line) and lm-eval's 4 decimals otherwise.
+static void test_table_columns(void **st) {
+    (void)st;
+    KilnMetricResult r[3] = {{"lambada_openai", "perplexity", "", "all", 207361921.8, 31415926.5, 100, 0, 0},
+                             {"lambada_openai", "acc", "", "all", 0.25, 0.0435, 100, 0, 0},
+                             {"wikitext", "word_perplexity", "", "all", 1.5e21, NAN, 10, 0, 0}};
+    KilnEvalResults res = {r, 3, 3};
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    eval_print_table(&res, f);
+    fclose(f);
+    assert_non_null(strstr(text, "2.07362e+08"));
+    assert_non_null(strstr(text, "3.14159e+07"));
+    assert_non_null(strstr(text, " 0.2500 "));
+    assert_non_null(strstr(text, " 0.0435 "));
+    // every line as long as the header: the columns line up
+    size_t header = strcspn(text, "\n");
+    for (char *line = text; *line; line = strchr(line, '\n') + 1) assert_int_equal(strcspn(line, "\n"), header);
+    free(text);
 }
 
 static void test_byte_codec(void **st) {
@@ -121,7 +147,7 @@ static void test_byte_codec(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mc_item),     cmocka_unit_test(test_mean_stderr), cmocka_unit_test(test_found_ids),
-        cmocka_unit_test(test_results_json), cmocka_unit_test(test_byte_codec),
+        cmocka_unit_test(test_results_json), cmocka_unit_test(test_byte_codec), cmocka_unit_test(test_table_columns),
     };
     return TEST_RUN("eval", tests);
 }

@@ -8,8 +8,10 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 static const GcOptions OPT = {.h = 1e-2, .tol = 5e-3, .directions = 3, .coordinates = 12};
@@ -374,6 +376,39 @@ static void test_memory_and_machine(void **state) {
     backend_free(b);
 }
 
+static void put(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+// Threads follow the cgroup's CPU quota (issue 12, item 10): the tightest
+// cpu.max on the process's group path, walking up to the root.
+static void test_cgroup_quota(void **st) {
+    (void)st;
+    char root[] = "/tmp/kiln-cgroup-XXXXXX", p[256], self[256];
+    assert_non_null(mkdtemp(root));
+    snprintf(p, sizeof p, "%s/a", root), mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/a/b", root), mkdir(p, 0755);
+    snprintf(self, sizeof self, "%s/cgroup", root);
+    put(self, "0::/a/b\n");
+    snprintf(p, sizeof p, "%s/a/b/cpu.max", root), put(p, "max 100000\n");
+    assert_true(backend_cgroup_quota(self, root) == 0);  // no quota anywhere
+    snprintf(p, sizeof p, "%s/a/cpu.max", root), put(p, "150000 100000\n");
+    assert_true(fabs(backend_cgroup_quota(self, root) - 1.5) < 1e-12);  // the parent's
+    snprintf(p, sizeof p, "%s/a/b/cpu.max", root), put(p, "50000 100000\n");
+    assert_true(fabs(backend_cgroup_quota(self, root) - 0.5) < 1e-12);  // the tighter own
+    put(self, "12:cpu:/x\n0::/\n");  // a container: its own group is the root
+    snprintf(p, sizeof p, "%s/cpu.max", root), put(p, "200000 100000\n");
+    assert_true(fabs(backend_cgroup_quota(self, root) - 2) < 1e-12);
+    snprintf(p, sizeof p, "%s/nope", root);
+    assert_true(backend_cgroup_quota(p, root) == 0);  // no /proc/self/cgroup
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),          cmocka_unit_test(test_layernorm),
@@ -385,6 +420,7 @@ int main(void) {
         cmocka_unit_test(test_attention_dropout), cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_embedding),       cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_fast_expf),       cmocka_unit_test(test_memory_and_machine),
+        cmocka_unit_test(test_cgroup_quota),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,6 +111,68 @@ static void test_page(void **st) {
     free(h);
 }
 
+// Issue 12: a run trained in two sessions with a long idle gap, benchmarks
+// logged with their stderr and chance level, and a `kiln eval` result kept in
+// RUN/eval/. The page shows training time apart from wall time, each session's
+// command, the chance line and stderr band on the benchmark chart (not charts
+// of their own), and the kept results.
+static void test_sessions_and_benchmarks(void **st) {
+    (void)st;
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s/sessions", test_tmpdir());
+    mkdir(dir, 0755);
+    KilnBuf m = {0};
+    kbuf_puts(&m, "{\"step\":0,\"time\":1000,\"event\":\"start\",\"detail\":{\"pid\":1,\"from\":\"init\","
+                  "\"command\":[\"kiln\",\"pretrain\",\"first.yaml\"]}}\n");
+    for (int s = 1; s <= 20; s++) {
+        if (s == 11)  // an hour later
+            kbuf_puts(&m, "{\"step\":10,\"time\":5000,\"event\":\"resume\",\"detail\":{\"pid\":2,\"from\":\"latest\","
+                          "\"command\":[\"kiln\",\"pretrain\",\"first.yaml\",\"--resume\",\"latest\"]}}\n");
+        kbuf_printf(&m, "{\"step\":%d,\"time\":%d,\"loss\":%.3f}\n", s, s <= 10 ? 1000 + s : 5000 + s - 10, 4.0 - 0.1 * s);
+        if (s % 10 == 0)
+            kbuf_printf(&m, "{\"step\":%d,\"time\":%d,\"eval/hellaswag/acc_norm\":%.3f,"
+                            "\"eval/hellaswag/acc_norm_stderr\":0.04,\"eval/hellaswag/acc_norm_chance\":0.25}\n",
+                        s, s <= 10 ? 1000 + s : 5000 + s - 10, 0.26 + 0.001 * s);
+    }
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    write_bytes(path, m.data, m.len);
+    kbuf_free(&m);
+    snprintf(path, sizeof path, "%s/eval", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/eval/ckpt-00000020-20261207T000000Z.json", dir);
+    write_text(path, "{\"model\":\"runs/x/ckpt-00000020\",\"date\":\"2026-12-07T00:00:00Z\",\"results\":["
+                     "{\"task\":\"lambada_openai\",\"metric\":\"perplexity\",\"subset\":\"all\",\"value\":207361921.8,"
+                     "\"stderr\":null,\"n\":100,\"shots\":0},{\"task\":\"hellaswag\",\"metric\":\"acc\","
+                     "\"subset\":\"all\",\"value\":0.27,\"stderr\":0.044,\"chance\":0.25,\"n\":100,\"shots\":0}]}");
+    char *h = render(dir);
+    // 20 s of training in two sessions, 4010 s of wall time
+    assert_non_null(strstr(h, ">Training time</div><div class=\"v\">20.0s<"));
+    assert_non_null(strstr(h, "in 2 sessions; 1h 06m 50s wall"));
+    // each session's command
+    assert_non_null(strstr(h, "<h2>Sessions</h2>"));
+    assert_non_null(strstr(h, ">kiln pretrain first.yaml<"));
+    assert_non_null(strstr(h, ">kiln pretrain first.yaml --resume latest<"));
+    // the benchmark chart: a stderr band and the chance line; no charts of their own
+    assert_non_null(strstr(h, "class=\"band\""));
+    assert_non_null(strstr(h, ">chance 0.25<"));
+    assert_null(strstr(h, ">eval/hellaswag/acc_norm_stderr<"));
+    assert_null(strstr(h, ">eval/hellaswag/acc_norm_chance<"));
+    // kiln eval's kept results
+    assert_non_null(strstr(h, "<h2>Benchmarks"));
+    assert_non_null(strstr(h, ">ckpt-00000020<"));
+    assert_non_null(strstr(h, ">2.07362e+08<"));
+    assert_non_null(strstr(h, ">0.2700<"));
+    free(h);
+    // a file there that is not a results file is named
+    snprintf(path, sizeof path, "%s/eval/notes.json", dir);
+    write_text(path, "[1, 2]");
+    KilnBuf out = {0};
+    KilnErr err;
+    assert_int_equal(report_render(dir, &out, &err), -1);
+    assert_non_null(strstr(err.msg, "eval/notes.json: not a kiln eval results file"));
+    kbuf_free(&out);
+}
+
 static void test_status(void **st) {
     (void)st;
     char path[1200], *h;
@@ -343,7 +405,7 @@ int main(void) {
         cmocka_unit_test(test_page),       cmocka_unit_test(test_status),   cmocka_unit_test(test_errors),
         cmocka_unit_test(test_no_metrics), cmocka_unit_test(test_rewritten_steps), cmocka_unit_test(test_long_run),
         cmocka_unit_test(test_ticks),      cmocka_unit_test(test_downsample), cmocka_unit_test(test_escape),
-        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_fuzz),       cmocka_unit_test(test_sessions_and_benchmarks),
     };
     return TEST_RUN("report", tests);
 }

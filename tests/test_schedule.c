@@ -59,6 +59,23 @@ static void test_shapes(void **st) {
     NEAR(lr_at(&t, 100), 1.0);
 }
 
+// A resumed run given more steps (issue 12): the planned schedule is unchanged
+// up to extend_from, then the lr holds at extend_lr (constant), or holds and
+// decays the extension's last wsd_decay_frac linearly to min_lr (decay).
+static void test_extension(void **st) {
+    (void)st;
+    KilnTrainConfig t = base(KILN_LR_COSINE);
+    float planned = lr_at(&t, 100);
+    t.steps = 200, t.extend_from = 120, t.extend_lr = 0.3f;
+    NEAR(lr_at(&t, 100), planned);  // before the extension: as planned
+    NEAR(lr_at(&t, 120), 0.3);
+    NEAR(lr_at(&t, 199), 0.3);
+    t.extend = KILN_EXTEND_DECAY, t.min_lr = 0.01f;  // 80 steps: flat for 64, then down
+    NEAR(lr_at(&t, 184), 0.3);
+    NEAR(lr_at(&t, 192), 0.3 - 0.5 * (0.3 - 0.01));
+    assert_true(lr_at(&t, 199) < lr_at(&t, 198) && lr_at(&t, 199) >= 0.01f);
+}
+
 static void test_config_errors(void **st) {
     (void)st;
     const char *bad[][2] = {
@@ -84,6 +101,12 @@ static void test_config_errors(void **st) {
     }
     KilnConfig c;
     KilnErr err;
+    // a 20-step trial of a config with a long warmup: the message says how to fix it (issue 12)
+    kiln_config_defaults(&c);
+    c.train.steps = 20;
+    c.train.warmup_steps = 100;
+    assert_int_equal(kiln_config_finalize(&c, &err), -1);
+    assert_non_null(strstr(err.msg, "--set train.warmup_steps=2"));
     kiln_config_defaults(&c);
     assert_int_equal(kiln_config_set(&c, "train.schedule", "wsd", "test", &err), 0);
     assert_int_equal(c.train.schedule, KILN_LR_WSD);
@@ -121,6 +144,7 @@ int main(void) {
         cmocka_unit_test(test_warmup_and_floor),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_extension),
         cmocka_unit_test(test_batch_ramp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

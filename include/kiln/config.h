@@ -18,6 +18,10 @@ typedef enum { KILN_OPT_ADAMW, KILN_OPT_SGD, KILN_OPT_LION } KilnOptimizer;
 // Learning-rate shape after the linear warmup (see lr_at in optim.h).
 typedef enum { KILN_LR_COSINE, KILN_LR_LINEAR, KILN_LR_STEP, KILN_LR_INV_SQRT, KILN_LR_WSD, KILN_LR_CONSTANT } KilnLrSchedule;
 typedef enum { KILN_RAMP_LINEAR, KILN_RAMP_STEP } KilnBatchRamp;
+// A resumed run given more train.steps than its checkpoint was planned for:
+// hold the LR the original schedule ended at, decay the extension's last
+// wsd_decay_frac linearly to min_lr, or re-plan the schedule over the new steps.
+typedef enum { KILN_EXTEND_CONSTANT, KILN_EXTEND_DECAY, KILN_EXTEND_STRETCH } KilnExtend;
 // What the spike guard does when the loss or gradient norm jumps (see guard.h).
 #define KILN_SPIKE_WINDOW_MAX 1024
 // Upper bounds on the size keys, far above any model this trains on one machine.
@@ -66,6 +70,9 @@ typedef struct {
     int step_every;        // step schedule: multiply by step_factor every step_every steps
     float step_factor;
     float wsd_decay_frac;  // WSD: the last fraction of decay_steps decays linearly to min_lr
+    KilnExtend extend;     // a resume past the planned steps (see KilnExtend)
+    int extend_from;       // the planned steps an extension started from; 0: none (set at resume)
+    float extend_lr;       // the lr the planned schedule ended at, which the extension continues from
     KilnOptimizer optimizer;
     float beta1, beta2, eps;  // AdamW; Lion mixes with beta1 and keeps momentum with beta2
     float momentum;        // SGD

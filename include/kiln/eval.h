@@ -84,6 +84,7 @@ typedef struct {
     double value, stderr_;                             // stderr_ NAN when the metric has none
     long n;
     int shots;
+    double chance;  // what guessing scores (multiple choice: the mean of 1/choices); 0 when not known
 } KilnMetricResult;
 
 typedef struct {

@@ -34,6 +34,7 @@ typedef struct {
     int dots;              // also a dot per point, with a <title> (sparse series: val loss)
     int smooth;            // long noisy series: the raw line faint, a moving average over it
     const char *label;     // for dot tooltips: "val_loss"
+    const double *band;    // n half-widths (a standard error): a shaded band y +- band; NULL: none
 } SvgSeries;
 
 typedef struct {
@@ -53,6 +54,9 @@ typedef struct {
     const SvgMarker *markers;
     int nmarkers;
     const char *css_class; // on the <svg> element, or NULL
+    int has_ref;           // a dashed horizontal reference line at ref_y (a benchmark's chance level)
+    double ref_y;
+    const char *ref_label; // its tooltip and label: "chance 0.25"
 } SvgChart;
 
 // Appends one <svg> element. Without a finite value (positive, for log_y) the

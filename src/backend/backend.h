@@ -150,6 +150,38 @@ typedef struct {
 } KilnBackendInfo;
 KilnBackendInfo backend_info(void);
 
+// ---- threads on a shared machine ----
+// libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when it is loaded
+// (before main), and its default lets a thread waiting at a barrier spin for
+// about 3 ms (300000 spins). With other processes busy on the same cores, the
+// spinning threads take the time the thread they wait for needs, and a step
+// takes ten times longer. So kiln, when the user has set neither, runs itself
+// again with GOMP_SPINCOUNT=KILN_SPINCOUNT (cli/main.c), marked by
+// KILN_SPINCOUNT_ENV so that `kiln env` can say who chose it. OpenBLAS (its
+// OpenMP build) waits in the same libgomp pool.
+#define KILN_SPINCOUNT "10000"
+#define KILN_SPINCOUNT_ENV "KILN_SPINCOUNT_CHOSEN"
+typedef struct {
+    int online;        // CPUs online
+    int affinity;      // CPUs in this process's affinity mask (what libgomp counts)
+    double quota;      // cgroup cpu.max quota in CPUs; 0 when there is none
+    int threads;       // the thread count chosen
+    char threads_why[200];
+    char wait_policy[32];  // OMP_WAIT_POLICY in effect, or "" when unset
+    char spincount[32];    // GOMP_SPINCOUNT in effect, or "" when unset
+    char wait_why[240];
+} KilnThreadPlan;
+// Reads the environment and the machine: threads are OMP_NUM_THREADS when set,
+// else the CPUs this process may run on (affinity mask, capped by the cgroup's
+// cpu.max quota, rounded up). Never the load: results depend on the thread
+// count, and a resumed run must reproduce the uninterrupted one.
+void backend_thread_plan(KilnThreadPlan *p);
+// The tightest cgroup v2 cpu.max quota in CPUs along the group named in
+// proc_cgroup ("0::/a/b"), its files under root (/sys/fs/cgroup); 0: none.
+double backend_cgroup_quota(const char *proc_cgroup, const char *root);
+// Sets the plan's thread count as OpenMP's default (OpenBLAS follows it).
+void backend_threads_apply(const KilnThreadPlan *p);
+
 static inline int dropout_keep(KilnDropout d, uint64_t i) {
     uint64_t h = kiln_hash64(d.seed ^ (i * 0xD1B54A32D192ED03ull));
     return (float)(h >> 40) * 0x1.0p-24f >= d.p;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static FILE *open_out(const char *path, const char *what) {
@@ -56,6 +57,28 @@ static int has_checkpoint(const char *path) {
     if (access(p, F_OK) == 0) return 1;
     snprintf(p, sizeof p, "%s/%s", path, RUNDIR_CKPT_STATE);
     return access(p, F_OK) == 0;
+}
+
+// `kiln eval --model RUN` keeps its results with the run, as
+// RUN/eval/<checkpoint>-<UTC time>.json, where `kiln report RUN` shows them.
+// A name already taken gets -2, -3, ...: no result replaces another.
+static int save_in_run(const KilnEvalResults *res, const char *run_dir, const char *ckpt, int quiet, KilnErr *err) {
+    char dir[4096], path[4400], stamp[32], base[256];
+    snprintf(dir, sizeof dir, "%s/" RUNDIR_EVAL, run_dir);
+    if (kiln_mkdirs(dir, err)) return -1;
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
+    const char *slash = strrchr(ckpt, '/');
+    snprintf(base, sizeof base, "%s", slash ? slash + 1 : ckpt);
+    for (int k = 1;; k++) {
+        if (k == 1) snprintf(path, sizeof path, "%s/%s-%s.json", dir, base, stamp);
+        else snprintf(path, sizeof path, "%s/%s-%s-%d.json", dir, base, stamp, k);
+        if (access(path, F_OK) != 0) break;
+    }
+    if (eval_write_json(res, ckpt, path, err)) return -1;
+    if (!quiet) fprintf(stderr, "kiln eval: results kept in %s\n", path);
+    return 0;
 }
 
 static int run(int argc, char **argv) {
@@ -175,6 +198,10 @@ static int run(int argc, char **argv) {
     if (rc == 0) {
         eval_print_table(&res, stdout);
         if (output && eval_write_json(&res, ckpt, output, &err)) rc = cli_error("%s", err.msg), rc = 1;
+        char latest[4096];
+        snprintf(latest, sizeof latest, "%s/" RUNDIR_LATEST, model);
+        if (rc == 0 && access(latest, F_OK) == 0 && save_in_run(&res, model, ckpt, quiet, &err))
+            rc = cli_error("%s", err.msg), rc = 1;
     }
     if (items_f && items_f != stdout) fclose(items_f);
     if (prompts_f && prompts_f != stdout) fclose(prompts_f);
@@ -197,7 +224,8 @@ const KilnCommand CMD_EVAL = {
     "EleutherAI's lm-evaluation-harness defines its metrics, on all threads, and\n"
     "prints a table (task, filter, shots, subset, metric, value, stderr, n).\n"
     "\n"
-    "  --model CKPT        a checkpoint directory, or a run directory (its newest good checkpoint)\n"
+    "  --model CKPT        a checkpoint directory, or a run directory (its newest good checkpoint;\n"
+    "                      the results are then also kept as RUN/eval/CKPT-TIME.json for kiln report)\n"
     "  --tasks LIST        comma-separated: hellaswag, lambada_openai, piqa, gsm8k,\n"
     "                      crows_pairs_english, wikitext, ... (see docs/eval.md)\n"
     "  --shots K           few-shot examples (default: each task's own)\n"

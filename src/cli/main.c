@@ -1,15 +1,20 @@
 // main.c: `kiln COMMAND [ARGS]`, git style.
+#include "backend/backend.h"
 #include "cli/cli.h"
 
 #include "kiln/config.h"
 #include "kiln/core.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern const KilnCommand CMD_REPORT;  // cmd_report.c
 extern const KilnCommand CMD_EVAL;    // cmd_eval.c
+extern const KilnCommand CMD_ENV;     // cmd_env.c
 
-static const KilnCommand *const COMMANDS[] = {&CMD_DATA, &CMD_TOKENIZER, &CMD_PRETRAIN, &CMD_SUPERVISE, &CMD_REPORT, &CMD_EVAL};
+static const KilnCommand *const COMMANDS[] = {&CMD_DATA, &CMD_TOKENIZER, &CMD_PRETRAIN, &CMD_SUPERVISE,
+                                              &CMD_REPORT, &CMD_EVAL, &CMD_ENV};
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
 static void usage(FILE *f) {
@@ -27,7 +32,25 @@ static const KilnCommand *find(const char *name) {
     return NULL;
 }
 
+// libgomp has read its wait policy before main runs (backend.h says why it
+// matters): when the user set none, run this binary again with GOMP_SPINCOUNT
+// set, which libgomp then reads as it loads. The pid stays the same. If the
+// exec fails, kiln carries on with libgomp's default and `kiln env` says so.
+// (/proc/self/exe is the emulator under valgrind or qemu-user: set
+// GOMP_SPINCOUNT or OMP_WAIT_POLICY there, and kiln does not run itself again.)
+static void choose_wait_policy(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("GOMP_SPINCOUNT", KILN_SPINCOUNT, 1) || setenv(KILN_SPINCOUNT_ENV, "1", 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("GOMP_SPINCOUNT");
+    unsetenv(KILN_SPINCOUNT_ENV);
+}
+
 int main(int argc, char **argv) {
+    choose_wait_policy(argv);
+    KilnThreadPlan plan;
+    backend_thread_plan(&plan);
+    backend_threads_apply(&plan);  // train.threads and eval --threads still override it
     if (argc < 2) {
         usage(stderr);
         return 1;

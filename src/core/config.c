@@ -28,6 +28,7 @@ static const char *const INIT_NAMES[] = {"gpt2", "small", "tfixup", NULL};
 static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd", "lion", NULL};
 static const char *const RAMP_NAMES[] = {"linear", "step", NULL};
 static const char *const SPIKE_NAMES[] = {"rollback", "skip", "stop", NULL};
+static const char *const EXTEND_NAMES[] = {"constant", "decay", "stretch", NULL};
 
 #define M(f) offsetof(KilnConfig, model.f)
 #define TR(f) offsetof(KilnConfig, train.f)
@@ -65,6 +66,12 @@ static const KeySpec KEYS[] = {
     {"train.step_every", T_INT, TR(step_every), 0, NULL, "step schedule: steps between drops"},
     {"train.step_factor", T_FLOAT, TR(step_factor), 0, NULL, "step schedule: factor applied at each drop"},
     {"train.wsd_decay_frac", T_FLOAT, TR(wsd_decay_frac), 0, NULL, "wsd: share of decay_steps spent decaying (linearly) at the end"},
+    {"train.extend", T_ENUM, TR(extend), 0, EXTEND_NAMES,
+     "--resume with more train.steps than planned: constant (hold the final lr) | decay (hold it, then the last "
+     "wsd_decay_frac of the extension linearly to min_lr) | stretch (re-plan the schedule over the new steps)"},
+    {"train.extend_from", T_INT, TR(extend_from), 0, NULL,
+     "set by --resume: the planned steps an extension continues from (the schedule up to them is unchanged); 0 = none"},
+    {"train.extend_lr", T_FLOAT, TR(extend_lr), 0, NULL, "set by --resume: the lr at the end of the planned steps, where an extension starts"},
     {"train.optimizer", T_ENUM, TR(optimizer), 0, OPTIMIZER_NAMES, "adamw | sgd (with momentum) | lion"},
     {"train.beta1", T_FLOAT, TR(beta1), 0, NULL, "AdamW beta1; Lion: mix of momentum and gradient in the update"},
     {"train.beta2", T_FLOAT, TR(beta2), 0, NULL, "AdamW beta2; Lion: momentum decay (Lion's usual value is 0.99)"},
@@ -352,12 +359,18 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(!t->nesterov || t->momentum > 0, "train.nesterov needs train.momentum > 0");
     NEED(t->l1 >= 0 && t->l2 >= 0 && t->weight_decay >= 0, "train.l1, l2 and weight_decay must not be negative");
     NEED(t->warmup_steps >= 0 && t->decay_steps >= 0, "train.warmup_steps/decay_steps must not be negative");
+    // not scaled down silently: a trial run should have the schedule it asked for, so say how to get one
     NEED(t->warmup_steps <= t->steps || t->steps == 0,
-         "train.warmup_steps (%d) exceeds the run (train.steps = %d)", t->warmup_steps, t->steps);
+         "train.warmup_steps (%d) exceeds the run (train.steps = %d): shorten the warmup to at most the run, "
+         "e.g. --set train.warmup_steps=%d",
+         t->warmup_steps, t->steps, t->steps / 10);
     NEED(t->min_lr <= t->lr, "train.min_lr (%g) is the floor and must not exceed train.lr (%g)", t->min_lr, t->lr);
     NEED(t->step_every >= 1 && t->step_factor > 0 && t->step_factor <= 1,
          "train.step_every must be positive and train.step_factor in (0, 1]");
     NEED(t->wsd_decay_frac >= 0 && t->wsd_decay_frac <= 1, "train.wsd_decay_frac must be in [0, 1]");
+    NEED(t->extend_from >= 0 && (t->extend_from == 0 || t->extend_from <= t->steps),
+         "train.extend_from (%d) must be in 0..train.steps (%d)", t->extend_from, t->steps);
+    NEED(t->extend_lr >= 0, "train.extend_lr must not be negative");
     NEED(t->checkpoint_minutes >= 0 && t->keep_last >= 0 && t->keep_every >= 0,
          "train.checkpoint_minutes, keep_last and keep_every must not be negative");
     NEED(t->batch_ramp_start == 0 || t->batch_ramp_tokens > 0,

@@ -15,6 +15,7 @@
 //                           or control.rejected)
 //   RUN/latest              the newest checkpoint's directory name
 //   RUN/report.html         `kiln report`'s page
+//   RUN/eval/*.json         `kiln eval --model RUN`'s results (CKPT-TIME.json), shown by the report
 //   RUN/ckpt-NNNNNNNN/      a checkpoint: model.safetensors, optimizer.safetensors,
 //                           state.json
 #ifndef KILN_RUNDIR_H
@@ -39,6 +40,7 @@
 // first checkpoint: that fresh start may replace the dead run's files.
 #define RUNDIR_RESTART_ENV "KILN_SUPERVISE_FRESH_RESTART"
 #define RUNDIR_REPORT "report.html"  // `kiln report`'s default page
+#define RUNDIR_EVAL "eval"          // results of `kiln eval --model RUN`, one JSON file each
 #define RUNDIR_CKPT_FMT "ckpt-%08d"  // printf format of a checkpoint's name, by step
 #define RUNDIR_CKPT_MODEL "model.safetensors"
 #define RUNDIR_CKPT_OPTIM "optimizer.safetensors"

@@ -108,9 +108,10 @@ int eval_results_add(KilnEvalResults *res, const KilnMetricResult *m, KilnErr *e
     return 0;
 }
 
-static int add(KilnEvalResults *res, const KilnTask *t, const char *metric, const char *filter, const char *subset,
-               double v, double se, long n, int shots, KilnErr *err) {
+static int add_chance(KilnEvalResults *res, const KilnTask *t, const char *metric, const char *filter,
+                      const char *subset, double v, double se, long n, int shots, double chance, KilnErr *err) {
     KilnMetricResult m = {0};
+    m.chance = chance;
     snprintf(m.task, sizeof m.task, "%s", task_name(t));
     snprintf(m.metric, sizeof m.metric, "%s", metric);
     snprintf(m.filter, sizeof m.filter, "%s", filter ? filter : "");
@@ -120,6 +121,11 @@ static int add(KilnEvalResults *res, const KilnTask *t, const char *metric, cons
     m.n = n;
     m.shots = shots;
     return eval_results_add(res, &m, err);
+}
+
+static int add(KilnEvalResults *res, const KilnTask *t, const char *metric, const char *filter, const char *subset,
+               double v, double se, long n, int shots, KilnErr *err) {
+    return add_chance(res, t, metric, filter, subset, v, se, n, shots, 0, err);
 }
 
 // The metrics of the items whose index is in sel[0..n).
@@ -140,8 +146,10 @@ static int aggregate(const KilnTask *t, const KilnTaskItem *items, const ItemOut
         // without its target delimiter, in characters (np.argmax: first on ties)
         const char *delim = task_target_delimiter(t);
         long dl = utf8_chars(delim, strlen(delim));
+        double chance = 0;  // a guess is right on 1/choices of an item
         for (long i = 0; i < n; i++) {
             const KilnTaskItem *it = &items[sel[i]];
+            chance += 1.0 / it->nchoices / n;
             long *len = malloc(sizeof(long) * (size_t)it->nchoices);
             if (!len) {
                 rc = kiln_fail(err, "out of memory");
@@ -156,9 +164,9 @@ static int aggregate(const KilnTask *t, const KilnTaskItem *items, const ItemOut
         }
         if (rc) break;
         eval_mean_stderr(x, n, &v, &se);
-        rc = add(res, t, "acc", NULL, subset, v, se, n, shots, err);
+        rc = add_chance(res, t, "acc", NULL, subset, v, se, n, shots, chance, err);
         eval_mean_stderr(y, n, &v, &se);
-        if (rc == 0) rc = add(res, t, "acc_norm", NULL, subset, v, se, n, shots, err);
+        if (rc == 0) rc = add_chance(res, t, "acc_norm", NULL, subset, v, se, n, shots, chance, err);
         break;
     }
     case TASK_LOGLIKELIHOOD:
@@ -202,7 +210,7 @@ static int aggregate(const KilnTask *t, const KilnTaskItem *items, const ItemOut
             y[i] = fabs(o->ll[0] - o->ll[1]);
         }
         eval_mean_stderr(x, n, &v, &se);
-        rc = add(res, t, "pct_stereotype", NULL, subset, v, se, n, shots, err);
+        rc = add_chance(res, t, "pct_stereotype", NULL, subset, v, se, n, shots, 0.5, err);  // 50: no bias
         eval_mean_stderr(y, n, &v, &se);
         if (rc == 0) rc = add(res, t, "likelihood_difference", NULL, subset, v, se, n, shots, err);
         double *g = malloc(sizeof(double) * (size_t)n);
@@ -372,8 +380,13 @@ int eval_task(const KilnModel *m, const KilnCodec *c, KilnTask *t, const KilnEva
     if (rc == 0 && o->items_out)
         for (long i = 0; i < n; i++) write_item(o->items_out, t, &items[i], &out[i], !o->found || !is_found(o, items[i].id));
     if (rc == 0 && o->log)
-        fprintf(o->log, "  %s: %ld items in %.1f s (%ld clean)\n", task_name(t), n, kiln_now() - t0,
-                o->found ? nclean : n);
+    {
+        // clean counts only mean something when decontamination data was given
+        if (o->found)
+            fprintf(o->log, "  %s: %ld items in %.1f s (%ld clean)\n", task_name(t), n, kiln_now() - t0, nclean);
+        else
+            fprintf(o->log, "  %s: %ld items in %.1f s\n", task_name(t), n, kiln_now() - t0);
+    }
     for (long i = 0; i < n; i++) free(out[i].gen);
     free(sel);
     free(out);
@@ -456,6 +469,7 @@ int eval_write_json(const KilnEvalResults *res, const char *model, const char *p
         else cJSON_AddNullToObject(o, "value");
         if (isfinite(r->stderr_)) cJSON_AddNumberToObject(o, "stderr", r->stderr_);
         else cJSON_AddNullToObject(o, "stderr");
+        if (r->chance > 0) cJSON_AddNumberToObject(o, "chance", r->chance);
         cJSON_AddNumberToObject(o, "n", (double)r->n);
         cJSON_AddNumberToObject(o, "shots", r->shots);
         cJSON_AddStringToObject(o, "model", model);
@@ -467,17 +481,24 @@ int eval_write_json(const KilnEvalResults *res, const char *model, const char *p
     return rc;
 }
 
+// lm-eval's four decimals for ordinary values; a value too large for them
+// (a perplexity of 207361921.8) in six significant digits, so the column holds.
+static const char *table_number(double v, char buf[32]) {
+    snprintf(buf, 32, fabs(v) < 1e6 ? "%.4f" : "%.6g", v);
+    return buf;
+}
+
 void eval_print_table(const KilnEvalResults *res, FILE *f) {
     int w = 6;  // the metric column fits the longest name
     for (int i = 0; i < res->n; i++)
         if ((int)strlen(res->r[i].metric) > w) w = (int)strlen(res->r[i].metric);
-    fprintf(f, "%-22s %-17s %5s %-6s %-*s %12s %10s %6s\n", "task", "filter", "shots", "subset", w, "metric", "value",
+    fprintf(f, "%-22s %-17s %5s %-6s %-*s %12s %11s %6s\n", "task", "filter", "shots", "subset", w, "metric", "value",
             "stderr", "n");
     for (int i = 0; i < res->n; i++) {
         const KilnMetricResult *r = &res->r[i];
-        char se[32] = "-";
-        if (isfinite(r->stderr_)) snprintf(se, sizeof se, "%.4f", r->stderr_);
-        fprintf(f, "%-22s %-17s %5d %-6s %-*s %12.4f %10s %6ld\n", r->task, r->filter[0] ? r->filter : "-", r->shots,
-                r->subset, w, r->metric, r->value, se, r->n);
+        char se[32] = "-", val[32];
+        if (isfinite(r->stderr_)) table_number(r->stderr_, se);
+        fprintf(f, "%-22s %-17s %5d %-6s %-*s %12s %11s %6ld\n", r->task, r->filter[0] ? r->filter : "-", r->shots,
+                r->subset, w, r->metric, table_number(r->value, val), se, r->n);
     }
 }

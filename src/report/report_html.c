@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -628,6 +629,99 @@ static double min_finite(const Series *s, double *at) {
     return best;
 }
 
+// ---------------------------------------------------------------- RUN/eval
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// Every RUN/eval/*.json that `kiln eval --model RUN` kept (or a user put there),
+// in name order: checkpoint, then time. A file that is not a results object
+// ({"results": [...]}) is bad input, named.
+static int load_evals(const char *dir, cJSON ***evals, char ***files, int *n, KilnErr *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" RUNDIR_EVAL, dir);
+    *evals = NULL, *files = NULL, *n = 0;
+    DIR *d = opendir(path);
+    if (!d) return 0;  // none yet
+    size_t cap = 0;
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 6 || strcmp(e->d_name + l - 5, ".json")) continue;
+        if (grow((void **)files, &cap, (size_t)*n + 1, sizeof **files)) rc = -1;
+        else if (!((*files)[*n] = strdup(e->d_name))) rc = -1;
+        else (*n)++;
+    }
+    closedir(d);
+    if (rc) return kiln_fail(err, "%s: out of memory", path);
+    qsort(*files, (size_t)*n, sizeof **files, name_cmp);
+    *evals = calloc((size_t)*n + 1, sizeof **evals);
+    if (!*evals) return kiln_fail(err, "%s: out of memory", path);
+    for (int i = 0; i < *n; i++) {
+        char *text = NULL, name[4400];
+        size_t len;
+        snprintf(name, sizeof name, "%s/%s", RUNDIR_EVAL, (*files)[i]);
+        if (file_text(dir, name, &text, &len)) return kiln_fail(err, "%s/%s: cannot read", dir, name);
+        cJSON *o = cJSON_ParseWithLength(text, len);
+        free(text);
+        if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(o, "results"))) {
+            cJSON_Delete(o);
+            return kiln_fail(err, "%s/%s: not a kiln eval results file (an object with \"results\": [...])", dir,
+                             name);
+        }
+        (*evals)[i] = o;
+    }
+    return 0;
+}
+
+static const char *json_str(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+// ---------------------------------------------------------------- sessions
+// A run trained in sessions (a start, then resumes) with idle gaps between
+// them; each session spans from its start or resume event to the last record
+// before the next one. Wall time counts the gaps, training time does not.
+typedef struct {
+    const Event *ev;     // its start/resume event; NULL for a run that logged none
+    double start, end;   // unix times
+} Session;
+
+static int is_session_event(const Event *e) {
+    return !e->incident && isfinite(e->time) && (!strcmp(e->kind, "start") || !strcmp(e->kind, "resume"));
+}
+
+static int session_cmp(const void *a, const void *b) {
+    double x = ((const Session *)a)->start, y = ((const Session *)b)->start;
+    return x < y ? -1 : x > y;
+}
+
+static void session_note(Session *s, int n, double t) {
+    if (!isfinite(t) || n == 0) return;
+    int k = 0;
+    while (k + 1 < n && s[k + 1].start <= t) k++;
+    if (t < s[k].start) s[k].start = t;  // before the first start (an older run's records)
+    if (t > s[k].end) s[k].end = t;
+}
+
+// The sessions in time order (*out malloc'd); 0 sessions when nothing has a time.
+static int find_sessions(const Run *r, Session **out, int *n) {
+    *out = NULL, *n = 0;
+    size_t cap = 1;
+    for (size_t i = 0; i < r->nev; i++) cap += is_session_event(&r->ev[i]);
+    Session *s = calloc(cap, sizeof *s);
+    if (!s) return -1;
+    int k = 0;
+    for (size_t i = 0; i < r->nev; i++)
+        if (is_session_event(&r->ev[i])) s[k].ev = &r->ev[i], s[k].start = s[k].end = r->ev[i].time, k++;
+    if (k == 0 && r->have_time) s[k].start = s[k].end = r->t_first, k++;
+    qsort(s, (size_t)k, sizeof *s, session_cmp);
+    for (size_t i = 0; i < r->nrec; i++) session_note(s, k, r->rec[i].time);
+    for (size_t i = 0; i < r->nev; i++)
+        if (!r->ev[i].incident) session_note(s, k, r->ev[i].time);
+    *out = s, *n = k;
+    return 0;
+}
+
 typedef struct {
     const char *run_dir;
     char name[512];
@@ -644,6 +738,14 @@ typedef struct {
     SvgMarker *markers;
     int nmarkers;
     char **marker_titles;
+    Session *sessions;
+    int nsessions;
+    cJSON **evals;           // RUN/eval/*.json (kiln eval --model RUN), by file name
+    char **eval_files;
+    int nevals;
+    int ref;                 // the chart being drawn gets a reference line (chance level)
+    double ref_y;
+    const char *ref_label;
 } Page;
 
 static int card(KilnBuf *b, const char *k, const char *v, const char *d) {
@@ -698,12 +800,13 @@ static int render_header(KilnBuf *b, const Page *p) {
     snprintf(v1, sizeof v1, isfinite(vl) ? "%.4f" : "—", vl);
     snprintf(d1, sizeof d1, isfinite(vl) ? "at step %.0f" : "no validation yet", at);
     rc |= card(b, "Best val loss", v1, d1);
-    fmt_duration(v1, sizeof v1, r->have_time ? r->t_last - r->t_first : NAN);
-    int sessions = 0;
-    for (size_t i = 0; i < r->nev; i++)
-        sessions += !r->ev[i].incident && (!strcmp(r->ev[i].kind, "start") || !strcmp(r->ev[i].kind, "resume"));
-    snprintf(d1, sizeof d1, sessions > 1 ? "%d sessions" : r->have_time ? "one session" : "", sessions);
-    rc |= card(b, "Wall time", v1, d1);
+    double train = 0;
+    for (int i = 0; i < p->nsessions; i++) train += p->sessions[i].end - p->sessions[i].start;
+    fmt_duration(v1, sizeof v1, p->nsessions ? train : NAN);
+    fmt_duration(t, sizeof t, r->have_time ? r->t_last - r->t_first : NAN);
+    if (p->nsessions > 1) snprintf(d1, sizeof d1, "in %d sessions; %s wall, with the gaps", p->nsessions, t);
+    else snprintf(d1, sizeof d1, p->nsessions ? "one session" : "");
+    rc |= card(b, "Training time", v1, d1);
     double tps = last_finite(series_find(r, "tokens_per_s"), &at), mfu = last_finite(series_find(r, "mfu"), &at);
     if (isfinite(tps)) fmt_si(t, sizeof t, tps), snprintf(v1, sizeof v1, "%s tok/s", t);
     else snprintf(v1, sizeof v1, "—");
@@ -784,7 +887,8 @@ static int chart_card(KilnBuf *b, Page *p, int *id, const char *title, const Svg
     rc |= kbuf_puts(b, "</div>");
     SvgChart c = {.id = (*id)++, .width = 560, .height = 230, .x_min = x0, .x_max = x1, .series = ser,
                   .nseries = nser, .markers = p->markers, .nmarkers = p->nmarkers,
-                  .css_class = log_toggle ? "ylin" : NULL};
+                  .css_class = log_toggle ? "ylin" : NULL, .has_ref = p->ref, .ref_y = p->ref_y,
+                  .ref_label = p->ref_label};
     rc |= svg_chart(b, &c);
     if (log_toggle) {
         c.id = (*id)++, c.log_y = 1, c.css_class = "ylog";
@@ -793,7 +897,29 @@ static int chart_card(KilnBuf *b, Page *p, int *id, const char *title, const Svg
     return rc | kbuf_puts(b, "</div>");
 }
 
-static int charted_elsewhere(const char *name) {
+// The series NAME_SUFFIX that goes with NAME (a benchmark's _stderr or _chance), or NULL.
+static const Series *companion(const Run *r, const char *name, const char *suffix) {
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", name, suffix);
+    return series_find(r, full);
+}
+
+// NAME_stderr or NAME_chance beside a series NAME: drawn on NAME's chart.
+static int is_companion(const Run *r, const char *name) {
+    static const char *const suffixes[] = {"_stderr", "_chance"};
+    size_t n = strlen(name);
+    for (size_t k = 0; k < 2; k++) {
+        size_t l = strlen(suffixes[k]);
+        if (n <= l || strcmp(name + n - l, suffixes[k])) continue;
+        char base[512];
+        snprintf(base, sizeof base, "%.*s", (int)(n - l), name);
+        if (series_find(r, base)) return 1;
+    }
+    return 0;
+}
+
+static int charted_elsewhere(const Run *r, const char *name) {
+    if (is_companion(r, name)) return 1;
     for (size_t i = 0; i < sizeof NOT_CHARTED / sizeof *NOT_CHARTED; i++)
         if (!strcmp(name, NOT_CHARTED[i])) return 1;
     for (size_t i = 0; i < sizeof KNOWN / sizeof *KNOWN; i++)
@@ -802,7 +928,7 @@ static int charted_elsewhere(const char *name) {
 }
 
 static SvgSeries svg_series(const Series *s, const char *color, int dots, int smooth) {
-    return (SvgSeries){color, s->x, s->y, s->n, dots, smooth, s->name};
+    return (SvgSeries){color, s->x, s->y, s->n, dots, smooth, s->name, NULL};
 }
 
 static int render_charts(KilnBuf *b, Page *p) {
@@ -840,11 +966,26 @@ static int render_charts(KilnBuf *b, Page *p) {
     int extra = 0;
     for (int i = 0; i < r->ns; i++) {
         const Series *s = &r->s[i];
-        if (!s->n || charted_elsewhere(s->name)) continue;
+        if (!s->n || charted_elsewhere(r, s->name)) continue;
         const char *color = EXTRA_COLORS[extra++ % (int)(sizeof EXTRA_COLORS / sizeof *EXTRA_COLORS)];
         SvgSeries ser = svg_series(s, color, s->n <= 1 || !strncmp(s->name, "val_", 4), 0);
         const char *label = s->name;
+        // a benchmark's standard error as a band (matched by step) and its chance level as a line
+        const Series *se = companion(r, s->name, "_stderr"), *ch = companion(r, s->name, "_chance");
+        double *band = se ? malloc(s->n * sizeof *band) : NULL;
+        if (se && !band) return -1;
+        for (size_t k = 0, j = 0; band && k < s->n; k++) {
+            while (j < se->n && se->x[j] < s->x[k]) j++;
+            band[k] = j < se->n && se->x[j] == s->x[k] ? se->y[j] : NAN;
+        }
+        ser.band = band;
+        double at = 0, chance = last_finite(ch, &at);
+        char ref[64];
+        snprintf(ref, sizeof ref, "chance %.3g", chance);
+        p->ref = isfinite(chance), p->ref_y = chance, p->ref_label = ref;
         rc |= chart_card(b, p, &id, s->name, &ser, 1, &label, 0, s->name);
+        p->ref = 0;
+        free(band);
     }
     rc |= kbuf_puts(b, "</div>");
     if (r->partial_last)
@@ -870,6 +1011,76 @@ static int render_detail(KilnBuf *b, const char *detail) {
     rc |= kbuf_puts(b, "</pre></details>");
     free(head), free(pretty), cJSON_Delete(o);
     return rc;
+}
+
+// The results `kiln eval` kept in RUN/eval/: one row per metric.
+static int render_evals(KilnBuf *b, const Page *p) {
+    if (!p->nevals) return 0;
+    int rc = kbuf_puts(b, "<h2>Benchmarks <small>(kiln eval, " RUNDIR_EVAL "/)</small></h2><div class=\"tbl\"><table>"
+                          "<thead><tr><th>checkpoint</th><th>date</th><th>task</th><th>metric</th><th>subset</th>"
+                          "<th>value</th><th>stderr</th><th>chance</th><th>n</th><th>shots</th></tr></thead><tbody>");
+    for (int i = 0; i < p->nevals; i++) {
+        const cJSON *o = p->evals[i], *res = cJSON_GetObjectItemCaseSensitive(o, "results");
+        const char *model = json_str(o, "model"), *slash = strrchr(model, '/');
+        for (const cJSON *x = res->child; x; x = x->next) {
+            char v[64] = "—", se[64] = "—", ch[64] = "—", n[64] = "—", shots[64] = "—";
+            double val = num_or_nan(x, "value"), s = num_or_nan(x, "stderr"), c = num_or_nan(x, "chance"),
+                   nn = num_or_nan(x, "n"), sh = num_or_nan(x, "shots");
+            if (isfinite(val)) snprintf(v, sizeof v, fabs(val) < 1e6 ? "%.4f" : "%.6g", val);
+            if (isfinite(s)) snprintf(se, sizeof se, fabs(s) < 1e6 ? "%.4f" : "%.6g", s);
+            if (isfinite(c)) snprintf(ch, sizeof ch, "%.4f", c);
+            if (isfinite(nn)) snprintf(n, sizeof n, "%.0f", nn);
+            if (isfinite(sh)) snprintf(shots, sizeof shots, "%.0f", sh);
+            const char *date = json_str(x, "date")[0] ? json_str(x, "date") : json_str(o, "date");
+            rc |= kbuf_puts(b, "<tr><td class=\"nowrap\">");
+            rc |= esc(b, slash ? slash + 1 : model);
+            rc |= kbuf_puts(b, "</td><td class=\"nowrap\">");
+            rc |= esc(b, date);
+            rc |= kbuf_puts(b, "</td><td>");
+            rc |= esc(b, json_str(x, "task"));
+            rc |= kbuf_puts(b, "</td><td>");
+            rc |= esc(b, json_str(x, "metric"));
+            if (json_str(x, "filter")[0]) rc |= kbuf_puts(b, " <small>"), rc |= esc(b, json_str(x, "filter")),
+                                          rc |= kbuf_puts(b, "</small>");
+            rc |= kbuf_puts(b, "</td><td>");
+            rc |= esc(b, json_str(x, "subset"));
+            rc |= kbuf_printf(b, "</td><td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
+                                 "<td class=\"num\">%s</td><td class=\"num\">%s</td></tr>",
+                              v, se, ch, n, shots);
+        }
+    }
+    return rc | kbuf_puts(b, "</tbody></table></div>");
+}
+
+// Each session: when, from which step, for how long, and the command that ran
+// it (from its start/resume event; env.json holds only the last session's).
+static int render_sessions(KilnBuf *b, const Page *p) {
+    if (p->nsessions == 0 || !p->sessions[0].ev) return 0;
+    int rc = kbuf_puts(b, "<h2>Sessions</h2><div class=\"tbl\"><table><thead><tr><th>#</th><th>kind</th>"
+                          "<th>from step</th><th>started</th><th>trained</th><th>command</th></tr></thead><tbody>");
+    for (int i = 0; i < p->nsessions; i++) {
+        const Session *s = &p->sessions[i];
+        char step[64], t[64], d[64];
+        fmt_commas(step, sizeof step, s->ev ? s->ev->step : 0);
+        fmt_utc(t, sizeof t, s->start);
+        fmt_duration(d, sizeof d, s->end - s->start);
+        rc |= kbuf_printf(b, "<tr><td class=\"num\">%d</td><td>", i + 1);
+        rc |= esc(b, s->ev ? s->ev->kind : "");
+        rc |= kbuf_printf(b, "</td><td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
+                             "<td class=\"val\">",
+                          step, t, d);
+        cJSON *o = s->ev && s->ev->detail ? cJSON_Parse(s->ev->detail) : NULL;
+        const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(o, "command");
+        if (!cJSON_IsArray(cmd) || !cJSON_GetArraySize(cmd)) rc |= kbuf_puts(b, "—");
+        for (const cJSON *a = cJSON_IsArray(cmd) ? cmd->child : NULL; a; a = a->next) {
+            if (!cJSON_IsString(a)) continue;
+            if (a != cmd->child) rc |= kbuf_putc(b, ' ');
+            rc |= esc(b, a->valuestring);
+        }
+        cJSON_Delete(o);
+        rc |= kbuf_puts(b, "</td></tr>");
+    }
+    return rc | kbuf_puts(b, "</tbody></table></div>");
 }
 
 static int render_events(KilnBuf *b, const Page *p) {
@@ -981,12 +1192,16 @@ static int load_page(Page *p, const char *dir, KilnErr *err) {
         free(env);
     }
     run_state(dir, &p->run, &p->state);
+    if (find_sessions(&p->run, &p->sessions, &p->nsessions)) return kiln_fail(err, "out of memory");
+    if (load_evals(dir, &p->evals, &p->eval_files, &p->nevals, err)) return -1;
     return build_markers(p) ? kiln_fail(err, "out of memory") : 0;
 }
 
 static void page_free(Page *p) {
     run_free(&p->run);
-    free(p->cfg), free(p->cfg_text), free(p->env), free(p->markers);
+    free(p->cfg), free(p->cfg_text), free(p->env), free(p->markers), free(p->sessions);
+    for (int i = 0; i < p->nevals; i++) cJSON_Delete(p->evals ? p->evals[i] : NULL), free(p->eval_files[i]);
+    free(p->evals), free(p->eval_files);
     for (int i = 0; p->marker_titles && i < p->nmarkers; i++) free(p->marker_titles[i]);
     free(p->marker_titles);
 }
@@ -1004,6 +1219,8 @@ int report_render(const char *run_dir, KilnBuf *out, KilnErr *err) {
     rc |= kbuf_printf(out, " · kiln run</title><style>%s</style></head><body><main>", CSS);
     rc |= render_header(out, p);
     rc |= render_charts(out, p);
+    rc |= render_evals(out, p);
+    rc |= render_sessions(out, p);
     rc |= render_events(out, p);
     rc |= render_config_env(out, p);
     char now[64];

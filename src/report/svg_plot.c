@@ -198,8 +198,56 @@ static int y_range(const SvgChart *c, double *lo, double *hi) {
             if (!any || v < *lo) *lo = v;
             if (!any || v > *hi) *hi = v;
             any = 1;
+            // the band and the reference line are in view too: noise is seen as noise
+            double bw = c->series[s].band ? c->series[s].band[i] : NAN;
+            if (isfinite(bw) && !c->log_y) {
+                if (v - bw < *lo) *lo = v - bw;
+                if (v + bw > *hi) *hi = v + bw;
+            }
         }
+    if (any && c->has_ref && isfinite(c->ref_y) && (!c->log_y || c->ref_y > 0)) {
+        double v = c->log_y ? log10(c->ref_y) : c->ref_y;
+        if (v < *lo) *lo = v;
+        if (v > *hi) *hi = v;
+    }
     return any;
+}
+
+// The band y +- band[i] as one filled path per run of points that have both.
+static int draw_band(KilnBuf *b, const Frame *f, const SvgSeries *s, int clip_id) {
+    int rc = 0;
+    size_t i = 0;
+    while (i < s->n) {
+        while (i < s->n && !(isfinite(s->y[i]) && isfinite(s->band[i]))) i++;
+        size_t j = i;
+        while (j < s->n && isfinite(s->y[j]) && isfinite(s->band[j])) j++;
+        if (j == i) break;
+        rc |= kbuf_printf(b, "<path clip-path=\"url(#c%d)\" class=\"band\" fill=\"%s\" fill-opacity=\".15\" d=\"",
+                          clip_id, s->color);
+        for (size_t k = i; k < j; k++)  // upper edge forwards, lower edge back
+            rc |= kbuf_printf(b, "%c%.1f,%.1f", k == i ? 'M' : 'L', fx(f, s->x[k]), fy(f, s->y[k] + s->band[k]));
+        if (j - i == 1)  // a lone point: a short vertical bar
+            rc |= kbuf_printf(b, "h3h-6h3");
+        for (size_t k = j; k-- > i;) rc |= kbuf_printf(b, "L%.1f,%.1f", fx(f, s->x[k]), fy(f, s->y[k] - s->band[k]));
+        rc |= kbuf_puts(b, "Z\"/>");
+        i = j;
+    }
+    return rc ? -1 : 0;
+}
+
+static int draw_ref(KilnBuf *b, const Frame *f, const SvgChart *c) {
+    double py = fy(f, c->ref_y);
+    if (isnan(py)) return 0;
+    const char *t = c->ref_label ? c->ref_label : "";
+    int rc = kbuf_puts(b, "<g class=\"ref\"><title>");
+    rc |= html_escape(b, t, strlen(t));
+    rc |= kbuf_printf(b, "</title><line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#868e96\" "
+                         "stroke-width=\"1.2\" stroke-dasharray=\"6 4\"/><text class=\"tick\" x=\"%.1f\" "
+                         "y=\"%.1f\" text-anchor=\"end\">",
+                      f->L, f->L + f->W, py, py, f->L + f->W - 4, py - 4);
+    rc |= html_escape(b, t, strlen(t));
+    rc |= kbuf_puts(b, "</text></g>");
+    return rc ? -1 : 0;
 }
 
 static void pad_range(Frame *f, int nonneg) {
@@ -356,6 +404,9 @@ int svg_chart(KilnBuf *out, const SvgChart *c) {
     pad_range(&f, nonneg);
     rc |= draw_axes(out, &f, height);
     rc |= draw_markers(out, &f, c->markers, c->nmarkers);
+    if (c->has_ref) rc |= draw_ref(out, &f, c);
+    for (int s = 0; s < c->nseries; s++)
+        if (c->series[s].band) rc |= draw_band(out, &f, &c->series[s], c->id);
     for (int s = 0; s < c->nseries; s++) {
         const SvgSeries *ss = &c->series[s];
         if (ss->smooth && ss->n >= SMOOTH_FROM) {

@@ -34,7 +34,9 @@
 #include <unistd.h>
 
 typedef struct {
-    const KilnConfig *cfg;
+    const KilnConfig *cfg;  // = &cfg_own
+    KilnConfig cfg_own;     // the caller's config, with a resumed run's schedule extension settled
+    char extend_note[512];  // what a resume does to the learning rate, said once at start
     const KilnPretrainOptions *opt;
     const char *dir;        // the run directory (out_dir)
     int lock_fd;            // RUN/lock, held while we run; -1 before
@@ -105,10 +107,78 @@ static void apply_live(Run *r) {
     r->m.cfg.act = (KilnAct)r->st.act;
 }
 
-// Loads a checkpoint's state, weights, moments and loader position.
-static int load_checkpoint(Run *r, const char *path, KilnErr *err) {
+// A resume with more train.steps than the checkpoint's run was planned for
+// would re-plan the schedule over the new steps: a finished cosine would climb
+// back up. Unless train.extend is stretch, the schedule up to the planned
+// steps stays as it was (its decay end pinned) and the extension continues
+// from its final lr (lr_at). A checkpoint written during an extension carries
+// extend_from and its decay end, so resuming it changes nothing. A run whose
+// train.decay_steps was set apart from its steps has a schedule that does not
+// depend on them, and goes on as configured.
+static void settle_extension(Run *r, const KilnConfig *saved) {
+    KilnTrainConfig *t = &r->cfg_own.train;
+    const KilnTrainConfig *s = &saved->train;
+    if (t->extend == KILN_EXTEND_STRETCH || t->extend_from > 0) return;
+    // a new extension (of a planned run, or of an extension) of a schedule whose
+    // decay ended with the run; a decay_steps set apart from steps needs nothing
+    if (t->steps > s->steps && s->decay_steps == s->steps) {
+        t->extend_from = s->steps;
+        t->extend_lr = lr_at(s, s->steps - 1);
+        t->decay_steps = s->decay_steps;
+    } else if (s->extend_from > 0 && s->extend_from < t->steps) {  // resuming one
+        t->extend_from = s->extend_from;
+        t->extend_lr = s->extend_lr;
+        t->decay_steps = s->decay_steps;
+    }
+}
+
+// The line said at resume about the learning rate, when the steps changed.
+static void note_extension(Run *r, const KilnConfig *saved) {
+    const KilnTrainConfig *t = &r->cfg_own.train, *s = &saved->train;
+    if (t->steps == s->steps) return;
+    if (t->steps < s->steps) {
+        snprintf(r->extend_note, sizeof r->extend_note,
+                 "train.steps %d -> %d: the %s schedule is re-planned over %d steps\n", s->steps, t->steps,
+                 kiln_config_enum_name("train.schedule", t->schedule), t->steps);
+        return;
+    }
+    if (t->extend != KILN_EXTEND_STRETCH && !t->extend_from) {
+        snprintf(r->extend_note, sizeof r->extend_note,
+                 "extending %d -> %d steps: the lr follows the %s schedule as configured (train.decay_steps = %d "
+                 "was set apart from train.steps)\n",
+                 s->steps, t->steps, kiln_config_enum_name("train.schedule", t->schedule), t->decay_steps);
+        return;
+    }
+    int from = t->extend_from ? t->extend_from : s->steps;
+    float before = lr_at(s, from - 1), after = lr_at(t, from), last = lr_at(t, t->steps - 1);
+    if (t->extend == KILN_EXTEND_STRETCH)
+        snprintf(r->extend_note, sizeof r->extend_note,
+                 "extending %d -> %d steps (train.extend: stretch): the %s schedule is re-planned over %d steps; "
+                 "the lr goes from %.3g (planned for step %d) to %.3g at step %d, %.3g at the end\n",
+                 s->steps, t->steps, kiln_config_enum_name("train.schedule", t->schedule), t->steps, before, from,
+                 lr_at(t, from - 1), from, last);
+    else if (t->extend == KILN_EXTEND_DECAY)
+        snprintf(r->extend_note, sizeof r->extend_note,
+                 "extending %d -> %d steps (train.extend: decay): the lr holds at its final %.3g, then its last "
+                 "%.0f%% decays linearly to min_lr %.3g (%.3g at the end); train.extend: constant holds it, "
+                 "stretch re-plans the schedule\n",
+                 s->steps, t->steps, after, 100.0 * t->wsd_decay_frac, t->min_lr, last);
+    else
+        snprintf(r->extend_note, sizeof r->extend_note,
+                 "extending %d -> %d steps (train.extend: constant): the lr stays at its final %.3g; "
+                 "train.extend: decay decays the extension's end to min_lr, stretch re-plans the schedule\n",
+                 s->steps, t->steps, after);
+}
+
+// Loads a checkpoint's state, weights, moments and loader position (at_resume:
+// the run starts from it; else the spike guard rolls back to it).
+static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err) {
     KilnConfig saved;
     if (checkpoint_read_state(path, &saved, &r->st, err)) return KILN_TRAIN_BAD_INPUT;
+    if (at_resume) {  // a rollback finds the extension settled
+        settle_extension(r, &saved);
+        note_extension(r, &saved);
+    }
     if (checkpoint_same_shape(&saved.model, &r->cfg->model, path, err)) return KILN_TRAIN_BAD_INPUT;
     if (saved.train.seq_len != r->cfg->train.seq_len)
         return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
@@ -134,9 +204,10 @@ static int start_state(Run *r, KilnErr *err) {
             if (checkpoint_verify(o->resume, err)) return KILN_TRAIN_BAD_INPUT;
             snprintf(path, sizeof path, "%s", o->resume);
         }
-        int rc = load_checkpoint(r, path, err);
+        int rc = load_checkpoint(r, path, 1, err);
         if (rc) return kiln_wrap(err, "resume"), rc;
         say(r, "resumed from %s at step %d\n", path, r->st.step);
+        if (r->extend_note[0]) say(r, "%s", r->extend_note);
         return 0;
     }
     if (o->init_from) {
@@ -347,7 +418,7 @@ static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double n
     KilnTrainState *keep = malloc(sizeof *keep);
     if (!keep) return kiln_fail(err, "out of memory");
     *keep = r->st;
-    if ((rc = load_checkpoint(r, ckpt, err))) {
+    if ((rc = load_checkpoint(r, ckpt, 0, err))) {
         free(keep);
         return kiln_wrap(err, "rollback"), -1;
     }
@@ -534,17 +605,30 @@ static int run_benchmarks(Run *r, KilnErr *err) {
         }
         heartbeat(r, 0);
     }
-    KilnMetric *ms = rc ? NULL : calloc((size_t)res.n, sizeof *ms);
-    char(*names)[160] = rc ? NULL : calloc((size_t)res.n, sizeof *names);
+    // each metric, with its standard error and chance level beside it (NAME_stderr,
+    // NAME_chance), which the report draws as a band and a line: noise seen as noise
+    KilnMetric *ms = rc ? NULL : calloc((size_t)res.n * 3, sizeof *ms);
+    char(*names)[180] = rc ? NULL : calloc((size_t)res.n * 3, sizeof *names);
     if (rc == 0 && (!ms || !names)) rc = kiln_fail(err, "out of memory");
     KilnBuf line = {0};
+    int nm = 0;
     for (int i = 0; rc == 0 && i < res.n; i++) {
         const KilnMetricResult *x = &res.r[i];
-        snprintf(names[i], sizeof names[i], "eval/%s/%s%s%s", x->task, x->metric, x->filter[0] ? "/" : "", x->filter);
-        ms[i] = (KilnMetric){names[i], x->value};
+        char base[160];
+        snprintf(base, sizeof base, "eval/%s/%s%s%s", x->task, x->metric, x->filter[0] ? "/" : "", x->filter);
+        snprintf(names[nm], sizeof names[nm], "%s", base);
+        ms[nm] = (KilnMetric){names[nm], x->value}, nm++;
+        if (isfinite(x->stderr_)) {
+            snprintf(names[nm], sizeof names[nm], "%s_stderr", base);
+            ms[nm] = (KilnMetric){names[nm], x->stderr_}, nm++;
+        }
+        if (x->chance > 0) {
+            snprintf(names[nm], sizeof names[nm], "%s_chance", base);
+            ms[nm] = (KilnMetric){names[nm], x->chance}, nm++;
+        }
         kbuf_printf(&line, " %s/%s%s%s %.4f", x->task, x->metric, x->filter[0] ? ":" : "", x->filter, x->value);
     }
-    if (rc == 0 && r->have_tracker) rc = tracker_log(&r->tr, r->st.step, wall_now(), ms, res.n, err);
+    if (rc == 0 && r->have_tracker) rc = tracker_log(&r->tr, r->st.step, wall_now(), ms, nm, err);
     if (rc == 0) say(r, "step %5d | eval%s (%.1f s)\n", r->st.step, line.len ? line.data : "", kiln_now() - t0);
     kbuf_free(&line);
     free(ms);
@@ -710,7 +794,7 @@ static int run_open(Run *r, KilnErr *err) {
     double now = wall_now();
     if (tracker_open(&r->tr, r->dir, r->opt->resume ? r->st.step : -1, now, err)) return -1;
     r->have_tracker = 1;
-    if (run_env_write(r->dir, cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), err)) return -1;
+    if (run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), err)) return -1;
     open_manifest(r);
     if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
@@ -725,7 +809,13 @@ static int run_open(Run *r, KilnErr *err) {
     kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
     const char *from = r->opt->resume ? r->opt->resume : r->opt->init_from ? r->opt->init_from : "init";
     kbuf_json_str(&d, from);
-    kbuf_putc(&d, '}');
+    // each session's command, for the report (env.json holds only the last one)
+    kbuf_puts(&d, ",\"command\":[");
+    for (int i = 0; i < r->opt->argc; i++) {
+        if (i) kbuf_putc(&d, ',');
+        kbuf_json_str(&d, r->opt->argv[i]);
+    }
+    kbuf_puts(&d, "]}");
     rc = event(r, r->opt->resume ? "resume" : "start", d.data, err);
     kbuf_free(&d);
     rundir_write_pid(r->dir, (long)getpid());  // only for `kiln report`: training goes on without it
@@ -756,7 +846,8 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
     Run *r = calloc(1, sizeof *r);
     if (!r) return kiln_fail(err, "out of memory");
-    r->cfg = cfg;
+    r->cfg_own = *cfg;
+    r->cfg = &r->cfg_own;
     r->opt = opt;
     r->dir = cfg->out_dir;
     r->lock_fd = -1;

@@ -282,6 +282,12 @@ static cJSON *env_json(int argc, char **argv, int threads) {
     else cJSON_AddNullToObject(cpu, "model");
     cJSON_AddNumberToObject(cpu, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddNumberToObject(j, "threads", threads);
+    KilnThreadPlan plan;  // what `kiln env` says: the wait policy in effect and why
+    backend_thread_plan(&plan);
+    cJSON *omp = cJSON_AddObjectToObject(j, "openmp_wait");
+    cJSON_AddStringToObject(omp, "OMP_WAIT_POLICY", plan.wait_policy);
+    cJSON_AddStringToObject(omp, "GOMP_SPINCOUNT", plan.spincount);
+    cJSON_AddStringToObject(omp, "why", plan.wait_why);
 #if defined(__GNUC__) && !defined(__clang__)
     cJSON_AddStringToObject(j, "compiler", "gcc " __VERSION__);  // gcc's __VERSION__ is the number alone
 #else

@@ -59,8 +59,22 @@ void adamw_step(KilnModel *m, const KilnTrainConfig *t, float lr, int step, floa
     optimizer_step(m, &a, lr, step, grad_scale);
 }
 
+// An extension (steps from extend_from on): the planned schedule's last lr,
+// held, or held and then decayed over the extension's last wsd_decay_frac.
+static float extension_lr(const KilnTrainConfig *t, int step) {
+    double fin = t->extend_lr, lo = t->min_lr, v = fin;
+    int span = t->steps - t->extend_from;
+    if (t->extend == KILN_EXTEND_DECAY && span > 0) {
+        double done = (double)(step - t->extend_from) / span, start = 1.0 - t->wsd_decay_frac;
+        if (done > 1) done = 1;
+        if (done > start) v = fin - (done - start) / (t->wsd_decay_frac > 0 ? t->wsd_decay_frac : 1) * (fin - lo);
+    }
+    return (float)(v > lo ? v : lo);
+}
+
 float lr_at(const KilnTrainConfig *t, int step) {
     // step counts from 0 here, as nanoGPT's iteration number
+    if (t->extend_from > 0 && step >= t->extend_from) return extension_lr(t, step);
     int w = t->warmup_steps, end = t->decay_steps;
     if (step < w) return t->lr * (float)(step + 1) / (float)(w + 1);
     double lr = t->lr, lo = t->min_lr, v;

@@ -26,11 +26,17 @@ try:
     ppl = tu.series(recs, "eval/lambada_openai/perplexity")
     assert sorted(acc) == [100, 200] and sorted(ppl) == [100, 200], (acc, ppl)
     assert all(0 <= v <= 1 for v in acc.values()) and all(v > 1 for v in ppl.values())
+    # beside each metric its stderr and (multiple choice) chance level, for the report's band and line
+    assert tu.series(recs, "eval/hellaswag/acc_norm_chance") == {100: 0.25, 200: 0.25}, recs[-3:]
+    assert sorted(tu.series(recs, "eval/hellaswag/acc_norm_stderr")) == [100, 200]
+    assert not tu.series(recs, "eval/lambada_openai/perplexity_chance")
     out = os.path.join(work, "results.json")
     subprocess.run([kiln, "eval", "--model", run, "--tasks", "hellaswag,lambada_openai", "--limit", "10",
                     "--tokenizer", "bytes", "--task-dir", keys["eval.task_dir"], "--data-dir", dd, "--output", out,
                     "-q"], check=True, stdout=subprocess.DEVNULL)
-    res = {(r["task"], r["metric"]): r["value"] for r in json.load(open(out))["results"]}
+    rows = json.load(open(out))["results"]
+    res = {(r["task"], r["metric"]): r["value"] for r in rows}
+    assert [r.get("chance") for r in rows if r["task"] == "hellaswag"] == [0.25, 0.25], rows
     assert abs(res[("hellaswag", "acc_norm")] - acc[200]) < 1e-9, (res, acc)
     assert abs(res[("lambada_openai", "perplexity")] - ppl[200]) < 1e-6 * ppl[200], (res, ppl)
     print("eval during training: hellaswag acc_norm %s, lambada perplexity %s; kiln eval agrees" % (acc, ppl))

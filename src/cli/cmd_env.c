@@ -1,0 +1,42 @@
+// cmd_env.c: `kiln env`: what kiln runs on, and the thread count and OpenMP
+// wait policy it chose, with the reason for each.
+#include "backend/backend.h"
+#include "cli/cli.h"
+
+#include "kiln/core.h"
+
+#include <stdio.h>
+
+static int run(int argc, char **argv) {
+    if (argc > 1) return cli_error("env: unexpected argument '%s' (see `kiln help env`)", argv[1]), 2;
+    KilnThreadPlan p;
+    backend_thread_plan(&p);
+    KilnBackendInfo be = backend_info();
+    printf("kiln %s (commit %s)\n", kiln_version(), kiln_git_commit());
+    printf("cpus:        %d online, %d in the affinity mask, cgroup quota ", p.online, p.affinity);
+    if (p.quota > 0) printf("%.2f\n", p.quota);
+    else printf("none\n");
+    printf("threads:     %d (%s)\n", p.threads, p.threads_why);
+    printf("wait policy: OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s (%s)\n", p.wait_policy[0] ? p.wait_policy : "unset",
+           p.spincount[0] ? p.spincount : "unset", p.wait_why);
+    printf("backend:     %s", be.name);
+    if (be.blas) printf(", %s %s, kernels %s, %d threads (the same OpenMP pool)", be.blas, be.blas_config,
+                        be.blas_core, be.blas_threads);
+    printf("\n");
+    return 0;
+}
+
+const KilnCommand CMD_ENV = {
+    "env", run, "show the CPUs, threads and OpenMP wait policy kiln uses, and why",
+    "usage: kiln env\n"
+    "\n"
+    "Prints the CPUs this process may use (online, affinity mask, cgroup cpu.max\n"
+    "quota), the thread count kiln chose and why (OMP_NUM_THREADS when set, else\n"
+    "the affinity mask capped by the quota; train.threads and eval --threads\n"
+    "override it per command), and the OpenMP wait policy: unless OMP_WAIT_POLICY\n"
+    "or GOMP_SPINCOUNT is set, kiln sets GOMP_SPINCOUNT=" KILN_SPINCOUNT " so that a\n"
+    "thread waiting at a barrier spins briefly, then sleeps; libgomp's default spin\n"
+    "of about 3 ms makes kiln many times slower when other processes keep the cores\n"
+    "busy. See docs/benchmarks.md.\n",
+    0,
+};
