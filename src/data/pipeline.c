@@ -377,49 +377,15 @@ static int run_step(const KilnPipeline *p, int first, int last, KilnStage *st, c
     return rc;
 }
 
-// Replaces the shards and manifest in out_dir by those in new_dir: old shard
-// files go first, the manifest is renamed last.
-static int install_outputs(const char *new_dir, const char *out_dir, KilnErr *err) {
-    DIR *d = opendir(out_dir);
-    struct dirent *e;
-    char a[4096], b[4096];
-    while (d && (e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if ((!strncmp(e->d_name, "train_", 6) || !strncmp(e->d_name, "val_", 4)) && l > 4 &&
-            !strcmp(e->d_name + l - 4, ".bin")) {
-            path_join(a, sizeof a, out_dir, e->d_name);
-            unlink(a);
-        }
-    }
-    if (d) closedir(d);
-    d = opendir(new_dir);
-    if (!d) return kiln_fail(err, "%s: %s", new_dir, strerror(errno));
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !strcmp(e->d_name, "manifest.json")) continue;
-        path_join(a, sizeof a, new_dir, e->d_name);
-        path_join(b, sizeof b, out_dir, e->d_name);
-        if (rename(a, b)) {
-            closedir(d);
-            return kiln_fail(err, "%s: %s", b, strerror(errno));
-        }
-    }
-    closedir(d);
-    path_join(a, sizeof a, new_dir, "manifest.json");
-    path_join(b, sizeof b, out_dir, "manifest.json");
-    if (rename(a, b)) return kiln_fail(err, "%s: %s", b, strerror(errno));
-    rmdir(new_dir);
-    return kiln_fsync_dir(out_dir, err);
-}
-
 // The last step: documents to shards and the manifest.
 static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *work, KilnBuf *report,
                         KilnErr *err) {
     KilnTokenizer *tok = NULL;
     if (strcmp(p->tokenizer, "bytes") && tokenizer_load(&tok, p->tokenizer, err))
         return kiln_wrap(err, "output.tokenizer");
-    char shard_dir[4096];
-    path_join(shard_dir, sizeof shard_dir, work, "shards");
-    KilnCorpusOptions o = {.out_dir = shard_dir, .tok = tok, .tok_name = p->tokenizer, .shard_tokens = p->shard_tokens,
+    // the corpus writer stages the shards and replaces out_dir's earlier ones only
+    // once all are written
+    KilnCorpusOptions o = {.out_dir = p->out_dir, .tok = tok, .tok_name = p->tokenizer, .shard_tokens = p->shard_tokens,
                            .val_fraction = p->val_fraction, .seed = p->seed, .special = KILN_SPECIAL_TEXT};
     KilnCorpusWriter *cw;
     KilnDocReader *r = NULL;
@@ -451,7 +417,6 @@ static int run_tokenize(const KilnPipeline *p, const char *in_path, const char *
         if (rc) corpus_writer_abort(cw);
         else rc = corpus_writer_finish(cw, extra.data, err);
         kbuf_free(&extra);
-        if (!rc) rc = install_outputs(shard_dir, p->out_dir, err);
         if (!rc && (kbuf_printf(report,
                                 "{\"stage\":\"tokenize\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
                                 "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"details\":{\"tokens\":%ld,"
