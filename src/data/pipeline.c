@@ -521,6 +521,21 @@ static int write_reports(const KilnPipeline *p, const KilnBuf *steps, FILE *prog
     return rc ? -1 : 0;
 }
 
+// The temp files of report.json and report.txt that a killed run left in
+// out_dir (one `kiln data run` per out_dir: no other run's are at work there).
+static void remove_stale_temps(const char *out_dir) {
+    DIR *d = opendir(out_dir);
+    char path[4096];
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (!strncmp(e->d_name, ".kiln-", 6) && l > 4 && !strcmp(e->d_name + l - 4, ".tmp")) {
+            path_join(path, sizeof path, out_dir, e->d_name);
+            unlink(path);
+        }
+    }
+    if (d) closedir(d);
+}
+
 int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     char work[4096], in[4096], out[4096], marker[4096];
     KilnStage *st = calloc((size_t)p->nstages + 1, sizeof *st);
@@ -539,6 +554,7 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     }
     path_join(work, sizeof work, p->out_dir, "work");
     if (!rc) rc = kiln_mkdirs(work, err);
+    if (!rc) remove_stale_temps(p->out_dir);
     KilnBuf steps = {0};  // the steps' report objects, comma-separated
     int nsteps = 2, step = 0;
     for (int i = 0; !rc && i < p->nstages; i++)  // after a stage failed to build, later ones have no def
