@@ -165,6 +165,23 @@ ckpt_case "checkpoint: EROFS renaming it into place" erofs "$W/run/ckpt-00000015
 ckpt_case "checkpoint: ENOSPC writing RUN/latest" enospc "$W/run/.kiln-" 0
 ckpt_case "checkpoint: fsync EIO writing RUN/latest" eio_fsync "$W/run/.kiln-" 0
 
+# the same step written again (a run resumed from an earlier checkpoint by name,
+# here ckpt-10, writes ckpt-15 over the one there): the earlier ckpt-15 must
+# survive a failure to rename the new one over it
+rm -rf "$W/run" && cp -a "$W/base" "$W/run"
+cp -a "$W/ref/ckpt-00000015" "$W/run/"
+keep15=$(snapshot "$W/run/ckpt-00000015")
+faulty "checkpoint: rewrite" erofs "$W/run/ckpt-00000015" 0 "$KILN" pretrain "$W/tiny.yaml" -q \
+  --resume "$W/run/ckpt-00000010" --set out_dir="$W/run"
+rc=$?
+if [ -s "$W/fault.log" ] && [ $rc -ne 0 ] && [ -d "$W/run/ckpt-00000015" ] &&
+  [ "$(snapshot "$W/run/ckpt-00000015")" = "$keep15" ] && [ -z "$(temps "$W/run")" ]; then
+  ok "checkpoint: EROFS replacing the same step keeps the earlier one"
+  faults=$((faults + 1))
+else
+  bad "checkpoint: EROFS replacing the same step (exit $rc, fault: $(cat "$W/fault.log" 2>/dev/null)): $(ls -A "$W/run" | tr '\n' ' ') $(head -c 300 "$W/err")"
+fi
+
 # ---------------------------------------------------------------- kiln report
 cp -a "$W/ref" "$W/rep"
 "$KILN" report "$W/rep" >/dev/null 2>&1 || bad "report"

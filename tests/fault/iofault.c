@@ -7,7 +7,7 @@
 //                         half of what it was given (at least 1 byte): a correct
 //                         writer loops and its output is unchanged
 //   KILN_FAULT=erofs      creating or writing a target (open with O_CREAT or for
-//                         writing, fopen for writing, mkdir, rename to or from
+//                         writing, fopen for writing, mkdir, rename or renameat2 to or from
 //                         it) fails with EROFS after AFTER such calls succeeded
 //   KILN_FAULT=eio_fsync  fsync/fdatasync of a target fails with EIO after AFTER
 //                         calls succeeded
@@ -159,6 +159,16 @@ int rename(const char *from, const char *to) {
         return -1;
     }
     return REAL(rename)(from, to);
+}
+
+int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned flags) {
+    init();
+    if (mode == F_EROFS && (matches(from) || matches(to)) && call_fails()) {
+        note("erofs renameat2", to);
+        errno = EROFS;
+        return -1;
+    }
+    return REAL(renameat2)(fromfd, from, tofd, to, flags);
 }
 
 // ---------------------------------------------------------------- write and fsync
