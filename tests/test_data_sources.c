@@ -24,11 +24,14 @@
 
 static char shared[1024];  // ../shared/data
 
+// tidied as the source reader tidies the paths it records in document ids
 static const char *data_path(const char *rel) {
     static char buf[4][1200];
     static int i;
+    char joined[1200];
     i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", shared, rel);
+    snprintf(joined, sizeof joined, "%s/%s", shared, rel);
+    kiln_path_tidy(joined, buf[i], sizeof buf[i]);
     return buf[i];
 }
 

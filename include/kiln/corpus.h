@@ -27,7 +27,6 @@ typedef struct {
     const KilnTokenizer *tok;  // NULL: one token per byte
     const char *tok_name;      // the tokenizer's path (from the current directory), or "bytes"; the manifest
                                // records a path relative to its own directory, so it resolves from anywhere
-    const char *manifest_dir;  // where manifest.json will end up, when it is moved after writing (NULL: out_dir)
     long shard_tokens;         // tokens per shard (the last one may be shorter)
     double val_fraction;       // share of documents (with val_last_tokens: of tokens) held out for validation
     uint64_t seed;

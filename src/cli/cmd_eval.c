@@ -16,11 +16,36 @@
 #include <time.h>
 #include <unistd.h>
 
-static FILE *open_out(const char *path, const char *what) {
-    if (!path) return NULL;
-    FILE *f = !strcmp(path, "-") ? stdout : fopen(path, "w");
-    if (!f) cli_error("%s: cannot write %s", path, what);
-    return f;
+// --keep-items and --dump-prompts files: a temp file renamed into place once
+// the evaluation succeeded, so that a failed or killed one (or a full disk)
+// leaves the earlier file as it was; "-" is stdout.
+typedef struct {
+    KilnAtomicFile af;
+    FILE *f;
+} OutFile;
+
+static int open_out(OutFile *o, const char *path, const char *what) {
+    memset(o, 0, sizeof *o);
+    if (!path) return 0;
+    if (!strcmp(path, "-")) {
+        o->f = stdout;
+        return 0;
+    }
+    KilnErr err;
+    if (kiln_atomic_open(&o->af, path, &err)) return cli_error("%s (%s)", err.msg, what), -1;
+    o->f = o->af.f;
+    return 0;
+}
+
+// Renames the file into place when keep, else removes its temp file; 0 or -1 (printed).
+static int close_out(OutFile *o, int keep) {
+    if (!o->af.f) return 0;
+    if (!keep) {
+        kiln_atomic_abort(&o->af);
+        return 0;
+    }
+    KilnErr err;
+    return kiln_atomic_commit(&o->af, &err) ? (cli_error("%s", err.msg), -1) : 0;
 }
 
 // tasks/toxicity.yaml and its like: sampled continuations scored for toxicity;
@@ -37,7 +62,7 @@ static int run_toxicity(const KilnModel *m, const KilnCodec *c, const char *path
         KilnBuf b = {0};
         if (toxicity_item_json(&r.items[i], r.k, &b) == 0) {
             kbuf_putc(&b, '\n');
-            fwrite(b.data, 1, b.len, items_f);
+            fwrite(b.data, 1, b.len, items_f);  // an error stays in ferror, which the commit checks
         }
         kbuf_free(&b);
     }
@@ -162,9 +187,10 @@ static int run(int argc, char **argv) {
     long nfound = 0;
     int rc = 0;
     if (decontam && eval_load_found(decontam, &found, &nfound, &err)) rc = cli_error("%s", err.msg), rc = 2;
-    FILE *items_f = rc ? NULL : open_out(items, "per-item outputs");
-    FILE *prompts_f = rc ? NULL : open_out(prompts, "prompts");
-    if ((items && !items_f) || (prompts && !prompts_f)) rc = 2;
+    OutFile items_o = {0}, prompts_o = {0};
+    if (rc == 0 && (open_out(&items_o, items, "per-item outputs") || open_out(&prompts_o, prompts, "prompts")))
+        rc = 2;
+    FILE *items_f = items_o.f, *prompts_f = prompts_o.f;
     KilnEvalOptions o = {shots, limit, seed, (const char *const *)found, nfound, items_f, prompts_f,
                          quiet ? NULL : stderr, NULL, NULL};
     if (!found) o.found = NULL;
@@ -195,6 +221,8 @@ static int run(int argc, char **argv) {
         task_free(t);
     }
     free(list);
+    // results.json last: the per-item files it goes with are in place before it
+    if (close_out(&items_o, rc == 0) || close_out(&prompts_o, rc == 0)) rc = 1;
     if (rc == 0) {
         eval_print_table(&res, stdout);
         if (output && eval_write_json(&res, ckpt, output, &err)) rc = cli_error("%s", err.msg), rc = 1;
@@ -203,8 +231,8 @@ static int run(int argc, char **argv) {
         if (rc == 0 && access(latest, F_OK) == 0 && save_in_run(&res, model, ckpt, quiet, &err))
             rc = cli_error("%s", err.msg), rc = 1;
     }
-    if (items_f && items_f != stdout) fclose(items_f);
-    if (prompts_f && prompts_f != stdout) fclose(prompts_f);
+    close_out(&items_o, 0);
+    close_out(&prompts_o, 0);
     for (long i = 0; i < nfound; i++) free(found[i]);
     free(found);
     eval_results_free(&res);

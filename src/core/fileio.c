@@ -249,7 +249,7 @@ int kiln_atomic_write(KilnAtomicFile *af, const void *data, size_t n, KilnErr *e
     if (af->failed) return -1;
     if (n && fwrite(data, 1, n, af->f) != n) {
         af->failed = 1;
-        return kiln_fail(err, "%s: write failed: %s", af->tmp, strerror(errno));
+        return kiln_fail(err, "%s: write failed: %s", af->path, strerror(errno));
     }
     return 0;
 }
@@ -272,11 +272,15 @@ int kiln_atomic_commit(KilnAtomicFile *af, KilnErr *err) {
         kiln_atomic_abort(af);
         return -1;
     }
+    // the messages name the file being replaced (left as it was), not the temp
+    // file, which is removed. ferror: a write through af->f (fprintf) that failed
+    // earlier lost its bytes, yet a later fflush of the emptied buffer succeeds
     int rc = 0;
-    if (fflush(af->f) != 0 || fsync(fileno(af->f)) != 0)
-        rc = kiln_fail(err, "%s: flush failed: %s", af->tmp, strerror(errno));
+    if (ferror(af->f)) rc = kiln_fail(err, "%s: write failed", af->path);
+    else if (fflush(af->f) != 0) rc = kiln_fail(err, "%s: write failed: %s", af->path, strerror(errno));
+    else if (fsync(fileno(af->f)) != 0) rc = kiln_fail(err, "%s: fsync failed: %s", af->path, strerror(errno));
     if (fclose(af->f) != 0 && rc == 0)
-        rc = kiln_fail(err, "%s: close failed: %s", af->tmp, strerror(errno));
+        rc = kiln_fail(err, "%s: close failed: %s", af->path, strerror(errno));
     af->f = NULL;
     if (rc == 0 && rename(af->tmp, af->path) != 0)
         rc = kiln_fail(err, "%s: rename failed: %s", af->path, strerror(errno));

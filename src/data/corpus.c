@@ -3,8 +3,11 @@
 #include "core/shard.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 enum { TRAIN, VAL };
@@ -31,6 +34,7 @@ typedef struct {
 struct KilnCorpusWriter {
     KilnCorpusOptions o;
     char *out_dir;
+    char stage[4096];  // out_dir/.corpus-<random>.tmp: shards and manifest until they all are written
     int vocab, eot;
     Split split[2];
     Held held;
@@ -42,16 +46,92 @@ struct KilnCorpusWriter {
     int nsrc;
 };
 
+static int is_shard_name(const char *n) {
+    size_t l = strlen(n);
+    return (!strncmp(n, "train_", 6) || !strncmp(n, "val_", 4)) && l > 4 && !strcmp(n + l - 4, ".bin");
+}
+
+// Removes the staging directories a killed writer left in out_dir (one writer
+// at a time per out_dir: two would replace each other's manifest anyway).
+static void remove_stale_stages(const char *out_dir) {
+    DIR *d = opendir(out_dir);
+    struct dirent *e;
+    char p[4096];
+    while (d && (e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (!strncmp(e->d_name, ".corpus-", 8) && l > 4 && !strcmp(e->d_name + l - 4, ".tmp") &&
+            snprintf(p, sizeof p, "%s/%s", out_dir, e->d_name) < (int)sizeof p)
+            kiln_remove_tree(p);
+    }
+    if (d) closedir(d);
+}
+
+// Moves the staged shards and manifest into out_dir: every new shard renamed
+// over its name, then the earlier corpus's other shards removed, the manifest
+// last. Only a failure in these renames (not in writing) leaves a mix, which
+// the manifest's sha256 of each shard then refuses.
+static int install(KilnCorpusWriter *w, KilnErr *err) {
+    char a[4096 + 256], b[4096 + 256];
+    DIR *d = opendir(w->stage);
+    if (!d) return kiln_fail(err, "%s: %s", w->stage, strerror(errno));
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (!is_shard_name(e->d_name)) continue;
+        snprintf(a, sizeof a, "%s/%s", w->stage, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", w->out_dir, e->d_name);
+        if (rename(a, b)) rc = kiln_fail(err, "%s: cannot move into place: %s", b, strerror(errno));
+    }
+    closedir(d);
+    if (rc) return -1;
+    // shards of the earlier corpus that the new one does not have
+    if ((d = opendir(w->out_dir))) {
+        while ((e = readdir(d))) {
+            if (!is_shard_name(e->d_name)) continue;
+            char want[80];
+            int k;
+            if (sscanf(e->d_name, "%*[a-z]_%d.bin", &k) != 1) continue;
+            Split *s = &w->split[e->d_name[0] == 't' ? TRAIN : VAL];
+            snprintf(want, sizeof want, "%s_%06d.bin", s->name, k);
+            if (k >= s->nshards || strcmp(want, e->d_name)) {
+                snprintf(b, sizeof b, "%s/%s", w->out_dir, e->d_name);
+                unlink(b);
+            }
+        }
+        closedir(d);
+    }
+    snprintf(a, sizeof a, "%s/manifest.json", w->stage);
+    snprintf(b, sizeof b, "%s/manifest.json", w->out_dir);
+    if (rename(a, b)) return kiln_fail(err, "%s: cannot move into place: %s", b, strerror(errno));
+    rmdir(w->stage);
+    w->stage[0] = 0;
+    return kiln_fsync_dir(w->out_dir, err);
+}
+
 int corpus_writer_open(KilnCorpusWriter **wp, const KilnCorpusOptions *o, KilnErr *err) {
     if (o->shard_tokens < 1024) return kiln_fail(err, "shard_tokens must be at least 1024, got %ld", o->shard_tokens);
     if (o->val_fraction < 0 || o->val_fraction >= 1)
         return kiln_fail(err, "val_fraction must be in [0, 1), got %g", o->val_fraction);
     if (kiln_mkdirs(o->out_dir, err)) return -1;
+    remove_stale_stages(o->out_dir);
     KilnCorpusWriter *w = calloc(1, sizeof *w);
     if (!w) return kiln_fail(err, "out of memory");
     w->o = *o;
     w->out_dir = strdup(o->out_dir);
     w->o.out_dir = w->out_dir;
+    if (!w->out_dir) {
+        free(w);
+        return kiln_fail(err, "out of memory");
+    }
+    // the shards and manifest are written in a directory of their own and moved
+    // into out_dir only once all are written and synced: a full disk, an I/O
+    // error or a kill meanwhile leaves out_dir's earlier corpus as it was
+    if (kiln_temp_create(w->stage, sizeof w->stage, w->out_dir, "corpus", 1) != 0) {
+        int e = errno;
+        free(w->out_dir);
+        free(w);
+        return kiln_fail(err, "%s: cannot create a temp directory: %s", o->out_dir, strerror(e));
+    }
     w->vocab = o->tok ? tokenizer_vocab_size(o->tok) : 256;
     w->eot = o->no_doc_start ? -1 : o->tok ? tokenizer_special_id(o->tok, "<|endoftext|>") : 0;
     w->split[TRAIN].name = "train";
@@ -69,9 +149,14 @@ static int flush_shard(KilnCorpusWriter *w, Split *s, int even_empty, KilnErr *e
     if (s->cur.n == 0 && !even_empty) return 0;
     char name[64], path[4096], hex[65];
     snprintf(name, sizeof name, "%s_%06d.bin", s->name, s->nshards);
-    snprintf(path, sizeof path, "%s/%s", w->out_dir, name);
-    if (shard_write(path, s->cur.ids, s->cur.n, w->vocab, err) || kiln_sha256_file(path, hex, err)) return -1;
-    if (w->o.log) fprintf(w->o.log, "wrote %s (%ld tokens)\n", path, s->cur.n);
+    snprintf(path, sizeof path, "%s/%s", w->stage, name);
+    if (shard_write(path, s->cur.ids, s->cur.n, w->vocab, err) || kiln_sha256_file(path, hex, err)) {
+        // name the shard by where it goes, not by the staging directory
+        char final[4096 + 64];
+        snprintf(final, sizeof final, "%s/%s", w->out_dir, name);
+        return kiln_wrap(err, "%s", final);
+    }
+    if (w->o.log) fprintf(w->o.log, "wrote %s/%s (%ld tokens)\n", w->out_dir, name, s->cur.n);
     if (kbuf_printf(&w->shards_json,
                     "%s\n    {\"path\":\"%s\",\"split\":\"%s\",\"tokens\":%ld,\"sha256\":\"%s\",\"docs\":[",
                     w->shards_json.len ? "," : "", name, s->name, s->cur.n, hex) ||
@@ -223,6 +308,7 @@ static void writer_free(KilnCorpusWriter *w) {
     free(w->held.ntok);
     kbuf_free(&w->shards_json);
     kbuf_free(&w->tmp);
+    if (w->stage[0]) kiln_remove_tree(w->stage);  // what a failed writer staged
     free(w->out_dir);
     free(w);
 }
@@ -242,7 +328,7 @@ int corpus_writer_finish(KilnCorpusWriter *w, const char *extra_json, KilnErr *e
     char tok_rel[4096];
     const char *tok_name = w->o.tok_name ? w->o.tok_name : w->o.tok ? "?" : "bytes";
     if (w->o.tok && w->o.tok_name &&
-        !kiln_path_relative(w->o.tok_name, w->o.manifest_dir ? w->o.manifest_dir : w->out_dir, tok_rel, sizeof tok_rel))
+        !kiln_path_relative(w->o.tok_name, w->out_dir, tok_rel, sizeof tok_rel))
         tok_name = tok_rel;
     KilnBuf *m = &w->tmp;
     kbuf_clear(m);
@@ -268,13 +354,18 @@ int corpus_writer_finish(KilnCorpusWriter *w, const char *extra_json, KilnErr *e
     if (bad && !rc) rc = kiln_fail(err, "out of memory");
     if (!rc) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/manifest.json", w->out_dir);
+        snprintf(path, sizeof path, "%s/manifest.json", w->stage);
         KilnAtomicFile af;
         rc = kiln_atomic_open(&af, path, err) || kiln_atomic_write(&af, m->data, m->len, err) ||
                      kiln_atomic_commit(&af, err)
                  ? -1
                  : 0;
+        if (rc) {
+            snprintf(path, sizeof path, "%s/manifest.json", w->out_dir);
+            kiln_wrap(err, "%s", path);
+        }
     }
+    if (!rc) rc = install(w, err);
     writer_free(w);
     return rc;
 }

@@ -465,47 +465,12 @@ static int run_step(const KilnPipeline *p, int first, int last, KilnStage *st, c
     return rc;
 }
 
-// Replaces the shards and manifest in out_dir by those in new_dir: old shard
-// files go first, the manifest is renamed last.
-static int install_outputs(const char *new_dir, const char *out_dir, KilnErr *err) {
-    DIR *d = opendir(out_dir);
-    struct dirent *e;
-    char a[4096], b[4096];
-    while (d && (e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if ((!strncmp(e->d_name, "train_", 6) || !strncmp(e->d_name, "val_", 4)) && l > 4 &&
-            !strcmp(e->d_name + l - 4, ".bin")) {
-            path_join(a, sizeof a, out_dir, e->d_name);
-            unlink(a);
-        }
-    }
-    if (d) closedir(d);
-    d = opendir(new_dir);
-    if (!d) return kiln_fail(err, "%s: %s", new_dir, strerror(errno));
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !strcmp(e->d_name, "manifest.json")) continue;
-        path_join(a, sizeof a, new_dir, e->d_name);
-        path_join(b, sizeof b, out_dir, e->d_name);
-        if (rename(a, b)) {
-            closedir(d);
-            return kiln_fail(err, "%s: %s", b, strerror(errno));
-        }
-    }
-    closedir(d);
-    path_join(a, sizeof a, new_dir, "manifest.json");
-    path_join(b, sizeof b, out_dir, "manifest.json");
-    if (rename(a, b)) return kiln_fail(err, "%s: %s", b, strerror(errno));
-    rmdir(new_dir);
-    return kiln_fsync_dir(out_dir, err);
-}
-
 // The last step: documents to shards and the manifest.
-static int run_tokenize(const KilnPipeline *p, KilnTokenizer *tok, const char *in_path, const char *work,
-                        KilnBuf *report, KilnErr *err) {
-    char shard_dir[4096];
-    path_join(shard_dir, sizeof shard_dir, work, "shards");
-    KilnCorpusOptions o = {.out_dir = shard_dir, .manifest_dir = p->out_dir, .tok = tok, .tok_name = p->tokenizer,
-                           .shard_tokens = p->shard_tokens,
+static int run_tokenize(const KilnPipeline *p, KilnTokenizer *tok, const char *in_path, KilnBuf *report,
+                        KilnErr *err) {
+    // the corpus writer stages the shards and replaces out_dir's earlier ones only
+    // once all are written
+    KilnCorpusOptions o = {.out_dir = p->out_dir, .tok = tok, .tok_name = p->tokenizer, .shard_tokens = p->shard_tokens,
                            .val_fraction = p->val_fraction, .seed = p->seed, .special = KILN_SPECIAL_TEXT};
     KilnCorpusWriter *cw;
     KilnDocReader *r = NULL;
@@ -537,7 +502,6 @@ static int run_tokenize(const KilnPipeline *p, KilnTokenizer *tok, const char *i
         if (rc) corpus_writer_abort(cw);
         else rc = corpus_writer_finish(cw, extra.data, err);
         kbuf_free(&extra);
-        if (!rc) rc = install_outputs(shard_dir, p->out_dir, err);
         if (!rc && (kbuf_printf(report,
                                 "{\"stage\":\"tokenize\",\"docs_in\":%ld,\"docs_out\":%ld,\"bytes_in\":%ld,"
                                 "\"bytes_out\":%ld,\"seconds\":%.3f,\"drops\":[],\"skipped\":%ld,\"skip_examples\":[],"
@@ -646,6 +610,21 @@ static int write_reports(const KilnPipeline *p, const KilnBuf *steps, FILE *prog
     return rc ? -1 : 0;
 }
 
+// The temp files of report.json and report.txt that a killed run left in
+// out_dir (one `kiln data run` per out_dir: no other run's are at work there).
+static void remove_stale_temps(const char *out_dir) {
+    DIR *d = opendir(out_dir);
+    char path[4096];
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (!strncmp(e->d_name, ".kiln-", 6) && l > 4 && !strcmp(e->d_name + l - 4, ".tmp")) {
+            path_join(path, sizeof path, out_dir, e->d_name);
+            unlink(path);
+        }
+    }
+    if (d) closedir(d);
+}
+
 int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     char work[4096], in[4096], out[4096], marker[4096];
     KilnStage *st = calloc((size_t)p->nstages + 1, sizeof *st);
@@ -683,6 +662,7 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
             rc = kiln_mkdirs(in, err);
             break;
         }
+    if (!rc) remove_stale_temps(p->out_dir);
     KilnBuf steps = {0};  // the steps' report objects, comma-separated
     int nsteps = 2, step = 0;
     for (int i = 0; !rc && i < p->nstages; i++)  // after a stage failed to build, later ones have no def
@@ -739,7 +719,7 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     if (!rc) {
         if (progress) fprintf(progress, "[%d/%d] tokenize (%s) and write shards...\n", ++step, nsteps, p->tokenizer);
         kbuf_clear(&rep);
-        rc = run_tokenize(p, tok, out, work, &rep, err);
+        rc = run_tokenize(p, tok, out, &rep, err);
         if (!rc) {
             kbuf_puts(&steps, ",");
             kbuf_append(&steps, rep.data, rep.len);

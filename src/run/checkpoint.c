@@ -1,4 +1,5 @@
 // checkpoint.c: crash-safe checkpoints in safetensors plus a JSON state file.
+#define _GNU_SOURCE  // renameat2
 #include "kiln/checkpoint.h"
 
 #include "backend/backend.h"
@@ -265,6 +266,40 @@ static int remove_checkpoint(const char *dir) {
     return rmdir(dir);
 }
 
+// Puts the finished temp directory TMP in place as FINAL. The same step
+// written again (e.g. after a resume) swaps the two atomically, so a failure
+// never leaves neither; where the file system cannot swap, the earlier one is
+// moved aside onto a fresh empty directory (never a predictable name that
+// could be a planted link) and put back if the new one cannot take its place.
+static int install_checkpoint(const char *tmp, const char *final, const char *run_dir, KilnErr *err) {
+    struct stat sb;
+    if (stat(final, &sb) != 0) {
+        if (rename(tmp, final) == 0) return 0;
+        return kiln_fail(err, "%s: rename failed: %s", final, strerror(errno));
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+        remove_checkpoint(tmp);  // now the earlier one
+        return 0;
+    }
+    if (errno != EINVAL && errno != ENOSYS)
+        return kiln_fail(err, "%s: rename failed: %s", final, strerror(errno));
+    char old[1200];
+    if (kiln_temp_create(old, sizeof old, run_dir, "old", 1) != 0)
+        return kiln_fail(err, "%s: cannot create a temp directory: %s", run_dir, strerror(errno));
+    if (rename(final, old) != 0) {
+        int e = errno;
+        rmdir(old);
+        return kiln_fail(err, "%s: rename failed: %s", final, strerror(e));
+    }
+    if (rename(tmp, final) != 0) {
+        int e = errno;
+        rename(old, final);
+        return kiln_fail(err, "%s: rename failed: %s", final, strerror(e));
+    }
+    remove_checkpoint(old);
+    return 0;
+}
+
 int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel *m,
                     const KilnTrainState *st, char *path, KilnErr *err) {
     if (kiln_mkdirs(run_dir, err)) return -1;
@@ -298,21 +333,7 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
     }
     if (rc == 0) rc = write_state_sha(tmp, err);
     if (rc == 0) rc = kiln_fsync_dir(tmp, err);
-    if (rc == 0) {
-        struct stat sb;
-        if (stat(final, &sb) == 0) {
-            // same step written again (e.g. after a resume): replace it. It is
-            // moved onto a fresh empty directory (rename replaces an empty one),
-            // never onto a predictable name that could be a planted link
-            char old[1200];
-            if (kiln_temp_create(old, sizeof old, run_dir, "old", 1) == 0) {
-                if (rename(final, old) == 0) remove_checkpoint(old);
-                else rmdir(old);
-            }
-        }
-        if (rename(tmp, final) != 0)
-            rc = kiln_fail(err, "%s: rename failed: %s", final, strerror(errno));
-    }
+    if (rc == 0) rc = install_checkpoint(tmp, final, run_dir, err);
     if (rc != 0) {
         kiln_remove_tree(tmp);
         return kiln_wrap(err, "checkpoint step %d", st->step);

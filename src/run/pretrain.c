@@ -239,6 +239,24 @@ static int run_file(const char *name) {
     return !strncmp(name, "ckpt-", 5) || !strncmp(name, ".ckpt-", 6);
 }
 
+// What a trainer killed in the middle of a write leaves: a checkpoint's temp
+// directory (RUN/.ckpt-N-<random>.tmp), one being replaced (.old-*.tmp), a
+// heartbeat's temp file. Removed under the lock, so no live trainer's; other
+// temp files (.kiln-*.tmp) may be a `kiln report`'s at work and are left.
+static void remove_leftovers(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char p[2048];
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *n = e->d_name;
+        size_t l = strlen(n);
+        if (l < 5 || strcmp(n + l - 4, ".tmp") || snprintf(p, sizeof p, "%s/%s", dir, n) >= (int)sizeof p) continue;
+        if (!strncmp(n, ".ckpt-", 6) || !strncmp(n, ".old-", 5)) kiln_remove_tree(p);
+        else if (!strncmp(n, "." RUNDIR_HEARTBEAT "-", sizeof RUNDIR_HEARTBEAT + 1)) unlink(p);
+    }
+    closedir(d);
+}
+
 // A fresh start must not mix with an earlier run's checkpoints and metrics: it
 // refuses a directory that holds any of a run's files (not only RUN/latest: a
 // run killed before writing it leaves checkpoints and metrics all the same).
@@ -787,6 +805,7 @@ static int run_open(Run *r, KilnErr *err) {
     if (kiln_mkdirs(r->dir, err)) return KILN_TRAIN_BAD_INPUT;
     if (rundir_lock(r->dir, "kiln pretrain", &r->lock_fd, err)) return KILN_TRAIN_BAD_INPUT;
     if (check_fresh_dir(r, err)) return KILN_TRAIN_BAD_INPUT;
+    remove_leftovers(r->dir);
     int rc = start_state(r, err);
     if (rc) return rc;
     apply_live(r);
