@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include "core/parse.h"
+#include "core/rundir.h"
 #include "kiln/corpus.h"
 #include "kiln/tokenizer.h"
 
@@ -253,9 +254,12 @@ static int write_corpus(const Args *a, const KilnTokenizer *tok, const Docs *doc
             if (kbuf_printf(&d[i].id, "%d", i - first + 1)) rc = kiln_fail(&err, "out of memory");
         }
     KilnCorpusWriter *w = NULL;
+    int lock = -1;  // one writer per corpus directory: a second would replace the first one's shards
+    if (!rc) rc = kiln_mkdirs(a->output, &err) || rundir_lock(a->output, "kiln tokenizer encode-corpus", &lock, &err);
     if (!rc) rc = corpus_writer_open(&w, &o, &err);
     if (!rc && docs->n && corpus_writer_add(w, d, docs->n, &err)) corpus_writer_abort(w), rc = -1;
     if (!rc) rc = corpus_writer_finish(w, NULL, &err);
+    rundir_unlock(lock);
     for (int i = 0; i < docs->n; i++) kbuf_free(&d[i].id);
     free(d);
     return rc ? cli_error("%s", err.msg) : 0;

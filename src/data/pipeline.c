@@ -625,6 +625,16 @@ static void remove_stale_temps(const char *out_dir) {
     if (d) closedir(d);
 }
 
+// The steps' files are written under out_dir/work: a link planted there would
+// send them (and the removal of work/ afterwards) elsewhere.
+static int refuse_link(const char *path, KilnErr *err) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return kiln_fail(err, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return kiln_fail(err, "%s: not a directory (a symbolic link or a file is there; remove it)", path);
+    return 0;
+}
+
 int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     char work[4096], in[4096], out[4096], marker[4096];
     KilnStage *st = calloc((size_t)p->nstages + 1, sizeof *st);
@@ -655,7 +665,7 @@ int pipeline_run(const KilnPipeline *p, FILE *progress, KilnErr *err) {
     // files and shards under it (the lock goes with the process, even a killed one)
     if (!rc) rc = kiln_mkdirs(p->out_dir, err) || rundir_lock(p->out_dir, "kiln data run", &lock, err);
     path_join(work, sizeof work, p->out_dir, "work");
-    if (!rc) rc = kiln_mkdirs(work, err);
+    if (!rc) rc = kiln_mkdirs(work, err) || refuse_link(work, err);
     for (int i = 0; !rc && i < p->nstages; i++)
         if (want_rejects[i]) {
             path_join(in, sizeof in, p->out_dir, "rejects");

@@ -151,6 +151,30 @@ holder.close()
 p = run("data", "run", path)
 check(p.returncode == 0, "and taken once free", p.stderr)
 
+# a link planted at out_dir/work is not followed (the steps' files would go there)
+elsewhere = os.path.join(tmp, "elsewhere")
+os.makedirs(elsewhere)
+path = pipeline("planted", "  - clean\n")
+os.makedirs(os.path.join(tmp, "planted"))
+os.symlink(elsewhere, os.path.join(tmp, "planted", "work"))
+p = run("data", "run", path)
+check(p.returncode == 1 and "planted/work" in p.stderr and "symbolic link" in p.stderr and
+      os.listdir(elsewhere) == [], "a symlinked out_dir/work is refused, nothing written through it", p.stderr)
+
+# one encode-corpus per corpus directory
+write(os.path.join(tmp, "t0.txt"), story(2))
+os.makedirs(os.path.join(tmp, "enc"))
+holder = open(os.path.join(tmp, "enc", "lock"), "w")
+fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+p = run("tokenizer", "encode-corpus", "--bytes", "-o", "enc", "t0.txt")
+check(p.returncode != 0 and f"in use by pid {os.getpid()}" in p.stderr and
+      not os.path.exists(os.path.join(tmp, "enc", "manifest.json")), "a locked encode-corpus directory is refused",
+      p.stderr)
+holder.close()
+p = run("tokenizer", "encode-corpus", "--bytes", "-o", "enc", "t0.txt")
+check(p.returncode == 0 and os.path.exists(os.path.join(tmp, "enc", "manifest.json")), "and written once free",
+      p.stderr)
+
 # --- 5. a document's id is its path, tidied: no "sub/.." in it
 os.makedirs(os.path.join(tmp, "sub"))
 write(os.path.join(tmp, "t.txt"), story(3))
