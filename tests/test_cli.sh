@@ -243,8 +243,10 @@ stages:
   - exact_dedup
 output: {tokenizer: bytes, shard_tokens: 100000, val_fraction: 0}
 YAML
-expect_ok "data run with work/ a link" "$KILN" data run "$W/tmppipe.yaml"
-[ -f "$W/tmpworkvictim/keep.txt" ] && ok "work/ link not emptied through" || bad "work/ link emptied: keep.txt deleted"
+expect_fail "data run with work/ a link is refused" "tmppipe/work: not a directory \\(a symbolic link" \
+  "$KILN" data run "$W/tmppipe.yaml"
+[ "$(ls -A "$W/tmpworkvictim")" = keep.txt ] && ok "nothing written or removed through the work/ link" ||
+  bad "work/ link written through: $(ls -A "$W/tmpworkvictim")"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -151,16 +151,6 @@ holder.close()
 p = run("data", "run", path)
 check(p.returncode == 0, "and taken once free", p.stderr)
 
-# a link planted at out_dir/work is not followed (the steps' files would go there)
-elsewhere = os.path.join(tmp, "elsewhere")
-os.makedirs(elsewhere)
-path = pipeline("planted", "  - clean\n")
-os.makedirs(os.path.join(tmp, "planted"))
-os.symlink(elsewhere, os.path.join(tmp, "planted", "work"))
-p = run("data", "run", path)
-check(p.returncode == 1 and "planted/work" in p.stderr and "symbolic link" in p.stderr and
-      os.listdir(elsewhere) == [], "a symlinked out_dir/work is refused, nothing written through it", p.stderr)
-
 # one encode-corpus per corpus directory
 write(os.path.join(tmp, "t0.txt"), story(2))
 os.makedirs(os.path.join(tmp, "enc"))
