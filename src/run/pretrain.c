@@ -824,6 +824,9 @@ static int run_open(Run *r, KilnErr *err) {
         loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
         (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads(),
         r->peak_flops / 1e9);
+    KilnBackendInfo be = backend_info();
+    if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
+        say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
     KilnBuf d = {0};
     kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
     const char *from = r->opt->resume ? r->opt->resume : r->opt->init_from ? r->opt->init_from : "init";

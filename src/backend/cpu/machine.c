@@ -33,9 +33,79 @@ double backend_peak_flops(int n) {
 }
 
 KilnBackendInfo backend_info(void) {
-    KilnBackendInfo b = {"cpu", "openblas", openblas_get_config(), openblas_get_corename(),
-                         openblas_get_num_threads()};
+    KilnBackendInfo b = {.name = "cpu", .blas = "openblas", .blas_config = openblas_get_config(),
+                         .blas_core = openblas_get_corename(), .blas_threads = openblas_get_num_threads()};
+    const char *forced = getenv("OPENBLAS_CORETYPE"), *picked = getenv(KILN_CORETYPE_ENV);
+    if (forced && picked)
+        snprintf(b.blas_core_why, sizeof b.blas_core_why,
+                 "set by kiln: OpenBLAS picked its generic %s kernels for this CPU; set OPENBLAS_CORETYPE to choose",
+                 picked);
+    else if (forced)
+        snprintf(b.blas_core_why, sizeof b.blas_core_why, "OPENBLAS_CORETYPE=%s in the environment", forced);
+    else
+        snprintf(b.blas_core_why, sizeof b.blas_core_why, "picked by OpenBLAS for this CPU");
     return b;
+}
+
+char *backend_cpu_model(char *out, size_t n) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return NULL;
+    char line[512];
+    char *found = NULL;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!colon || strncmp(line, "model name", 10)) continue;
+        colon += 1 + (colon[1] == ' ');
+        colon[strcspn(colon, "\n")] = 0;
+        snprintf(out, n, "%s", colon);
+        found = out;
+    }
+    fclose(f);
+    return found;
+}
+
+void backend_cpu_isa(KilnCpuIsa *isa) {
+    // libgcc's cpuid check includes the OS's support (XGETBV) for the wider registers
+    __builtin_cpu_init();
+    *isa = (KilnCpuIsa){
+        .avx = __builtin_cpu_supports("avx") > 0,
+        .avx2 = __builtin_cpu_supports("avx2") > 0,
+        .fma = __builtin_cpu_supports("fma") > 0,
+        .avx512f = __builtin_cpu_supports("avx512f") > 0,
+        .avx512bw = __builtin_cpu_supports("avx512bw") > 0,
+        .avx512dq = __builtin_cpu_supports("avx512dq") > 0,
+        .avx512vl = __builtin_cpu_supports("avx512vl") > 0,
+        .avx512_bf16 = __builtin_cpu_supports("avx512bf16") > 0,
+    };
+}
+
+void backend_isa_names(const KilnCpuIsa *isa, char *out, size_t cap) {
+    const struct { int on; const char *name; } f[] = {
+        {isa->avx, "avx"},           {isa->avx2, "avx2"},         {isa->fma, "fma"},
+        {isa->avx512f, "avx512f"},   {isa->avx512bw, "avx512bw"}, {isa->avx512dq, "avx512dq"},
+        {isa->avx512vl, "avx512vl"}, {isa->avx512_bf16, "avx512_bf16"}};
+    size_t len = 0;
+    if (cap) out[0] = 0;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].on && len < cap) len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " " : "", f[i].name);
+    if (cap && !out[0]) snprintf(out, cap, "none beyond SSE");
+}
+
+const char *backend_blas_better_core(const char *running, const KilnCpuIsa *isa) {
+    // OpenBLAS's x86 cores whose sgemm kernels use SSE or AVX1 at most. An
+    // AVX2 core (Haswell, Zen) on an AVX-512 CPU is left as it is: OpenBLAS
+    // chose it knowing the CPU, and only a measurement could say better. Names
+    // not listed (newer cores, or another library's) are never replaced.
+    static const char *const old[] = {"Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Atom", "Core2",
+                                      "Penryn", "Dunnington", "Nehalem", "Athlon", "Opteron", "Opteron(SSE3)",
+                                      "Barcelona", "Nano", "Bobcat", "Bulldozer", "Piledriver", "Steamroller",
+                                      "Excavator", "Sandybridge"};
+    int generic = 0;
+    for (size_t i = 0; running && i < sizeof old / sizeof old[0]; i++) generic |= !strcmp(running, old[i]);
+    if (!generic) return NULL;
+    if (isa->avx512f && isa->avx512bw && isa->avx512dq && isa->avx512vl) return "SkylakeX";
+    if (isa->avx2 && isa->fma) return "Haswell";
+    return NULL;
 }
 
 // The tightest cpu.max quota (in CPUs) on this process's cgroup v2 path, from
