@@ -141,6 +141,25 @@ int backend_view_end(float *view, float *buf, long n, int written, KilnErr *err)
 // Best matmul rate (FLOP/s) of an (n,n) @ (n,n) product with the threads in
 // use, for MFU; 0 when it cannot be measured. Takes about half a second.
 double backend_peak_flops(int n);
+// The peak MFU is measured against (issue 13): a stable figure, not a half
+// second's measurement on a busy machine. The theoretical peak of the kernels
+// in use (cores x clock x fp32 FLOPs per cycle per core) and the best of
+// several sgemm measurements; MFU uses the larger, so it never passes 100% (a
+// measurement above the theoretical figure means the clock read was a base
+// clock below the boost one).
+typedef struct {
+    double measured;      // FLOP/s: best of several (n,n) @ (n,n) with the threads in use
+    double theoretical;   // cores x ghz x flops_per_cycle; 0 when the clock or the kernels are unknown
+    int threads;
+    int cores;            // the physical cores those threads occupy (hyperthreads share a core's FMA units)
+    double ghz;
+    int flops_per_cycle;     // fp32, one core, with the kernels in use
+    char clock_from[64];     // the file the clock was read from
+    char per_cycle_why[96];  // how flops_per_cycle follows from the kernels
+    double peak;             // the one MFU uses: max(measured, theoretical)
+    const char *peak_is;     // "theoretical" or "measured"
+} KilnPeak;
+void backend_peak(KilnPeak *p, int n);
 typedef struct {
     const char *name;         // the backend compiled in (KILN_BACKEND)
     const char *blas;         // the BLAS library behind the matmuls, NULL without one

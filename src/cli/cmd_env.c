@@ -29,6 +29,13 @@ static int run(int argc, char **argv) {
     if (be.blas) printf(", %s %s, %d threads (the same OpenMP pool)", be.blas, be.blas_config, be.blas_threads);
     printf("\n");
     if (be.blas) printf("kernels:     %s (%s)\n", be.blas_core, be.blas_core_why);
+    KilnPeak pk;
+    backend_peak(&pk, 2048);
+    printf("fp32 peak:   %.1f GFLOP/s theoretical (%d cores x %.2f GHz from %s x %d FLOP/cycle: %s); "
+           "sgemm 2048^3 measured %.1f GFLOP/s (%.0f%%); MFU uses the %s one\n",
+           pk.theoretical / 1e9, pk.cores, pk.ghz, pk.clock_from[0] ? pk.clock_from : "nowhere", pk.flops_per_cycle,
+           pk.per_cycle_why, pk.measured / 1e9, pk.theoretical > 0 ? 100 * pk.measured / pk.theoretical : 0.0,
+           pk.peak_is);
     return 0;
 }
 

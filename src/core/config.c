@@ -103,7 +103,7 @@ static const KeySpec KEYS[] = {
     {"train.spike_skip_steps", T_INT, TR(spike_skip_steps), 0, NULL, "steps of batches skipped, ending at the spike"},
     {"train.spike_lr_factor", T_FLOAT, TR(spike_lr_factor), 0, NULL, "learning-rate multiplier applied at each spike"},
     {"train.spike_max", T_INT, TR(spike_max), 0, NULL, "spikes handled before the run stops with an error"},
-    {"train.peak_tflops", T_FLOAT, TR(peak_tflops), 0, NULL, "peak for MFU in TFLOP/s; 0 = measure sgemm at start"},
+    {"train.peak_tflops", T_FLOAT, TR(peak_tflops), 0, NULL, "peak for MFU in TFLOP/s; 0 = the larger of the theoretical peak and a measured sgemm"},
     {"train.threads", T_INT, TR(threads), 0, NULL, "threads; 0 = OMP_NUM_THREADS or all cores"},
     {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
     {"data.val", T_STR, D(val), sizeof(((KilnConfig *)0)->data.val), NULL, "validation shards (path or glob)"},

@@ -813,17 +813,25 @@ static int run_open(Run *r, KilnErr *err) {
     double now = wall_now();
     if (tracker_open(&r->tr, r->dir, r->opt->resume ? r->st.step : -1, now, err)) return -1;
     r->have_tracker = 1;
-    if (run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), err)) return -1;
+    KilnPeak peak = {0};
+    if (t->peak_tflops > 0) peak.peak = t->peak_tflops * 1e12, peak.peak_is = "train.peak_tflops";
+    else backend_peak(&peak, 2048);
+    if (run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), &peak, err)) return -1;
     open_manifest(r);
     if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
-    r->peak_flops = t->peak_tflops > 0 ? t->peak_tflops * 1e12 : backend_peak_flops(2048);
+    r->peak_flops = peak.peak;
     say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
         cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
-    say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads; peak %.1f GFLOP/s\n",
+    say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads\n",
         loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
-        (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads(),
-        r->peak_flops / 1e9);
+        (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads());
+    if (t->peak_tflops > 0)
+        say(r, "MFU against %.1f GFLOP/s (train.peak_tflops)\n", r->peak_flops / 1e9);
+    else
+        say(r, "MFU against %.1f GFLOP/s, the %s peak: %d cores x %.2f GHz (%s) x %d FLOP/cycle (%s); "
+               "sgemm measured %.1f\n", r->peak_flops / 1e9, peak.peak_is, peak.cores, peak.ghz, peak.clock_from,
+            peak.flops_per_cycle, peak.per_cycle_why, peak.measured / 1e9);
     KilnBackendInfo be = backend_info();
     if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
         say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
