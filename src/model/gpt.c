@@ -161,6 +161,7 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     m->g = gpt_views(m, m->grads);
     long A = plan_acts(m, &m->a, NULL);
     long R = cfg->pos == KILN_POS_ROPE ? (long)cfg->block_size * m->HD : 0;
+    m->acts_floats = A + R;
     m->acts_mem = backend_alloc(A + R, err);
     if (!m->acts_mem) {
         backend_free(m->params);
@@ -180,6 +181,12 @@ void gpt_destroy(KilnModel *m) {
     backend_free(m->params);
     backend_free(m->acts_mem);
     memset(m, 0, sizeof *m);
+}
+
+KilnMemPlan gpt_memory_plan(const KilnModel *m) {
+    double P = (double)m->layout.total * sizeof(float);
+    KilnMemPlan p = {.weights = P, .grads = P, .optim = 2 * P, .acts = (double)m->acts_floats * sizeof(float)};
+    return p;
 }
 
 long gpt_num_params(const KilnModel *m) {

@@ -61,6 +61,7 @@ typedef struct {
     int consumed_skip;       // the skipped step whose batches were already thrown away
     int want_checkpoint, want_eval, want_stop;
     double peak_flops, flops_per_token;
+    double rss_mb_since_log;  // the highest step peak of resident memory since the last progress line
     double t_ckpt, t_beat, t_log, t_bar;
     int steps_since_log;
     int tty;
@@ -680,6 +681,7 @@ static int train_step(Run *r, KilnErr *err) {
     if (sets && r->consumed_skip != step && skip_batches(r, sets, batch_micro_steps(&r->live, st->tokens_seen), err))
         return -1;
     int micro = batch_micro_steps(&r->live, st->tokens_seen);
+    kiln_peak_rss_reset();  // the step's own peak, not the run's
     double t0 = kiln_now(), loss;
     if (forward_backward(r, micro, &loss, err)) return -1;
     double norm = grad_global_norm(&r->m);
@@ -708,10 +710,13 @@ static int train_step(Run *r, KilnErr *err) {
     st->loader_epoch = r->train.epoch;
     st->train_seconds += dt;
     double tok_s = batch_tokens / dt, mfu = r->peak_flops > 0 ? r->flops_per_token * tok_s / r->peak_flops : NAN;
+    double rss_mb = kiln_peak_rss_bytes() / (1 << 20);
+    if (rss_mb > r->rss_mb_since_log) r->rss_mb_since_log = rss_mb;
     if (r->have_tracker) {
         KilnMetric ms[] = {{"loss", loss},          {"lr", lr},          {"grad_norm", norm},
                            {"batch_tokens", (double)batch_tokens},  {"tokens", (double)st->tokens_seen},
-                           {"tokens_per_s", tok_s}, {"mfu", mfu},        {"ms", dt * 1e3}};
+                           {"tokens_per_s", tok_s}, {"mfu", mfu},        {"ms", dt * 1e3},
+                           {"peak_rss_mb", rss_mb > 0 ? rss_mb : NAN}};
         if (tracker_log(&r->tr, st->step, wall_now(), ms, (int)(sizeof ms / sizeof ms[0]), err)) return -1;
     }
     r->steps_since_log++;
@@ -720,11 +725,14 @@ static int train_step(Run *r, KilnErr *err) {
         // the line's rates are over the steps since the last line, evals and checkpoints included
         double now = kiln_now(), per = (now - r->t_log) / r->steps_since_log, rate = batch_tokens / per;
         int e = (int)(eta + 0.5);
-        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% | eta %dm%02ds\n",
+        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% | rss %.0f MiB | "
+               "eta %dm%02ds\n",
             st->step, t->steps, loss, lr, norm, per * 1e3, rate,
-            r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, e / 60, e % 60);
+            r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, r->rss_mb_since_log, e / 60,
+            e % 60);
         r->t_log = now;
         r->steps_since_log = 0;
+        r->rss_mb_since_log = 0;
     }
     progress_bar(r, loss, tok_s, eta);
     return 0;
@@ -832,6 +840,11 @@ static int run_open(Run *r, KilnErr *err) {
         say(r, "MFU against %.1f GFLOP/s, the %s peak: %d cores x %.2f GHz (%s) x %d FLOP/cycle (%s); "
                "sgemm measured %.1f\n", r->peak_flops / 1e9, peak.peak_is, peak.cores, peak.ghz, peak.clock_from,
             peak.flops_per_cycle, peak.per_cycle_why, peak.measured / 1e9);
+    KilnMemPlan mp = gpt_memory_plan(&r->m);
+    const double MiB = 1 << 20;
+    say(r, "memory: weights %.1f MiB, gradients %.1f, optimizer state %.1f, activations %.1f (batch %d x %d); "
+           "%.1f MiB in all\n", mp.weights / MiB, mp.grads / MiB, mp.optim / MiB, mp.acts / MiB, B, T,
+        (mp.weights + mp.grads + mp.optim + mp.acts) / MiB);
     KilnBackendInfo be = backend_info();
     if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
         say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
