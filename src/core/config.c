@@ -105,6 +105,8 @@ static const KeySpec KEYS[] = {
     {"train.spike_max", T_INT, TR(spike_max), 0, NULL, "spikes handled before the run stops with an error"},
     {"train.peak_tflops", T_FLOAT, TR(peak_tflops), 0, NULL, "peak for MFU in TFLOP/s; 0 = the larger of the theoretical peak and a measured sgemm"},
     {"train.threads", T_INT, TR(threads), 0, NULL, "threads; 0 = OMP_NUM_THREADS or all cores"},
+    {"train.recompute", T_BOOL, TR(recompute), 0, NULL,
+     "keep only each block's output and recompute its activations in backward (less memory, ~1/3 more compute)"},
     {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
     {"data.val", T_STR, D(val), sizeof(((KilnConfig *)0)->data.val), NULL, "validation shards (path or glob)"},
     {"data.shuffle", T_BOOL, D(shuffle), 0, NULL, "shuffle training sequences (seeded by train.seed, new order each epoch)"},

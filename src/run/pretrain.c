@@ -803,7 +803,9 @@ static int run_open(Run *r, KilnErr *err) {
         r->have_val = 0;
         return kiln_wrap(err, "data.val"), KILN_TRAIN_BAD_INPUT;
     }
-    if (gpt_create(&r->m, &cfg->model, B, T, err)) return KILN_TRAIN_BAD_INPUT;
+    KilnModelConfig mc = cfg->model;
+    mc.recompute = t->recompute;
+    if (gpt_create(&r->m, &mc, B, T, err)) return KILN_TRAIN_BAD_INPUT;
     r->tok = malloc(sizeof(int32_t) * B * T);
     r->tgt = malloc(sizeof(int32_t) * B * T);
     r->rows_shard = malloc(sizeof(int) * B * t->grad_accum);

@@ -2,7 +2,8 @@
 the memory plan at start matches the model's size, each step's peak resident
 memory is in metrics.jsonl and covers the plan, and MFU is measured against a
 peak that is the larger of the theoretical and the measured one, kept with its
-inputs in env.json, so no step shows more than 100%."""
+inputs in env.json, so no step shows more than 100%. train.recompute gives
+the same weights bit for bit with a smaller activation plan."""
 import json
 import os
 import re
@@ -16,10 +17,10 @@ kiln, repo = sys.argv[1], sys.argv[2]
 work = tempfile.mkdtemp(prefix="kiln_machine_")
 data = tu.byte_shards(kiln, repo, work)
 run = os.path.join(work, "run")
-args = tu.pretrain_args(kiln, data, run, {"train.steps": 6, "train.log_every": 2, "train.peak_tflops": 0,
-                                          "train.checkpoint_every": 1000, "train.eval_every": 0,
-                                          "train.batch_ramp_start": 0, "train.warmup_steps": 2,
-                                          "model.n_embd": 128, "model.n_head": 4})
+KEYS = {"train.steps": 6, "train.log_every": 2, "train.peak_tflops": 0, "train.checkpoint_every": 6,
+        "train.eval_every": 0, "model.n_layer": 3,
+        "train.batch_ramp_start": 0, "train.warmup_steps": 2, "model.n_embd": 128, "model.n_head": 4}
+args = tu.pretrain_args(kiln, data, run, KEYS)
 out = subprocess.run(args, capture_output=True, text=True)
 assert out.returncode == 0, out.stderr
 text = out.stdout + out.stderr
@@ -49,3 +50,13 @@ lines = re.findall(r"\| rss (\d+) MiB \|", text)
 assert len(lines) == 3 and all(float(x) >= total - 1 for x in lines), text
 print("memory plan %.1f MiB, step peaks %s MiB, peak %.1f GFLOP/s (%s)" %
       (total, sorted({round(r["peak_rss_mb"]) for r in rows}), pk["used"] / 1e9, pk["used_is"]))
+
+# train.recompute: one layer's activations instead of three, the same weights
+run2 = os.path.join(work, "run_recompute")
+out2 = subprocess.run(tu.pretrain_args(kiln, data, run2, dict(KEYS, **{"train.recompute": "true"})),
+                      capture_output=True, text=True)
+assert out2.returncode == 0, out2.stderr
+a2 = float(re.search(r"activations ([\d.]+) \(batch", out2.stdout + out2.stderr).group(1))
+assert a2 < a * 0.75, (a2, a)
+assert tu.weights(tu.latest(run2)) == tu.weights(tu.latest(run)), "recompute changed the weights"
+print("recompute: activations %.1f MiB instead of %.1f, weights identical" % (a2, a))
