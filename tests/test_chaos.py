@@ -186,7 +186,7 @@ if ok:
             r = json.loads(line)
             if "event" in r:
                 continue
-            out.append({k: v for k, v in r.items() if k not in ("time", "tokens_per_s", "mfu", "ms")})
+            out.append({k: v for k, v in r.items() if k not in ("time", "tokens_per_s", "mfu", "ms", "peak_rss_mb")})
         return out
 
     a, b = rows(os.path.join(RUN, "metrics.jsonl")), rows(os.path.join(W, "ref", "metrics.jsonl"))

@@ -409,6 +409,35 @@ static void test_cgroup_quota(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+// issue 13: Debian 12's OpenBLAS runs its Prescott kernels on recent Xeons
+static void test_blas_better_core(void **st) {
+    (void)st;
+    KilnCpuIsa none = {0}, avx2 = {.avx = 1, .avx2 = 1, .fma = 1},
+               avx512 = {.avx = 1, .avx2 = 1, .fma = 1, .avx512f = 1, .avx512bw = 1, .avx512dq = 1, .avx512vl = 1},
+               knl = {.avx = 1, .avx2 = 1, .fma = 1, .avx512f = 1};  // AVX-512 F without BW/DQ/VL
+    assert_string_equal(backend_blas_better_core("Prescott", &avx512), "SkylakeX");
+    assert_string_equal(backend_blas_better_core("Sandybridge", &avx512), "SkylakeX");
+    assert_string_equal(backend_blas_better_core("Prescott", &avx2), "Haswell");
+    assert_string_equal(backend_blas_better_core("Nehalem", &knl), "Haswell");
+    assert_null(backend_blas_better_core("Prescott", &none));  // nothing better runs here
+    assert_null(backend_blas_better_core("Haswell", &avx512));  // chosen knowing the CPU
+    assert_null(backend_blas_better_core("Zen", &avx512));
+    assert_null(backend_blas_better_core("SkylakeX", &avx512));
+    assert_null(backend_blas_better_core("SapphireRapids", &avx512));  // newer than kiln knows: left alone
+    assert_null(backend_blas_better_core(NULL, &avx512));
+    char names[256];
+    backend_isa_names(&avx2, names, sizeof names);
+    assert_string_equal(names, "avx avx2 fma");
+    backend_isa_names(&none, names, sizeof names);
+    assert_string_equal(names, "none beyond SSE");
+    // this machine: what kiln runs is never one of the fallbacks it would replace,
+    // unless the user forced it
+    KilnCpuIsa here;
+    backend_cpu_isa(&here);
+    KilnBackendInfo be = backend_info();
+    if (!getenv("OPENBLAS_CORETYPE")) assert_null(backend_blas_better_core(be.blas_core, &here));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),          cmocka_unit_test(test_layernorm),
@@ -421,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_embedding),       cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_fast_expf),       cmocka_unit_test(test_memory_and_machine),
         cmocka_unit_test(test_cgroup_quota),
+        cmocka_unit_test(test_blas_better_core),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

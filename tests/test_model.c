@@ -121,6 +121,49 @@ static int check_variant(int pos, int norm, int act, int gqa, int tied, int bias
     return worst <= opt.tol ? 0 : 1;
 }
 
+// train.recompute: the same loss and gradients bit for bit, with one layer's
+// activations kept instead of all (3 layers: first, middle and last recomputed
+// or not). Two micro-batches accumulate, as with train.grad_accum.
+static int check_recompute(int pos, int act, int gqa, int dropout) {
+    KilnConfig cfg;
+    kiln_config_defaults(&cfg);
+    KilnModelConfig mc = cfg.model;
+    mc.vocab_size = 13, mc.block_size = 6, mc.n_layer = 3, mc.n_head = 4, mc.n_kv_head = gqa ? 2 : 4;
+    mc.n_embd = 16, mc.ffn_hidden = 24, mc.pos = pos, mc.act = act, mc.dropout = dropout ? 0.2f : 0.0f;
+    mc.init_std = 0.3f;
+    KilnModel m[2];
+    KilnErr err;
+    int32_t tokens[2][10], targets[2][10];
+    KilnRng rng;
+    kiln_rng_seed(&rng, 5);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 10; i++) tokens[k][i] = (int32_t)(kiln_rng_u64(&rng) % 13), targets[k][i] = (i * 7 + k) % 13;
+    double loss[2] = {0, 0};
+    for (int r = 0; r < 2; r++) {
+        mc.recompute = r;
+        if (gpt_create(&m[r], &mc, 2, 5, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+        gpt_init_weights(&m[r], 1);
+        gpt_zero_grad(&m[r]);
+        for (int k = 0; k < 2; k++) {
+            if (gpt_forward(&m[r], tokens[k], targets[k], 2, 5, 0.5f, DROPOUT_SEED + k, &err))
+                return fprintf(stderr, "%s\n", err.msg), 1;
+            loss[r] += m[r].loss;
+            gpt_backward(&m[r]);
+        }
+    }
+    KilnMemPlan a = gpt_memory_plan(&m[0]), b = gpt_memory_plan(&m[1]);
+    int same = loss[0] == loss[1] && !memcmp(m[0].grads, m[1].grads, sizeof(float) * m[0].layout.total) &&
+               b.acts < a.acts;
+    if (!same)
+        fprintf(stderr, "recompute %s/%s/%s/%s: loss %.9g vs %.9g, acts %.0f vs %.0f bytes, grads %s\n",
+                kiln_config_enum_name("model.pos", pos), kiln_config_enum_name("model.act", act), gqa ? "gqa" : "mha",
+                dropout ? "drop" : "nodrop", loss[0], loss[1], a.acts, b.acts,
+                memcmp(m[0].grads, m[1].grads, sizeof(float) * m[0].layout.total) ? "differ" : "equal");
+    gpt_destroy(&m[0]);
+    gpt_destroy(&m[1]);
+    return !same;
+}
+
 int main(void) {
     int failed = 0, passed = 0;
     for (int pos = 0; pos < 2; pos++)
@@ -135,5 +178,12 @@ int main(void) {
                                 passed += !f;
                             }
     printf("variants: %d passed, %d failed\n", passed, failed);
+    int rfail = 0;
+    for (int pos = 0; pos < 2; pos++)
+        for (int act = 0; act < 4; act++)
+            for (int gqa = 0; gqa < 2; gqa++)
+                for (int drop = 0; drop < 2; drop++) rfail += check_recompute(pos, act, gqa, drop);
+    printf("recompute: %d of 32 variants differ\n", rfail);
+    failed += rfail;
     return failed ? 1 : 0;
 }

@@ -374,7 +374,10 @@ static void test_env(void **st) {
     snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s", run);
     char *argv[] = {"kiln", "pretrain", "cfg.yaml", "--set", "train.lr=\"0.00125\""};
     KilnErr err;
-    assert_int_equal(run_env_write(run, &cfg, 5, argv, 3, &err), 0);
+    KilnPeak peak = {.measured = 8.5e10, .theoretical = 1.5e11, .cores = 2, .ghz = 2.4, .flops_per_cycle = 32,
+                     .clock_from = "/proc/cpuinfo cpu MHz", .per_cycle_why = "AVX2", .peak = 1.5e11,
+                     .peak_is = "theoretical"};
+    assert_int_equal(run_env_write(run, &cfg, 5, argv, 3, &peak, &err), 0);
     char path[1200];
     snprintf(path, sizeof path, "%s/env.json", run);
     char *text = slurp(path, NULL);
@@ -390,6 +393,11 @@ static void test_env(void **st) {
     assert_int_equal(cJSON_GetArraySize(cmd), 5);
     assert_string_equal(cJSON_GetArrayItem(cmd, 4)->valuestring, argv[4]);
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "threads")->valueint, 3);
+    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(j, "peak_flops");
+    assert_true(cJSON_GetObjectItemCaseSensitive(pk, "used")->valuedouble == 1.5e11);
+    assert_true(cJSON_GetObjectItemCaseSensitive(pk, "measured_sgemm")->valuedouble == 8.5e10);
+    assert_string_equal(json_str(pk, "used_is"), "theoretical");
+    assert_string_equal(json_str(pk, "clock_from"), "/proc/cpuinfo cpu MHz");
     double t0 = cJSON_GetObjectItemCaseSensitive(j, "start_time")->valuedouble;
     assert_true(t0 > 1.6e9 && t0 < 4e9);
     const cJSON *os = cJSON_GetObjectItemCaseSensitive(j, "os");
@@ -429,7 +437,7 @@ static void test_env(void **st) {
     free(b);
     // a run directory that cannot be made: an error naming it
     write_bytes(tmp("notadir"), "x", 1);
-    assert_int_not_equal(run_env_write(tmp("notadir"), &cfg, 5, argv, 3, &err), 0);
+    assert_int_not_equal(run_env_write(tmp("notadir"), &cfg, 5, argv, 3, NULL, &err), 0);
     assert_non_null(strstr(err.msg, "notadir"));
 }
 

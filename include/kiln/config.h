@@ -55,6 +55,7 @@ typedef struct {
     float rope_theta;
     float init_std;
     KilnInit init;
+    int recompute;    // not a model key: train.recompute, which the trainer passes in
 } KilnModelConfig;
 
 typedef struct {
@@ -101,8 +102,9 @@ typedef struct {
     int spike_skip_steps;      // steps of batches skipped, ending at the spike
     float spike_lr_factor;     // learning-rate multiplier applied at each spike
     int spike_max;             // spikes handled before the run stops
-    float peak_tflops;         // for MFU; 0: measured with a short sgemm at start
+    float peak_tflops;         // for MFU; 0: the larger of the theoretical and a measured sgemm peak
     int threads;           // 0: OMP_NUM_THREADS or all cores
+    int recompute;         // keep only each block's output; recompute the rest in backward
 } KilnTrainConfig;
 
 typedef struct {

@@ -54,6 +54,9 @@ int kbuf_json_escape(KilnBuf *b, const char *s, size_t n);
 int kbuf_json_str(KilnBuf *b, const char *s);  // the NUL-terminated s as a quoted JSON string
 
 double kiln_now(void);  // monotonic seconds
+// The process's peak resident memory since the last reset (Linux; 0 elsewhere).
+void kiln_peak_rss_reset(void);
+double kiln_peak_rss_bytes(void);
 
 // The shortest %g text (6 to 9 digits) that reads back as exactly v; returns buf.
 const char *kiln_float_str(float v, char buf[32]);

@@ -81,6 +81,7 @@ typedef struct {
     int nthreads;
     KilnActs a;
     float *acts_mem;
+    long acts_floats;            // acts_mem's size (activations, scratch, RoPE tables)
     float *rope_cos, *rope_sin;  // (block_size, HD/2)
     uint64_t dropout_seed;       // masks of the last training forward
     int train;                   // last forward computed dlogits
@@ -92,6 +93,12 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
 void gpt_destroy(KilnModel *m);
 void gpt_init_weights(KilnModel *m, uint64_t seed);  // scheme cfg.init (init.c)
 long gpt_num_params(const KilnModel *m);
+// What gpt_create allocated, in bytes: weights, gradients, optimizer moments
+// (m and v), activations with their scratch for (maxB, maxT).
+typedef struct {
+    double weights, grads, optim, acts;
+} KilnMemPlan;
+KilnMemPlan gpt_memory_plan(const KilnModel *m);
 double gpt_flops_per_token(const KilnModel *m, int T);  // forward+backward, PaLM-style
 
 // tokens, targets (B,T); targets may be NULL (logits only) and entries < 0 are ignored.

@@ -141,14 +141,58 @@ int backend_view_end(float *view, float *buf, long n, int written, KilnErr *err)
 // Best matmul rate (FLOP/s) of an (n,n) @ (n,n) product with the threads in
 // use, for MFU; 0 when it cannot be measured. Takes about half a second.
 double backend_peak_flops(int n);
+// The peak MFU is measured against (issue 13): a stable figure, not a half
+// second's measurement on a busy machine. The theoretical peak of the kernels
+// in use (cores x clock x fp32 FLOPs per cycle per core) and the best of
+// several sgemm measurements; MFU uses the larger, so it never passes 100% (a
+// measurement above the theoretical figure means the clock read was a base
+// clock below the boost one).
+typedef struct {
+    double measured;      // FLOP/s: best of several (n,n) @ (n,n) with the threads in use
+    double theoretical;   // cores x ghz x flops_per_cycle; 0 when the clock or the kernels are unknown
+    int threads;
+    int cores;            // the physical cores those threads occupy (hyperthreads share a core's FMA units)
+    double ghz;
+    int flops_per_cycle;     // fp32, one core, with the kernels in use
+    char clock_from[64];     // the file the clock was read from
+    char per_cycle_why[96];  // how flops_per_cycle follows from the kernels
+    double peak;             // the one MFU uses: max(measured, theoretical)
+    const char *peak_is;     // "theoretical" or "measured"
+} KilnPeak;
+void backend_peak(KilnPeak *p, int n);
 typedef struct {
     const char *name;         // the backend compiled in (KILN_BACKEND)
     const char *blas;         // the BLAS library behind the matmuls, NULL without one
     const char *blas_config;  // its build
-    const char *blas_core;    // the kernel set it chose for this CPU
+    const char *blas_core;    // the kernel set it runs
+    char blas_core_why[256];  // who chose it: the library, the user or kiln (and over what)
     int blas_threads;
 } KilnBackendInfo;
 KilnBackendInfo backend_info(void);
+
+// ---- the BLAS kernels for this CPU ----
+// Debian 12's OpenBLAS (0.3.21, DYNAMIC_ARCH) picks its kernels as it loads,
+// from the CPU models it knew when it was built: on CPUs newer than that (a
+// recent Xeon) it falls back to its Prescott (SSE3) kernels, 4x slower than
+// the AVX-512 ones the CPU runs. It reads OPENBLAS_CORETYPE only as it loads,
+// so when the user has not set it and the core in use is such a fallback,
+// cli/main.c runs kiln again with OPENBLAS_CORETYPE set, marked by
+// KILN_CORETYPE_ENV (holding the core the library had picked), as it does for
+// GOMP_SPINCOUNT. OpenBLAS does not check a forced core against the CPU, so
+// the choice comes from the instruction sets the CPU and the OS support.
+#define KILN_CORETYPE_ENV "KILN_CORETYPE_CHOSEN"
+typedef struct {
+    int avx, avx2, fma, avx512f, avx512bw, avx512dq, avx512vl, avx512_bf16;
+} KilnCpuIsa;
+// The "model name" line of /proc/cpuinfo (x86), or NULL where there is none.
+char *backend_cpu_model(char *out, size_t n);
+void backend_cpu_isa(KilnCpuIsa *isa);  // cpuid, with the OS's support of the registers
+// Writes the ISA's names, space-separated ("avx2 fma avx512f ...").
+void backend_isa_names(const KilnCpuIsa *isa, char *out, size_t cap);
+// The OpenBLAS core type to run instead of running (the one the library
+// picked) when that is an SSE/AVX1 core: SkylakeX with AVX-512 F/BW/DQ/VL,
+// Haswell with AVX2 and FMA; NULL otherwise.
+const char *backend_blas_better_core(const char *running, const KilnCpuIsa *isa);
 
 // ---- threads on a shared machine ----
 // libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when it is loaded

@@ -19,15 +19,28 @@ static int run(int argc, char **argv) {
     printf("threads:     %d (%s)\n", p.threads, p.threads_why);
     printf("wait policy: OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s (%s)\n", p.wait_policy[0] ? p.wait_policy : "unset",
            p.spincount[0] ? p.spincount : "unset", p.wait_why);
+    KilnCpuIsa isa;
+    backend_cpu_isa(&isa);
+    char model[256], names[256];
+    if (!backend_cpu_model(model, sizeof model)) snprintf(model, sizeof model, "unknown");
+    backend_isa_names(&isa, names, sizeof names);
+    printf("cpu:         %s; %s\n", model, names);
     printf("backend:     %s", be.name);
-    if (be.blas) printf(", %s %s, kernels %s, %d threads (the same OpenMP pool)", be.blas, be.blas_config,
-                        be.blas_core, be.blas_threads);
+    if (be.blas) printf(", %s %s, %d threads (the same OpenMP pool)", be.blas, be.blas_config, be.blas_threads);
     printf("\n");
+    if (be.blas) printf("kernels:     %s (%s)\n", be.blas_core, be.blas_core_why);
+    KilnPeak pk;
+    backend_peak(&pk, 2048);
+    printf("fp32 peak:   %.1f GFLOP/s theoretical (%d cores x %.2f GHz from %s x %d FLOP/cycle: %s); "
+           "sgemm 2048^3 measured %.1f GFLOP/s (%.0f%%); MFU uses the %s one\n",
+           pk.theoretical / 1e9, pk.cores, pk.ghz, pk.clock_from[0] ? pk.clock_from : "nowhere", pk.flops_per_cycle,
+           pk.per_cycle_why, pk.measured / 1e9, pk.theoretical > 0 ? 100 * pk.measured / pk.theoretical : 0.0,
+           pk.peak_is);
     return 0;
 }
 
 const KilnCommand CMD_ENV = {
-    "env", run, "show the CPUs, threads and OpenMP wait policy kiln uses, and why",
+    "env", run, "show the CPUs, threads, OpenMP wait policy and BLAS kernels kiln uses, and why",
     "usage: kiln env\n"
     "\n"
     "Prints the CPUs this process may use (online, affinity mask, cgroup cpu.max\n"
@@ -37,6 +50,9 @@ const KilnCommand CMD_ENV = {
     "or GOMP_SPINCOUNT is set, kiln sets GOMP_SPINCOUNT=" KILN_SPINCOUNT " so that a\n"
     "thread waiting at a barrier spins briefly, then sleeps; libgomp's default spin\n"
     "of about 3 ms makes kiln many times slower when other processes keep the cores\n"
-    "busy. See docs/benchmarks.md.\n",
+    "busy. Then the CPU's instruction sets and the BLAS kernels in use, with who\n"
+    "chose them: where OpenBLAS fell back to its generic SSE kernels on a CPU with\n"
+    "AVX2 or AVX-512, kiln sets OPENBLAS_CORETYPE (docs/pretrain.md, Threads and kernels).\n"
+    "See docs/benchmarks.md.\n",
     0,
 };

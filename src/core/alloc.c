@@ -1,6 +1,7 @@
 // alloc.c: the one allocator for big buffers (parameters, activations, shards).
 #include "kiln/core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,3 +19,27 @@ void *kiln_alloc(size_t bytes, KilnErr *err) {
 }
 
 void kiln_free(void *p) { free(p); }
+
+// Linux keeps the peak resident set (VmHWM in /proc/self/status); writing 5
+// to /proc/self/clear_refs resets it to the current one, so a peak per step
+// costs two small file operations.
+void kiln_peak_rss_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
+}
+
+double kiln_peak_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    double kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) {
+            kib = atof(line + 6);
+            break;
+        }
+    fclose(f);
+    return kib * 1024;
+}

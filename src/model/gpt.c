@@ -70,19 +70,22 @@ static long plan_acts(KilnModel *m, KilnActs *a, float *mem) {
         (ptr) = mem ? mem + off : NULL;       \
         off += ((long)(n) + 15) & ~15L;       \
     } while (0)
+    // with recomputation, one layer's worth of everything but the block
+    // outputs (res3), which backward recomputes each block from
+    long LA = m->cfg.recompute ? 1 : L;
     TAKE(a->encoded, N * C);
-    TAKE(a->ln1, L * N * C);
-    TAKE(a->ln1_mean, L * N);
-    TAKE(a->ln1_rstd, L * N);
-    TAKE(a->qkv, L * N * m->QKV);
-    TAKE(a->att, L * N * C);
-    TAKE(a->lse, L * m->maxB * NH * m->maxT);
-    TAKE(a->res2, L * N * C);
-    TAKE(a->ln2, L * N * C);
-    TAKE(a->ln2_mean, L * N);
-    TAKE(a->ln2_rstd, L * N);
-    TAKE(a->fch, L * N * m->F);
-    TAKE(a->fch_act, L * N * m->H);
+    TAKE(a->ln1, LA * N * C);
+    TAKE(a->ln1_mean, LA * N);
+    TAKE(a->ln1_rstd, LA * N);
+    TAKE(a->qkv, LA * N * m->QKV);
+    TAKE(a->att, LA * N * C);
+    TAKE(a->lse, LA * m->maxB * NH * m->maxT);
+    TAKE(a->res2, LA * N * C);
+    TAKE(a->ln2, LA * N * C);
+    TAKE(a->ln2_mean, LA * N);
+    TAKE(a->ln2_rstd, LA * N);
+    TAKE(a->fch, LA * N * m->F);
+    TAKE(a->fch_act, LA * N * m->H);
     TAKE(a->res3, L * N * C);
     TAKE(a->lnf, N * C);
     TAKE(a->lnf_mean, N);
@@ -161,6 +164,7 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     m->g = gpt_views(m, m->grads);
     long A = plan_acts(m, &m->a, NULL);
     long R = cfg->pos == KILN_POS_ROPE ? (long)cfg->block_size * m->HD : 0;
+    m->acts_floats = A + R;
     m->acts_mem = backend_alloc(A + R, err);
     if (!m->acts_mem) {
         backend_free(m->params);
@@ -180,6 +184,12 @@ void gpt_destroy(KilnModel *m) {
     backend_free(m->params);
     backend_free(m->acts_mem);
     memset(m, 0, sizeof *m);
+}
+
+KilnMemPlan gpt_memory_plan(const KilnModel *m) {
+    double P = (double)m->layout.total * sizeof(float);
+    KilnMemPlan p = {.weights = P, .grads = P, .optim = 2 * P, .acts = (double)m->acts_floats * sizeof(float)};
+    return p;
 }
 
 long gpt_num_params(const KilnModel *m) {
@@ -275,10 +285,13 @@ typedef struct {
         *fch_act, *res3;
 } LayerActs;
 
+// Layer l's activations; with recomputation all layers share one set but res3.
 static LayerActs layer_acts(const KilnModel *m, int l) {
     const KilnActs *a = &m->a;
     long N = (long)m->maxB * m->maxT, C = m->cfg.n_embd;
     LayerActs s;
+    s.res3 = a->res3 + l * N * C;
+    if (m->cfg.recompute) l = 0;
     s.ln1 = a->ln1 + l * N * C;
     s.ln1_mean = a->ln1_mean + l * N;
     s.ln1_rstd = a->ln1_rstd + l * N;
@@ -291,8 +304,28 @@ static LayerActs layer_acts(const KilnModel *m, int l) {
     s.ln2_rstd = a->ln2_rstd + l * N;
     s.fch = a->fch + l * N * m->F;
     s.fch_act = a->fch_act + l * N * m->H;
-    s.res3 = a->res3 + l * N * C;
     return s;
+}
+
+// One transformer block: x (N,C) -> s.res3 (N,C), keeping what backward needs in s.
+static void block_forward(KilnModel *m, int l, const float *x, const LayerActs *s) {
+    const KilnModelConfig *c = &m->cfg;
+    int B = m->B, T = m->T, N = B * T, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head;
+    KilnActs *a = &m->a;
+    LayerParams p = layer_params(m, &m->p, l);
+    norm_forward(m, s->ln1, s->ln1_mean, s->ln1_rstd, x, p.ln1w, p.ln1b, N);
+    linear_forward(s->qkv, s->ln1, p.qkvw, p.qkvb, N, C, m->QKV);
+    if (c->pos == KILN_POS_ROPE) rope_forward(s->qkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
+    attention_forward(s->att, s->lse, s->qkv, a->att_scratch, B, T, NH, NKV, m->HD, drop_site(m, l, SITE_ATTN));
+    linear_forward(a->tmp, s->att, p.attprojw, p.attprojb, N, C, C);
+    dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_ATTN_RESID));
+    residual_add(s->res2, x, a->tmp, (long)N * C);
+    norm_forward(m, s->ln2, s->ln2_mean, s->ln2_rstd, s->res2, p.ln2w, p.ln2b, N);
+    linear_forward(s->fch, s->ln2, p.fcw, p.fcb, N, C, m->F);
+    act_forward(m, s->fch_act, s->fch, N);
+    linear_forward(a->tmp, s->fch_act, p.fcprojw, p.fcprojb, N, m->H, C);
+    dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_MLP_RESID));
+    residual_add(s->res3, s->res2, a->tmp, (long)N * C);
 }
 
 int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int B, int T,
@@ -300,7 +333,7 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     const KilnModelConfig *c = &m->cfg;
     if (B > m->maxB || T > m->maxT)
         return kiln_fail(err, "batch %d x %d exceeds the planned %d x %d", B, T, m->maxB, m->maxT);
-    int N = B * T, C = c->n_embd, V = c->vocab_size, NH = c->n_head, NKV = c->n_kv_head;
+    int N = B * T, C = c->n_embd, V = c->vocab_size;
     for (int n = 0; n < N; n++) {
         if (tokens[n] < 0 || tokens[n] >= V)
             return kiln_fail(err, "token %d at position %d is outside the vocabulary (%d)", tokens[n], n, V);
@@ -319,22 +352,8 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     dropout_apply(a->encoded, (long)N * C, drop_site(m, -1, SITE_EMBED));
     const float *x = a->encoded;
     for (int l = 0; l < c->n_layer; l++) {
-        LayerParams p = layer_params(m, &m->p, l);
         LayerActs s = layer_acts(m, l);
-        norm_forward(m, s.ln1, s.ln1_mean, s.ln1_rstd, x, p.ln1w, p.ln1b, N);
-        linear_forward(s.qkv, s.ln1, p.qkvw, p.qkvb, N, C, m->QKV);
-        if (c->pos == KILN_POS_ROPE) rope_forward(s.qkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
-        attention_forward(s.att, s.lse, s.qkv, a->att_scratch, B, T, NH, NKV, m->HD,
-                          drop_site(m, l, SITE_ATTN));
-        linear_forward(a->tmp, s.att, p.attprojw, p.attprojb, N, C, C);
-        dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_ATTN_RESID));
-        residual_add(s.res2, x, a->tmp, (long)N * C);
-        norm_forward(m, s.ln2, s.ln2_mean, s.ln2_rstd, s.res2, p.ln2w, p.ln2b, N);
-        linear_forward(s.fch, s.ln2, p.fcw, p.fcb, N, C, m->F);
-        act_forward(m, s.fch_act, s.fch, N);
-        linear_forward(a->tmp, s.fch_act, p.fcprojw, p.fcprojb, N, m->H, C);
-        dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_MLP_RESID));
-        residual_add(s.res3, s.res2, a->tmp, (long)N * C);
+        block_forward(m, l, x, &s);
         x = s.res3;
     }
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->p.t[PT_LNFW], m->p.t[PT_LNFB], N);
@@ -370,6 +389,14 @@ void gpt_backward(KilnModel *m) {
         LayerParams g = layer_params(m, &m->g, l);
         LayerActs s = layer_acts(m, l);
         const float *x = l > 0 ? layer_acts(m, l - 1).res3 : a->encoded;
+        // the shared set holds the last block's activations from the forward
+        // pass; any other block's are recomputed from its input, bit for bit
+        // (the same kernels, threads and dropout masks)
+        if (c->recompute && l < L - 1) {
+            LayerActs r = s;
+            r.res3 = a->dtmp;  // its output is not needed again: dres already holds d(res3)
+            block_forward(m, l, x, &r);
+        }
         // dres holds d(res3). MLP branch: res3 = res2 + drop(fch_act @ Wp^T + b)
         const float *dbranch = a->dres;
         KilnDropout dm = drop_site(m, l, SITE_MLP_RESID);

@@ -598,6 +598,7 @@ static const ChartDef KNOWN[] = {
     {"tokens_per_s", "Throughput (tokens/s)", "#2f9e44", 0, 1},
     {"batch_tokens", "Batch size (tokens)", "#7950f2", 0, 0},
     {"mfu", "MFU (model FLOPs utilisation)", "#e67700", 0, 1},
+    {"peak_rss_mb", "Peak resident memory per step (MiB)", "#495057", 0, 0},
 };
 #define VAL_COLOR "#f76707"
 static const char *const EXTRA_COLORS[] = {"#1098ad", "#9c36b5", "#5c940d", "#d6336c", "#1864ab", "#a61e4d"};

@@ -61,6 +61,7 @@ typedef struct {
     int consumed_skip;       // the skipped step whose batches were already thrown away
     int want_checkpoint, want_eval, want_stop;
     double peak_flops, flops_per_token;
+    double rss_mb_since_log;  // the highest step peak of resident memory since the last progress line
     double t_ckpt, t_beat, t_log, t_bar;
     int steps_since_log;
     int tty;
@@ -680,6 +681,7 @@ static int train_step(Run *r, KilnErr *err) {
     if (sets && r->consumed_skip != step && skip_batches(r, sets, batch_micro_steps(&r->live, st->tokens_seen), err))
         return -1;
     int micro = batch_micro_steps(&r->live, st->tokens_seen);
+    kiln_peak_rss_reset();  // the step's own peak, not the run's
     double t0 = kiln_now(), loss;
     if (forward_backward(r, micro, &loss, err)) return -1;
     double norm = grad_global_norm(&r->m);
@@ -708,10 +710,13 @@ static int train_step(Run *r, KilnErr *err) {
     st->loader_epoch = r->train.epoch;
     st->train_seconds += dt;
     double tok_s = batch_tokens / dt, mfu = r->peak_flops > 0 ? r->flops_per_token * tok_s / r->peak_flops : NAN;
+    double rss_mb = kiln_peak_rss_bytes() / (1 << 20);
+    if (rss_mb > r->rss_mb_since_log) r->rss_mb_since_log = rss_mb;
     if (r->have_tracker) {
         KilnMetric ms[] = {{"loss", loss},          {"lr", lr},          {"grad_norm", norm},
                            {"batch_tokens", (double)batch_tokens},  {"tokens", (double)st->tokens_seen},
-                           {"tokens_per_s", tok_s}, {"mfu", mfu},        {"ms", dt * 1e3}};
+                           {"tokens_per_s", tok_s}, {"mfu", mfu},        {"ms", dt * 1e3},
+                           {"peak_rss_mb", rss_mb > 0 ? rss_mb : NAN}};
         if (tracker_log(&r->tr, st->step, wall_now(), ms, (int)(sizeof ms / sizeof ms[0]), err)) return -1;
     }
     r->steps_since_log++;
@@ -720,11 +725,14 @@ static int train_step(Run *r, KilnErr *err) {
         // the line's rates are over the steps since the last line, evals and checkpoints included
         double now = kiln_now(), per = (now - r->t_log) / r->steps_since_log, rate = batch_tokens / per;
         int e = (int)(eta + 0.5);
-        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% | eta %dm%02ds\n",
+        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% | rss %.0f MiB | "
+               "eta %dm%02ds\n",
             st->step, t->steps, loss, lr, norm, per * 1e3, rate,
-            r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, e / 60, e % 60);
+            r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, r->rss_mb_since_log, e / 60,
+            e % 60);
         r->t_log = now;
         r->steps_since_log = 0;
+        r->rss_mb_since_log = 0;
     }
     progress_bar(r, loss, tok_s, eta);
     return 0;
@@ -795,7 +803,9 @@ static int run_open(Run *r, KilnErr *err) {
         r->have_val = 0;
         return kiln_wrap(err, "data.val"), KILN_TRAIN_BAD_INPUT;
     }
-    if (gpt_create(&r->m, &cfg->model, B, T, err)) return KILN_TRAIN_BAD_INPUT;
+    KilnModelConfig mc = cfg->model;
+    mc.recompute = t->recompute;
+    if (gpt_create(&r->m, &mc, B, T, err)) return KILN_TRAIN_BAD_INPUT;
     r->tok = malloc(sizeof(int32_t) * B * T);
     r->tgt = malloc(sizeof(int32_t) * B * T);
     r->rows_shard = malloc(sizeof(int) * B * t->grad_accum);
@@ -813,17 +823,33 @@ static int run_open(Run *r, KilnErr *err) {
     double now = wall_now();
     if (tracker_open(&r->tr, r->dir, r->opt->resume ? r->st.step : -1, now, err)) return -1;
     r->have_tracker = 1;
-    if (run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), err)) return -1;
+    KilnPeak peak = {0};
+    if (t->peak_tflops > 0) peak.peak = t->peak_tflops * 1e12, peak.peak_is = "train.peak_tflops";
+    else backend_peak(&peak, 2048);
+    if (run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), &peak, err)) return -1;
     open_manifest(r);
     if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
-    r->peak_flops = t->peak_tflops > 0 ? t->peak_tflops * 1e12 : backend_peak_flops(2048);
+    r->peak_flops = peak.peak;
     say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
         cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
-    say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads; peak %.1f GFLOP/s\n",
+    say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads\n",
         loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
-        (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads(),
-        r->peak_flops / 1e9);
+        (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads());
+    if (t->peak_tflops > 0)
+        say(r, "MFU against %.1f GFLOP/s (train.peak_tflops)\n", r->peak_flops / 1e9);
+    else
+        say(r, "MFU against %.1f GFLOP/s, the %s peak: %d cores x %.2f GHz (%s) x %d FLOP/cycle (%s); "
+               "sgemm measured %.1f\n", r->peak_flops / 1e9, peak.peak_is, peak.cores, peak.ghz, peak.clock_from,
+            peak.flops_per_cycle, peak.per_cycle_why, peak.measured / 1e9);
+    KilnMemPlan mp = gpt_memory_plan(&r->m);
+    const double MiB = 1 << 20;
+    say(r, "memory: weights %.1f MiB, gradients %.1f, optimizer state %.1f, activations %.1f (batch %d x %d); "
+           "%.1f MiB in all\n", mp.weights / MiB, mp.grads / MiB, mp.optim / MiB, mp.acts / MiB, B, T,
+        (mp.weights + mp.grads + mp.optim + mp.acts) / MiB);
+    KilnBackendInfo be = backend_info();
+    if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
+        say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
     KilnBuf d = {0};
     kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
     const char *from = r->opt->resume ? r->opt->resume : r->opt->init_from ? r->opt->init_from : "init";

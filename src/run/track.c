@@ -213,25 +213,6 @@ void tracker_close(KilnTracker *t) {
 }
 
 // ---------------------------------------------------------------- config.yaml and env.json
-// text[0..n) and then tail, as one file that replaces path whole.
-// The "model name" line of /proc/cpuinfo (x86), or NULL where there is none.
-static char *cpu_model(char *out, size_t n) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return NULL;
-    char line[512];
-    char *found = NULL;
-    while (!found && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (!colon || strncmp(line, "model name", 10)) continue;
-        colon += 1 + (colon[1] == ' ');
-        colon[strcspn(colon, "\n")] = 0;
-        snprintf(out, n, "%s", colon);
-        found = out;
-    }
-    fclose(f);
-    return found;
-}
-
 static void add_libraries(cJSON *j) {
     char pcre[64] = "";
     pcre2_config(PCRE2_CONFIG_VERSION, pcre);
@@ -254,6 +235,7 @@ static void add_libraries(cJSON *j) {
         cJSON *blas = cJSON_AddObjectToObject(j, be.blas);
         cJSON_AddStringToObject(blas, "config", be.blas_config);
         cJSON_AddStringToObject(blas, "corename", be.blas_core);
+        cJSON_AddStringToObject(blas, "corename_why", be.blas_core_why);
         cJSON_AddNumberToObject(blas, "threads", be.blas_threads);
     }
 }
@@ -278,8 +260,12 @@ static cJSON *env_json(int argc, char **argv, int threads) {
     }
     char model[256];
     cJSON *cpu = cJSON_AddObjectToObject(j, "cpu");
-    if (cpu_model(model, sizeof model)) cJSON_AddStringToObject(cpu, "model", model);
+    if (backend_cpu_model(model, sizeof model)) cJSON_AddStringToObject(cpu, "model", model);
     else cJSON_AddNullToObject(cpu, "model");
+    KilnCpuIsa isa;
+    backend_cpu_isa(&isa);
+    backend_isa_names(&isa, model, sizeof model);
+    cJSON_AddStringToObject(cpu, "isa", model);
     cJSON_AddNumberToObject(cpu, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddNumberToObject(j, "threads", threads);
     KilnThreadPlan plan;  // what `kiln env` says: the wait policy in effect and why
@@ -308,7 +294,7 @@ static cJSON *env_json(int argc, char **argv, int threads) {
 }
 
 int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **argv, int threads,
-                  KilnErr *err) {
+                  const KilnPeak *peak, KilnErr *err) {
     char path[1200];
     if (kiln_mkdirs(run_dir, err)) return -1;
     char *yaml = NULL;
@@ -322,6 +308,18 @@ int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **a
     free(yaml);
     if (rc) return -1;
     cJSON *j = env_json(argc, argv, threads);
+    if (j && peak) {  // the figures MFU is measured against, with their inputs
+        cJSON *pk = cJSON_AddObjectToObject(j, "peak_flops");
+        cJSON_AddNumberToObject(pk, "used", peak->peak);
+        cJSON_AddStringToObject(pk, "used_is", peak->peak_is ? peak->peak_is : "");
+        cJSON_AddNumberToObject(pk, "theoretical", peak->theoretical);
+        cJSON_AddNumberToObject(pk, "measured_sgemm", peak->measured);
+        cJSON_AddNumberToObject(pk, "cores", peak->cores);
+        cJSON_AddNumberToObject(pk, "ghz", peak->ghz);
+        cJSON_AddStringToObject(pk, "clock_from", peak->clock_from);
+        cJSON_AddNumberToObject(pk, "flops_per_cycle", peak->flops_per_cycle);
+        cJSON_AddStringToObject(pk, "flops_per_cycle_why", peak->per_cycle_why);
+    }
     snprintf(path, sizeof path, "%s/" RUNDIR_ENV, run_dir);
     rc = j ? kiln_write_json(path, j, err) : kiln_fail(err, "%s: out of memory", path);
     cJSON_Delete(j);

@@ -8,6 +8,7 @@
 #ifndef KILN_TRACK_H
 #define KILN_TRACK_H
 
+#include "backend/backend.h"
 #include "kiln/config.h"
 
 #include <stdio.h>
@@ -63,6 +64,6 @@ void tracker_close(KilnTracker *t);
 // compiler, OpenBLAS config/version, versions of the linked libraries (libyaml,
 // cJSON, zlib, zstd, OpenSSL, libxml2, PCRE2, utf8proc), start time.
 int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **argv, int threads,
-                  KilnErr *err);
+                  const KilnPeak *peak, KilnErr *err);
 
 #endif

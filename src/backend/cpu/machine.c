@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-// Best of at least two (n,n) @ (n,n) products, timed for about half a second;
+// Best of at least five (n,n) @ (n,n) products, timed for about a second;
 // the first call warms the threads up. Smaller products than 2048 do not
 // reach the peak.
 double backend_peak_flops(int n) {
@@ -20,8 +20,8 @@ double backend_peak_flops(int n) {
     float *a = malloc(sizeof(float) * N * N * 3);
     if (!a) return 0;
     for (long i = 0; i < N * N * 3; i++) a[i] = (float)(i % 7) * 0.1f;
-    double best = 0, t_end = kiln_now() + 0.5, flops = 2.0 * N * N * N;
-    for (int calls = 0; calls < 2 || kiln_now() < t_end; calls++) {
+    double best = 0, t_end = kiln_now() + 1.0, flops = 2.0 * N * N * N;
+    for (int calls = 0; calls < 5 || kiln_now() < t_end; calls++) {
         double t0 = kiln_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, a + N * N, n, 0.0f,
                     a + 2 * N * N, n);
@@ -32,10 +32,151 @@ double backend_peak_flops(int n) {
     return best;
 }
 
+// fp32 FLOPs per cycle of one core running OpenBLAS's kernels for core: FMA
+// units x vector floats x 2. (Some Xeon Silver and Bronze parts have one
+// AVX-512 FMA unit, not two: the measurement then stays below the figure.)
+static int flops_per_cycle(const char *core, char *why, size_t cap) {
+    static const struct { const char *core; int flops; const char *why; } t[] = {
+        {"SkylakeX", 64, "AVX-512: 2 FMA units x 16 floats x 2"},
+        {"Cooperlake", 64, "AVX-512: 2 FMA units x 16 floats x 2"},
+        {"SapphireRapids", 64, "AVX-512: 2 FMA units x 16 floats x 2"},
+        {"Haswell", 32, "AVX2: 2 FMA units x 8 floats x 2"},
+        {"Zen", 32, "AVX2: 2 FMA units x 8 floats x 2"},
+        {"Sandybridge", 16, "AVX: 1 add + 1 multiply unit x 8 floats"},
+        {"Prescott", 8, "SSE: 1 add + 1 multiply unit x 4 floats"},
+    };
+    for (size_t i = 0; core && i < sizeof t / sizeof t[0]; i++)
+        if (!strcmp(core, t[i].core)) {
+            snprintf(why, cap, "%s (%s kernels)", t[i].why, core);
+            return t[i].flops;
+        }
+    snprintf(why, cap, "unknown for %s kernels", core ? core : "these");
+    return 0;
+}
+
+// The highest clock the kernel reports: cpufreq's maximum (boost included)
+// where the machine exposes it, else /proc/cpuinfo's "cpu MHz" (a VM's base clock).
+static double clock_ghz(char *from, size_t cap) {
+    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "r");
+    double khz = 0, mhz = 0;
+    if (f) {
+        if (fscanf(f, "%lf", &khz) == 1 && khz > 0) snprintf(from, cap, "cpufreq cpuinfo_max_freq");
+        fclose(f);
+        if (khz > 0) return khz / 1e6;
+    }
+    if (!(f = fopen("/proc/cpuinfo", "r"))) return 0;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "cpu MHz", 7) && sscanf(strchr(line, ':') ? strchr(line, ':') + 1 : "", "%lf", &mhz) == 1)
+            break;
+    fclose(f);
+    if (mhz > 0) snprintf(from, cap, "/proc/cpuinfo cpu MHz");
+    return mhz / 1e3;
+}
+
+// Cores per logical CPU from /proc/cpuinfo ("cpu cores" over "siblings"):
+// 0.5 with two hyperthreads per core, which share its FMA units; 1 when unknown.
+static double cores_per_cpu(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return 1;
+    char line[256];
+    int siblings = 0, cores = 0;
+    while ((!siblings || !cores) && fgets(line, sizeof line, f)) {
+        const char *v = strchr(line, ':');
+        if (!v) continue;
+        if (!strncmp(line, "siblings", 8)) siblings = atoi(v + 1);
+        else if (!strncmp(line, "cpu cores", 9)) cores = atoi(v + 1);
+    }
+    fclose(f);
+    return siblings > 0 && cores > 0 && cores < siblings ? (double)cores / siblings : 1;
+}
+
+void backend_peak(KilnPeak *p, int n) {
+    memset(p, 0, sizeof *p);
+    p->threads = omp_get_max_threads();
+    p->cores = (int)ceil(p->threads * cores_per_cpu());
+    p->ghz = clock_ghz(p->clock_from, sizeof p->clock_from);
+    p->flops_per_cycle = flops_per_cycle(openblas_get_corename(), p->per_cycle_why, sizeof p->per_cycle_why);
+    p->theoretical = p->cores * p->ghz * 1e9 * p->flops_per_cycle;
+    p->measured = backend_peak_flops(n);
+    p->peak_is = p->measured > p->theoretical ? "measured" : "theoretical";
+    p->peak = p->measured > p->theoretical ? p->measured : p->theoretical;
+}
+
 KilnBackendInfo backend_info(void) {
-    KilnBackendInfo b = {"cpu", "openblas", openblas_get_config(), openblas_get_corename(),
-                         openblas_get_num_threads()};
+    KilnBackendInfo b = {.name = "cpu", .blas = "openblas", .blas_config = openblas_get_config(),
+                         .blas_core = openblas_get_corename(), .blas_threads = openblas_get_num_threads()};
+    const char *forced = getenv("OPENBLAS_CORETYPE"), *picked = getenv(KILN_CORETYPE_ENV);
+    if (forced && picked)
+        snprintf(b.blas_core_why, sizeof b.blas_core_why,
+                 "set by kiln: OpenBLAS picked its generic %s kernels for this CPU; set OPENBLAS_CORETYPE to choose",
+                 picked);
+    else if (forced)
+        snprintf(b.blas_core_why, sizeof b.blas_core_why, "OPENBLAS_CORETYPE=%s in the environment", forced);
+    else
+        snprintf(b.blas_core_why, sizeof b.blas_core_why, "picked by OpenBLAS for this CPU");
     return b;
+}
+
+char *backend_cpu_model(char *out, size_t n) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return NULL;
+    char line[512];
+    char *found = NULL;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!colon || strncmp(line, "model name", 10)) continue;
+        colon += 1 + (colon[1] == ' ');
+        colon[strcspn(colon, "\n")] = 0;
+        snprintf(out, n, "%s", colon);
+        found = out;
+    }
+    fclose(f);
+    return found;
+}
+
+void backend_cpu_isa(KilnCpuIsa *isa) {
+    // libgcc's cpuid check includes the OS's support (XGETBV) for the wider registers
+    __builtin_cpu_init();
+    *isa = (KilnCpuIsa){
+        .avx = __builtin_cpu_supports("avx") > 0,
+        .avx2 = __builtin_cpu_supports("avx2") > 0,
+        .fma = __builtin_cpu_supports("fma") > 0,
+        .avx512f = __builtin_cpu_supports("avx512f") > 0,
+        .avx512bw = __builtin_cpu_supports("avx512bw") > 0,
+        .avx512dq = __builtin_cpu_supports("avx512dq") > 0,
+        .avx512vl = __builtin_cpu_supports("avx512vl") > 0,
+        .avx512_bf16 = __builtin_cpu_supports("avx512bf16") > 0,
+    };
+}
+
+void backend_isa_names(const KilnCpuIsa *isa, char *out, size_t cap) {
+    const struct { int on; const char *name; } f[] = {
+        {isa->avx, "avx"},           {isa->avx2, "avx2"},         {isa->fma, "fma"},
+        {isa->avx512f, "avx512f"},   {isa->avx512bw, "avx512bw"}, {isa->avx512dq, "avx512dq"},
+        {isa->avx512vl, "avx512vl"}, {isa->avx512_bf16, "avx512_bf16"}};
+    size_t len = 0;
+    if (cap) out[0] = 0;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].on && len < cap) len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " " : "", f[i].name);
+    if (cap && !out[0]) snprintf(out, cap, "none beyond SSE");
+}
+
+const char *backend_blas_better_core(const char *running, const KilnCpuIsa *isa) {
+    // OpenBLAS's x86 cores whose sgemm kernels use SSE or AVX1 at most. An
+    // AVX2 core (Haswell, Zen) on an AVX-512 CPU is left as it is: OpenBLAS
+    // chose it knowing the CPU, and only a measurement could say better. Names
+    // not listed (newer cores, or another library's) are never replaced.
+    static const char *const old[] = {"Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Atom", "Core2",
+                                      "Penryn", "Dunnington", "Nehalem", "Athlon", "Opteron", "Opteron(SSE3)",
+                                      "Barcelona", "Nano", "Bobcat", "Bulldozer", "Piledriver", "Steamroller",
+                                      "Excavator", "Sandybridge"};
+    int generic = 0;
+    for (size_t i = 0; running && i < sizeof old / sizeof old[0]; i++) generic |= !strcmp(running, old[i]);
+    if (!generic) return NULL;
+    if (isa->avx512f && isa->avx512bw && isa->avx512dq && isa->avx512vl) return "SkylakeX";
+    if (isa->avx2 && isa->fma) return "Haswell";
+    return NULL;
 }
 
 // The tightest cpu.max quota (in CPUs) on this process's cgroup v2 path, from

@@ -1,0 +1,62 @@
+"""test_machine.py KILN REPO: what the trainer says about the machine (issue 13):
+the memory plan at start matches the model's size, each step's peak resident
+memory is in metrics.jsonl and covers the plan, and MFU is measured against a
+peak that is the larger of the theoretical and the measured one, kept with its
+inputs in env.json, so no step shows more than 100%. train.recompute gives
+the same weights bit for bit with a smaller activation plan."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import trainutil as tu
+
+kiln, repo = sys.argv[1], sys.argv[2]
+work = tempfile.mkdtemp(prefix="kiln_machine_")
+data = tu.byte_shards(kiln, repo, work)
+run = os.path.join(work, "run")
+KEYS = {"train.steps": 6, "train.log_every": 2, "train.peak_tflops": 0, "train.checkpoint_every": 6,
+        "train.eval_every": 0, "model.n_layer": 3,
+        "train.batch_ramp_start": 0, "train.warmup_steps": 2, "model.n_embd": 128, "model.n_head": 4}
+args = tu.pretrain_args(kiln, data, run, KEYS)
+out = subprocess.run(args, capture_output=True, text=True)
+assert out.returncode == 0, out.stderr
+text = out.stdout + out.stderr
+params = int(re.search(r"model: (\d+) parameters", text).group(1))
+m = re.search(r"memory: weights ([\d.]+) MiB, gradients ([\d.]+), optimizer state ([\d.]+), "
+              r"activations ([\d.]+) \(batch 4 x 32\); ([\d.]+) MiB in all", text)
+assert m, text
+w, g, o, a, total = map(float, m.groups())
+MiB = 1 << 20
+assert abs(w - params * 4 / MiB) < 0.051 and g == w and abs(o - 2 * w) < 0.11, (params, m.groups())
+assert a > 0 and abs(total - (w + g + o + a)) < 0.2, m.groups()
+
+pk = json.load(open(os.path.join(run, "env.json")))["peak_flops"]
+assert pk["used"] == max(pk["theoretical"], pk["measured_sgemm"]) and pk["used"] > 0, pk
+assert pk["used_is"] in ("theoretical", "measured"), pk
+if pk["theoretical"] > 0:
+    assert pk["cores"] >= 1 and pk["ghz"] > 0 and pk["flops_per_cycle"] in (8, 16, 32, 64), pk
+    assert abs(pk["theoretical"] - pk["cores"] * pk["ghz"] * 1e9 * pk["flops_per_cycle"]) < 1e3, pk
+assert re.search(r"MFU against [\d.]+ GFLOP/s, the (theoretical|measured) peak: \d+ cores x [\d.]+ GHz", text), text
+
+rows = [r for r in tu.metrics(run) if "loss" in r]
+assert len(rows) == 6, rows
+for r in rows:
+    assert 0 < r["mfu"] <= 1, r
+    assert r["peak_rss_mb"] >= w + g + o + a, (r, total)  # kiln_alloc zeroes, so all of it is resident
+lines = re.findall(r"\| rss (\d+) MiB \|", text)
+assert len(lines) == 3 and all(float(x) >= total - 1 for x in lines), text
+print("memory plan %.1f MiB, step peaks %s MiB, peak %.1f GFLOP/s (%s)" %
+      (total, sorted({round(r["peak_rss_mb"]) for r in rows}), pk["used"] / 1e9, pk["used_is"]))
+
+# train.recompute: one layer's activations instead of three, the same weights
+run2 = os.path.join(work, "run_recompute")
+out2 = subprocess.run(tu.pretrain_args(kiln, data, run2, dict(KEYS, **{"train.recompute": "true"})),
+                      capture_output=True, text=True)
+assert out2.returncode == 0, out2.stderr
+a2 = float(re.search(r"activations ([\d.]+) \(batch", out2.stdout + out2.stderr).group(1))
+assert a2 < a * 0.75, (a2, a)
+assert tu.weights(tu.latest(run2)) == tu.weights(tu.latest(run)), "recompute changed the weights"
+print("recompute: activations %.1f MiB instead of %.1f, weights identical" % (a2, a))
