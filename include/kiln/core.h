@@ -116,11 +116,6 @@ int kiln_sha256_file(const char *path, char hex[65], KilnErr *err);
 // Reads a whole file into a malloc'd buffer (NUL-terminated for convenience).
 int kiln_read_file(const char *path, char **data, size_t *len, KilnErr *err);
 
-// The string field `field` of the JSON object in line[0..n), decoded (escapes,
-// including \u0000, and surrogate pairs) into a malloc'd buffer with its length.
-// -1 if the line is not an object with that string field.
-int kiln_jsonl_text(const char *line, size_t n, const char *field, char **out, size_t *out_len);
-
 // Byte spans of the values of the named keys in the top-level JSON object
 // s[0..n): spans[k] = {start, end}, or {0, 0} when absent. -1 when s is not one
 // well-formed object (nested values are checked only as far as skipping needs).

@@ -143,21 +143,3 @@ int kiln_json_string(const char *s, size_t n, char *out, size_t *len) {
     if (n < 2 || s[0] != '"') return -1;
     return parse_string(s, n, 0, out, len) == n ? 0 : -1;
 }
-
-int kiln_jsonl_text(const char *s, size_t n, const char *field, char **out, size_t *out_len) {
-    size_t span[1][2];
-    const char *names[1] = {field};
-    if (kiln_json_fields(s, n, names, 1, span) || span[0][1] == 0) return -1;
-    const char *v = s + span[0][0];
-    size_t vn = span[0][1] - span[0][0], len;
-    char *buf = malloc(vn + 1);
-    if (!buf) return -1;
-    if (kiln_json_string(v, vn, buf, &len)) {
-        free(buf);
-        return -1;
-    }
-    buf[len] = 0;
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
