@@ -692,7 +692,8 @@ static int render_header(KilnBuf *b, const Page *p) {
     rc |= card(b, "Tokens", v1, d1);
     double loss = last_finite(series_find(r, "loss"), &at);
     snprintf(v1, sizeof v1, isfinite(loss) ? "%.4f" : "—", loss);
-    snprintf(d1, sizeof d1, isfinite(loss) ? "at step %.0f" : "", at);
+    d1[0] = 0;
+    if (isfinite(loss)) snprintf(d1, sizeof d1, "at step %.0f", at);
     rc |= card(b, "Final loss", v1, d1);
     double vl = min_finite(series_find(r, "val_loss"), &at);
     snprintf(v1, sizeof v1, isfinite(vl) ? "%.4f" : "—", vl);
@@ -702,7 +703,10 @@ static int render_header(KilnBuf *b, const Page *p) {
     int sessions = 0;
     for (size_t i = 0; i < r->nev; i++)
         sessions += !r->ev[i].incident && (!strcmp(r->ev[i].kind, "start") || !strcmp(r->ev[i].kind, "resume"));
-    snprintf(d1, sizeof d1, sessions > 1 ? "%d sessions" : r->have_time ? "one session" : "", sessions);
+    if (sessions > 1)
+        snprintf(d1, sizeof d1, "%d sessions", sessions);
+    else
+        snprintf(d1, sizeof d1, "%s", r->have_time ? "one session" : "");
     rc |= card(b, "Wall time", v1, d1);
     double tps = last_finite(series_find(r, "tokens_per_s"), &at), mfu = last_finite(series_find(r, "mfu"), &at);
     if (isfinite(tps)) fmt_si(t, sizeof t, tps), snprintf(v1, sizeof v1, "%s tok/s", t);
