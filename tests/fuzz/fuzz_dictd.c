@@ -3,12 +3,12 @@
 #include "fuzz_source.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *index, *dict;
-    size_t in, dn;
-    fuzz_split(data, size, &index, &in, &dict, &dn);
+    const char *part[2];
+    size_t len[2];
+    int k = fuzz_parts(data, size, part, len, 2);
     char path[128], dpath[128];
-    fuzz_write("fuzz.dict", dict ? dict : "", dn, dpath, sizeof dpath);
-    fuzz_write("fuzz.index", index, in, path, sizeof path);
+    fuzz_write("fuzz.dict", k > 1 ? part[1] : "", k > 1 ? len[1] : 0, dpath, sizeof dpath);
+    fuzz_write("fuzz.index", part[0], len[0], path, sizeof path);
     fuzz_source("dictd", path);
     return 0;
 }

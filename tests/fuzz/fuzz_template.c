@@ -6,15 +6,15 @@
 #include <cjson/cJSON.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *src, *rec_text;
-    size_t sn, rn;
-    fuzz_split(data, size, &src, &sn, &rec_text, &rn);
-    char *s = strndup(src, sn);  // templates are C strings (a NUL ends one early)
+    const char *part[2];
+    size_t len[2];
+    int k = fuzz_parts(data, size, part, len, 2);
+    char *s = strndup(part[0], len[0]);  // templates are C strings (a NUL ends one early)
     if (!s) return 0;
     char why[256];
     Template *t;
     if (tpl_parse(s, &t, why, sizeof why) == 0) {
-        cJSON *rec = rec_text ? cJSON_ParseWithLength(rec_text, rn) : cJSON_Parse("{\"text\": \"x\"}");
+        cJSON *rec = k > 1 ? cJSON_ParseWithLength(part[1], len[1]) : cJSON_Parse("{\"text\": \"x\"}");
         if (rec) {
             KilnBuf out = {0};
             tpl_render(t, rec, 3, &out, why, sizeof why);

@@ -10,13 +10,12 @@ static const char DEFAULT_JSON[] =
     " \"special_tokens\": {\"<|endoftext|>\": 50256}}";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *ranks, *json;
-    size_t rn, jn;
-    fuzz_split(data, size, &ranks, &rn, &json, &jn);
+    const char *part[2];
+    size_t plen[2];
+    if (fuzz_parts(data, size, part, plen, 2) == 1) part[1] = DEFAULT_JSON, plen[1] = sizeof DEFAULT_JSON - 1;
     char path[128], jpath[128];
-    if (!json) json = DEFAULT_JSON, jn = sizeof DEFAULT_JSON - 1;
-    fuzz_write("fuzz.json", json, jn, jpath, sizeof jpath);
-    fuzz_write("fuzz.tiktoken", ranks, rn, path, sizeof path);
+    fuzz_write("fuzz.json", part[1], plen[1], jpath, sizeof jpath);
+    fuzz_write("fuzz.tiktoken", part[0], plen[0], path, sizeof path);
     KilnErr err;
     KilnTokenizer *tok;
     if (tokenizer_load(&tok, path, &err)) return 0;

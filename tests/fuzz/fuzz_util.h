@@ -1,7 +1,6 @@
 // fuzz_util.h: what the libFuzzer targets share. Readers that only take a path
 // get the input written to a file in a per-process temporary directory
-// (removed at exit); inputs holding two files are split at the first "\n--\n"
-// (the part after it is the second file).
+// (removed at exit); inputs holding several files are split at "\n--\n".
 #ifndef KILN_FUZZ_UTIL_H
 #define KILN_FUZZ_UTIL_H
 
@@ -34,15 +33,17 @@ static inline void fuzz_write(const char *name, const void *data, size_t n, char
     if (!f || fwrite(data, 1, n, f) != n || fclose(f)) abort();
 }
 
-// Splits the input at the first "\n--\n": *b is NULL when there is none.
-static inline void fuzz_split(const uint8_t *data, size_t size, const char **a, size_t *an, const char **b, size_t *bn) {
-    *a = (const char *)data, *an = size, *b = NULL, *bn = 0;
-    for (size_t i = 0; i + 4 <= size; i++)
+// Splits the input at each "\n--\n" into at most max parts; returns how many.
+static inline int fuzz_parts(const uint8_t *data, size_t size, const char **part, size_t *len, int max) {
+    int k = 0;
+    size_t start = 0;
+    for (size_t i = 0; k + 1 < max && i + 4 <= size; i++)
         if (!memcmp(data + i, "\n--\n", 4)) {
-            *an = i;
-            *b = (const char *)data + i + 4, *bn = size - i - 4;
-            return;
+            part[k] = (const char *)data + start, len[k++] = i - start;
+            start = i + 4, i += 3;
         }
+    part[k] = (const char *)data + start, len[k++] = size - start;
+    return k;
 }
 
 #endif
