@@ -338,10 +338,16 @@ static void fmt_duration(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%.1fs", s);
 }
 
+// t is NaN for an event without a time: range-check before the cast, as
+// converting NaN or a double past time_t's range is undefined behaviour.
 static void fmt_utc(char *buf, size_t n, double t) {
     struct tm tm;
+    if (!(t >= 0 && t <= 32503680000.0)) {  // NaN fails both comparisons
+        snprintf(buf, n, "—");
+        return;
+    }
     time_t tt = (time_t)t;
-    if (!isfinite(t) || t < 0 || t > 32503680000.0 || !gmtime_r(&tt, &tm)) {
+    if (!gmtime_r(&tt, &tm)) {
         snprintf(buf, n, "—");
         return;
     }
