@@ -17,6 +17,7 @@ pkgs=(
   libxml2-dev              # HTML parsing (data pipeline)
   libssl-dev               # sha256 of shards (libcrypto)
   libcmocka-dev            # unit tests
+  clang libclang-rt-dev    # libFuzzer, ASan and UBSan (scripts/fuzz.sh)
   protobuf-compiler        # protoc decodes our TensorBoard event files in tests
   python3-torch python3-numpy  # PyTorch parity tests and benchmark (/usr/bin/python3)
   bible-kjv                # the King James Bible (`bible` command)

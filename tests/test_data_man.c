@@ -69,6 +69,23 @@ static void test_requests(void **state) {
     expect(".TS\nl l.\nA\tT{\nlong text\nblock\nT}\n.TE\n", "A  long text block\n");
     // strings defined with .ds
     expect(".ds Vr 1.2.3\nversion \\*(Vr and \\*[Vr]\n", "version 1.2.3 and 1.2.3\n");
+    // a string redefined with its own old value (fuzz_roff: the value was
+    // appended to itself, reading memory the append had reallocated)
+    expect(".ds x a\n.ds x [\\*x]\n.ds x (\\*x)\n\\*x\n", "([a])\n");
+    // strings of strings grow 64-fold a line: values are cut at 1 KB
+    KilnBuf src = {0};
+    kbuf_puts(&src, ".ds a 12345678\n");
+    for (int line = 0; line < 3; line++) {
+        kbuf_puts(&src, line % 2 ? ".ds a " : ".ds b ");
+        for (int i = 0; i < 64; i++) kbuf_puts(&src, line % 2 ? "\\*b" : "\\*a");
+        kbuf_puts(&src, "\n");
+    }
+    kbuf_puts(&src, "\\*b\n");
+    char *long_value = roff(src.data, NULL);
+    assert_true(strlen(long_value) <= 1024 + 1);
+    assert_true(strlen(long_value) > 1000);
+    free(long_value);
+    kbuf_free(&src);
 }
 
 static void test_escapes(void **state) {

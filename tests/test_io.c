@@ -208,6 +208,36 @@ static void test_config_errors(void **state) {
     assert_non_null(strstr(err.msg, "missing.yaml"));
 }
 
+// ---- manifest.json ----
+// A document's start and token count are whole numbers that fit a long
+// (fuzz_manifest: 1e22 was converted to long, undefined behaviour, in manifest_find).
+static void test_manifest_numbers(void **state) {
+    const char *good = "{\"shards\":[{\"path\":\"train_000000.bin\",\"docs\":[[\"s\",\"a\",0,5],[\"s\",\"b\",5,3]]}]}";
+    write_bytes(tmp("manifest.json"), good, strlen(good));
+    KilnErr err;
+    KilnManifest *m;
+    assert_int_equal(manifest_load(&m, tmp("manifest.json"), &err), 0);
+    const char *source, *id;
+    long start, n;
+    assert_int_equal(manifest_find(m, "dir/train_000000.bin", 6, &source, &id, &start, &n, &err), 0);
+    assert_string_equal(id, "b");
+    assert_int_equal(start, 5);
+    assert_int_equal(n, 3);
+    assert_int_equal(manifest_find(m, "train_000000.bin", 8, &source, &id, &start, &n, &err), -1);
+    manifest_free(m);
+    const char *bad[] = {"1e22", "-1", "2.5", "\"7\"", "9007199254740994"};
+    for (int i = 0; i < 5; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"shards\":[{\"path\":\"t.bin\",\"docs\":[[\"s\",\"a\",%s,5]]}]}", bad[i]);
+        write_bytes(tmp("manifest.json"), text, strlen(text));
+        assert_int_equal(manifest_load(&m, tmp("manifest.json"), &err), -1);
+        assert_non_null(strstr(err.msg, "whole numbers"));
+        snprintf(text, sizeof text, "{\"shards\":[{\"path\":\"t.bin\",\"docs\":[[\"s\",\"a\",0,%s]]}]}", bad[i]);
+        write_bytes(tmp("manifest.json"), text, strlen(text));
+        assert_int_equal(manifest_load(&m, tmp("manifest.json"), &err), -1);
+    }
+}
+
 // ---- safetensors ----
 static void test_safetensors_roundtrip(void **state) {
     float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {-1, 0.5f, 1e-30f};
@@ -228,6 +258,9 @@ static void test_safetensors_roundtrip(void **state) {
     assert_non_null(strstr(err.msg, "shape [2,3], expected [3,2]"));
     assert_int_equal(st_read_f32(&f, "c", a2, 2, sa, &err), -1);
     assert_non_null(strstr(err.msg, "'c' is missing"));
+    // the header's __metadata__ entry is not a tensor (fuzz_safetensors: a NULL dtype was read)
+    assert_int_equal(st_read_f32(&f, "__metadata__", a2, 2, sa, &err), -1);
+    assert_non_null(strstr(err.msg, "'__metadata__' is missing"));
     // the header length is a multiple of 8 and the header starts with '{'
     uint64_t hl;
     memcpy(&hl, f.buf, 8);
@@ -791,6 +824,7 @@ static void test_paths(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_yaml),        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_manifest_numbers),
         cmocka_unit_test(test_safetensors_roundtrip), cmocka_unit_test(test_safetensors_fuzz),
         cmocka_unit_test(test_shard_roundtrip),    cmocka_unit_test(test_shard_fuzz),
         cmocka_unit_test(test_loader),             cmocka_unit_test(test_checkpoint_roundtrip),

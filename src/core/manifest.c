@@ -11,6 +11,12 @@ struct KilnManifest {
     char *path;
 };
 
+// A token count or offset: a whole number in [0, 2^53], so (long) is exact.
+static int is_count(const cJSON *x) {
+    return cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble <= 9007199254740992.0 &&
+           x->valuedouble == (double)(long)x->valuedouble;
+}
+
 int manifest_load(KilnManifest **mp, const char *path, KilnErr *err) {
     char *text;
     size_t len;
@@ -28,12 +34,13 @@ int manifest_load(KilnManifest **mp, const char *path, KilnErr *err) {
         int ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(sh, "path")) && cJSON_IsArray(docs);
         cJSON_ArrayForEach(d, docs) {
             ok = ok && cJSON_GetArraySize(d) == 4 && cJSON_IsString(cJSON_GetArrayItem(d, 0)) &&
-                 cJSON_IsString(cJSON_GetArrayItem(d, 1)) && cJSON_IsNumber(cJSON_GetArrayItem(d, 2)) &&
-                 cJSON_IsNumber(cJSON_GetArrayItem(d, 3));
+                 cJSON_IsString(cJSON_GetArrayItem(d, 1)) && is_count(cJSON_GetArrayItem(d, 2)) &&
+                 is_count(cJSON_GetArrayItem(d, 3));
         }
         if (!ok) {
             cJSON_Delete(root);
-            return kiln_fail(err, "%s: a shard entry lacks path or docs of [source, id, start, ntokens]", path);
+            return kiln_fail(err, "%s: a shard entry lacks path or docs of [source, id, start, ntokens] (start and ntokens whole numbers >= 0)",
+                             path);
         }
     }
     KilnManifest *m = calloc(1, sizeof *m);

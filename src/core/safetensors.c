@@ -144,7 +144,7 @@ const char *st_metadata(const KilnStFile *f, const char *key) {
 
 int st_read_f32(const KilnStFile *f, const char *name, float *dst, int ndim, const long *shape,
                 KilnErr *err) {
-    cJSON *t = cJSON_GetObjectItemCaseSensitive(f->header, name);
+    cJSON *t = strcmp(name, "__metadata__") ? cJSON_GetObjectItemCaseSensitive(f->header, name) : NULL;
     if (!t) return kiln_fail(err, "%s: tensor '%s' is missing", f->path, name);
     cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
     if (strcmp(dt->valuestring, "F32"))

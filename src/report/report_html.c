@@ -339,10 +339,16 @@ static void fmt_duration(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%.1fs", s);
 }
 
+// t is NaN for an event without a time: range-check before the cast, as
+// converting NaN or a double past time_t's range is undefined behaviour.
 static void fmt_utc(char *buf, size_t n, double t) {
     struct tm tm;
+    if (!(t >= 0 && t <= 32503680000.0)) {  // NaN fails both comparisons
+        snprintf(buf, n, "—");
+        return;
+    }
     time_t tt = (time_t)t;
-    if (!isfinite(t) || t < 0 || t > 32503680000.0 || !gmtime_r(&tt, &tm)) {
+    if (!gmtime_r(&tt, &tm)) {
         snprintf(buf, n, "—");
         return;
     }
@@ -795,7 +801,8 @@ static int render_header(KilnBuf *b, const Page *p) {
     rc |= card(b, "Tokens", v1, d1);
     double loss = last_finite(series_find(r, "loss"), &at);
     snprintf(v1, sizeof v1, isfinite(loss) ? "%.4f" : "—", loss);
-    snprintf(d1, sizeof d1, isfinite(loss) ? "at step %.0f" : "", at);
+    d1[0] = 0;
+    if (isfinite(loss)) snprintf(d1, sizeof d1, "at step %.0f", at);
     rc |= card(b, "Final loss", v1, d1);
     double vl = min_finite(series_find(r, "val_loss"), &at);
     snprintf(v1, sizeof v1, isfinite(vl) ? "%.4f" : "—", vl);
@@ -806,7 +813,7 @@ static int render_header(KilnBuf *b, const Page *p) {
     fmt_duration(v1, sizeof v1, p->nsessions ? train : NAN);
     fmt_duration(t, sizeof t, r->have_time ? r->t_last - r->t_first : NAN);
     if (p->nsessions > 1) snprintf(d1, sizeof d1, "in %d sessions; %s wall, with the gaps", p->nsessions, t);
-    else snprintf(d1, sizeof d1, p->nsessions ? "one session" : "");
+    else snprintf(d1, sizeof d1, "%s", p->nsessions ? "one session" : "");
     rc |= card(b, "Training time", v1, d1);
     double tps = last_finite(series_find(r, "tokens_per_s"), &at), mfu = last_finite(series_find(r, "mfu"), &at);
     if (isfinite(tps)) fmt_si(t, sizeof t, tps), snprintf(v1, sizeof v1, "%s tok/s", t);

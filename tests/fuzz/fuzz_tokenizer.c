@@ -1,7 +1,7 @@
 // fuzz_tokenizer: libFuzzer target for the encoder. Every input is encoded with
 // cl100k_base (special tokens as text, allowed, and refused) and must decode back
 // to itself byte for byte. The rank file comes from $KILN_FUZZ_TOKENIZER or
-// ../shared/data/tokenizers/cl100k_base.tiktoken. Build as fuzz_readers (see there).
+// ../shared/data/tokenizers/cl100k_base.tiktoken. scripts/fuzz.sh builds and runs it.
 #include "kiln/tokenizer.h"
 
 #include <stdlib.h>

@@ -95,8 +95,12 @@ int dedup_team_size(void) { return omp_in_parallel() ? omp_get_num_threads() : o
 
 void dedup_parallel_for(int n, void (*fn)(void *ctx, int i, int thread), void *ctx) {
     if (omp_in_parallel()) {
-#pragma omp taskloop grainsize(8)
-        for (int i = 0; i < n; i++) fn(ctx, i, omp_get_thread_num());
+        // clang-14 crashes generating this taskloop when fn and ctx are captured
+        // implicitly, and warns of a sign compare with an int counter: name them
+        // firstprivate (their implicit sharing anyway) and count unsigned.
+        unsigned un = n > 0 ? (unsigned)n : 0;
+#pragma omp taskloop grainsize(8) firstprivate(fn, ctx)
+        for (unsigned i = 0; i < un; i++) fn(ctx, (int)i, omp_get_thread_num());
     } else {
 #pragma omp parallel for schedule(dynamic, 8)
         for (int i = 0; i < n; i++) fn(ctx, i, omp_get_thread_num());

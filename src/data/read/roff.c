@@ -9,6 +9,7 @@
 
 #define MAX_ARGS 32
 #define MAX_STRINGS 64
+#define MAX_STRING_LEN 1024  // bytes of a .ds value once decoded
 
 typedef struct {
     char name[32];
@@ -424,9 +425,22 @@ static void define_string(Roff *r, const char **av, const size_t *al, int ac, co
     v += al[0], vn -= al[0] <= vn ? al[0] : vn;
     while (vn && (*v == ' ' || *v == '\t')) v++, vn--;
     if (vn && *v == '"') v++, vn--;
-    kbuf_clear(&s->val);
     if (vn > 256) vn = 256;
-    decode(r, v, vn, &s->val);
+    // Decode into a new buffer: a value may use the string itself
+    // (".ds x [\*x]", its old value, as in troff), and appending s->val to
+    // s->val read memory that the append had just reallocated (fuzz_roff).
+    KilnBuf val = {0};
+    decode(r, v, vn, &val);
+    // A value made of other strings can grow 64-fold a line: keep it short,
+    // cut at a UTF-8 character boundary.
+    if (val.len > MAX_STRING_LEN) {
+        size_t n = MAX_STRING_LEN;
+        while (n && ((unsigned char)val.data[n] & 0xC0) == 0x80) n--;
+        val.len = n;
+        val.data[n] = 0;
+    }
+    kbuf_free(&s->val);
+    s->val = val;
 }
 
 // Condition of .if/.ie: 1 true, 0 false. We are nroff, not troff.
