@@ -136,6 +136,10 @@ static void test_matches_naive_trainer(void **state) {
             fail_msg("merge %d: kiln made '%.*s', the naive trainer '%.*s'+'%.*s'", m, lt, tok, la, a, lb, b);
     }
     tokenizer_free(t);
+    for (int k = 0; k < nw; k++) free(w[k].sym);
+    free(w);
+    free(want);
+    free(words);
     unlink(file);
 }
 

@@ -39,7 +39,9 @@ tensors() {
 faulty() {
   local name=$1 mode=$2 target=$3 after=$4; shift 4
   rm -f "$W/fault.log"
-  env LD_PRELOAD="$SHIM" KILN_FAULT="$mode" KILN_FAULT_PATH="$target" KILN_FAULT_AFTER="$after" \
+  # an ASan build (scripts/sanitize.sh) accepts the shim ahead of its runtime
+  env LD_PRELOAD="$SHIM" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+    KILN_FAULT="$mode" KILN_FAULT_PATH="$target" KILN_FAULT_AFTER="$after" \
     KILN_FAULT_LOG="$W/fault.log" "$@" >"$W/out" 2>"$W/err"
 }
 

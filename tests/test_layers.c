@@ -58,6 +58,7 @@ static void test_linear(void **state) {
     c.db = calloc(7, 4);
     GcTensor ts[] = {{"inp", c.inp, c.dinp, 30}, {"weight", c.w, c.dw, 35}, {"bias", c.b, c.db, 7}};
     assert_true(gradcheck("linear", ts, 3, lin_loss, lin_grad, &c, OPT) < OPT.tol);
+    free(c.inp), free(c.w), free(c.b), free(c.R), free(c.out), free(c.dinp), free(c.dw), free(c.db);
 }
 
 // ---- norms ----
@@ -100,6 +101,8 @@ static void check_norm(int rms, int bias) {
     GcTensor ts[] = {{"inp", c.inp, c.dinp, n}, {"weight", c.w, c.dw, 8}, {"bias", c.b, c.db, 8}};
     const char *what = rms ? "rmsnorm" : bias ? "layernorm" : "layernorm (no bias)";
     assert_true(gradcheck(what, ts, bias ? 3 : 2, norm_loss, norm_grad, &c, OPT) < OPT.tol);
+    free(c.inp), free(c.w), free(c.b), free(c.R), free(c.out), free(c.mean), free(c.rstd), free(c.dinp), free(c.dw),
+        free(c.db);
 }
 static void test_layernorm(void **state) { check_norm(0, 1); }
 static void test_layernorm_nobias(void **state) { check_norm(0, 0); }
@@ -144,6 +147,7 @@ static void check_act(int kind, const char *name) {
     GcOptions o = OPT;
     if (kind == 2) o.h = 1e-3;
     assert_true(gradcheck(name, ts, 1, act_loss, act_grad, &c, o) < o.tol);
+    free(c.inp), free(c.R), free(c.out), free(c.dinp);
 }
 static void test_gelu(void **state) { check_act(0, "gelu"); }
 static void test_gelu_erf(void **state) { check_act(1, "gelu_erf"); }
@@ -187,6 +191,7 @@ static void test_rope(void **state) {
     for (int t = 0; t < c.T; t++)
         for (int j = (c.NH + c.NKV) * c.HD; j < QKV; j++)
             assert_float_equal(c.work[t * QKV + j], c.qkv[t * QKV + j], 0);
+    free(c.qkv), free(c.R), free(c.work), free(c.dqkv), free(c.cos_t), free(c.sin_t);
 }
 
 // ---- attention ----
@@ -226,6 +231,7 @@ static void check_attention(int NH, int NKV, float p, const char *name) {
     att_loss(&c);
     for (int t = 0; t < c.T - 1; t++)
         for (int j = 0; j < NH * c.HD; j++) assert_float_equal(c.out[t * NH * c.HD + j], before[t * NH * c.HD + j], 0);
+    free(before), free(c.qkv), free(c.R), free(c.out), free(c.lse), free(c.dqkv), free(c.scratch);
 }
 static void test_attention_mha(void **state) { check_attention(4, 4, 0.0f, "attention MHA"); }
 static void test_attention_gqa(void **state) { check_attention(4, 2, 0.0f, "attention GQA"); }
@@ -274,6 +280,7 @@ static void test_crossentropy(void **state) {
         want += m + log(s) - c.logits[n * 11 + targets[n]];
     }
     assert_float_equal(ce_loss(&c), want / 4, 1e-5);
+    free(g), free(c.logits), free(c.work);
 }
 
 // ---- embedding ----
@@ -304,6 +311,7 @@ static void test_embedding(void **state) {
     c.dwpe = calloc(4 * 70, 4);
     GcTensor ts[] = {{"wte", c.wte, c.dwte, 350}, {"wpe", c.wpe, c.dwpe, 280}};
     assert_true(gradcheck("embedding", ts, 2, emb_loss, emb_grad, &c, OPT) < OPT.tol);
+    free(c.wte), free(c.wpe), free(c.R), free(c.out), free(c.dwte), free(c.dwpe);
 }
 
 // ---- dropout: the same seed gives the same mask; the kept fraction is about 1-p ----
@@ -323,6 +331,7 @@ static void test_dropout_mask(void **state) {
         }
     }
     assert_true(fabs((double)kept / n - 0.75) < 0.01);
+    free(a), free(b);
 }
 
 // ---- fast_expf: within a few ulp of libm's expf over the whole useful range ----

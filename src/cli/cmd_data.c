@@ -153,8 +153,9 @@ static int inputs_next(void *ctx, KilnDoc *doc, KilnErr *err) {
 // document, so that a file without any fails as it does for the other stages.
 static int probe_input(Inputs *in, KilnErr *err) {
     if (input_open(in, err)) return -1;
-    KilnDoc doc;
+    KilnDoc doc = {0};  // docreader_next reuses the buffers it is given
     int got = docreader_next(in->r, &doc, err);
+    doc_free(&doc);
     if (got < 0) return -1;
     in->docs = got;
     if (input_check(in, err)) return -1;

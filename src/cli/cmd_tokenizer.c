@@ -41,6 +41,14 @@ typedef struct {
     int nfiles;
 } Args;
 
+static void args_free(Args *a) {
+    free(a->files);
+    free(a->specials);
+    free(a->allowed);
+}
+
+// The lists borrow argv's strings; run() frees them with args_free whatever
+// the subcommand returns.
 static int parse_args(int argc, char **argv, Args *a) {
     memset(a, 0, sizeof *a);
     a->mode = KILN_SPECIAL_ERROR;
@@ -49,6 +57,7 @@ static int parse_args(int argc, char **argv, Args *a) {
     a->files = calloc((size_t)argc + 1, sizeof *a->files);
     a->specials = calloc((size_t)argc + 1, sizeof *a->specials);
     a->allowed = calloc((size_t)argc + 1, sizeof *a->allowed);
+    if (!a->files || !a->specials || !a->allowed) return cli_error("out of memory");
     a->pattern = "gpt2";
     a->min_frequency = 2;
     for (int i = 1; i < argc; i++) {
@@ -103,38 +112,50 @@ static int load(const Args *a, KilnTokenizer **tok) {
     return 0;
 }
 
-static int cmd_decode(int argc, char **argv) {
-    Args a;
+static int cmd_decode(const Args *a) {
     KilnTokenizer *tok;
     KilnErr err;
-    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
-    char *text;
-    size_t len;
-    const char *src = a.nfiles ? a.files[0] : "stdin";
-    if (read_input(a.nfiles ? a.files[0] : "-", &text, &len, &err)) return cli_error("%s", err.msg);
-    // ids separated by spaces, commas or newlines, optionally inside [ ]
+    if (load(a, &tok)) return 1;
+    char *text = NULL, *out = NULL;
+    size_t len, n;
     KilnIds ids = {0};
+    int rc = 1;
+    const char *src = a->nfiles ? a->files[0] : "stdin";
+    if (read_input(a->nfiles ? a->files[0] : "-", &text, &len, &err)) {
+        cli_error("%s", err.msg);
+        goto done;
+    }
+    // ids separated by spaces, commas or newlines, optionally inside [ ]
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)text[i];
         if (isspace(c) || c == ',' || c == '[' || c == ']') {
             i++;
             continue;
         }
-        if (!isdigit(c)) return cli_error("%s: byte %zu: expected a token id, got '%c'", src, i, c);
+        if (!isdigit(c)) {
+            cli_error("%s: byte %zu: expected a token id, got '%c'", src, i, c);
+            goto done;
+        }
         unsigned long v = 0;
         while (i < len && isdigit((unsigned char)text[i]) && v <= UINT32_MAX) v = v * 10 + (unsigned long)(text[i++] - '0');
-        if (v > UINT32_MAX) return cli_error("%s: byte %zu: id too large", src, i);
+        if (v > UINT32_MAX) {
+            cli_error("%s: byte %zu: id too large", src, i);
+            goto done;
+        }
         ids_push(&ids, (uint32_t)v);
     }
-    char *out;
-    size_t n;
-    if (tokenizer_decode(tok, ids.ids, ids.n, &out, &n, &err)) return cli_error("%s: %s", src, err.msg);
+    if (tokenizer_decode(tok, ids.ids, ids.n, &out, &n, &err)) {
+        cli_error("%s: %s", src, err.msg);
+        goto done;
+    }
     fwrite(out, 1, n, stdout);
+    rc = 0;
+done:
     free(out);
     ids_free(&ids);
     free(text);
     tokenizer_free(tok);
-    return 0;
+    return rc;
 }
 
 // Documents of a file: the whole file, or one per line of a JSONL file (its text field).
@@ -146,14 +167,24 @@ typedef struct {
 
 static int add_doc(Docs *d, char *text, size_t len) {
     if (d->n == d->cap) {
-        d->cap = d->cap ? 2 * d->cap : 1024;
-        d->text = realloc(d->text, sizeof(char *) * d->cap);
-        d->len = realloc(d->len, sizeof(size_t) * d->cap);
-        if (!d->text || !d->len) return -1;
+        int cap = d->cap ? 2 * d->cap : 1024;
+        char **text2 = realloc(d->text, sizeof(char *) * cap);
+        if (text2) d->text = text2;
+        size_t *len2 = text2 ? realloc(d->len, sizeof(size_t) * cap) : NULL;
+        if (len2) d->len = len2;
+        if (!text2 || !len2) return -1;
+        d->cap = cap;
     }
     d->text[d->n] = text;
     d->len[d->n++] = len;
     return 0;
+}
+
+static void docs_free(Docs *d) {
+    for (int i = 0; i < d->n; i++) free(d->text[i]);
+    free(d->text);
+    free(d->len);
+    *d = (Docs){0};
 }
 
 // A JSONL file (plain, gzip or zstd) is read by KilnDocReader: lines that are
@@ -195,44 +226,47 @@ static void print_ids(const KilnIds *ids, int json) {
 static int encode_jsonl(const KilnTokenizer *tok, const Args *a) {
     KilnErr err;
     Docs docs = {0};
-    if (read_docs(a->files[0], a->field, &docs, &err)) return cli_error("%s", err.msg);
-    KilnIds *ids = calloc((size_t)docs.n + 1, sizeof *ids);
-    if (!ids) return cli_error("out of memory");
-    if (tokenizer_encode_batch(tok, (const char *const *)docs.text, docs.len, docs.n, a->mode, ids, &err))
-        return cli_error("%s: %s", a->files[0], err.msg);
-    for (int d = 0; d < docs.n; d++) {
-        print_ids(&ids[d], 1);
-        ids_free(&ids[d]);
-        free(docs.text[d]);
+    KilnIds *ids = NULL;
+    int rc = 1;
+    if (read_docs(a->files[0], a->field, &docs, &err)) cli_error("%s", err.msg);
+    else if (!(ids = calloc((size_t)docs.n + 1, sizeof *ids))) cli_error("out of memory");
+    else if (tokenizer_encode_batch(tok, (const char *const *)docs.text, docs.len, docs.n, a->mode, ids, &err))
+        cli_error("%s: %s", a->files[0], err.msg);
+    else {
+        for (int d = 0; d < docs.n; d++) print_ids(&ids[d], 1);
+        rc = 0;
     }
+    for (int d = 0; ids && d < docs.n; d++) ids_free(&ids[d]);
     free(ids);
-    free(docs.text);
-    free(docs.len);
-    return 0;
+    docs_free(&docs);
+    return rc;
 }
 
-static int cmd_encode(int argc, char **argv) {
-    Args a;
+static int cmd_encode(const Args *a) {
     KilnTokenizer *tok;
     KilnErr err;
-    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
-    if (a.nfiles && doc_is_jsonl_path(a.files[0])) {
-        int rc = encode_jsonl(tok, &a);
+    if (load(a, &tok)) return 1;
+    if (a->nfiles && doc_is_jsonl_path(a->files[0])) {
+        int rc = encode_jsonl(tok, a);
         tokenizer_free(tok);
         return rc;
     }
-    char *text;
+    char *text = NULL;
     size_t len;
-    if (read_input(a.nfiles ? a.files[0] : "-", &text, &len, &err)) return cli_error("%s", err.msg);
     KilnIds ids = {0};
-    int rc = a.n_allowed ? tokenizer_encode_allowed(tok, text, len, a.allowed, a.n_allowed, &ids, &err)
-                         : tokenizer_encode(tok, text, len, a.mode, &ids, &err);
-    if (rc) return cli_error("%s: %s", a.nfiles ? a.files[0] : "stdin", err.msg);
-    print_ids(&ids, a.json);
+    int rc = 1;
+    if (read_input(a->nfiles ? a->files[0] : "-", &text, &len, &err)) cli_error("%s", err.msg);
+    else if (a->n_allowed ? tokenizer_encode_allowed(tok, text, len, a->allowed, a->n_allowed, &ids, &err)
+                          : tokenizer_encode(tok, text, len, a->mode, &ids, &err))
+        cli_error("%s: %s", a->nfiles ? a->files[0] : "stdin", err.msg);
+    else {
+        print_ids(&ids, a->json);
+        rc = 0;
+    }
     ids_free(&ids);
     free(text);
     tokenizer_free(tok);
-    return 0;
+    return rc;
 }
 
 // The documents into DIR's shards through the corpus writer: train_000000.bin
@@ -265,89 +299,103 @@ static int write_corpus(const Args *a, const KilnTokenizer *tok, const Docs *doc
     return rc ? cli_error("%s", err.msg) : 0;
 }
 
-static int cmd_encode_corpus(int argc, char **argv) {
-    Args a;
+static int cmd_encode_corpus(const Args *a) {
     KilnErr err;
-    if (parse_args(argc, argv, &a)) return 1;
-    if (!a.output) return cli_error("encode-corpus: -o DIR is required");
-    if (!a.nfiles) return cli_error("encode-corpus: no input files");
-    if (!a.bytes && !a.tok_path) return cli_error("encode-corpus: give -t TOKENIZER, or --bytes for one token per byte");
+    if (!a->output) return cli_error("encode-corpus: -o DIR is required");
+    if (!a->nfiles) return cli_error("encode-corpus: no input files");
+    if (!a->bytes && !a->tok_path) return cli_error("encode-corpus: give -t TOKENIZER, or --bytes for one token per byte");
     Docs docs = {0};
-    int *file_end = calloc((size_t)a.nfiles, sizeof *file_end);
-    if (!file_end) return cli_error("out of memory");
-    for (int i = 0; i < a.nfiles; i++) {
-        if (read_docs(a.files[i], a.field, &docs, &err)) return cli_error("%s", err.msg);
+    KilnTokenizer *tok = NULL;
+    int rc = 1;
+    int *file_end = calloc((size_t)a->nfiles, sizeof *file_end);
+    if (!file_end) {
+        cli_error("out of memory");
+        goto done;
+    }
+    for (int i = 0; i < a->nfiles; i++) {
+        if (read_docs(a->files[i], a->field, &docs, &err)) {
+            cli_error("%s", err.msg);
+            goto done;
+        }
         file_end[i] = docs.n;
     }
-    KilnTokenizer *tok = NULL;
-    if (!a.bytes && load(&a, &tok)) return 1;
-    int rc = write_corpus(&a, tok, &docs, file_end);
+    if (!a->bytes && load(a, &tok)) goto done;
+    rc = write_corpus(a, tok, &docs, file_end);
+done:
     if (tok) tokenizer_free(tok);
-    for (int d = 0; d < docs.n; d++) free(docs.text[d]);
-    free(docs.text);
-    free(docs.len);
+    docs_free(&docs);
     free(file_end);
     return rc;
 }
 
-static int cmd_train(int argc, char **argv) {
-    Args a;
+static int cmd_train(const Args *a) {
     KilnErr err;
-    if (parse_args(argc, argv, &a)) return 1;
-    if (!a.output) return cli_error("train: --output FILE.json is required");
-    if (!a.vocab_size) return cli_error("train: --vocab-size N is required");
-    if (!a.nfiles) return cli_error("train: no input files");
-    const char *pattern = tokenizer_pattern_by_name(a.pattern);
+    if (!a->output) return cli_error("train: --output FILE.json is required");
+    if (!a->vocab_size) return cli_error("train: --vocab-size N is required");
+    if (!a->nfiles) return cli_error("train: no input files");
+    const char *pattern = tokenizer_pattern_by_name(a->pattern);
     if (!pattern) {
         // a bare word is meant as a name; anything else is a regex of its own
-        if (strspn(a.pattern, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(a.pattern))
-            return cli_error("train: unknown pattern name '%s' (gpt2, cl100k, o200k, or a regex)", a.pattern);
-        pattern = a.pattern;
+        if (strspn(a->pattern, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(a->pattern))
+            return cli_error("train: unknown pattern name '%s' (gpt2, cl100k, o200k, or a regex)", a->pattern);
+        pattern = a->pattern;
     }
     KilnSkips skips = {0};
-    KilnBpeTrainOptions o = {a.vocab_size, pattern, a.specials, a.n_special, a.min_frequency, a.field, stderr, &skips};
+    KilnBpeTrainOptions o = {a->vocab_size, pattern, a->specials, a->n_special, a->min_frequency, a->field, stderr, &skips};
     KilnTokenizer *tok;
-    if (tokenizer_train(&tok, (const char *const *)a.files, a.nfiles, &o, &err)) return cli_error("train: %s", err.msg);
+    if (tokenizer_train(&tok, (const char *const *)a->files, a->nfiles, &o, &err)) return cli_error("train: %s", err.msg);
     cli_print_skips("train", &skips);
-    if (tokenizer_save_json(tok, a.output, &err)) return cli_error("%s", err.msg);
-    fprintf(stderr, "wrote %s (%d tokens)\n", a.output, tokenizer_vocab_size(tok));
+    int rc = tokenizer_save_json(tok, a->output, &err);
+    if (rc) cli_error("%s", err.msg);
+    else fprintf(stderr, "wrote %s (%d tokens)\n", a->output, tokenizer_vocab_size(tok));
     tokenizer_free(tok);
-    return 0;
+    return rc ? 1 : 0;
 }
 
 // Rewrites any tokenizer kiln reads as a tokenizer.json (e.g. tiktoken -> HF).
-static int cmd_convert(int argc, char **argv) {
-    Args a;
+static int cmd_convert(const Args *a) {
     KilnTokenizer *tok;
     KilnErr err;
-    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
-    if (!a.output) return cli_error("convert: -o FILE.json is required");
-    if (tokenizer_save_json(tok, a.output, &err)) return cli_error("%s", err.msg);
-    fprintf(stderr, "wrote %s (%d tokens)\n", a.output, tokenizer_vocab_size(tok));
+    if (!a->output) return cli_error("convert: -o FILE.json is required");
+    if (load(a, &tok)) return 1;
+    int rc = tokenizer_save_json(tok, a->output, &err);
+    if (rc) cli_error("%s", err.msg);
+    else fprintf(stderr, "wrote %s (%d tokens)\n", a->output, tokenizer_vocab_size(tok));
     tokenizer_free(tok);
-    return 0;
+    return rc ? 1 : 0;
 }
 
 // The figures one compares tokenizers by, per input file.
-static int cmd_stats(int argc, char **argv) {
-    Args a;
+static int cmd_stats(const Args *a) {
     KilnTokenizer *tok;
     KilnErr err;
-    if (parse_args(argc, argv, &a) || load(&a, &tok)) return 1;
-    if (!a.nfiles) return cli_error("stats: no input files");
-    int V = tokenizer_vocab_size(tok);
-    uint8_t *used_all = calloc((size_t)V, 1);
-    if (a.json) printf("[");
+    if (!a->nfiles) return cli_error("stats: no input files");
+    if (load(a, &tok)) return 1;
+    int V = tokenizer_vocab_size(tok), rc = 1;
+    uint8_t *used_all = calloc((size_t)V, 1), *used = NULL;
+    Docs docs = {0};
+    KilnIds ids = {0};
+    if (!used_all) {
+        cli_error("out of memory");
+        goto done;
+    }
+    if (a->json) printf("[");
     else printf("%-40s %12s %11s %11s %9s %10s %10s\n", "source", "bytes", "tokens", "bytes/tok", "tok/word", "split-utf8", "vocab use");
-    for (int f = 0; f < a.nfiles; f++) {
-        Docs docs = {0};
-        if (read_docs(a.files[f], a.field, &docs, &err)) return cli_error("%s", err.msg);
-        uint8_t *used = calloc((size_t)V, 1);
+    for (int f = 0; f < a->nfiles; f++) {
+        if (read_docs(a->files[f], a->field, &docs, &err)) {
+            cli_error("%s", err.msg);
+            goto done;
+        }
+        if (!(used = calloc((size_t)V, 1))) {
+            cli_error("out of memory");
+            goto done;
+        }
         long long bytes = 0, tokens = 0, words = 0, split = 0, distinct = 0;
         for (int d = 0; d < docs.n; d++) {
-            KilnIds ids = {0};
-            if (tokenizer_encode(tok, docs.text[d], docs.len[d], KILN_SPECIAL_TEXT, &ids, &err))
-                return cli_error("%s: %s", a.files[f], err.msg);
+            if (tokenizer_encode(tok, docs.text[d], docs.len[d], KILN_SPECIAL_TEXT, &ids, &err)) {
+                cli_error("%s: %s", a->files[f], err.msg);
+                goto done;
+            }
             bytes += (long long)docs.len[d];
             tokens += ids.n;
             for (size_t i = 0; i < docs.len[d]; i++)  // words: runs of non-space bytes
@@ -368,31 +416,35 @@ static int cmd_stats(int argc, char **argv) {
                 used_all[ids.ids[i]] = 1;
             }
             ids_free(&ids);
-            free(docs.text[d]);
         }
-        free(docs.text);
-        free(docs.len);
+        docs_free(&docs);
         free(used);
+        used = NULL;
         double bpt = tokens ? (double)bytes / tokens : 0, fert = words ? (double)tokens / words : 0;
         double sr = tokens ? (double)split / tokens : 0, use = (double)distinct / V;
-        if (a.json)
+        if (a->json)
             printf("%s{\"source\": \"%s\", \"bytes\": %lld, \"tokens\": %lld, \"words\": %lld, \"bytes_per_token\": %.4f, "
                    "\"tokens_per_word\": %.4f, \"split_utf8_rate\": %.6f, \"distinct_tokens\": %lld, \"vocab_use\": %.6f}",
-                   f ? ", " : "", a.files[f], bytes, tokens, words, bpt, fert, sr, distinct, use);
+                   f ? ", " : "", a->files[f], bytes, tokens, words, bpt, fert, sr, distinct, use);
         else
         {
-            size_t n = strlen(a.files[f]);  // long paths: keep their end
+            size_t n = strlen(a->files[f]);  // long paths: keep their end
             printf("%s%-*s %12lld %11lld %11.3f %9.3f %9.4f%% %9.2f%%\n", n > 40 ? "..." : "", n > 40 ? 37 : 40,
-                   n > 40 ? a.files[f] + n - 37 : a.files[f], bytes, tokens, bpt, fert, 100 * sr, 100 * use);
+                   n > 40 ? a->files[f] + n - 37 : a->files[f], bytes, tokens, bpt, fert, 100 * sr, 100 * use);
         }
     }
     long long all = 0;
     for (int i = 0; i < V; i++) all += used_all[i];
-    if (a.json) printf("]\n");
+    if (a->json) printf("]\n");
     else printf("all sources use %lld of %d tokens (%.2f%%)\n", all, V, 100.0 * all / V);
+    rc = 0;
+done:
+    ids_free(&ids);
+    docs_free(&docs);
+    free(used);
     free(used_all);
     tokenizer_free(tok);
-    return 0;
+    return rc;
 }
 
 static const char USAGE[] =
@@ -436,17 +488,25 @@ static const char USAGE[] =
     "               the share of tokens that split a UTF-8 character (byte fallback) and\n"
     "               the share of the vocabulary used.\n";
 
+static const struct {
+    const char *name;
+    int (*fn)(const Args *);
+} SUBCOMMANDS[] = {{"train", cmd_train},   {"stats", cmd_stats},   {"convert", cmd_convert},
+                   {"encode", cmd_encode}, {"decode", cmd_decode}, {"encode-corpus", cmd_encode_corpus}};
+
+// Parses the subcommand's arguments once and frees them here, whatever it returns.
 static int run(int argc, char **argv) {
     if (argc < 2) {
         fputs(USAGE, stderr);
         return 1;
     }
-    if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "stats")) return cmd_stats(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "decode")) return cmd_decode(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "encode-corpus")) return cmd_encode_corpus(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof SUBCOMMANDS / sizeof *SUBCOMMANDS; i++) {
+        if (strcmp(argv[1], SUBCOMMANDS[i].name)) continue;
+        Args a;
+        int rc = parse_args(argc - 1, argv + 1, &a) ? 1 : SUBCOMMANDS[i].fn(&a);
+        args_free(&a);
+        return rc;
+    }
     return cli_error("tokenizer: unknown subcommand '%s' (see `kiln tokenizer --help`)", argv[1]);
 }
 

@@ -131,6 +131,12 @@ int main(int argc, char **argv) {
     const char *keys[] = {"kiln.json"}, *vals[] = {js};
     if (st_write(argv[1], ts, n + 7, keys, vals, 1, &err)) return die("write", &err);
     printf("wrote %s: %d tensors\n", argv[1], n + 7);
+    free(js);
+    free(names);
+    free(ts);
+    free(nt);
+    free(ctx_logits);
+    free(tok), free(ftok), free(logits), free(lp_whole), free(lp_steps);
     gpt_destroy(&m);
     return 0;
 }

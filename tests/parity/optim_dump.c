@@ -145,6 +145,10 @@ static int dump_steps(KilnConfig *cfg, const char *out, int steps, int argc, cha
     const char *keys[] = {"kiln.json"}, *vals[] = {js};
     if (st_write(out, l->t, l->n, keys, vals, 1, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     printf("wrote %s: %d tensors\n", out, l->n);
+    for (int i = 0; i < l->n; i++) free((float *)l->t[i].data);  // the copies, and lrs
+    free(l);
+    free(js);
+    gpt_destroy(&m);
     return 0;
 }
 

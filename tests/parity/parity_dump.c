@@ -141,5 +141,12 @@ int main(int argc, char **argv) {
     const char *vals[] = {js};
     if (st_write(argv[1], l.t, l.n, keys, vals, 1, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     printf("wrote %s: %d tensors, loss %.6f\n", argv[1], l.n, *loss);
+    for (int i = 0; i < l.n; i++) free((float *)l.t[i].data);  // every listed tensor is a copy
+    free(l.t);
+    free(l.names);
+    free(js);
+    free(tok);
+    free(tgt);
+    gpt_destroy(&m);
     return 0;
 }

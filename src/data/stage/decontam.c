@@ -267,7 +267,8 @@ static int report_task(Decontam *d, int t, KilnBuf *b) {
             rc = (k++ && kbuf_putc(b, ',')) || kbuf_json_str(b, decontam_item_id(ix, i));
     rc = rc || kbuf_puts(b, "],\"sources\":{");
     // sources in name order: the table grows in whatever order threads met them
-    qsort(d->src, (size_t)d->nsrc, sizeof *d->src, cmp_source);
+    // (none met: src is NULL, which qsort must not be given even with 0 items)
+    if (d->nsrc) qsort(d->src, (size_t)d->nsrc, sizeof *d->src, cmp_source);
     for (int i = 0, k = 0; i < d->nsrc && !rc; i++) {
         const SourceStat *s = &d->src[i];
         if (s->task != t) continue;
