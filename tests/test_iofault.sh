@@ -18,6 +18,14 @@ faults=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 
+# Under an ASan build (scripts/sanitize.sh): the shim goes ahead of the ASan
+# runtime, and reports go to stderr, where faulty() looks for them, not to
+# log_path files (the runtime opens those before the environment is set up,
+# through the shim's open, which then never learns its fault)
+strip_log_path() { sed -E 's/(^|:)log_path=[^:]*//' <<<"$1"; }
+[ -z "${ASAN_OPTIONS:-}" ] || ASAN_OPTIONS=$(strip_log_path "$ASAN_OPTIONS")
+[ -z "${UBSAN_OPTIONS:-}" ] || export UBSAN_OPTIONS=$(strip_log_path "$UBSAN_OPTIONS")
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 # the shim must load, or every case below would pass vacuously
 if ! LD_PRELOAD=$SHIM KILN_FAULT=enospc KILN_FAULT_PATH=/nonexistent "$KILN" version >/dev/null 2>&1; then
   echo "FAIL the shim $SHIM does not load"; exit 1
@@ -39,10 +47,14 @@ tensors() {
 faulty() {
   local name=$1 mode=$2 target=$3 after=$4; shift 4
   rm -f "$W/fault.log"
-  # an ASan build (scripts/sanitize.sh) accepts the shim ahead of its runtime
-  env LD_PRELOAD="$SHIM" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-    KILN_FAULT="$mode" KILN_FAULT_PATH="$target" KILN_FAULT_AFTER="$after" \
+  env LD_PRELOAD="$SHIM" KILN_FAULT="$mode" KILN_FAULT_PATH="$target" KILN_FAULT_AFTER="$after" \
     KILN_FAULT_LOG="$W/fault.log" "$@" >"$W/out" 2>"$W/err"
+  local rc=$?
+  # a leak or UB on the error path (sanitizer builds) fails the case too
+  if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$W/err"; then
+    bad "$name: sanitizer report: $(grep -m3 -E 'ERROR|runtime error|#[0-9] ' "$W/err" | tr '\n' ' ')"
+  fi
+  return $rc
 }
 
 # expect_safe NAME DIR FILEPAT MODE TARGET AFTER CMD...: with DIR's good output
