@@ -3,8 +3,8 @@
 
 pretrain: a tiny run (checkpoint every 3 steps, keep_last 2, evaluation every
 10) is run once uninterrupted, then again with SIGKILL at random moments, some
-aimed at a checkpoint being written (its temp directory seen in RUN) or
-rotated, each time resumed with --resume latest (or restarted fresh as
+aimed at a checkpoint being written (its temp directory seen in RUN), at
+rotation, or at an evaluation (the heartbeat written before it), each time resumed with --resume latest (or restarted fresh as
 `kiln supervise` does when no checkpoint was written yet) until it finishes.
 The final weights and optimizer moments must equal the uninterrupted run's bit
 for bit, metrics.jsonl must hold the same steps with the same losses, and no
@@ -119,7 +119,7 @@ print(f"reference run: {STEPS} steps in {ref_seconds:.1f} s", flush=True)
 
 RUN = os.path.join(W, "run")
 final = f"ckpt-{STEPS:08d}"
-kills = {"random": 0, "checkpoint": 0, "rotation": 0}
+kills = {"random": 0, "checkpoint": 0, "rotation": 0, "evaluation": 0}
 starts = 0
 
 
@@ -130,6 +130,26 @@ def aim_checkpoint():
 def aim_rotation():
     # a checkpoint renamed into place and the older ones not yet pruned
     return len(glob.glob(os.path.join(RUN, "ckpt-*"))) > 2
+
+
+def heartbeat():
+    """(mtime_ns, step) of RUN/heartbeat, or (0, -1)."""
+    try:
+        path = os.path.join(RUN, "heartbeat")
+        return os.stat(path).st_mtime_ns, int(open(path).read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0, -1
+
+
+beat_at_start = [0]
+
+
+def aim_evaluation():
+    # the trainer beats just before it evaluates (every 10 steps); the kill
+    # lands within a millisecond of such a beat from this process, inside the
+    # 4 validation batches
+    t, s = heartbeat()
+    return t > beat_at_start[0] and s > 0 and s % 10 == 0
 
 
 KILLS = 18
@@ -149,17 +169,18 @@ while True:
     if n >= KILLS:
         rc, err = run_killed(cmd)
     else:
-        how = rng.choice(["random", "random", "checkpoint", "rotation"])
+        how = rng.choice(["random", "random", "checkpoint", "rotation", "evaluation"])
         # short delays, so that the run is killed many times before it ends (a
         # start that gets to no new checkpoint makes no progress: the cap on
         # starts above ends that); aimed kills wait a random while before they
         # arm, so that they land on different checkpoints
         wait = rng.uniform(0, ref_seconds / 8)
+        beat_at_start[0] = heartbeat()[0]
         if how == "random":
             rc, err = run_killed(cmd, delay=rng.uniform(0.05, ref_seconds / 5))
         else:
             start = time.monotonic()
-            aim = aim_checkpoint if how == "checkpoint" else aim_rotation
+            aim = {"checkpoint": aim_checkpoint, "rotation": aim_rotation, "evaluation": aim_evaluation}[how]
             rc, err = run_killed(cmd, aim=lambda: time.monotonic() - start > wait and aim())
         if rc is None:
             kills[how] += 1
@@ -170,7 +191,8 @@ while True:
 
 nkills = sum(kills.values())
 print(f"pretrain: {nkills} kills ({kills['random']} at random, {kills['checkpoint']} while a checkpoint was "
-      f"written, {kills['rotation']} during rotation), {starts} starts", flush=True)
+      f"written, {kills['rotation']} during rotation, {kills['evaluation']} during evaluation), {starts} starts",
+      flush=True)
 check(nkills >= KILLS // 2, "pretrain: the kills happened", str(kills))
 ok = os.path.isdir(os.path.join(RUN, final))
 check(ok, "pretrain: the final checkpoint is there")
