@@ -348,6 +348,24 @@ static void test_fast_expf(void **state) {
     assert_true(fast_expf(-1000.0f) > 0.0f && fast_expf(-1000.0f) < 1e-37f);  // clamped, not denormal
     assert_true(isfinite(fast_expf(1000.0f)));
 }
+// ---- fast_normal_cdf: Phi(x) for exact GELU ----
+// Within a few ulp everywhere, the far negative tail included, where 1 + erff
+// (what GELU computed before) has no correct digit at all.
+static void test_fast_normal_cdf(void **state) {
+    (void)state;
+    double worst[2] = {0, 0};
+    for (float x = -12.0f; x <= 12.0f; x += 0.000917f) {
+        double want = 0.5 * erfc(-(double)x / sqrt(2.0)), got = fast_normal_cdf(x);
+        double rel = fabs(got - want) / want;
+        int tail = want < 1e-4;
+        if (rel > worst[tail]) worst[tail] = rel;
+    }
+    print_message("fast_normal_cdf worst relative error %.3g (Phi > 1e-4), %.3g (tail)\n", worst[0], worst[1]);
+    assert_true(worst[0] < 6e-7);
+    assert_true(worst[1] < 6e-7);
+    assert_true(fast_normal_cdf(40.0f) == 1.0f && fast_normal_cdf(-40.0f) >= 0.0f);
+}
+
 // The backend's memory and machine calls: what the model, checkpoints and MFU rely on.
 static void test_memory_and_machine(void **state) {
     (void)state;
@@ -457,7 +475,9 @@ int main(void) {
         cmocka_unit_test(test_attention_gqa),   cmocka_unit_test(test_attention_mqa),
         cmocka_unit_test(test_attention_dropout), cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_embedding),       cmocka_unit_test(test_dropout_mask),
-        cmocka_unit_test(test_fast_expf),       cmocka_unit_test(test_memory_and_machine),
+        cmocka_unit_test(test_fast_expf),
+        cmocka_unit_test(test_fast_normal_cdf),
+        cmocka_unit_test(test_memory_and_machine),
         cmocka_unit_test(test_cgroup_quota),
         cmocka_unit_test(test_blas_better_core),
     };

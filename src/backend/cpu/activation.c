@@ -32,7 +32,7 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, long n) {
 // GELU, exact: x * Phi(x) (torch.nn.GELU() default)
 void gelu_erf_forward(float *out, const float *inp, long n) {
 #pragma omp parallel for simd if (parallel : !omp_in_parallel())
-    for (long i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * (float)M_SQRT1_2));
+    for (long i = 0; i < n; i++) out[i] = inp[i] * fast_normal_cdf(inp[i]);
 }
 
 void gelu_erf_backward(float *dinp, const float *inp, const float *dout, long n) {
@@ -40,8 +40,7 @@ void gelu_erf_backward(float *dinp, const float *inp, const float *dout, long n)
 #pragma omp parallel for simd
     for (long i = 0; i < n; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
-        dinp[i] = (cdf + x * inv_sqrt_2pi * expf(-0.5f * x * x)) * dout[i];
+        dinp[i] = (fast_normal_cdf(x) + x * inv_sqrt_2pi * fast_expf(-0.5f * x * x)) * dout[i];
     }
 }
 
