@@ -3,7 +3,7 @@
 // separator a fixed GPT-2 style JSON. A loaded tokenizer encodes and decodes
 // a short text.
 #include "fuzz_util.h"
-#include "kiln/tokenizer.h"
+#include "fuzz_tok.h"
 
 static const char DEFAULT_JSON[] =
     "{\"pat_str\": \"'s|'t|'re|'ve|'m|'ll|'d| ?\\\\p{L}+| ?\\\\p{N}+| ?[^\\\\s\\\\p{L}\\\\p{N}]+|\\\\s+(?!\\\\S)|\\\\s+\","
@@ -16,17 +16,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[128], jpath[128];
     fuzz_write("fuzz.json", part[1], plen[1], jpath, sizeof jpath);
     fuzz_write("fuzz.tiktoken", part[0], plen[0], path, sizeof path);
-    KilnErr err;
-    KilnTokenizer *tok;
-    if (tokenizer_load(&tok, path, &err)) return 0;
-    static const char text[] = "Hello, world! 123 <|endoftext|> caf\xc3\xa9 \xff";
-    KilnIds ids = {0};
-    if (tokenizer_encode(tok, text, sizeof text - 1, KILN_SPECIAL_TEXT, &ids, &err) == 0) {
-        char *out;
-        size_t len;
-        if (tokenizer_decode(tok, ids.ids, ids.n, &out, &len, &err) == 0) free(out);
-    }
-    ids_free(&ids);
-    tokenizer_free(tok);
+    fuzz_tokenizer_file(path);
     return 0;
 }
