@@ -259,6 +259,13 @@ static void test_no_metrics(void **st) {
     h = render(dir);
     assert_non_null(strstr(h, "<td class=\"num\">3</td><td class=\"num\">—</td>"));
     free(h);
+    // a session that ends 1.8e19 s after it began (a damaged time; fuzz_report:
+    // the duration was converted to long, undefined behaviour): no duration
+    write_text(path, "{\"step\":0,\"time\":5,\"event\":\"start\"}\n{\"step\":1,\"time\":6,\"loss\":2}\n"
+                     "{\"step\":1,\"time\":17966265011796626501.6,\"event\":\"end\"}\n");
+    h = render(dir);
+    assert_non_null(strstr(h, "<div class=\"k\">Training time</div><div class=\"v\">—</div>"));
+    free(h);
     // all-null values: a chart that says it has no data
     write_text(path, "{\"step\":1,\"loss\":null}\n{\"step\":2,\"loss\":null}\n");
     h = render(dir);

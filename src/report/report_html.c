@@ -327,8 +327,11 @@ static void fmt_si(char *buf, size_t n, double v) {
     else snprintf(buf, n, "%.*f%s", a >= 99.95 ? 0 : a >= 9.995 ? 1 : 2, v, suffix[u]);
 }
 
+// s comes from the run's own clock readings, which an edited or damaged
+// metrics.jsonl can make anything: past a century it is no duration (and past
+// a long, converting it would be undefined behaviour).
 static void fmt_duration(char *buf, size_t n, double s) {
-    if (!(s >= 0) || !isfinite(s)) {
+    if (!(s >= 0) || !(s < 100 * 365.25 * 86400)) {
         snprintf(buf, n, "—");
         return;
     }
