@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
 """Training on a shared machine: 20 steps of a small model, alone and with
 busy neighbours (`yes > /dev/null`, one per --busy), for each OpenMP wait
-setting. Prints the median training seconds of --repeats runs (from the
-trainer's "finished: N steps, S s of training" line).
+setting. Prints the median training seconds of --repeats runs (the sum of
+the steps' times in metrics.jsonl, to the millisecond).
 
     /usr/bin/python3 bench/bench_threads.py [--kiln build/kiln] [--baseline OLD/kiln]
                                             [--busy 2] [--repeats 3]
 
-The variants take turns within each repeat. Variants: `kiln` as it starts by itself (it chooses its wait policy, see
-`kiln env`), libgomp's default spin (GOMP_SPINCOUNT=300000, what kiln had
-before issue 12), OMP_WAIT_POLICY=passive, and GOMP_SPINCOUNT 1000 and
-100000; `--baseline` adds an older build started with no setting at all.
+The variants take turns within each repeat. Variants: `kiln` as it starts by
+itself (it chooses its wait policy, see `kiln env`), libgomp's default spin
+(GOMP_SPINCOUNT=300000, what kiln had before issue 12),
+OMP_WAIT_POLICY=passive, and GOMP_SPINCOUNT 1000 and 100000; `--baseline`
+adds an older build started with no setting at all.
 """
 import argparse
+import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -49,10 +50,13 @@ def train_seconds(kiln, extra_env, work, n):
     env = clean_env()
     env.update(extra_env)
     out = subprocess.run([kiln, "pretrain", cfg], env=env, capture_output=True, text=True)
-    m = re.search(r"finished: \d+ steps, ([0-9.]+) s of training", out.stdout + out.stderr)
-    if out.returncode or not m:
+    if out.returncode:
         sys.exit("pretrain failed: " + out.stdout + out.stderr)
-    return float(m.group(1))
+    # the steps' own times from metrics.jsonl (ms each), not the trainer's
+    # rounded "finished" line
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return sum(r["ms"] for r in rows if "loss" in r and "ms" in r) / 1000.0
 
 
 def main():
