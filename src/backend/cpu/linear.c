@@ -3,19 +3,20 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <string.h>
 
 // inp (N,IC), w (OC,IC) as in torch.nn.Linear, bias (OC) -> out (N,OC)
+// With a bias, out starts as the bias rows and sgemm adds the product onto
+// them (beta 1), as torch's addmm does: one pass over out instead of
+// OpenBLAS zeroing it for beta 0 and a second pass adding the bias.
 void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
                     int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out,
-                OC);
     if (bias) {
 #pragma omp parallel for if (parallel : !omp_in_parallel())
-        for (long n = 0; n < N; n++) {
-            float *o = out + n * OC;
-            for (int j = 0; j < OC; j++) o[j] += bias[j];
-        }
+        for (long n = 0; n < N; n++) memcpy(out + n * OC, bias, sizeof(float) * (size_t)OC);
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, bias ? 1.0f : 0.0f,
+                out, OC);
 }
 
 // dout (N,OC) -> dinp (N,IC) = dout @ w; dw (OC,IC) += dout^T @ inp; dbias (OC) += sum_n dout
