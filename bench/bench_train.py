@@ -7,6 +7,10 @@ alternating the two, and prints ms/step, tokens/s, GFLOP/s, MFU against the
 sgemm peak measured on the spot, and the kiln/PyTorch throughput ratio.
 
     /usr/bin/python3 bench/bench_train.py [--threads 2] [--repeats 3] [--sizes 124M,small]
+                                          [--precisions fp32,bf16]
+
+--precisions bf16 runs kiln with train.precision=bf16 and PyTorch under
+torch.autocast("cpu", torch.bfloat16), and prints kiln's bf16/fp32 speed-up.
 
 PyTorch gets its best thread setting: torch.set_num_threads(threads) and
 OMP_WAIT_POLICY=PASSIVE (Debian's torch calls the pthread OpenBLAS, whose
@@ -51,17 +55,18 @@ def flops_per_step(cfg, B, T):
     return (6 * matmul + 12 * L * C * T) * B * T
 
 
-def run_kiln(binary, model, B, T, steps, threads):
-    args = [binary, str(B), str(T), str(steps)] + [f"model.{k}={str(v).lower()}" for k, v in model.items()]
+def run_kiln(binary, model, B, T, steps, threads, precision="fp32"):
+    args = [binary, str(B), str(T), str(steps), f"train.precision={precision}"]
+    args += [f"model.{k}={str(v).lower()}" for k, v in model.items()]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
 
 
-def run_torch(model, B, T, steps, threads):
+def run_torch(model, B, T, steps, threads, precision="fp32"):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE",
                OPENBLAS_NUM_THREADS=str(threads))
-    job = json.dumps(dict(model=model, B=B, T=T, steps=steps, threads=threads))
+    job = json.dumps(dict(model=model, B=B, T=T, steps=steps, threads=threads, precision=precision))
     out = subprocess.run([sys.executable, __file__, "--torch-worker", job], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
@@ -78,13 +83,15 @@ def torch_worker(job):
     opt = torch.optim.AdamW(param_groups(model, cfg, weight_decay=0.1, decay_embeddings=False),
                             lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
     B, T, V = job["B"], job["T"], cfg["vocab_size"]
+    bf16 = job.get("precision") == "bf16"
     times = []
     for step in range(job["steps"] + 1):  # the first step warms up
         x = torch.randint(0, V, (B, T))
         y = torch.randint(0, V, (B, T))
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        _, loss = model(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            _, loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -102,6 +109,7 @@ def main():
     ap.add_argument("--baseline", help="another bench_train binary (e.g. a build of an earlier commit), run "
                     "alternately with --kiln: a refactor's no-slowdown check")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out (with --baseline)")
+    ap.add_argument("--precisions", default="fp32", help="fp32, bf16 or both (fp32,bf16)")
     ap.add_argument("--torch-worker")
     a = ap.parse_args()
     if a.torch_worker:
@@ -117,32 +125,42 @@ def main():
     cpu = machine.cpu_model()
     print(f"# {time.strftime('%Y-%m-%d')} | {cpu} | {a.threads} threads | sgemm peak {peak:.1f} GFLOP/s "
           f"(OpenBLAS, 2048^3) | torch {torch_version} | {platform.python_version()}")
-    print(f"{'size':<7} {'impl':<8} {'ms/step':>9} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6}   runs (ms/step)")
+    print(f"{'size':<7} {'impl':<13} {'ms/step':>9} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6}   runs (ms/step)")
     for name in a.sizes.split(","):
         model, B, T, steps = SIZES[name]
         cfg = full_config(model)
         flops = flops_per_step(cfg, B, T)
-        runs = {"kiln": []}
-        if a.baseline:
-            runs["baseline"] = []
-        if not a.no_torch:
-            runs["pytorch"] = []
-        for _ in range(a.repeats):  # alternate, so drift on a shared machine hits all
-            runs["kiln"].append(run_kiln(a.kiln, model, B, T, steps, a.threads))
+        precs = a.precisions.split(",")
+        tag = (lambda impl, p: impl) if precs == ["fp32"] else (lambda impl, p: f"{impl}-{p}")
+        runs = {}
+        for p in precs:
+            runs[tag("kiln", p)] = []
             if a.baseline:
-                runs["baseline"].append(run_kiln(a.baseline, model, B, T, steps, a.threads))
+                runs[tag("baseline", p)] = []
             if not a.no_torch:
-                runs["pytorch"].append(run_torch(model, B, T, steps, a.threads))
+                runs[tag("pytorch", p)] = []
+        for _ in range(a.repeats):  # alternate, so drift on a shared machine hits all
+            for p in precs:
+                runs[tag("kiln", p)].append(run_kiln(a.kiln, model, B, T, steps, a.threads, p))
+                if a.baseline:
+                    runs[tag("baseline", p)].append(run_kiln(a.baseline, model, B, T, steps, a.threads, p))
+                if not a.no_torch:
+                    runs[tag("pytorch", p)].append(run_torch(model, B, T, steps, a.threads, p))
         med = {k: statistics.median(v) for k, v in runs.items()}
         for impl in runs:
             ms = med[impl]
             gf = flops / (ms / 1e3) / 1e9
-            print(f"{name:<7} {impl:<8} {ms:9.1f} {B * T / (ms / 1e3):8.1f} {gf:8.1f} {gf / peak:6.1%}   "
+            print(f"{name:<7} {impl:<13} {ms:9.1f} {B * T / (ms / 1e3):8.1f} {gf:8.1f} {gf / peak:6.1%}   "
                   + " ".join(f"{x:.0f}" for x in runs[impl]))
-        if "pytorch" in med:
-            print(f"{name:<7} ratio    kiln is {med['pytorch'] / med['kiln']:.2f}x PyTorch's tokens/s")
-        if "baseline" in med:
-            print(f"{name:<7} ratio    kiln is {med['baseline'] / med['kiln']:.3f}x the baseline's tokens/s")
+        for p in precs:
+            k, t, b = tag("kiln", p), tag("pytorch", p), tag("baseline", p)
+            if t in med:
+                print(f"{name:<7} ratio {p}  kiln is {med[t] / med[k]:.2f}x PyTorch's tokens/s")
+            if b in med:
+                print(f"{name:<7} ratio {p}  kiln is {med[b] / med[k]:.3f}x the baseline's tokens/s")
+        if len(precs) > 1:
+            print(f"{name:<7} ratio    kiln bf16 is {med[tag('kiln', 'fp32')] / med[tag('kiln', 'bf16')]:.2f}x "
+                  "kiln fp32's tokens/s")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ typedef enum { KILN_OPT_ADAMW, KILN_OPT_SGD, KILN_OPT_LION } KilnOptimizer;
 // Learning-rate shape after the linear warmup (see lr_at in optim.h).
 typedef enum { KILN_LR_COSINE, KILN_LR_LINEAR, KILN_LR_STEP, KILN_LR_INV_SQRT, KILN_LR_WSD, KILN_LR_CONSTANT } KilnLrSchedule;
 typedef enum { KILN_RAMP_LINEAR, KILN_RAMP_STEP } KilnBatchRamp;
+// Matmul precision (train.precision): bf16 rounds every matmul's operands to
+// bf16 and sums in fp32, as torch.autocast("cpu", torch.bfloat16); weights,
+// optimizer state, norms, softmax and the loss stay fp32.
+typedef enum { KILN_PREC_FP32, KILN_PREC_BF16 } KilnPrecision;
 // A resumed run given more train.steps than its checkpoint was planned for:
 // hold the LR the original schedule ended at, decay the extension's last
 // wsd_decay_frac linearly to min_lr, or re-plan the schedule over the new steps.
@@ -56,6 +60,7 @@ typedef struct {
     float init_std;
     KilnInit init;
     int recompute;    // not a model key: train.recompute, which the trainer passes in
+    KilnPrecision precision;  // not a model key either: train.precision
 } KilnModelConfig;
 
 typedef struct {
@@ -105,6 +110,7 @@ typedef struct {
     float peak_tflops;         // for MFU; 0: the larger of the theoretical and a measured sgemm peak
     int threads;           // 0: OMP_NUM_THREADS or all cores
     int recompute;         // keep only each block's output; recompute the rest in backward
+    KilnPrecision precision;  // fp32 | bf16 matmuls
 } KilnTrainConfig;
 
 typedef struct {

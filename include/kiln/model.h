@@ -76,6 +76,8 @@ typedef struct {
     int HD, QKV, H, F;       // head size, qkv width, MLP hidden, fc output width
     float *params, *grads, *m, *v;  // layout.total floats each, one allocation
     KilnTensors p, g;
+    float *wbf;              // train.precision bf16: the matmul weights rounded to bf16 (layout of params)
+    KilnTensors pb;          // views of wbf
     int maxB, maxT;          // activation plan
     int B, T;                // shape of the last forward
     int nthreads;
@@ -94,9 +96,10 @@ void gpt_destroy(KilnModel *m);
 void gpt_init_weights(KilnModel *m, uint64_t seed);  // scheme cfg.init (init.c)
 long gpt_num_params(const KilnModel *m);
 // What gpt_create allocated, in bytes: weights, gradients, optimizer moments
-// (m and v), activations with their scratch for (maxB, maxT).
+// (m and v), activations with their scratch for (maxB, maxT), and with
+// precision bf16 the weights' bf16 copies (in fp32 slots).
 typedef struct {
-    double weights, grads, optim, acts;
+    double weights, grads, optim, acts, bf16_weights;
 } KilnMemPlan;
 KilnMemPlan gpt_memory_plan(const KilnModel *m);
 double gpt_flops_per_token(const KilnModel *m, int T);  // forward+backward, PaLM-style

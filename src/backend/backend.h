@@ -75,13 +75,15 @@ static inline int dropout_keep(KilnDropout d, uint64_t i);
 
 // ---- causal self-attention, flash-style: one (T,T) score block per head at a time ----
 // qkv (B,T,(NH+2*NKV)*HD) -> out (B,T,NH*HD), lse (B,NH,T) saved for backward.
-// scratch: per-thread (T*T*2) floats, nthreads blocks.
+// scratch: per-thread (T*T*3) floats, nthreads blocks. bf16: the probabilities
+// (and in backward the score gradients) are rounded to bf16 before their
+// matmuls; q, k, v and dout come rounded from the caller.
 void attention_forward(float *out, float *lse, const float *qkv, float *scratch, int B, int T,
-                       int NH, int NKV, int HD, KilnDropout drop);
+                       int NH, int NKV, int HD, KilnDropout drop, int bf16);
 // dqkv is written (zeroed first).
 void attention_backward(float *dqkv, const float *dout, const float *out, const float *qkv,
                         const float *lse, float *scratch, int B, int T, int NH, int NKV, int HD,
-                        KilnDropout drop);
+                        KilnDropout drop, int bf16);
 long attention_scratch_floats(int T, int nthreads);
 // Inference over a KV cache: q (n,ldq) query heads of positions pos..pos+n-1,
 // kc, vc (pos+n, NKV*HD) cached keys/values of positions 0..pos+n-1 -> out (n,NH*HD).
@@ -95,6 +97,17 @@ void attention_infer(float *out, const float *q, int ldq, const float *kc, const
 // dloss/dlogits * dlogits_scale (softmax - onehot) / count.
 double crossentropy_forward_backward(float *logits, const int32_t *targets, int N, int V,
                                      float dlogits_scale, long *count);
+
+// ---- bf16 mixed precision (train.precision: bf16) ----
+// Every matmul's two operands are rounded to bf16 and the products summed in
+// fp32, as PyTorch's autocast to bfloat16 runs linear and attention; norms,
+// softmax, the loss, gradients' sums and the optimizer stay fp32. Rounding is
+// to nearest even; values stay in fp32 slots, so fp32 sgemm on rounded
+// operands gives exactly the products a bf16 kernel gives (8x8-bit
+// significands fit in fp32's 24), summed in fp32.
+float bf16_round_value(float x);
+void bf16_round(float *x, long n);                           // in place
+void bf16_round_copy(float *dst, const float *src, long n);  // dst = bf16(src)
 
 // ---- elementwise ----
 void residual_add(float *out, const float *a, const float *b, long n);  // out = a + b

@@ -28,6 +28,7 @@ static const char *const INIT_NAMES[] = {"gpt2", "small", "tfixup", NULL};
 static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd", "lion", NULL};
 static const char *const RAMP_NAMES[] = {"linear", "step", NULL};
 static const char *const SPIKE_NAMES[] = {"rollback", "skip", "stop", NULL};
+static const char *const PRECISION_NAMES[] = {"fp32", "bf16", NULL};
 static const char *const EXTEND_NAMES[] = {"constant", "decay", "stretch", NULL};
 
 #define M(f) offsetof(KilnConfig, model.f)
@@ -107,6 +108,8 @@ static const KeySpec KEYS[] = {
     {"train.threads", T_INT, TR(threads), 0, NULL, "threads; 0 = OMP_NUM_THREADS or all cores"},
     {"train.recompute", T_BOOL, TR(recompute), 0, NULL,
      "keep only each block's output and recompute its activations in backward (less memory, ~1/3 more compute)"},
+    {"train.precision", T_ENUM, TR(precision), 0, PRECISION_NAMES,
+     "matmuls: fp32 | bf16 (operands rounded to bf16, fp32 sums, as torch.autocast; weights, optimizer, norms, softmax, loss in fp32)"},
     {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
     {"data.val", T_STR, D(val), sizeof(((KilnConfig *)0)->data.val), NULL, "validation shards (path or glob)"},
     {"data.shuffle", T_BOOL, D(shuffle), 0, NULL, "shuffle training sequences (seeded by train.seed, new order each epoch)"},

@@ -3,6 +3,12 @@
 // tied) and Llama (RoPE, RMSNorm, SwiGLU, GQA, no biases, untied) and their
 // mixtures. Every operation on floats is a backend call.
 //
+// With train.precision bf16 every matmul takes bf16 operands (backend.h):
+// the matmul weights from bf16 copies refreshed at each forward, the
+// activations they multiply rounded where they are made (ln1, qkv, att, ln2,
+// fch_act, lnf: nothing else reads them unrounded), and the output gradients
+// rounded before their matmuls, as autocast's bf16 outputs get bf16 gradients.
+//
 // Block l, with x = residual in (N,C):
 //   ln1  = norm(x)                       (N,C)
 //   qkv  = ln1 @ Wqkv^T + b  ; RoPE(q,k)  (N,QKV)
@@ -162,13 +168,23 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     m->v = m->params + 3 * P;
     m->p = gpt_views(m, m->params);
     m->g = gpt_views(m, m->grads);
+    if (cfg->precision == KILN_PREC_BF16) {
+        m->wbf = backend_alloc(P, err);
+        if (!m->wbf) {
+            backend_free(m->params);
+            m->params = NULL;
+            return kiln_wrap(err, "bf16 copies of the weights (train.precision: bf16)");
+        }
+        m->pb = gpt_views(m, m->wbf);
+    }
     long A = plan_acts(m, &m->a, NULL);
     long R = cfg->pos == KILN_POS_ROPE ? (long)cfg->block_size * m->HD : 0;
     m->acts_floats = A + R;
     m->acts_mem = backend_alloc(A + R, err);
     if (!m->acts_mem) {
         backend_free(m->params);
-        m->params = NULL;
+        backend_free(m->wbf);
+        m->params = m->wbf = NULL;
         return kiln_wrap(err, "activations for train.batch_size x train.seq_len = %d x %d", maxB, maxT);
     }
     plan_acts(m, &m->a, m->acts_mem);
@@ -182,13 +198,15 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
 
 void gpt_destroy(KilnModel *m) {
     backend_free(m->params);
+    backend_free(m->wbf);
     backend_free(m->acts_mem);
     memset(m, 0, sizeof *m);
 }
 
 KilnMemPlan gpt_memory_plan(const KilnModel *m) {
     double P = (double)m->layout.total * sizeof(float);
-    KilnMemPlan p = {.weights = P, .grads = P, .optim = 2 * P, .acts = (double)m->acts_floats * sizeof(float)};
+    KilnMemPlan p = {.weights = P, .grads = P, .optim = 2 * P, .acts = (double)m->acts_floats * sizeof(float),
+                     .bf16_weights = m->wbf ? P : 0};
     return p;
 }
 
@@ -254,6 +272,27 @@ static void act_backward(const KilnModel *m, float *dinp, const float *inp, cons
     }
 }
 
+static int is_bf16(const KilnModel *m) { return m->cfg.precision == KILN_PREC_BF16; }
+
+// A matmul operand, rounded to bf16 in place when the model runs in bf16.
+static void mm_operand(const KilnModel *m, float *x, long n) {
+    if (is_bf16(m)) bf16_round(x, n);
+}
+
+// The weights the matmuls read: the parameters, or their bf16 copies.
+static const KilnTensors *mm_weights(const KilnModel *m) { return is_bf16(m) ? &m->pb : &m->p; }
+
+// The matmul weights' bf16 copies from the current parameters (the lm head:
+// wte when tied; the embedding lookups read the fp32 parameters).
+static void refresh_bf16_weights(KilnModel *m) {
+    static const KilnParamId ids[] = {PT_QKVW, PT_ATTPROJW, PT_FCW, PT_FCPROJW, PT_LMHEAD, PT_WTE};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        KilnParamId id = ids[i];
+        if (id == PT_WTE && !m->cfg.tied) continue;
+        if (m->p.t[id]) bf16_round_copy(m->pb.t[id], m->p.t[id], m->layout.size[id]);
+    }
+}
+
 // Per-layer slices of the parameter and activation arrays.
 typedef struct {
     float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
@@ -312,18 +351,24 @@ static void block_forward(KilnModel *m, int l, const float *x, const LayerActs *
     const KilnModelConfig *c = &m->cfg;
     int B = m->B, T = m->T, N = B * T, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head;
     KilnActs *a = &m->a;
-    LayerParams p = layer_params(m, &m->p, l);
+    LayerParams p = layer_params(m, &m->p, l), w = layer_params(m, mm_weights(m), l);
     norm_forward(m, s->ln1, s->ln1_mean, s->ln1_rstd, x, p.ln1w, p.ln1b, N);
-    linear_forward(s->qkv, s->ln1, p.qkvw, p.qkvb, N, C, m->QKV);
+    mm_operand(m, s->ln1, (long)N * C);
+    linear_forward(s->qkv, s->ln1, w.qkvw, p.qkvb, N, C, m->QKV);
     if (c->pos == KILN_POS_ROPE) rope_forward(s->qkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
-    attention_forward(s->att, s->lse, s->qkv, a->att_scratch, B, T, NH, NKV, m->HD, drop_site(m, l, SITE_ATTN));
-    linear_forward(a->tmp, s->att, p.attprojw, p.attprojb, N, C, C);
+    mm_operand(m, s->qkv, (long)N * m->QKV);
+    attention_forward(s->att, s->lse, s->qkv, a->att_scratch, B, T, NH, NKV, m->HD, drop_site(m, l, SITE_ATTN),
+                      is_bf16(m));
+    mm_operand(m, s->att, (long)N * C);
+    linear_forward(a->tmp, s->att, w.attprojw, p.attprojb, N, C, C);
     dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_ATTN_RESID));
     residual_add(s->res2, x, a->tmp, (long)N * C);
     norm_forward(m, s->ln2, s->ln2_mean, s->ln2_rstd, s->res2, p.ln2w, p.ln2b, N);
-    linear_forward(s->fch, s->ln2, p.fcw, p.fcb, N, C, m->F);
+    mm_operand(m, s->ln2, (long)N * C);
+    linear_forward(s->fch, s->ln2, w.fcw, p.fcb, N, C, m->F);
     act_forward(m, s->fch_act, s->fch, N);
-    linear_forward(a->tmp, s->fch_act, p.fcprojw, p.fcprojb, N, m->H, C);
+    mm_operand(m, s->fch_act, (long)N * m->H);
+    linear_forward(a->tmp, s->fch_act, w.fcprojw, p.fcprojb, N, m->H, C);
     dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_MLP_RESID));
     residual_add(s->res3, s->res2, a->tmp, (long)N * C);
 }
@@ -348,6 +393,7 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     backend_from_host(a->tokens, tokens, sizeof(int32_t) * N);
     if (targets) backend_from_host(a->targets, targets, sizeof(int32_t) * N);
 
+    if (is_bf16(m)) refresh_bf16_weights(m);
     embedding_forward(a->encoded, tokens, m->p.t[PT_WTE], m->p.t[PT_WPE], B, T, C);
     dropout_apply(a->encoded, (long)N * C, drop_site(m, -1, SITE_EMBED));
     const float *x = a->encoded;
@@ -357,7 +403,9 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
         x = s.res3;
     }
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->p.t[PT_LNFW], m->p.t[PT_LNFB], N);
-    const float *head = c->tied ? m->p.t[PT_WTE] : m->p.t[PT_LMHEAD];
+    mm_operand(m, a->lnf, (long)N * C);
+    const KilnTensors *mw = mm_weights(m);
+    const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
     linear_forward(a->logits, a->lnf, head, NULL, N, C, V);
     m->loss = 0.0;
     if (targets) {
@@ -369,6 +417,19 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     return 0;
 }
 
+// The gradient of a residual branch's output from dres (the residual
+// stream's): through the branch's dropout mask, and rounded to bf16 for the
+// branch's matmul, in dtmp; dres itself when neither applies.
+static const float *branch_grad(KilnModel *m, KilnDropout d) {
+    KilnActs *a = &m->a;
+    long n = (long)m->B * m->T * m->cfg.n_embd;
+    if (d.p <= 0.0f && !is_bf16(m)) return a->dres;
+    backend_copy(a->dtmp, a->dres, n);
+    dropout_apply(a->dtmp, n, d);
+    mm_operand(m, a->dtmp, n);
+    return a->dtmp;
+}
+
 void gpt_zero_grad(KilnModel *m) { backend_zero(m->grads, m->layout.total); }
 
 void gpt_backward(KilnModel *m) {
@@ -376,16 +437,18 @@ void gpt_backward(KilnModel *m) {
     KilnActs *a = &m->a;
     int B = m->B, T = m->T, N = B * T, C = c->n_embd, V = c->vocab_size;
     int NH = c->n_head, NKV = c->n_kv_head, L = c->n_layer;
-    const float *head = c->tied ? m->p.t[PT_WTE] : m->p.t[PT_LMHEAD];
+    const KilnTensors *mw = mm_weights(m);
+    const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
     float *dhead = c->tied ? m->g.t[PT_WTE] : m->g.t[PT_LMHEAD];
     // logits now hold dlogits (N,V) -> dln (N,C)
+    mm_operand(m, a->logits, (long)N * V);
     linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V);
     const float *xlast = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
     backend_zero(a->dres, (long)N * C);
     norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
                   a->lnf_mean, a->lnf_rstd, N);
     for (int l = L - 1; l >= 0; l--) {
-        LayerParams p = layer_params(m, &m->p, l);
+        LayerParams p = layer_params(m, &m->p, l), w = layer_params(m, mw, l);
         LayerParams g = layer_params(m, &m->g, l);
         LayerActs s = layer_acts(m, l);
         const float *x = l > 0 ? layer_acts(m, l - 1).res3 : a->encoded;
@@ -398,30 +461,21 @@ void gpt_backward(KilnModel *m) {
             block_forward(m, l, x, &r);
         }
         // dres holds d(res3). MLP branch: res3 = res2 + drop(fch_act @ Wp^T + b)
-        const float *dbranch = a->dres;
-        KilnDropout dm = drop_site(m, l, SITE_MLP_RESID);
-        if (dm.p > 0.0f) {
-            backend_copy(a->dtmp, a->dres, (long)N * C);
-            dropout_apply(a->dtmp, (long)N * C, dm);
-            dbranch = a->dtmp;
-        }
-        linear_backward(a->dfch_act, g.fcprojw, g.fcprojb, dbranch, s.fch_act, p.fcprojw, N, m->H, C);
+        const float *dbranch = branch_grad(m, drop_site(m, l, SITE_MLP_RESID));
+        linear_backward(a->dfch_act, g.fcprojw, g.fcprojb, dbranch, s.fch_act, w.fcprojw, N, m->H, C);
         act_backward(m, a->dfch, s.fch, a->dfch_act, N);
-        linear_backward(a->dln, g.fcw, g.fcb, a->dfch, s.ln2, p.fcw, N, C, m->F);
+        mm_operand(m, a->dfch, (long)N * m->F);
+        linear_backward(a->dln, g.fcw, g.fcb, a->dfch, s.ln2, w.fcw, N, C, m->F);
         norm_backward(m, a->dres, g.ln2w, g.ln2b, a->dln, s.res2, p.ln2w, s.ln2_mean, s.ln2_rstd, N);
         // dres holds d(res2). Attention branch: res2 = x + drop(att @ Wo^T + b)
-        dbranch = a->dres;
-        KilnDropout da = drop_site(m, l, SITE_ATTN_RESID);
-        if (da.p > 0.0f) {
-            backend_copy(a->dtmp, a->dres, (long)N * C);
-            dropout_apply(a->dtmp, (long)N * C, da);
-            dbranch = a->dtmp;
-        }
-        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, p.attprojw, N, C, C);
+        dbranch = branch_grad(m, drop_site(m, l, SITE_ATTN_RESID));
+        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, w.attprojw, N, C, C);
+        mm_operand(m, a->datt, (long)N * C);
         attention_backward(a->dqkv, a->datt, s.att, s.qkv, s.lse, a->att_scratch, B, T, NH, NKV,
-                           m->HD, drop_site(m, l, SITE_ATTN));
+                           m->HD, drop_site(m, l, SITE_ATTN), is_bf16(m));
         if (c->pos == KILN_POS_ROPE) rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
-        linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, p.qkvw, N, C, m->QKV);
+        mm_operand(m, a->dqkv, (long)N * m->QKV);
+        linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, w.qkvw, N, C, m->QKV);
         norm_backward(m, a->dres, g.ln1w, g.ln1b, a->dln, x, p.ln1w, s.ln1_mean, s.ln1_rstd, N);
         // dres holds d(x)
     }

@@ -61,6 +61,7 @@ typedef struct {
     int consumed_skip;       // the skipped step whose batches were already thrown away
     int want_checkpoint, want_eval, want_stop;
     double peak_flops, flops_per_token;
+    char peak_label[24];     // the peak MFU is against, named in the progress line
     double rss_mb_since_log;  // the highest step peak of resident memory since the last progress line
     double t_ckpt, t_beat, t_log, t_bar;
     int steps_since_log;
@@ -725,11 +726,11 @@ static int train_step(Run *r, KilnErr *err) {
         // the line's rates are over the steps since the last line, evals and checkpoints included
         double now = kiln_now(), per = (now - r->t_log) / r->steps_since_log, rate = batch_tokens / per;
         int e = (int)(eta + 0.5);
-        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% | rss %.0f MiB | "
-               "eta %dm%02ds\n",
+        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% of %s | "
+               "rss %.0f MiB | eta %dm%02ds\n",
             st->step, t->steps, loss, lr, norm, per * 1e3, rate,
-            r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, r->rss_mb_since_log, e / 60,
-            e % 60);
+            r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, r->peak_label,
+            r->rss_mb_since_log, e / 60, e % 60);
         r->t_log = now;
         r->steps_since_log = 0;
         r->rss_mb_since_log = 0;
@@ -805,6 +806,7 @@ static int run_open(Run *r, KilnErr *err) {
     }
     KilnModelConfig mc = cfg->model;
     mc.recompute = t->recompute;
+    mc.precision = t->precision;
     if (gpt_create(&r->m, &mc, B, T, err)) return KILN_TRAIN_BAD_INPUT;
     r->tok = malloc(sizeof(int32_t) * B * T);
     r->tgt = malloc(sizeof(int32_t) * B * T);
@@ -831,6 +833,9 @@ static int run_open(Run *r, KilnErr *err) {
     if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
     r->peak_flops = peak.peak;
+    // bf16 runs fp32 sgemm on bf16-rounded operands (backend.h): its peak is fp32's
+    snprintf(r->peak_label, sizeof r->peak_label, "%s",
+             t->peak_tflops > 0 ? "peak_tflops" : strcmp(peak.peak_is, "theoretical") ? "fp32 sgemm peak" : "fp32 peak");
     say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
         cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
     say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads\n",
@@ -844,12 +849,22 @@ static int run_open(Run *r, KilnErr *err) {
             peak.flops_per_cycle, peak.per_cycle_why, peak.measured / 1e9);
     KilnMemPlan mp = gpt_memory_plan(&r->m);
     const double MiB = 1 << 20;
-    say(r, "memory: weights %.1f MiB, gradients %.1f, optimizer state %.1f, activations %.1f (batch %d x %d); "
-           "%.1f MiB in all\n", mp.weights / MiB, mp.grads / MiB, mp.optim / MiB, mp.acts / MiB, B, T,
-        (mp.weights + mp.grads + mp.optim + mp.acts) / MiB);
+    char bf16_part[64] = "";
+    if (mp.bf16_weights > 0) snprintf(bf16_part, sizeof bf16_part, ", bf16 weight copies %.1f", mp.bf16_weights / MiB);
+    say(r, "memory: weights %.1f MiB, gradients %.1f, optimizer state %.1f, activations %.1f (batch %d x %d)%s; "
+           "%.1f MiB in all\n", mp.weights / MiB, mp.grads / MiB, mp.optim / MiB, mp.acts / MiB, B, T, bf16_part,
+        (mp.weights + mp.grads + mp.optim + mp.acts + mp.bf16_weights) / MiB);
     KilnBackendInfo be = backend_info();
     if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
         say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
+    if (t->precision == KILN_PREC_BF16) {
+        KilnCpuIsa isa;
+        backend_cpu_isa(&isa);
+        say(r, "precision: bf16 matmuls, emulated: operands rounded to bf16 and summed in fp32 by %s sgemm, the "
+               "numbers a bf16 kernel gives at fp32's speed (%s); weights, optimizer, norms, softmax and loss in fp32\n",
+            be.blas ? be.blas : "the fp32", isa.avx512_bf16 ? "this CPU has AVX512_BF16, but kiln has no bf16 kernels yet"
+                                                            : "this CPU has no bf16 instructions (AVX512_BF16)");
+    }
     KilnBuf d = {0};
     kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
     const char *from = r->opt->resume ? r->opt->resume : r->opt->init_from ? r->opt->init_from : "init";

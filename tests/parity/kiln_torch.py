@@ -10,6 +10,13 @@ kiln writes to safetensors (HF Llama style), so
 loads kiln weights directly. With tied=True there is no lm_head.weight: the
 logits use model.embed_tokens.weight.
 
+KilnGPT(cfg, bf16=True) rounds where kiln's train.precision: bf16 rounds
+(src/backend/backend.h): every matmul's operands to bf16 in forward, and the
+gradient of every matmul's output to bf16 before the backward matmuls; the
+rest (norms, softmax, loss, bias and residual sums) stays in the model's dtype.
+It is the exact specification kiln is held to; torch.autocast is the looser
+reference (it also keeps activations in bf16 between matmuls).
+
 Written for Python 3 + torch 1.13 + numpy only (no safetensors/yaml packages).
 """
 import json
@@ -42,6 +49,51 @@ def model_config(cfg):
     assert c["act"] in ("gelu", "gelu_erf", "relu", "swiglu"), c["act"]
     assert c["n_embd"] % c["n_head"] == 0 and c["n_head"] % c["n_kv_head"] == 0
     return c
+
+
+def _to_bf16(x):
+    return x.to(torch.bfloat16).to(x.dtype)  # round to nearest even, as c10 does
+
+
+class _RoundOperand(torch.autograd.Function):
+    """Forward: x rounded to bf16. Backward: the gradient passes as it is."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return _to_bf16(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _RoundGrad(torch.autograd.Function):
+    """Forward: x as it is. Backward: the gradient rounded to bf16."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return _to_bf16(g)
+
+
+def mm_out(y, bf16):
+    """A matmul's output: its gradient is rounded to bf16 in bf16 mode."""
+    return _RoundGrad.apply(y) if bf16 else y
+
+
+def mm_in(x, bf16):
+    """A matmul's operand: rounded to bf16 in bf16 mode."""
+    return _RoundOperand.apply(x) if bf16 else x
+
+
+def linear(mod_or_w, x, bf16, bias=None):
+    """F.linear with kiln's bf16 rounding points (bf16=False: plain F.linear)."""
+    w = mod_or_w.weight if isinstance(mod_or_w, nn.Linear) else mod_or_w
+    b = mod_or_w.bias if isinstance(mod_or_w, nn.Linear) else bias
+    return mm_out(F.linear(mm_in(x, bf16), mm_in(w, bf16), b), bf16)
 
 
 class Norm(nn.Module):
@@ -86,23 +138,25 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(C, NKV * self.HD, bias=b)
         self.v_proj = nn.Linear(C, NKV * self.HD, bias=b)
         self.o_proj = nn.Linear(NH * self.HD, C, bias=b)
+        self.bf16 = False
 
     def forward(self, x, rope):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.NH, self.HD).transpose(1, 2)   # (B,NH,T,HD)
-        k = self.k_proj(x).view(B, T, self.NKV, self.HD).transpose(1, 2)  # (B,NKV,T,HD)
-        v = self.v_proj(x).view(B, T, self.NKV, self.HD).transpose(1, 2)
+        r = self.bf16
+        q = linear(self.q_proj, x, r).view(B, T, self.NH, self.HD).transpose(1, 2)   # (B,NH,T,HD)
+        k = linear(self.k_proj, x, r).view(B, T, self.NKV, self.HD).transpose(1, 2)  # (B,NKV,T,HD)
+        v = linear(self.v_proj, x, r).view(B, T, self.NKV, self.HD).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if self.NKV != self.NH:  # GQA: query head h reads kv head h // (NH/NKV)
             k = k.repeat_interleave(self.NH // self.NKV, dim=1)
             v = v.repeat_interleave(self.NH // self.NKV, dim=1)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.HD))
+        att = mm_out((mm_in(q, r) @ mm_in(k, r).transpose(-2, -1)) * (1.0 / math.sqrt(self.HD)), r)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
         att = att.masked_fill(causal, float("-inf")).softmax(dim=-1)
         att = F.dropout(att, self.dropout, self.training)
-        y = (att @ v).transpose(1, 2).reshape(B, T, self.NH * self.HD)
-        return self.o_proj(y)
+        y = mm_out(mm_in(att, r) @ mm_in(v, r), r).transpose(1, 2).reshape(B, T, self.NH * self.HD)
+        return linear(self.o_proj, y, r)
 
 
 class MLP(nn.Module):
@@ -114,17 +168,19 @@ class MLP(nn.Module):
             self.gate_proj = nn.Linear(C, H, bias=b)
         self.up_proj = nn.Linear(C, H, bias=b)
         self.down_proj = nn.Linear(H, C, bias=b)
+        self.bf16 = False
 
     def forward(self, x):
+        r = self.bf16
         if self.act == "swiglu":
-            h = F.silu(self.gate_proj(x)) * self.up_proj(x)
+            h = F.silu(linear(self.gate_proj, x, r)) * linear(self.up_proj, x, r)
         elif self.act == "gelu":
-            h = F.gelu(self.up_proj(x), approximate="tanh")
+            h = F.gelu(linear(self.up_proj, x, r), approximate="tanh")
         elif self.act == "gelu_erf":
-            h = F.gelu(self.up_proj(x))
+            h = F.gelu(linear(self.up_proj, x, r))
         else:
-            h = F.relu(self.up_proj(x))
-        return self.down_proj(h)
+            h = F.relu(linear(self.up_proj, x, r))
+        return linear(self.down_proj, h, r)
 
 
 class Block(nn.Module):
@@ -155,12 +211,15 @@ class Decoder(nn.Module):
 
 
 class KilnGPT(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, bf16=False):
         """cfg: kiln's model config dict (as in the "model" part of kiln.json); missing
-        keys take kiln's defaults."""
+        keys take kiln's defaults. bf16: round as kiln's train.precision bf16 does."""
         super().__init__()
         c = self.cfg = model_config(cfg)
+        self.bf16 = bf16
         self.model = Decoder(c)
+        for layer in self.model.layers:
+            layer.self_attn.bf16 = layer.mlp.bf16 = bf16
         self.lm_head = None if c["tied"] else nn.Linear(c["n_embd"], c["vocab_size"], bias=False)
         self.reset_parameters()
 
@@ -197,7 +256,7 @@ class KilnGPT(nn.Module):
         x = F.dropout(x, c["dropout"], self.training)
         for layer in m.layers:
             x = layer(x, rope)
-        logits = F.linear(m.norm(x), self.head_weight())
+        logits = linear(self.head_weight(), m.norm(x), self.bf16)
         loss = None
         if targets is not None:
             t = targets.long().masked_fill(targets < 0, -100)

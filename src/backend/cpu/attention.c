@@ -65,7 +65,7 @@ static void head_dropout(float *Pd, const float *P, int T, long head_index, Kiln
 
 // qkv (B,T,(NH+2NKV)*HD) -> out (B,T,NH*HD), lse (B,NH,T)
 void attention_forward(float *out, float *lse, const float *qkv, float *scratch, int B, int T,
-                       int NH, int NKV, int HD, KilnDropout drop) {
+                       int NH, int NKV, int HD, KilnDropout drop, int bf16) {
     int QKV = (NH + 2 * NKV) * HD, C = NH * HD, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)HD);
 #pragma omp parallel for schedule(dynamic)
@@ -79,6 +79,7 @@ void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
             head_dropout(Pd, P, T, bh, drop);
             P = Pd;
         }
+        if (bf16) bf16_round(P, (long)T * T);  // the lse is saved; P is not needed again
         // out_h (T,HD) = P (T,T) @ V (T,HD)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, V, QKV, 0.0f,
                     out + (long)b * T * C + h * HD, C);
@@ -109,7 +110,7 @@ void attention_infer(float *out, const float *q, int ldq, const float *kc, const
 // heads of a group add into the same dK, dV, so one thread owns a group.
 void attention_backward(float *dqkv, const float *dout, const float *out, const float *qkv,
                         const float *lse, float *scratch, int B, int T, int NH, int NKV, int HD,
-                        KilnDropout drop) {
+                        KilnDropout drop, int bf16) {
     (void)out;
     int QKV = (NH + 2 * NKV) * HD, C = NH * HD, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)HD);
@@ -136,6 +137,10 @@ void attention_backward(float *dqkv, const float *dout, const float *out, const 
                 head_dropout(Pd, P, T, bh, drop);
                 Pv = Pd;
             }
+            if (bf16) {  // as forward rounded them; the softmax backward below uses P unrounded
+                bf16_round_copy(Pd, Pv, (long)T * T);
+                Pv = Pd;
+            }
             // dV (T,HD) += Pv^T (T,T) @ dO (T,HD)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, Pv, T, dO, C, 1.0f,
                         dV, QKV);
@@ -156,6 +161,7 @@ void attention_backward(float *dqkv, const float *dout, const float *out, const 
                 for (int j = 0; j <= i; j++) dp[j] = p[j] * (dp[j] - dot);
                 for (int j = i + 1; j < T; j++) dp[j] = 0.0f;
             }
+            if (bf16) bf16_round(dP, (long)T * T);
             // dQ (T,HD) = scale * dS (T,T) @ K (T,HD);  dK (T,HD) += scale * dS^T @ Q
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, K, QKV,
                         0.0f, dQ, QKV);
