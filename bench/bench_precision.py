@@ -54,7 +54,7 @@ def main():
     print("\n".join(machine.lscpu_lines()))
     work = tempfile.mkdtemp(prefix="kiln_precision_")
     data = os.path.join(work, "data")
-    subprocess.run([a.kiln, "tokenizer", "encode-corpus", "-t", tok, "-o", data, text], check=True,
+    subprocess.run([a.kiln, "tokenizer", "encode-corpus", "--allow-special", "-t", tok, "-o", data, text], check=True,
                    stdout=subprocess.DEVNULL)
     keys = dict(MODEL, **{"train.batch_size": a.batch, "train.seq_len": a.seq, "train.steps": a.steps,
                           "train.lr": 6e-4, "train.min_lr": 6e-5, "train.warmup_steps": 20,

@@ -43,7 +43,7 @@ static int bench_encode(const char *tok_path, const char *file, int repeats) {
         ntok = ids.n;
         ids_free(&ids);
         t0 = kiln_now();
-        if (tokenizer_encode_batch(t, docs, lens, ndoc, KILN_SPECIAL_TEXT, outs, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+        if (tokenizer_encode_batch(t, docs, lens, ndoc, KILN_SPECIAL_TEXT, outs, NULL, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
         all[r] = kiln_now() - t0;
         for (int d = 0; d < ndoc; d++) ids_free(&outs[d]);
     }

@@ -216,6 +216,10 @@ expect_fail "train needs --output" "--output" "$KILN" tokenizer train --vocab-si
 printf '{"model": {"type": "BPE"' > "$W/broken.json"
 expect_fail "truncated tokenizer.json" "broken.json" "$KILN" tokenizer encode -t "$W/broken.json" "$W/text.txt"
 expect_fail "special token in text is refused" "special token '<\|endoftext\|>'" sh -c "echo 'a<|endoftext|>b' | '$KILN' tokenizer encode -t '$W/tok.json'"
+printf '{"text": "a"}\n{"text": "b<|endoftext|>"}\n' > "$W/special.jsonl"
+expect_fail "encode-corpus names the document with special-token text" "special.jsonl, document 2: the text contains the special token" "$KILN" tokenizer encode-corpus -t "$W/tok.json" -o "$W/special-corpus" "$W/special.jsonl"
+"$KILN" tokenizer encode-corpus -t "$W/tok.json" --allow-special -o "$W/special-corpus" "$W/special.jsonl" > /dev/null 2>&1 && ok "encode-corpus --allow-special" || bad "encode-corpus --allow-special failed"
+expect_fail "encode of a .jsonl names the document" "special.jsonl: document 2:" "$KILN" tokenizer encode -t "$W/tok.json" "$W/special.jsonl"
 printf '1 2 99999\n' > "$W/badids.txt"
 expect_fail "decode of an unknown id" "id 99999 at position 2" "$KILN" tokenizer decode -t "$W/tok.json" "$W/badids.txt"
 

@@ -61,9 +61,10 @@ int tokenizer_encode(const KilnTokenizer *tok, const char *text, size_t len, Kil
 // their ids, any other special-token text is an error.
 int tokenizer_encode_allowed(const KilnTokenizer *tok, const char *text, size_t len,
                              const char *const *allowed, int n_allowed, KilnIds *out, KilnErr *err);
-// Encodes n texts on all threads; out[i] receives the ids of texts[i].
+// Encodes n texts on all threads; out[i] receives the ids of texts[i]. On an
+// error, *failed_at (when not NULL) is the first text that failed, from 0.
 int tokenizer_encode_batch(const KilnTokenizer *tok, const char *const *texts, const size_t *lens,
-                           int n, KilnSpecialMode mode, KilnIds *out, KilnErr *err);
+                           int n, KilnSpecialMode mode, KilnIds *out, int *failed_at, KilnErr *err);
 // Appends the bytes of ids to a malloc'd buffer; fails only on an id outside the vocabulary.
 int tokenizer_decode(const KilnTokenizer *tok, const uint32_t *ids, long n, char **out,
                      size_t *out_len, KilnErr *err);

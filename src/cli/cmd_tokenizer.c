@@ -227,11 +227,11 @@ static int encode_jsonl(const KilnTokenizer *tok, const Args *a) {
     KilnErr err;
     Docs docs = {0};
     KilnIds *ids = NULL;
-    int rc = 1;
+    int rc = 1, failed = 0;
     if (read_docs(a->files[0], a->field, &docs, &err)) cli_error("%s", err.msg);
     else if (!(ids = calloc((size_t)docs.n + 1, sizeof *ids))) cli_error("out of memory");
-    else if (tokenizer_encode_batch(tok, (const char *const *)docs.text, docs.len, docs.n, a->mode, ids, &err))
-        cli_error("%s: %s", a->files[0], err.msg);
+    else if (tokenizer_encode_batch(tok, (const char *const *)docs.text, docs.len, docs.n, a->mode, ids, &failed, &err))
+        cli_error("%s: document %d: %s", a->files[0], failed + 1, err.msg);
     else {
         for (int d = 0; d < docs.n; d++) print_ids(&ids[d], 1);
         rc = 0;
@@ -304,6 +304,8 @@ static int cmd_encode_corpus(const Args *a) {
     if (!a->output) return cli_error("encode-corpus: -o DIR is required");
     if (!a->nfiles) return cli_error("encode-corpus: no input files");
     if (!a->bytes && !a->tok_path) return cli_error("encode-corpus: give -t TOKENIZER, or --bytes for one token per byte");
+    if (a->n_allowed)  // the corpus writer takes one mode for all special tokens
+        return cli_error("encode-corpus: --allowed-special is for encode; use --allow-special or --special-as-text");
     Docs docs = {0};
     KilnTokenizer *tok = NULL;
     int rc = 1;
@@ -453,7 +455,8 @@ static const char USAGE[] =
     "       kiln tokenizer encode -t TOK [--json] [--allow-special | --allowed-special TOKEN... |\n"
     "                             --special-as-text] [FILE|-]\n"
     "       kiln tokenizer decode -t TOK [FILE|-]\n"
-    "       kiln tokenizer encode-corpus (-t TOK | --bytes) -o DIR [--val-fraction F] [--field NAME] FILE...\n"
+    "       kiln tokenizer encode-corpus (-t TOK | --bytes) -o DIR [--val-fraction F] [--field NAME]\n"
+    "                             [--allow-special | --special-as-text] FILE...\n"
     "       kiln tokenizer stats -t TOK [--json] [--field NAME] FILE...\n"
     "       kiln tokenizer convert -t TOK -o OUT.json\n"
     "\n"
@@ -480,8 +483,10 @@ static const char USAGE[] =
     "               .bin): DIR/train_000000.bin and DIR/val_000000.bin (the last F of the\n"
     "               tokens, default 0.1), listed in DIR/manifest.json with the documents\n"
     "               behind each token range. With -t, each document starts with <|endoftext|>\n"
-    "               if the tokenizer has it; encoding runs on all threads. --bytes: one\n"
-    "               token per byte (vocabulary 256).\n"
+    "               if the tokenizer has it; encoding runs on all threads. Special-token\n"
+    "               text in a document is an error naming it, unless --allow-special or\n"
+    "               --special-as-text (as for encode). --bytes: one token per byte\n"
+    "               (vocabulary 256).\n"
     "convert        writes TOK as a Hugging Face tokenizer.json (a tiktoken rank file\n"
     "               becomes merges with ignore_merges, which encodes identically).\n"
     "stats          per input: bytes, tokens, bytes per token, tokens per word (fertility),\n"

@@ -271,7 +271,10 @@ int corpus_writer_add(KilnCorpusWriter *w, const KilnDoc *docs, int n, KilnErr *
         size_t *lens = malloc(sizeof *lens * (size_t)n);
         if (!texts || !lens) rc = kiln_fail(err, "out of memory");
         for (int i = 0; !rc && i < n; i++) texts[i] = docs[i].text.data, lens[i] = docs[i].text.len;
-        if (!rc) rc = tokenizer_encode_batch(w->o.tok, texts, lens, n, w->o.special, ids, err);
+        int bad = 0;
+        if (!rc && tokenizer_encode_batch(w->o.tok, texts, lens, n, w->o.special, ids, &bad, err))
+            rc = kiln_wrap(err, "%.*s, document %.*s", (int)docs[bad].source.len, docs[bad].source.data,
+                           (int)docs[bad].id.len, docs[bad].id.data);
         free(texts);
         free(lens);
     }

@@ -482,7 +482,7 @@ int tokenizer_encode_allowed(const KilnTokenizer *t, const char *text, size_t le
 }
 
 int tokenizer_encode_batch(const KilnTokenizer *t, const char *const *texts, const size_t *lens, int n,
-                           KilnSpecialMode mode, KilnIds *out, KilnErr *err) {
+                           KilnSpecialMode mode, KilnIds *out, int *failed_at, KilnErr *err) {
     int failed = -1;
     KilnErr first = {{0}};
 #pragma omp parallel
@@ -505,7 +505,8 @@ int tokenizer_encode_batch(const KilnTokenizer *t, const char *const *texts, con
     }
     if (failed >= 0) {
         if (err) *err = first;
-        return kiln_wrap(err, "text %d", failed);
+        if (failed_at) *failed_at = failed;
+        return -1;
     }
     return 0;
 }
