@@ -106,6 +106,7 @@ double crossentropy_forward_backward(float *logits, const int32_t *targets, int 
 // operands gives exactly the products a bf16 kernel gives (8x8-bit
 // significands fit in fp32's 24), summed in fp32.
 float bf16_round_value(float x);
+
 void bf16_round(float *x, long n);                           // in place
 void bf16_round_copy(float *dst, const float *src, long n);  // dst = bf16(src)
 
@@ -200,6 +201,9 @@ typedef struct {
 // The "model name" line of /proc/cpuinfo (x86), or NULL where there is none.
 char *backend_cpu_model(char *out, size_t n);
 void backend_cpu_isa(KilnCpuIsa *isa);  // cpuid, with the OS's support of the registers
+// How this build runs bf16 matmuls on this CPU, for the trainer and `kiln env`:
+// emulated everywhere so far (so its peak is fp32's), with the reason.
+const char *backend_bf16_kernels(const KilnCpuIsa *isa);
 // Writes the ISA's names, space-separated ("avx2 fma avx512f ...").
 void backend_isa_names(const KilnCpuIsa *isa, char *out, size_t cap);
 // The OpenBLAS core type to run instead of running (the one the library

@@ -36,6 +36,7 @@ static int run(int argc, char **argv) {
            pk.theoretical / 1e9, pk.cores, pk.ghz, pk.clock_from[0] ? pk.clock_from : "nowhere", pk.flops_per_cycle,
            pk.per_cycle_why, pk.measured / 1e9, pk.theoretical > 0 ? 100 * pk.measured / pk.theoretical : 0.0,
            pk.peak_is);
+    printf("bf16 peak:   the fp32 peak; bf16 matmuls are %s\n", backend_bf16_kernels(&isa));
     return 0;
 }
 
@@ -53,6 +54,8 @@ const KilnCommand CMD_ENV = {
     "busy. Then the CPU's instruction sets and the BLAS kernels in use, with who\n"
     "chose them: where OpenBLAS fell back to its generic SSE kernels on a CPU with\n"
     "AVX2 or AVX-512, kiln sets OPENBLAS_CORETYPE (docs/pretrain.md, Threads and kernels).\n"
+    "Last the peaks MFU is measured against: fp32's theoretical and measured, and\n"
+    "how bf16 matmuls (train.precision: bf16) run here (docs/pretrain.md, Precision).\n"
     "See docs/benchmarks.md.\n",
     0,
 };

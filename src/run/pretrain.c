@@ -860,10 +860,8 @@ static int run_open(Run *r, KilnErr *err) {
     if (t->precision == KILN_PREC_BF16) {
         KilnCpuIsa isa;
         backend_cpu_isa(&isa);
-        say(r, "precision: bf16 matmuls, emulated: operands rounded to bf16 and summed in fp32 by %s sgemm, the "
-               "numbers a bf16 kernel gives at fp32's speed (%s); weights, optimizer, norms, softmax and loss in fp32\n",
-            be.blas ? be.blas : "the fp32", isa.avx512_bf16 ? "this CPU has AVX512_BF16, but kiln has no bf16 kernels yet"
-                                                            : "this CPU has no bf16 instructions (AVX512_BF16)");
+        say(r, "precision: bf16 matmuls, %s; the numbers a bf16 kernel gives; weights, optimizer, norms, softmax "
+               "and loss in fp32\n", backend_bf16_kernels(&isa));
     }
     KilnBuf d = {0};
     kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());

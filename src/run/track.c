@@ -319,6 +319,9 @@ int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **a
         cJSON_AddStringToObject(pk, "clock_from", peak->clock_from);
         cJSON_AddNumberToObject(pk, "flops_per_cycle", peak->flops_per_cycle);
         cJSON_AddStringToObject(pk, "flops_per_cycle_why", peak->per_cycle_why);
+        KilnCpuIsa isa;
+        backend_cpu_isa(&isa);
+        cJSON_AddStringToObject(pk, "bf16", backend_bf16_kernels(&isa));  // bf16's peak is the fp32 one
     }
     snprintf(path, sizeof path, "%s/" RUNDIR_ENV, run_dir);
     rc = j ? kiln_write_json(path, j, err) : kiln_fail(err, "%s: out of memory", path);

@@ -37,6 +37,7 @@ assert a > 0 and abs(total - (w + g + o + a)) < 0.2, m.groups()
 pk = json.load(open(os.path.join(run, "env.json")))["peak_flops"]
 assert pk["used"] == max(pk["theoretical"], pk["measured_sgemm"]) and pk["used"] > 0, pk
 assert pk["used_is"] in ("theoretical", "measured"), pk
+assert pk["bf16"].startswith("emulated: "), pk  # the bf16 peak is the fp32 one (issue 13)
 if pk["theoretical"] > 0:
     assert pk["cores"] >= 1 and pk["ghz"] > 0 and pk["flops_per_cycle"] in (8, 16, 32, 64), pk
     assert abs(pk["theoretical"] - pk["cores"] * pk["ghz"] * 1e9 * pk["flops_per_cycle"]) < 1e3, pk
