@@ -4,6 +4,7 @@
 #include "backend/backend.h"
 
 #include "backend/cpu/fastmath.h"
+#include "backend/cpu/gemm.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -26,7 +27,7 @@ long attention_scratch_floats(int T, int nthreads) { return 3L * T * T * nthread
 static void head_probs(float *P, float *lse, int save_lse, const float *Q, int ldq, const float *K,
                        int ldk, int n, int pos, int HD, float scale) {
     int S = pos + n;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, S, HD, scale, Q, ldq, K, ldk, 0.0f, P, S);
+    sgemm_fresh(CblasNoTrans, CblasTrans, n, S, HD, scale, Q, ldq, K, ldk, P, S);
     for (int i = 0; i < n; i++) {
         float *row = P + (long)i * S;
         int last = pos + i;
@@ -81,8 +82,7 @@ void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
         }
         if (bf16) bf16_round(P, (long)T * T);  // the lse is saved; P is not needed again
         // out_h (T,HD) = P (T,T) @ V (T,HD)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, V, QKV, 0.0f,
-                    out + (long)b * T * C + h * HD, C);
+        sgemm_fresh(CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, V, QKV, out + (long)b * T * C + h * HD, C);
     }
 }
 
@@ -101,8 +101,7 @@ void attention_infer(float *out, const float *q, int ldq, const float *kc, const
         float *P = scratch + (long)omp_get_thread_num() * n * S;
         head_probs(P, NULL, 1, q + h * HD, ldq, kc + g * HD, KVD, n, pos, HD, scale);
         // out_h (n,HD) = P (n,S) @ V (S,HD)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, HD, S, 1.0f, P, S, vc + g * HD, KVD,
-                    0.0f, out + h * HD, C);
+        sgemm_fresh(CblasNoTrans, CblasNoTrans, n, HD, S, 1.0f, P, S, vc + g * HD, KVD, out + h * HD, C);
     }
 }
 
@@ -145,8 +144,7 @@ void attention_backward(float *dqkv, const float *dout, const float *out, const 
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, Pv, T, dO, C, 1.0f,
                         dV, QKV);
             // dP (T,T) = dO (T,HD) @ V^T (HD,T), then through the dropout mask
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dO, C, V, QKV, 0.0f,
-                        dP, T);
+            sgemm_fresh(CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dO, C, V, QKV, dP, T);
             float inv_keep = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
             for (int i = 0; i < T; i++) {
                 float *dp = dP + (long)i * T;
@@ -163,8 +161,7 @@ void attention_backward(float *dqkv, const float *dout, const float *out, const 
             }
             if (bf16) bf16_round(dP, (long)T * T);
             // dQ (T,HD) = scale * dS (T,T) @ K (T,HD);  dK (T,HD) += scale * dS^T @ Q
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, K, QKV,
-                        0.0f, dQ, QKV);
+            sgemm_fresh(CblasNoTrans, CblasNoTrans, T, HD, T, scale, dP, T, K, QKV, dQ, QKV);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale, dP, T, Q, QKV, 1.0f,
                         dK, QKV);
         }

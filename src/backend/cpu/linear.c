@@ -1,6 +1,8 @@
 // linear.c: fully connected layers; every product goes through OpenBLAS sgemm.
 #include "backend/backend.h"
 
+#include "backend/cpu/gemm.h"
+
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -11,20 +13,20 @@
 // OpenBLAS zeroing it for beta 0 and a second pass adding the bias.
 void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
                     int OC) {
-    if (bias) {
-#pragma omp parallel for if (parallel : !omp_in_parallel())
-        for (long n = 0; n < N; n++) memcpy(out + n * OC, bias, sizeof(float) * (size_t)OC);
+    if (!bias) {
+        sgemm_fresh(CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, out, OC);
+        return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, bias ? 1.0f : 0.0f,
-                out, OC);
+#pragma omp parallel for if (parallel : !omp_in_parallel())
+    for (long n = 0; n < N; n++) memcpy(out + n * OC, bias, sizeof(float) * (size_t)OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 1.0f, out, OC);
 }
 
 // dout (N,OC) -> dinp (N,IC) = dout @ w; dw (OC,IC) += dout^T @ inp; dbias (OC) += sum_n dout
 void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, int N, int IC, int OC) {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
-                    0.0f, dinp, IC);
+        sgemm_fresh(CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, dinp, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
                 dw, IC);
     if (dbias) {
