@@ -25,5 +25,3 @@ int kiln_wrap(KilnErr *err, const char *fmt, ...) {
     return -1;
 }
 
-const char *kiln_version(void) { return KILN_VERSION; }
-const char *kiln_git_commit(void) { return KILN_GIT_COMMIT; }
