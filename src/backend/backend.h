@@ -106,7 +106,6 @@ double crossentropy_forward_backward(float *logits, const int32_t *targets, int 
 // operands gives exactly the products a bf16 kernel gives (8x8-bit
 // significands fit in fp32's 24), summed in fp32.
 float bf16_round_value(float x);
-
 void bf16_round(float *x, long n);                           // in place
 void bf16_round_copy(float *dst, const float *src, long n);  // dst = bf16(src)
 

@@ -171,8 +171,7 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     if (cfg->precision == KILN_PREC_BF16) {
         m->wbf = backend_alloc(P, err);
         if (!m->wbf) {
-            backend_free(m->params);
-            m->params = NULL;
+            gpt_destroy(m);
             return kiln_wrap(err, "bf16 copies of the weights (train.precision: bf16)");
         }
         m->pb = gpt_views(m, m->wbf);
@@ -182,9 +181,7 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     m->acts_floats = A + R;
     m->acts_mem = backend_alloc(A + R, err);
     if (!m->acts_mem) {
-        backend_free(m->params);
-        backend_free(m->wbf);
-        m->params = m->wbf = NULL;
+        gpt_destroy(m);
         return kiln_wrap(err, "activations for train.batch_size x train.seq_len = %d x %d", maxB, maxT);
     }
     plan_acts(m, &m->a, m->acts_mem);

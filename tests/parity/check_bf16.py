@@ -44,7 +44,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from check_parity import B, T, CONFIGS, kiln_args, rel_err  # noqa: E402
+from check_parity import B, T, CONFIGS, kiln_args  # noqa: E402
 from kiln_torch import KilnGPT, load_safetensors, param_groups  # noqa: E402
 
 
