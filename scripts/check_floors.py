@@ -19,10 +19,11 @@ MAY_INCLUDE = {
     "task": ["core"],
     "data": ["tokenizer", "classifier", "task", "core"],
     "eval": ["model", "tokenizer", "classifier", "task", "data", "core"],
-    "run": ["eval", "data", "task", "classifier", "tokenizer", "train", "model", "backend", "core"],
+    "run": ["eval", "data", "task", "classifier", "tokenizer", "train", "model", "backend", "dist", "core"],
     "report": ["core"],
+    "dist": ["core"],
     "cli": ["run", "report", "eval", "data", "task", "classifier", "tokenizer", "train", "model",
-            "backend", "core"],
+            "backend", "dist", "core"],
 }
 
 # include/kiln/<name>.h -> the room whose sources implement it

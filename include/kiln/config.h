@@ -131,11 +131,17 @@ typedef struct {
     char data_dir[1024];   // empty: ../shared/data
 } KilnEvalConfig;
 
+// How the ranks of an MPI job (mpirun -np N kiln pretrain ...) share the work.
+typedef struct {
+    int dp;  // data-parallel ranks; 0: all of them
+} KilnParallelConfig;
+
 typedef struct {
     KilnModelConfig model;
     KilnTrainConfig train;
     KilnDataConfig data;
     KilnEvalConfig eval;
+    KilnParallelConfig parallel;
     char out_dir[1024];
 } KilnConfig;
 

@@ -86,6 +86,12 @@ typedef struct {
     long acts_floats;            // acts_mem's size (activations, scratch, RoPE tables)
     float *rope_cos, *rope_sin;  // (block_size, HD/2)
     uint64_t dropout_seed;       // masks of the last training forward
+    // Called by gpt_backward with each gradient as soon as it is final (the
+    // head's, each block's slice of every per-layer tensor, last the
+    // embeddings'), so that a caller can send it while the pass goes on
+    // (data parallelism). NULL: not called.
+    void (*grad_ready)(void *ctx, float *grad, long n);
+    void *grad_ready_ctx;
     int train;                   // last forward computed dlogits
     double loss;  // mean cross-entropy of the last forward with targets
 } KilnModel;

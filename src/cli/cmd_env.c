@@ -2,6 +2,7 @@
 // wait policy it chose, with the reason for each.
 #include "backend/backend.h"
 #include "cli/cli.h"
+#include "dist/comm.h"
 
 #include "kiln/core.h"
 
@@ -37,6 +38,9 @@ static int run(int argc, char **argv) {
            pk.per_cycle_why, pk.measured / 1e9, pk.theoretical > 0 ? 100 * pk.measured / pk.theoretical : 0.0,
            pk.peak_is);
     printf("bf16 peak:   the fp32 peak; bf16 matmuls are %s\n", backend_bf16_kernels(&isa));
+    char mpi[256];
+    comm_library(mpi, sizeof mpi);
+    printf("mpi:         %s\n", mpi);
     return 0;
 }
 
@@ -55,7 +59,8 @@ const KilnCommand CMD_ENV = {
     "chose them: where OpenBLAS fell back to its generic SSE kernels on a CPU with\n"
     "AVX2 or AVX-512, kiln sets OPENBLAS_CORETYPE (docs/pretrain.md, Threads and kernels).\n"
     "Last the peaks MFU is measured against: fp32's theoretical and measured, and\n"
-    "how bf16 matmuls (train.precision: bf16) run here (docs/pretrain.md, Precision).\n"
+    "how bf16 matmuls (train.precision: bf16) run here (docs/pretrain.md, Precision),\n"
+    "and the MPI library `mpirun -np N kiln pretrain` uses (docs/cluster.md).\n"
     "See docs/benchmarks.md.\n",
     0,
 };

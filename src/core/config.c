@@ -35,6 +35,7 @@ static const char *const EXTEND_NAMES[] = {"constant", "decay", "stretch", NULL}
 #define TR(f) offsetof(KilnConfig, train.f)
 #define D(f) offsetof(KilnConfig, data.f)
 #define E(f) offsetof(KilnConfig, eval.f)
+#define P(f) offsetof(KilnConfig, parallel.f)
 static const KeySpec KEYS[] = {
     {"model.vocab_size", T_INT, M(vocab_size), 0, NULL, "token vocabulary size"},
     {"model.block_size", T_INT, M(block_size), 0, NULL, "longest sequence the model takes"},
@@ -120,12 +121,15 @@ static const KeySpec KEYS[] = {
     {"eval.tokenizer", T_STR, E(tokenizer), sizeof(((KilnConfig *)0)->eval.tokenizer), NULL, "the model's tokenizer file or 'bytes'; empty = from the shards' manifest"},
     {"eval.task_dir", T_STR, E(task_dir), sizeof(((KilnConfig *)0)->eval.task_dir), NULL, "task files; empty = as kiln eval ($KILN_TASKS, ./tasks, tasks/ beside kiln)"},
     {"eval.data_dir", T_STR, E(data_dir), sizeof(((KilnConfig *)0)->eval.data_dir), NULL, "datasets; empty = ../shared/data"},
+    {"parallel.dp", T_INT, P(dp), 0, NULL,
+     "data-parallel ranks under mpirun (each takes its share of a step's micro-batches); 0 = every rank"},
     {"out_dir", T_STR, offsetof(KilnConfig, out_dir), sizeof(((KilnConfig *)0)->out_dir), NULL, "run directory for checkpoints"},
 };
 #undef M
 #undef TR
 #undef D
 #undef E
+#undef P
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 
 void kiln_config_defaults(KilnConfig *cfg) {
@@ -395,6 +399,7 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(t->eval_every >= 0 && t->eval_batches >= 0 && t->checkpoint_every >= 0,
          "train.eval_every, eval_batches and checkpoint_every must not be negative");
     NEED(t->threads >= 0, "train.threads must not be negative");
+    NEED(cfg->parallel.dp >= 0, "parallel.dp must not be negative");
 #undef NEED
     return 0;
 }

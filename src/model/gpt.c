@@ -429,6 +429,14 @@ static const float *branch_grad(KilnModel *m, KilnDropout d) {
 
 void gpt_zero_grad(KilnModel *m) { backend_zero(m->grads, m->layout.total); }
 
+// The gradients of tensor id's block l (l = -1: the whole tensor) are final.
+static void grads_ready(KilnModel *m, int id, int l) {
+    long n = m->layout.size[id], off = m->layout.offset[id];
+    if (!m->grad_ready || !n) return;
+    if (l >= 0) n /= m->cfg.n_layer, off += l * n;
+    m->grad_ready(m->grad_ready_ctx, m->grads + off, n);
+}
+
 void gpt_backward(KilnModel *m) {
     const KilnModelConfig *c = &m->cfg;
     KilnActs *a = &m->a;
@@ -444,6 +452,9 @@ void gpt_backward(KilnModel *m) {
     backend_zero(a->dres, (long)N * C);
     norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
                   a->lnf_mean, a->lnf_rstd, N);
+    grads_ready(m, PT_LMHEAD, -1);  // tied: the embedding's, which the embedding backward adds to
+    grads_ready(m, PT_LNFW, -1);
+    grads_ready(m, PT_LNFB, -1);
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(m, &m->p, l), w = layer_params(m, mw, l);
         LayerParams g = layer_params(m, &m->g, l);
@@ -475,9 +486,12 @@ void gpt_backward(KilnModel *m) {
         linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, w.qkvw, N, C, m->QKV);
         norm_backward(m, a->dres, g.ln1w, g.ln1b, a->dln, x, p.ln1w, s.ln1_mean, s.ln1_rstd, N);
         // dres holds d(x)
+        for (int id = PT_LN1W; id <= PT_FCPROJB; id++) grads_ready(m, id, l);
     }
     dropout_apply(a->dres, (long)N * C, drop_site(m, -1, SITE_EMBED));
     embedding_backward(m->g.t[PT_WTE], m->g.t[PT_WPE], a->dres, a->tokens, B, T, C);
+    grads_ready(m, PT_WTE, -1);
+    grads_ready(m, PT_WPE, -1);
 }
 
 // HF Llama-style names; fused tensors are split into contiguous row blocks.

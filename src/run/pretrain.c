@@ -5,6 +5,13 @@
 //   per step:  control file? -> eval due? -> skipped batches? -> micro-batches
 //              (forward/backward) -> guard -> clip -> optimizer -> metrics ->
 //              heartbeat -> checkpoint due?
+//
+// Under mpirun every rank runs this loop on a replica of the model (data
+// parallel): each takes its share of a step's micro-batches, the gradients and
+// the loss are summed over ranks, and every rank takes the same optimizer step
+// from the same numbers. Rank 0 alone writes (run directory, checkpoints,
+// metrics, progress) and reads the control file; what it decides reaches the
+// others at the top of each step (sync_step).
 #include "kiln/train.h"
 
 #include "kiln/core.h"
@@ -15,6 +22,7 @@
 
 #include "backend/backend.h"
 #include "core/rundir.h"
+#include "dist/comm.h"
 #include "run/control.h"
 #include "run/track.h"
 #include "train/loss.h"
@@ -34,6 +42,8 @@
 #include <unistd.h>
 
 typedef struct {
+    KilnComm comm;          // the job's ranks (one without mpirun)
+    int writer;             // rank 0: the one that writes and reads files of the run directory
     const KilnConfig *cfg;  // = &cfg_own
     KilnConfig cfg_own;     // the caller's config, with a resumed run's schedule extension settled
     char extend_note[512];  // what a resume does to the learning rate, said once at start
@@ -61,8 +71,9 @@ typedef struct {
     int consumed_skip;       // the skipped step whose batches were already thrown away
     int want_checkpoint, want_eval, want_stop;
     double peak_flops, flops_per_token;
-    char peak_label[24];     // the peak MFU is against, named in the progress line
+    char peak_label[48];     // the peak MFU is against, named in the progress line
     double rss_mb_since_log;  // the highest step peak of resident memory since the last progress line
+    double comm_s_since_log;  // time in collectives since the last progress line
     double t_ckpt, t_beat, t_log, t_bar;
     int steps_since_log;
     int tty;
@@ -94,6 +105,7 @@ static int event(Run *r, const char *kind, const char *detail, KilnErr *err) {
 
 // RUN/heartbeat for the supervisor, at most once a second unless forced.
 static void heartbeat(Run *r, int force) {
+    if (!r->writer) return;
     double now = kiln_now();
     if (!force && now - r->t_beat < 1.0) return;
     r->t_beat = now;
@@ -292,6 +304,7 @@ static int check_fresh_dir(Run *r, KilnErr *err) {
 
 // Writes a checkpoint of the current state, prunes old ones and records it.
 static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
+    if (!r->writer) return 0;  // the ranks hold the same weights: rank 0's checkpoint is the job's
     char path[1024];
     heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
     // metrics first: a run resumed from this checkpoint finds every step up to it logged
@@ -377,20 +390,43 @@ static int skip_batches(Run *r, int sets, int micro_batches, KilnErr *err) {
     return 0;
 }
 
+// gpt_backward's grad_ready hook on a rank's last micro-batch: the sum over
+// ranks of each gradient starts as soon as it is final, while the backward
+// pass goes on with the blocks below (as PyTorch DDP's buckets do).
+static void send_grads(void *ctx, float *grad, long n) {
+    KilnComm *c = ctx;
+    comm_progress(c);  // MPI moves the sums already started only inside MPI calls
+    comm_iallreduce_sum_f32(c, grad, n);
+}
+
 // Forward and backward over this step's micro-batches; mean loss in *loss.
+// With several ranks each reads every micro-batch (the loader's position stays
+// the same on all) but computes only its share, micro-batch i on rank i mod N,
+// so the sums over ranks are the one-process step's and no sequence is trained
+// twice.
 static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *err) {
-    int B = r->live.batch_size, T = r->live.seq_len, step = r->st.step;
+    int B = r->live.batch_size, T = r->live.seq_len, step = r->st.step, ranks = r->comm.size;
+    if (micro_batches % ranks)
+        return kiln_fail(err, "step %d has %d micro-batches (train.grad_accum and the batch ramp), which do not "
+                              "divide among %d data-parallel ranks", step + 1, micro_batches, ranks);
     gpt_zero_grad(&r->m);
     *loss = 0.0;
     r->nrows = 0;
     for (int micro = 0; micro < micro_batches; micro++) {
         next_micro_batch(r);
+        if (micro % ranks != r->comm.rank) continue;
         // dropout masks are a function of (seed, step, micro-batch): nothing to save for resume
         uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)step << 16) + micro));
         if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro_batches, seed, err)) return -1;
+        int last = micro + ranks >= micro_batches;  // no sums on accumulation micro-steps
+        r->m.grad_ready = ranks > 1 && last ? send_grads : NULL;
+        r->m.grad_ready_ctx = &r->comm;
         gpt_backward(&r->m);
+        r->m.grad_ready = NULL;
         *loss += r->m.loss / micro_batches;
     }
+    comm_wait_all(&r->comm);
+    comm_allreduce_sum_f64(&r->comm, loss, 1);
     return 0;
 }
 
@@ -458,10 +494,12 @@ static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double n
     if (warn[0]) say(r, "warning: %s\n", warn);
     say(r, "rolled back to %s (step %d); steps %d..%d will skip their batches\n", ckpt, r->st.step, first + 1, step + 1);
     // metrics past the checkpoint are replayed: drop them, as on resume
-    tracker_close(&r->tr);
-    r->have_tracker = 0;
-    if (tracker_open(&r->tr, r->dir, r->st.step, wall_now(), err)) return -1;
-    r->have_tracker = 1;
+    if (r->writer) {
+        tracker_close(&r->tr);
+        r->have_tracker = 0;
+        if (tracker_open(&r->tr, r->dir, r->st.step, wall_now(), err)) return -1;
+        r->have_tracker = 1;
+    }
     d = (KilnBuf){0};
     kbuf_printf(&d, "{\"from_step\":%d,\"to_step\":%d,\"skip_from\":%d,\"skip_to\":%d}", step, r->st.step, first, step);
     rc = event(r, "rollback", d.data, err);
@@ -556,7 +594,9 @@ static int read_control(Run *r, int signalled, KilnErr *err) {
     return rc;
 }
 
+// Rank 0 alone evaluates: the ranks hold the same weights.
 static int run_eval(Run *r, KilnErr *err) {
+    if (!r->writer) return 0;
     double vl;
     heartbeat(r, 1);
     if (evaluate_loss(&r->m, &r->val, r->live.eval_batches, &vl, err)) return -1;
@@ -571,7 +611,7 @@ static int run_eval(Run *r, KilnErr *err) {
 // eval.tasks: load the task files and the model's codec once.
 static int open_benchmarks(Run *r, KilnErr *err) {
     const KilnEvalConfig *e = &r->cfg->eval;
-    if (!e->tasks[0]) return 0;
+    if (!r->writer || !e->tasks[0]) return 0;
     if (codec_for_model(&r->codec, &r->tokenizer, e->tokenizer[0] ? e->tokenizer : NULL, r->cfg, err))
         return kiln_wrap(err, "eval.tokenizer");
     char list[sizeof e->tasks], *save = NULL;
@@ -608,7 +648,7 @@ static void benchmark_progress(void *ctx, long done, long n) {
 
 // Scores eval.tasks with the current weights and logs eval/<task>/<metric>.
 static int run_benchmarks(Run *r, KilnErr *err) {
-    if (!r->ntasks && !r->ntox) return 0;
+    if (!r->writer || (!r->ntasks && !r->ntox)) return 0;
     heartbeat(r, 1);
     double t0 = kiln_now();
     KilnEvalOptions o = {r->cfg->eval.shots, r->cfg->eval.limit, r->cfg->train.seed, NULL, 0, NULL, NULL, NULL,
@@ -713,12 +753,18 @@ static int train_step(Run *r, KilnErr *err) {
     double tok_s = batch_tokens / dt, mfu = r->peak_flops > 0 ? r->flops_per_token * tok_s / r->peak_flops : NAN;
     double rss_mb = kiln_peak_rss_bytes() / (1 << 20);
     if (rss_mb > r->rss_mb_since_log) r->rss_mb_since_log = rss_mb;
+    double comm_s, comm_bytes;
+    comm_take_stats(&r->comm, &comm_s, &comm_bytes);
+    r->comm_s_since_log += comm_s;
     if (r->have_tracker) {
         KilnMetric ms[] = {{"loss", loss},          {"lr", lr},          {"grad_norm", norm},
                            {"batch_tokens", (double)batch_tokens},  {"tokens", (double)st->tokens_seen},
                            {"tokens_per_s", tok_s}, {"mfu", mfu},        {"ms", dt * 1e3},
-                           {"peak_rss_mb", rss_mb > 0 ? rss_mb : NAN}};
-        if (tracker_log(&r->tr, st->step, wall_now(), ms, (int)(sizeof ms / sizeof ms[0]), err)) return -1;
+                           {"peak_rss_mb", rss_mb > 0 ? rss_mb : NAN},
+                           // rank 0's time in collectives and bytes it sent (several ranks only)
+                           {"comm_ms", comm_s * 1e3},                {"comm_bytes", comm_bytes}};
+        int n = (int)(sizeof ms / sizeof ms[0]) - (r->comm.size > 1 ? 0 : 2);
+        if (tracker_log(&r->tr, st->step, wall_now(), ms, n, err)) return -1;
     }
     r->steps_since_log++;
     double eta = (t->steps - st->step) * (st->train_seconds / (st->step > 0 ? st->step : 1));
@@ -726,14 +772,18 @@ static int train_step(Run *r, KilnErr *err) {
         // the line's rates are over the steps since the last line, evals and checkpoints included
         double now = kiln_now(), per = (now - r->t_log) / r->steps_since_log, rate = batch_tokens / per;
         int e = (int)(eta + 0.5);
-        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | mfu %.1f%% of %s | "
+        char comm_part[48] = "";
+        if (r->comm.size > 1)
+            snprintf(comm_part, sizeof comm_part, " | comm %.1f ms", 1e3 * r->comm_s_since_log / r->steps_since_log);
+        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms%s | %.0f tok/s | mfu %.1f%% of %s | "
                "rss %.0f MiB | eta %dm%02ds\n",
-            st->step, t->steps, loss, lr, norm, per * 1e3, rate,
+            st->step, t->steps, loss, lr, norm, per * 1e3, comm_part, rate,
             r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, r->peak_label,
             r->rss_mb_since_log, e / 60, e % 60);
         r->t_log = now;
         r->steps_since_log = 0;
         r->rss_mb_since_log = 0;
+        r->comm_s_since_log = 0;
     }
     progress_bar(r, loss, tok_s, eta);
     return 0;
@@ -756,14 +806,30 @@ static int checkpoint_due(Run *r) {
     return t->checkpoint_minutes > 0 && kiln_now() - r->t_ckpt >= t->checkpoint_minutes * 60.0;
 }
 
+// Rank 0's decisions for this step (control file, signals, the results of its
+// evaluations) to every rank, so that all take the same step.
+static void sync_step(Run *r) {
+    if (r->comm.size == 1) return;
+    int optimizer = r->st.optimizer;
+    int want[3] = {r->want_checkpoint, r->want_eval, r->want_stop};
+    comm_bcast(&r->comm, &r->st, sizeof r->st, 0);
+    comm_bcast(&r->comm, want, sizeof want, 0);
+    r->want_checkpoint = want[0], r->want_eval = want[1], r->want_stop = want[2];
+    if (!r->writer && r->st.optimizer != optimizer) optimizer_reset_state(&r->m);  // as read_control did on rank 0
+    apply_live(r);
+}
+
 static int run_loop(Run *r, KilnErr *err) {
     const KilnTrainConfig *t = &r->cfg->train;
     const KilnPretrainOptions *o = r->opt;
     while (r->st.step < t->steps) {
-        int signalled = o->control_requested && *o->control_requested;
-        if (signalled) *o->control_requested = 0;
-        if (read_control(r, signalled, err)) return -1;
-        if (o->stop_requested && *o->stop_requested) r->want_stop = 1;
+        // a signal to any rank is a signal to the job (mpirun forwards SIGTERM to every rank)
+        int signals[2] = {o->control_requested && *o->control_requested, o->stop_requested && *o->stop_requested};
+        if (signals[0]) *o->control_requested = 0;
+        comm_allreduce_max_int(&r->comm, signals, 2);
+        if (r->writer && read_control(r, signals[0], err)) return -1;
+        if (signals[1]) r->want_stop = 1;
+        sync_step(r);
         if (r->want_checkpoint || r->want_stop) {
             if (save_checkpoint(r, r->want_stop ? "stop" : "requested", err)) return -1;
             r->want_checkpoint = 0;
@@ -794,8 +860,19 @@ static int run_loop(Run *r, KilnErr *err) {
 static int run_open(Run *r, KilnErr *err) {
     const KilnConfig *cfg = r->cfg;
     const KilnTrainConfig *t = &cfg->train;
-    int B = t->batch_size, T = t->seq_len;
+    int B = t->batch_size, T = t->seq_len, ranks = r->comm.size;
     if (!cfg->data.train[0]) return kiln_fail(err, "data.train is not set: no training shards"), KILN_TRAIN_BAD_INPUT;
+    int dp = cfg->parallel.dp ? cfg->parallel.dp : ranks;
+    if (dp != ranks && ranks == 1)
+        return kiln_fail(err, "parallel.dp = %d, but this process was not started by an MPI launcher: run "
+                              "`mpirun -np %d kiln pretrain ...`", dp, dp), KILN_TRAIN_BAD_INPUT;
+    if (dp != ranks)
+        return kiln_fail(err, "parallel.dp = %d, but the job has %d ranks (mpirun -np): every rank is a data-parallel "
+                              "replica, so parallel.dp must be %d or 0", dp, ranks, ranks), KILN_TRAIN_BAD_INPUT;
+    if (t->grad_accum % ranks)
+        return kiln_fail(err, "train.grad_accum = %d does not divide among %d data-parallel ranks: each step's "
+                              "micro-batches are shared out, so make it a multiple of %d", t->grad_accum, ranks, ranks),
+               KILN_TRAIN_BAD_INPUT;
     if (loader_open(&r->train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
                     kiln_hash64(t->seed + 1), err))
         return kiln_wrap(err, "data.train"), KILN_TRAIN_BAD_INPUT;
@@ -814,33 +891,45 @@ static int run_open(Run *r, KilnErr *err) {
     r->rows_start = malloc(sizeof(long) * B * t->grad_accum);
     if (!r->tok || !r->tgt || !r->rows_shard || !r->rows_start) return kiln_fail(err, "out of memory");
     // one trainer per run directory, and nothing of another run's in it on a fresh start
-    if (kiln_mkdirs(r->dir, err)) return KILN_TRAIN_BAD_INPUT;
-    if (rundir_lock(r->dir, "kiln pretrain", &r->lock_fd, err)) return KILN_TRAIN_BAD_INPUT;
-    if (check_fresh_dir(r, err)) return KILN_TRAIN_BAD_INPUT;
-    remove_leftovers(r->dir);
+    if (r->writer) {
+        if (kiln_mkdirs(r->dir, err)) return KILN_TRAIN_BAD_INPUT;
+        if (rundir_lock(r->dir, "kiln pretrain", &r->lock_fd, err)) return KILN_TRAIN_BAD_INPUT;
+        if (check_fresh_dir(r, err)) return KILN_TRAIN_BAD_INPUT;
+        remove_leftovers(r->dir);
+    }
     int rc = start_state(r, err);
     if (rc) return rc;
     apply_live(r);
     r->consumed_skip = -1;
     double now = wall_now();
-    if (tracker_open(&r->tr, r->dir, r->opt->resume ? r->st.step : -1, now, err)) return -1;
-    r->have_tracker = 1;
+    if (r->writer) {
+        if (tracker_open(&r->tr, r->dir, r->opt->resume ? r->st.step : -1, now, err)) return -1;
+        r->have_tracker = 1;
+    }
     KilnPeak peak = {0};
     if (t->peak_tflops > 0) peak.peak = t->peak_tflops * 1e12, peak.peak_is = "train.peak_tflops";
     else backend_peak(&peak, 2048);
-    if (run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), &peak, err)) return -1;
+    if (r->writer && run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), &peak, err))
+        return -1;
     open_manifest(r);
     if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
-    r->peak_flops = peak.peak;
+    r->peak_flops = peak.peak * ranks;  // rank 0's peak for each rank
     // bf16 runs fp32 sgemm on bf16-rounded operands (backend.h): its peak is fp32's
     snprintf(r->peak_label, sizeof r->peak_label, "%s",
              t->peak_tflops > 0 ? "peak_tflops" : strcmp(peak.peak_is, "theoretical") ? "fp32 sgemm peak" : "fp32 peak");
+    if (ranks > 1) {
+        size_t n = strlen(r->peak_label);
+        snprintf(r->peak_label + n, sizeof r->peak_label - n, " x %d ranks", ranks);
+    }
     say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
         cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
     say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads\n",
         loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
         (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads());
+    if (ranks > 1)
+        say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; gradients "
+               "all-reduced), %d threads per rank\n", ranks, t->grad_accum / ranks, t->grad_accum, omp_get_max_threads());
     if (t->peak_tflops > 0)
         say(r, "MFU against %.1f GFLOP/s (train.peak_tflops)\n", r->peak_flops / 1e9);
     else
@@ -851,8 +940,8 @@ static int run_open(Run *r, KilnErr *err) {
     const double MiB = 1 << 20;
     char bf16_part[64] = "";
     if (mp.bf16_weights > 0) snprintf(bf16_part, sizeof bf16_part, ", bf16 weight copies %.1f", mp.bf16_weights / MiB);
-    say(r, "memory: weights %.1f MiB, gradients %.1f, optimizer state %.1f, activations %.1f (batch %d x %d)%s; "
-           "%.1f MiB in all\n", mp.weights / MiB, mp.grads / MiB, mp.optim / MiB, mp.acts / MiB, B, T, bf16_part,
+    say(r, "memory%s: weights %.1f MiB, gradients %.1f, optimizer state %.1f, activations %.1f (batch %d x %d)%s; "
+           "%.1f MiB in all\n", ranks > 1 ? " per rank" : "", mp.weights / MiB, mp.grads / MiB, mp.optim / MiB, mp.acts / MiB, B, T, bf16_part,
         (mp.weights + mp.grads + mp.optim + mp.acts + mp.bf16_weights) / MiB);
     KilnBackendInfo be = backend_info();
     if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
@@ -876,7 +965,7 @@ static int run_open(Run *r, KilnErr *err) {
     kbuf_puts(&d, "]}");
     rc = event(r, r->opt->resume ? "resume" : "start", d.data, err);
     kbuf_free(&d);
-    rundir_write_pid(r->dir, (long)getpid());  // only for `kiln report`: training goes on without it
+    if (r->writer) rundir_write_pid(r->dir, (long)getpid());  // only for `kiln report`: training goes on without it
     r->t_ckpt = r->t_log = kiln_now();
     heartbeat(r, 1);
     return rc;
@@ -884,7 +973,7 @@ static int run_open(Run *r, KilnErr *err) {
 
 static void run_close(Run *r) {
     if (r->have_tracker) tracker_close(&r->tr);
-    rundir_remove_pid(r->dir);
+    if (r->writer) rundir_remove_pid(r->dir);
     if (r->manifest) manifest_free(r->manifest);
     for (int i = 0; i < r->ntasks; i++) task_free(r->tasks[i]);
     free(r->tasks);
@@ -909,8 +998,13 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     r->opt = opt;
     r->dir = cfg->out_dir;
     r->lock_fd = -1;
-    r->log = opt->log;
-    r->tty = opt->log && isatty(fileno(opt->log));
+    if (comm_init(&r->comm, NULL, NULL, err)) {
+        free(r);
+        return KILN_TRAIN_BAD_INPUT;
+    }
+    r->writer = r->comm.rank == 0;
+    r->log = r->writer ? opt->log : NULL;
+    r->tty = r->log && isatty(fileno(r->log));
     int rc = run_open(r, err);
     if (rc == 0) rc = run_loop(r, err);
     if (r->tty && r->log) fputc('\n', r->log);
@@ -924,6 +1018,9 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
         tracker_flush(&r->tr, NULL);
     }
     run_close(r);
+    // after an error a rank leaves without it: its launcher then ends the others,
+    // which may be waiting in a collective for it
+    if (rc >= 0) comm_finalize(&r->comm);
     free(r);
     return rc < 0 ? (rc == KILN_TRAIN_BAD_INPUT ? KILN_TRAIN_BAD_INPUT : KILN_TRAIN_FAILED) : rc;
 }

@@ -1,0 +1,174 @@
+// comm.c: KilnComm over MPI, or one rank without it.
+#include "dist/comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef KILN_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// The ranks a launcher started, from its environment (0: no launcher).
+static int launcher_size(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 0) return atoi(v);
+    }
+    return getenv("PMIX_RANK") ? 1 : 0;  // a PMIx launcher that does not say its size
+}
+
+#ifdef KILN_HAVE_MPI
+
+// Ring all-reduce volume, the figure the bytes are compared against.
+static void count_allreduce(KilnComm *c, double bytes) {
+    c->bytes += 2.0 * (c->size - 1) / c->size * bytes;
+}
+
+int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err) {
+    memset(c, 0, sizeof *c);
+    c->size = 1;
+    if (!launcher_size()) return 0;
+    int provided;
+    // OpenMP threads compute; only the main thread talks
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return kiln_fail(err, "MPI_Init failed under the launcher");
+    c->mpi = 1;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+    MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &c->size);
+    return 0;
+}
+
+void comm_finalize(KilnComm *c) {
+    if (!c->mpi) return;
+    comm_wait_all(c);
+    free(c->reqs);
+    c->reqs = NULL;
+    c->nreq = c->reqcap = 0;
+    MPI_Finalize();
+    c->mpi = 0;
+}
+
+void comm_abort(KilnComm *c, int status) {
+    if (c->mpi && c->size > 1) MPI_Abort(MPI_COMM_WORLD, status);
+}
+
+// MPI counts are ints: long buffers go in slices.
+#define SLICE (1L << 28)
+
+void comm_allreduce_sum_f32(KilnComm *c, float *x, long n) {
+    if (c->size == 1) return;
+    double t0 = now_s();
+    for (long i = 0; i < n; i += SLICE)
+        MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < SLICE ? n - i : SLICE), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    count_allreduce(c, 4.0 * n);
+    c->wait_s += now_s() - t0;
+}
+
+void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) {
+    if (c->size == 1) return;
+    double t0 = now_s();
+    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    c->wait_s += now_s() - t0;
+}
+
+void comm_allreduce_max_int(KilnComm *c, int *x, int n) {
+    if (c->size == 1) return;
+    double t0 = now_s();
+    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    c->wait_s += now_s() - t0;
+}
+
+void comm_bcast(KilnComm *c, void *buf, long bytes, int root) {
+    if (c->size == 1) return;
+    double t0 = now_s();
+    for (long i = 0; i < bytes; i += SLICE)
+        MPI_Bcast((char *)buf + i, (int)(bytes - i < SLICE ? bytes - i : SLICE), MPI_BYTE, root, MPI_COMM_WORLD);
+    c->wait_s += now_s() - t0;
+}
+
+void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n) {
+    if (c->size == 1 || n == 0) return;
+    double t0 = now_s();
+    for (long i = 0; i < n; i += SLICE) {
+        if (c->nreq == c->reqcap) {
+            int cap = c->reqcap ? 2 * c->reqcap : 64;
+            MPI_Request *grown = realloc(c->reqs, sizeof *grown * (size_t)cap);
+            if (!grown) {  // no room to keep it in flight: do it now
+                MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < SLICE ? n - i : SLICE), MPI_FLOAT, MPI_SUM,
+                              MPI_COMM_WORLD);
+                continue;
+            }
+            c->reqs = grown, c->reqcap = cap;
+        }
+        MPI_Iallreduce(MPI_IN_PLACE, x + i, (int)(n - i < SLICE ? n - i : SLICE), MPI_FLOAT, MPI_SUM,
+                       MPI_COMM_WORLD, (MPI_Request *)c->reqs + c->nreq++);
+    }
+    count_allreduce(c, 4.0 * n);
+    c->wait_s += now_s() - t0;
+}
+
+void comm_library(char *out, int cap) {
+    char v[MPI_MAX_LIBRARY_VERSION_STRING];
+    int n;
+    MPI_Get_library_version(v, &n);  // one of the few calls allowed before MPI_Init
+    v[strcspn(v, ",\n")] = 0;
+    snprintf(out, (size_t)cap, "%s", v);
+}
+
+void comm_progress(KilnComm *c) {
+    if (c->size == 1 || !c->nreq) return;
+    double t0 = now_s();
+    int done;
+    MPI_Testall(c->nreq, c->reqs, &done, MPI_STATUSES_IGNORE);
+    if (done) c->nreq = 0;
+    c->wait_s += now_s() - t0;
+}
+
+void comm_wait_all(KilnComm *c) {
+    if (c->size == 1 || !c->nreq) return;
+    double t0 = now_s();
+    MPI_Waitall(c->nreq, c->reqs, MPI_STATUSES_IGNORE);
+    c->nreq = 0;
+    c->wait_s += now_s() - t0;
+}
+
+#else  // built without MPI: one rank
+
+int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err) {
+    (void)argc, (void)argv;
+    memset(c, 0, sizeof *c);
+    c->size = 1;
+    int n = launcher_size();
+    if (n > 1)
+        return kiln_fail(err, "started by an MPI launcher for %d ranks, but this kiln was built without MPI "
+                              "(install libopenmpi-dev with scripts/install-deps.sh and rebuild)", n);
+    return 0;
+}
+void comm_finalize(KilnComm *c) { (void)c; }
+void comm_library(char *out, int cap) { snprintf(out, (size_t)cap, "none (built without MPI)"); }
+void comm_abort(KilnComm *c, int status) { (void)c, (void)status; }
+void comm_allreduce_sum_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
+void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) { (void)c, (void)x, (void)n; }
+void comm_allreduce_max_int(KilnComm *c, int *x, int n) { (void)c, (void)x, (void)n; }
+void comm_bcast(KilnComm *c, void *buf, long bytes, int root) { (void)c, (void)buf, (void)bytes, (void)root; }
+void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
+void comm_progress(KilnComm *c) { (void)c; }
+void comm_wait_all(KilnComm *c) { (void)c; }
+
+#endif
+
+void comm_take_stats(KilnComm *c, double *wait_s, double *bytes) {
+    *wait_s = c->wait_s;
+    *bytes = c->bytes;
+    c->wait_s = c->bytes = 0;
+}

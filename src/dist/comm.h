@@ -1,0 +1,49 @@
+// comm.h: the ranks of one training job and the collectives between them.
+//
+// MPI underneath when kiln was built with it (Debian's OpenMPI) and the process
+// was started by a launcher (mpirun, srun): a plain `kiln pretrain` is one rank
+// and never initialises MPI. Every call is a no-op for one rank, so the trainer
+// reads the same either way. A failed collective aborts the whole job (MPI's
+// default): a rank cannot go on alone once its peers' state is unknown.
+#ifndef KILN_DIST_COMM_H
+#define KILN_DIST_COMM_H
+
+#include "kiln/core.h"
+
+typedef struct {
+    int rank, size;
+    int mpi;           // MPI initialised by comm_init
+    double wait_s;     // seconds in collectives since the last comm_take_stats
+    double bytes;      // bytes sent by this rank in that time (all-reduce: ring volume, 2(N-1)/N x data)
+    void *reqs;        // MPI_Request[reqcap]: the non-blocking collectives in flight
+    int nreq, reqcap;
+} KilnComm;
+
+// Joins the job the launcher started, or becomes the only rank. Errors:
+// started by a launcher for several ranks but built without MPI.
+int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err);
+void comm_finalize(KilnComm *c);
+// Ends every rank of the job now (after a rank's error, so that none waits forever).
+void comm_abort(KilnComm *c, int status);
+
+// In place, the sum over ranks; every rank gets the same bits.
+void comm_allreduce_sum_f32(KilnComm *c, float *x, long n);
+void comm_allreduce_sum_f64(KilnComm *c, double *x, int n);
+void comm_allreduce_max_int(KilnComm *c, int *x, int n);
+// root's bytes to every rank.
+void comm_bcast(KilnComm *c, void *buf, long bytes, int root);
+
+// Non-blocking sum in place of a slice: started as soon as its values are
+// final, so it runs while the caller computes; comm_wait_all finishes them.
+void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n);
+void comm_progress(KilnComm *c);  // lets started collectives move on (MPI progresses inside MPI calls)
+void comm_wait_all(KilnComm *c);
+
+// The MPI library kiln was built with, its first line ("Open MPI v4.1.4, ..."),
+// or "none (built without MPI)".
+void comm_library(char *out, int cap);
+
+// Time waited and bytes sent since the last call, then zeroed.
+void comm_take_stats(KilnComm *c, double *wait_s, double *bytes);
+
+#endif

@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""test_mpi.py KILN SRCDIR: data parallelism over MPI (mpirun --oversubscribe).
+
+A tiny model on Tiny Shakespeare bytes, 50 steps, one thread per rank. The
+ranks sum the gradients in another order than one process does, so the runs
+agree to float rounding, not bit for bit; the learning rate (1e-3) keeps 50
+steps from amplifying that (at 3e-3 this model is chaotic enough that rounding
+grows to 1e-5 of the loss; the K bias, whose true gradient is zero, moves on
+rounding noise alone under Adam).
+- 2 ranks follow the one-process run with the same global batch and seed:
+  loss at every step within 1e-5 relative, final weights within 1e-5;
+- gradient accumulation on (4 micro-batches of 8) and off (one batch of 32)
+  agree the same way, in one process and on 2 ranks;
+- a 2-rank run resumed from its step-25 checkpoint on 2 ranks ends bit for bit
+  where the uninterrupted run ended; on 1 rank (another layout) it continues
+  and ends within 1e-5;
+- SIGTERM to the ranks: every rank stops at the same step, one checkpoint,
+  exit status 75 through mpirun;
+- metrics.jsonl is written once (rank 0), with comm_bytes equal to the ring
+  all-reduce volume of the gradients, 2(N-1)/N x 4 bytes x parameters;
+- layouts that cannot work are refused before any step: parallel.dp that is
+  not the world size, grad_accum that does not divide among the ranks,
+  parallel.dp=2 without mpirun.
+Skips (exit 77) when mpirun is missing or kiln was built without MPI."""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+KILN, SRC = sys.argv[1], sys.argv[2]
+sys.path.insert(0, os.path.join(SRC, "tests", "parity"))
+from kiln_torch import load_safetensors  # noqa: E402
+
+DATA = os.path.join(SRC, "..", "shared", "data")
+if not shutil.which("mpirun"):
+    print("SKIP: mpirun not found (scripts/install-deps.sh installs openmpi-bin)")
+    sys.exit(77)
+env_out = subprocess.run([KILN, "env"], capture_output=True, text=True).stdout
+if "mpi: none" in env_out:
+    print("SKIP: kiln was built without MPI (libopenmpi-dev missing at build time)")
+    sys.exit(77)
+if not os.path.isdir(DATA):
+    print(f"SKIP: {DATA} not found")
+    sys.exit(77)
+
+W = tempfile.mkdtemp(prefix="kiln_mpi_")
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"]
+failures = []
+
+
+def check(cond, name, info=""):
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {info}"), flush=True)
+    if not cond:
+        failures.append(name)
+
+
+text = os.path.join(W, "text.txt")
+with open(os.path.join(DATA, "pretrain/tinyshakespeare/input.txt"), "rb") as f:
+    open(text, "wb").write(f.read(300000))
+subprocess.run([KILN, "tokenizer", "encode-corpus", "--bytes", "-o", os.path.join(W, "data"), text], check=True,
+               stdout=subprocess.DEVNULL)
+cfg = os.path.join(W, "tiny.yaml")
+open(cfg, "w").write(f"""model:
+  vocab_size: 256
+  block_size: 64
+  n_layer: 2
+  n_head: 4
+  n_embd: 64
+  dropout: 0.1
+train:
+  batch_size: 8
+  grad_accum: 4
+  steps: 50
+  lr: 1.0e-3
+  warmup_steps: 5
+  grad_clip: 1.0
+  eval_every: 25
+  eval_batches: 4
+  checkpoint_every: 25
+  log_every: 10
+  threads: 1
+data:
+  train: {W}/data/train_*.bin
+  val: {W}/data/val_*.bin
+""")
+
+
+def pretrain(name, ranks=1, *sets, resume=None, expect=0):
+    out = os.path.join(W, name)
+    cmd = ([*MPIRUN, "-np", str(ranks)] if ranks > 1 else []) + [KILN, "pretrain", cfg, "-q", "--set",
+                                                                  f"out_dir={out}"]
+    for s in sets:
+        cmd += ["--set", s]
+    if resume:
+        cmd += ["--resume", resume]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    if p.returncode != expect:
+        check(False, f"{name}: exit {expect}", f"exit {p.returncode}: {p.stderr[-1500:]}")
+    return out, p
+
+
+def losses(run):
+    rows = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}, rows
+
+
+def weights(run, step=50):
+    return load_safetensors(os.path.join(run, f"ckpt-{step:08d}", "model.safetensors"))[0]
+
+
+def close(a, b, name, tol=1e-5):
+    la, lb = losses(a)[0], losses(b)[0]  # a may be a resumed run: its steps are a tail of b's
+    ok = len(la) >= 25 and la.keys() <= lb.keys()
+    rel = max(abs(la[s] - lb[s]) / abs(lb[s]) for s in la) if ok else float("inf")
+    check(ok and rel <= tol, f"{name}: loss at every step within {tol:g} relative",
+          f"max {rel:.3g}, steps {len(la)} vs {len(lb)}")
+    wa, wb = weights(a), weights(b)
+    dw = max(float(np.max(np.abs(wa[k] - wb[k]))) for k in wb)
+    check(wa.keys() == wb.keys() and dw <= tol, f"{name}: final weights within {tol:g}", f"max |diff| {dw:.3g}")
+
+
+def identical(a, b, name):
+    wa, wb = weights(a), weights(b)
+    same = wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wb)
+    oa = load_safetensors(os.path.join(a, "ckpt-00000050", "optimizer.safetensors"))[0]
+    ob = load_safetensors(os.path.join(b, "ckpt-00000050", "optimizer.safetensors"))[0]
+    same = same and all(np.array_equal(oa[k], ob[k]) for k in ob)
+    check(same, f"{name}: final weights and moments bit for bit")
+
+
+t0 = time.monotonic()
+one, _ = pretrain("one")
+two, p2 = pretrain("two", 2)
+close(two, one, "2 ranks vs 1")
+_, rows = losses(two)
+steps = [r["step"] for r in rows if "loss" in r]
+check(steps == list(range(1, 51)), "2 ranks: metrics.jsonl written once, steps 1..50", str(steps[:8]))
+nparams = sum(a.size for a in weights(two).values())
+vol = [r["comm_bytes"] for r in rows if "comm_bytes" in r]
+# the gradient buffer holds each tensor padded to 64 bytes: a little more than the parameters
+check(vol and all(abs(v - 2 * 0.5 * 4 * nparams) / (4 * nparams) < 0.01 for v in vol),
+      "2 ranks: comm_bytes logged each step, the ring volume of the gradient buffer (its padding within 1%)",
+      f"{vol[:3]} vs {4 * nparams}")
+
+# dropout masks follow the micro-batch: other batch shapes compare without dropout
+plain, _ = pretrain("plain", 1, "model.dropout=0")
+acc_off, _ = pretrain("acc_off", 1, "model.dropout=0", "train.batch_size=32", "train.grad_accum=1")
+close(acc_off, plain, "gradient accumulation off vs on")
+two_acc2, _ = pretrain("two_acc2", 2, "model.dropout=0", "train.batch_size=16", "train.grad_accum=2")
+close(two_acc2, plain, "2 ranks, 2 micro-batches of 16 vs 1 rank, 4 of 8")
+
+# resume: the same layout bit for bit, another layout continues
+ck = os.path.join(two, "ckpt-00000025")
+res2, _ = pretrain("resume2", 2, resume=ck)
+identical(res2, two, "2 ranks resumed at 25 on 2 ranks vs uninterrupted")
+res1, _ = pretrain("resume1", 1, resume=ck)
+close(res1, two, "2 ranks resumed at 25 on 1 rank vs uninterrupted")
+
+# SIGTERM to the ranks (as a scheduler's preemption): one checkpoint, exit 75
+stop = os.path.join(W, "stop")
+p = subprocess.Popen([*MPIRUN, "-np", "2", KILN, "pretrain", cfg, "-q", "--set", f"out_dir={stop}", "--set",
+                      "train.steps=100000"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline and not (os.path.exists(os.path.join(stop, "metrics.jsonl")) and
+                                           os.path.getsize(os.path.join(stop, "metrics.jsonl")) > 2000):
+    time.sleep(0.05)
+ranks = [int(x) for x in subprocess.run(["pgrep", "-f", f"^{KILN} pretrain .*out_dir={stop}"],
+                                        capture_output=True, text=True).stdout.split()]
+for pid in ranks:
+    os.kill(pid, signal.SIGTERM)
+try:
+    rc = p.wait(timeout=60)
+except subprocess.TimeoutExpired:
+    p.kill()
+    rc = None
+check(len(ranks) == 2, "SIGTERM: found both ranks", str(ranks))
+check(rc == 75, "SIGTERM to the ranks: mpirun exits 75 (stopped with a checkpoint)", f"exit {rc}")
+events = [json.loads(line) for line in open(os.path.join(stop, "metrics.jsonl"))]
+stops = [e for e in events if e.get("event") == "stop"]
+ckpts = [e for e in events if e.get("event") == "checkpoint"]
+check(len(stops) == 1 and len(ckpts) == 1 and ckpts[0]["detail"]["why"] == "stop",
+      "SIGTERM: one stop event and one checkpoint", f"{stops} {ckpts}")
+
+# layouts that cannot work: refused before any step, exit 2, the reason named
+_, p = pretrain("bad_dp", 2, "parallel.dp=3", expect=2)
+check("parallel.dp = 3" in p.stderr and not os.path.exists(os.path.join(W, "bad_dp", "metrics.jsonl")),
+      "parallel.dp=3 on 2 ranks: refused", p.stderr[-400:])
+_, p = pretrain("bad_accum", 2, "train.grad_accum=3", expect=2)
+check("train.grad_accum = 3" in p.stderr, "grad_accum=3 on 2 ranks: refused", p.stderr[-400:])
+_, p = pretrain("bad_single", 1, "parallel.dp=2", expect=2)
+check("mpirun -np 2" in p.stderr, "parallel.dp=2 without mpirun: refused, saying how to launch", p.stderr[-400:])
+
+print(f"test_mpi: {time.monotonic() - t0:.0f} s")
+if failures:
+    print(f"{len(failures)} failure(s): {failures}")
+    sys.exit(1)
+shutil.rmtree(W, ignore_errors=True)
