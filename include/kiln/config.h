@@ -133,7 +133,8 @@ typedef struct {
 
 // How the ranks of an MPI job (mpirun -np N kiln pretrain ...) share the work.
 typedef struct {
-    int dp;  // data-parallel ranks; 0: all of them
+    int dp;           // data-parallel ranks; 0: all of them
+    float timeout_s;  // longest wait for the other ranks (with rank 0's heartbeat as old); 0: forever
 } KilnParallelConfig;
 
 typedef struct {

@@ -123,6 +123,9 @@ static const KeySpec KEYS[] = {
     {"eval.data_dir", T_STR, E(data_dir), sizeof(((KilnConfig *)0)->eval.data_dir), NULL, "datasets; empty = ../shared/data"},
     {"parallel.dp", T_INT, P(dp), 0, NULL,
      "data-parallel ranks under mpirun (each takes its share of a step's micro-batches); 0 = every rank"},
+    {"parallel.timeout_s", T_FLOAT, P(timeout_s), 0, NULL,
+     "a rank that has waited this long for the others, with rank 0's heartbeat as old, ends the job "
+     "(a peer died or hangs); 0 = wait forever"},
     {"out_dir", T_STR, offsetof(KilnConfig, out_dir), sizeof(((KilnConfig *)0)->out_dir), NULL, "run directory for checkpoints"},
 };
 #undef M
@@ -175,6 +178,7 @@ void kiln_config_defaults(KilnConfig *cfg) {
     t->eval_batches = 0;
     cfg->data.shuffle = 1;
     cfg->eval.shots = -1;
+    cfg->parallel.timeout_s = 600;
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/default");
 }
 
@@ -400,6 +404,7 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
          "train.eval_every, eval_batches and checkpoint_every must not be negative");
     NEED(t->threads >= 0, "train.threads must not be negative");
     NEED(cfg->parallel.dp >= 0, "parallel.dp must not be negative");
+    NEED(cfg->parallel.timeout_s >= 0, "parallel.timeout_s must not be negative");
 #undef NEED
     return 0;
 }

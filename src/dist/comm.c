@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef KILN_HAVE_MPI
 #include <mpi.h>
@@ -24,6 +26,66 @@ static int launcher_size(void) {
         if (v && atoi(v) > 0) return atoi(v);
     }
     return getenv("PMIX_RANK") ? 1 : 0;  // a PMIx launcher that does not say its size
+}
+
+// Marks the wait in a blocking collective for the watchdog.
+static inline double busy(KilnComm *c, const char *op) {
+    double t = now_s();
+    atomic_store(&c->busy_op, op);
+    atomic_store(&c->busy_since, t);
+    return t;
+}
+
+static inline void idle(KilnComm *c, double t0) {
+    atomic_store(&c->busy_since, 0.0);
+    c->wait_s += now_s() - t0;
+}
+
+// Seconds since path last changed; a large number when it cannot be read.
+static double age_of(const char *path) {
+    struct stat sb;
+    if (!path[0] || stat(path, &sb) != 0) return 1e30;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)(ts.tv_sec - sb.st_mtim.tv_sec) + (ts.tv_nsec - sb.st_mtim.tv_nsec) * 1e-9;
+}
+
+static void *watchdog(void *arg) {
+    KilnComm *c = arg;
+    while (!atomic_load(&c->dog_stop)) {
+        struct timespec nap = {0, 200000000};  // 0.2 s
+        nanosleep(&nap, NULL);
+        double since = atomic_load(&c->busy_since);
+        if (since <= 0) continue;
+        double waited = now_s() - since;
+        if (waited < c->timeout_s || age_of(c->alive_path) < c->timeout_s) continue;
+        // stderr, as the launcher shows it: the job's owner must learn why it ended
+        fprintf(stderr,
+                "kiln: rank %d of %d: step %d: waited %.0f s in %s for the other ranks, and rank 0's heartbeat "
+                "(%s) is as old: a rank died or hangs (parallel.timeout_s = %g); ending this rank so that the "
+                "launcher ends the job; the last checkpoint is intact\n",
+                c->rank, c->size, c->step + 1, waited, atomic_load(&c->busy_op), c->alive_path, c->timeout_s);
+        fflush(stderr);
+        _exit(1);  // not exit(): the main thread is inside MPI
+    }
+    return NULL;
+}
+
+int comm_watchdog_start(KilnComm *c, double timeout_s, const char *alive_path, KilnErr *err) {
+    if (c->size == 1 || timeout_s <= 0) return 0;
+    c->timeout_s = timeout_s;
+    snprintf(c->alive_path, sizeof c->alive_path, "%s", alive_path);
+    atomic_store(&c->dog_stop, 0);
+    if (pthread_create(&c->dog, NULL, watchdog, c) != 0) return kiln_fail(err, "cannot start the watchdog thread");
+    c->dog_on = 1;
+    return 0;
+}
+
+static void watchdog_stop(KilnComm *c) {
+    if (!c->dog_on) return;
+    atomic_store(&c->dog_stop, 1);
+    pthread_join(c->dog, NULL);
+    c->dog_on = 0;
 }
 
 #ifdef KILN_HAVE_MPI
@@ -49,6 +111,7 @@ int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err) {
 }
 
 void comm_finalize(KilnComm *c) {
+    watchdog_stop(c);
     if (!c->mpi) return;
     comm_wait_all(c);
     free(c->reqs);
@@ -58,42 +121,39 @@ void comm_finalize(KilnComm *c) {
     c->mpi = 0;
 }
 
-void comm_abort(KilnComm *c, int status) {
-    if (c->mpi && c->size > 1) MPI_Abort(MPI_COMM_WORLD, status);
-}
 
 // MPI counts are ints: long buffers go in slices.
 #define SLICE (1L << 28)
 
 void comm_allreduce_sum_f32(KilnComm *c, float *x, long n) {
     if (c->size == 1) return;
-    double t0 = now_s();
+    double t0 = busy(c, "an all-reduce");
     for (long i = 0; i < n; i += SLICE)
         MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < SLICE ? n - i : SLICE), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     count_allreduce(c, 4.0 * n);
-    c->wait_s += now_s() - t0;
+    idle(c, t0);
 }
 
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) {
     if (c->size == 1) return;
-    double t0 = now_s();
+    double t0 = busy(c, "an all-reduce");
     MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    c->wait_s += now_s() - t0;
+    idle(c, t0);
 }
 
 void comm_allreduce_max_int(KilnComm *c, int *x, int n) {
     if (c->size == 1) return;
-    double t0 = now_s();
+    double t0 = busy(c, "an all-reduce");
     MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    c->wait_s += now_s() - t0;
+    idle(c, t0);
 }
 
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root) {
     if (c->size == 1) return;
-    double t0 = now_s();
+    double t0 = busy(c, "a broadcast");
     for (long i = 0; i < bytes; i += SLICE)
         MPI_Bcast((char *)buf + i, (int)(bytes - i < SLICE ? bytes - i : SLICE), MPI_BYTE, root, MPI_COMM_WORLD);
-    c->wait_s += now_s() - t0;
+    idle(c, t0);
 }
 
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n) {
@@ -136,10 +196,10 @@ void comm_progress(KilnComm *c) {
 
 void comm_wait_all(KilnComm *c) {
     if (c->size == 1 || !c->nreq) return;
-    double t0 = now_s();
+    double t0 = busy(c, "the gradients' all-reduce");
     MPI_Waitall(c->nreq, c->reqs, MPI_STATUSES_IGNORE);
     c->nreq = 0;
-    c->wait_s += now_s() - t0;
+    idle(c, t0);
 }
 
 #else  // built without MPI: one rank
@@ -154,9 +214,8 @@ int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err) {
                               "(install libopenmpi-dev with scripts/install-deps.sh and rebuild)", n);
     return 0;
 }
-void comm_finalize(KilnComm *c) { (void)c; }
+void comm_finalize(KilnComm *c) { watchdog_stop(c); }
 void comm_library(char *out, int cap) { snprintf(out, (size_t)cap, "none (built without MPI)"); }
-void comm_abort(KilnComm *c, int status) { (void)c, (void)status; }
 void comm_allreduce_sum_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) { (void)c, (void)x, (void)n; }
 void comm_allreduce_max_int(KilnComm *c, int *x, int n) { (void)c, (void)x, (void)n; }

@@ -10,6 +10,9 @@
 
 #include "kiln/core.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 typedef struct {
     int rank, size;
     int mpi;           // MPI initialised by comm_init
@@ -17,14 +20,24 @@ typedef struct {
     double bytes;      // bytes sent by this rank in that time (all-reduce: ring volume, 2(N-1)/N x data)
     void *reqs;        // MPI_Request[reqcap]: the non-blocking collectives in flight
     int nreq, reqcap;
+    // the watchdog (comm_watchdog_start): when this rank has waited in one
+    // collective longer than timeout_s while alive_path (rank 0's heartbeat)
+    // has not changed for as long, a peer died or hangs: the rank ends itself,
+    // which makes the launcher end the job, instead of waiting forever
+    _Atomic double busy_since;  // start of the collective being waited in; 0 when none
+    const char *_Atomic busy_op;
+    int step;                   // the caller's step, for the message
+    double timeout_s;
+    char alive_path[1024];
+    pthread_t dog;
+    int dog_on;
+    atomic_int dog_stop;
 } KilnComm;
 
 // Joins the job the launcher started, or becomes the only rank. Errors:
 // started by a launcher for several ranks but built without MPI.
 int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err);
 void comm_finalize(KilnComm *c);
-// Ends every rank of the job now (after a rank's error, so that none waits forever).
-void comm_abort(KilnComm *c, int status);
 
 // In place, the sum over ranks; every rank gets the same bits.
 void comm_allreduce_sum_f32(KilnComm *c, float *x, long n);
@@ -38,6 +51,11 @@ void comm_bcast(KilnComm *c, void *buf, long bytes, int root);
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n);
 void comm_progress(KilnComm *c);  // lets started collectives move on (MPI progresses inside MPI calls)
 void comm_wait_all(KilnComm *c);
+
+// Starts the watchdog thread (several ranks only; timeout_s <= 0: none).
+// alive_path: a file rank 0 rewrites while it works (its heartbeat), so that a
+// long evaluation or checkpoint on rank 0 is not taken for a hang.
+int comm_watchdog_start(KilnComm *c, double timeout_s, const char *alive_path, KilnErr *err);
 
 // The MPI library kiln was built with, its first line ("Open MPI v4.1.4, ..."),
 // or "none (built without MPI)".

@@ -809,6 +809,7 @@ static int checkpoint_due(Run *r) {
 // Rank 0's decisions for this step (control file, signals, the results of its
 // evaluations) to every rank, so that all take the same step.
 static void sync_step(Run *r) {
+    r->comm.step = r->st.step;  // for the watchdog's message
     if (r->comm.size == 1) return;
     int optimizer = r->st.optimizer;
     int want[3] = {r->want_checkpoint, r->want_eval, r->want_stop};
@@ -968,6 +969,9 @@ static int run_open(Run *r, KilnErr *err) {
     if (r->writer) rundir_write_pid(r->dir, (long)getpid());  // only for `kiln report`: training goes on without it
     r->t_ckpt = r->t_log = kiln_now();
     heartbeat(r, 1);
+    char beat[1100];
+    snprintf(beat, sizeof beat, "%s/" RUNDIR_HEARTBEAT, r->dir);
+    if (rc == 0 && comm_watchdog_start(&r->comm, cfg->parallel.timeout_s, beat, err)) rc = -1;
     return rc;
 }
 

@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Data parallelism over MPI (issue 14): what 2 ranks cost against 2 processes.
+
+The 6-layer model of bench_train.py ("small": 6 layers, 6 heads, width 384,
+GPT-2's vocabulary) on TinyStories in GPT-2 tokens, one thread per process:
+  independent: two `kiln pretrain` runs at once, each a batch of B x T a step;
+  dp=2:        `mpirun -np 2 kiln pretrain` with grad_accum 2, each rank one
+               micro-batch of B x T a step, gradients all-reduced.
+The issue's bar: dp=2 at >= 90% of the two independent runs' summed tokens/s.
+Alternates the two, --repeats times; medians of the steps after the first two.
+Also reads the bytes rank 1 sent per step from OpenMPI's monitoring component
+(pml_monitoring: what really went through the transport) against the ring
+all-reduce volume 2(N-1)/N x 4 bytes x parameters, and rank 0's time in
+collectives per step (comm_ms in metrics.jsonl).
+    /usr/bin/python3 bench/bench_dp.py [--kiln build/kiln] [--steps 12] [--repeats 3] [--batch 4] [--seq 128]
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import machine  # bench/machine.py: lscpu model and flags
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DATA = os.path.join(ROOT, "..", "shared", "data")
+MODEL = ["model.vocab_size=50257", "model.block_size=256", "model.n_layer=6", "model.n_head=6", "model.n_embd=384"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+
+def rows(run):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        return [r for r in (json.loads(line) for line in f if line.strip()) if "loss" in r]
+
+
+def tok_s(run):
+    return statistics.median(r["tokens_per_s"] for r in rows(run)[2:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kiln", default=os.path.join(ROOT, "build", "kiln"))
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=128)
+    a = ap.parse_args()
+    text = os.path.join(DATA, "pretrain", "tinystories", "TinyStories-train.head-part1.txt")
+    tok = os.path.join(DATA, "tokenizers", "gpt2.tiktoken")
+    for f in (text, tok):
+        if not os.path.exists(f):
+            sys.exit(f"{f} not found (the shared data folder is absent)")
+    print("\n".join(machine.lscpu_lines()))
+    print(subprocess.run([a.kiln, "env"], capture_output=True, text=True).stdout.splitlines()[-1])
+    work = tempfile.mkdtemp(prefix="kiln_dp_")
+    data = os.path.join(work, "data")
+    subprocess.run([a.kiln, "tokenizer", "encode-corpus", "--allow-special", "-t", tok, "-o", data, text], check=True,
+                   stdout=subprocess.DEVNULL)
+    common = MODEL + [f"train.batch_size={a.batch}", f"train.seq_len={a.seq}", f"train.steps={a.steps}",
+                      "train.threads=1", "train.log_every=1000", "train.eval_every=0", f"data.train={data}/train_*.bin",
+                      "data.val="]
+
+    def pretrain_cmd(out, *extra):
+        cmd = [a.kiln, "pretrain", "-q", "--set", f"out_dir={out}"]
+        for s in common + list(extra):
+            cmd += ["--set", s]
+        return cmd
+
+    indep, dp, comm_ms, sent = [], [], [], []
+    for rep in range(a.repeats):
+        runs = [os.path.join(work, f"ind{rep}_{i}") for i in range(2)]
+        procs = [subprocess.Popen(pretrain_cmd(r, "train.grad_accum=1"), env=ENV) for r in runs]
+        if any(p.wait() for p in procs):
+            sys.exit("an independent run failed")
+        indep.append(sum(tok_s(r) for r in runs))
+        run = os.path.join(work, f"dp{rep}")
+        # the monitoring component prints each rank's counts at MPI_Finalize
+        p = subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "--mca", "pml_monitoring_enable", "2",
+                            "--mca", "pml_monitoring_enable_output", "2", "-np", "2",
+                            *pretrain_cmd(run, "train.grad_accum=2")], env=ENV, check=True, capture_output=True,
+                           text=True)
+        dp.append(tok_s(run))
+        comm_ms.append(statistics.median(r["comm_ms"] for r in rows(run)[2:]))
+        # rank 1's bytes in collectives ("A2A 1 N bytes" in its MPI_COMM_WORLD section)
+        counts = [int(x) for x in re.findall(r"^A2A\t1\t(\d+) bytes", p.stdout + p.stderr, re.M)]
+        sent.append(max(counts, default=0) / a.steps)
+        print(f"repeat {rep + 1}: independent {indep[-1]:.0f} tok/s, dp=2 {dp[-1]:.0f} tok/s "
+              f"({100 * dp[-1] / indep[-1]:.1f}%), comm {comm_ms[-1]:.1f} ms/step", flush=True)
+    ck = sorted(glob.glob(os.path.join(work, "dp0", "ckpt-*", "model.safetensors")))[-1]
+    with open(ck, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    nparams = sum((h["data_offsets"][1] - h["data_offsets"][0]) // 4 for h in header.values())
+    theory = 2 * (2 - 1) / 2 * 4 * nparams
+    step_ms = 1e3 * a.batch * a.seq * 2 / statistics.median(dp)
+    print(f"\n6-layer model, B={a.batch} T={a.seq}, 1 thread per process, {a.steps} steps, medians of {a.repeats}:")
+    print(f"  two independent processes: {statistics.median(indep):.0f} tok/s (summed)")
+    print(f"  mpirun -np 2 (dp=2):       {statistics.median(dp):.0f} tok/s = "
+          f"{100 * statistics.median(dp) / statistics.median(indep):.1f}% of independent (bar 90%)")
+    print(f"  comm per step (rank 0):    {statistics.median(comm_ms):.1f} ms of {step_ms:.0f} ms")
+    print(f"  bytes rank 1 sent/step:    {statistics.median(sent):.0f} (OpenMPI monitoring) against "
+          f"{theory:.0f} theory = {100 * statistics.median(sent) / theory:.2f}%")
+
+
+if __name__ == "__main__":
+    main()
