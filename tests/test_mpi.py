@@ -14,6 +14,9 @@ rounding noise alone under Adam).
 - a 2-rank run resumed from its step-25 checkpoint on 2 ranks ends bit for bit
   where the uninterrupted run ended; on 1 rank (another layout) it continues
   and ends within 1e-5;
+- ZeRO-1 (parallel.zero=1) on 2 ranks ends with plain data parallelism's
+  weights and moments bit for bit; its checkpoint resumes bit for bit on 2
+  ranks with ZeRO-1 and within 1e-5 on 1 rank;
 - SIGTERM to the ranks: every rank stops at the same step, one checkpoint,
   exit status 75 through mpirun;
 - a rank that hangs (SIGSTOP) ends the job within parallel.timeout_s with the
@@ -174,6 +177,16 @@ res2, _ = pretrain("resume2", 2, resume=ck)
 identical(res2, two, "2 ranks resumed at 25 on 2 ranks vs uninterrupted")
 res1, _ = pretrain("resume1", 1, resume=ck)
 close(res1, two, "2 ranks resumed at 25 on 1 rank vs uninterrupted")
+
+# ZeRO-1: the optimizer state sharded; the same sums on 2 ranks, so plain DP's
+# weights bit for bit; its checkpoints are the one model (rank 0 gathers)
+zero, _ = pretrain("zero", 2, "parallel.zero=1")
+identical(zero, two, "ZeRO-1 vs plain data parallelism on 2 ranks")
+ck = os.path.join(zero, "ckpt-00000025")
+zres, _ = pretrain("zero_resume", 2, "parallel.zero=1", resume=ck)
+identical(zres, zero, "ZeRO-1 resumed at 25 on 2 ranks vs uninterrupted")
+zres1, _ = pretrain("zero_resume1", 1, resume=ck)
+close(zres1, zero, "ZeRO-1 resumed at 25 on 1 rank vs uninterrupted")
 
 # SIGTERM to the ranks (as a scheduler's preemption): one checkpoint, exit 75
 stop = os.path.join(W, "stop")

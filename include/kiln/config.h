@@ -134,6 +134,7 @@ typedef struct {
 // How the ranks of an MPI job (mpirun -np N kiln pretrain ...) share the work.
 typedef struct {
     int dp;           // data-parallel ranks; 0: all of them
+    int zero;         // 1: ZeRO-1, the optimizer state sharded over the data-parallel ranks
     float timeout_s;  // longest wait for the other ranks (with rank 0's heartbeat as old); 0: forever
 } KilnParallelConfig;
 

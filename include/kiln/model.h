@@ -74,7 +74,11 @@ typedef struct {
     KilnModelConfig cfg;
     KilnParamLayout layout;
     int HD, QKV, H, F;       // head size, qkv width, MLP hidden, fc output width
-    float *params, *grads, *m, *v;  // layout.total floats each, one allocation
+    float *params, *grads;   // layout.total floats each, one allocation
+    // the optimizer's moments for [opt_lo, opt_lo + opt_n) of the layout: all of
+    // it, or under ZeRO this rank's shard (m[i - opt_lo] is parameter i's)
+    float *m, *v;
+    long opt_lo, opt_n;
     KilnTensors p, g;
     float *wbf;              // train.precision bf16: the matmul weights rounded to bf16 (layout of params)
     KilnTensors pb;          // views of wbf
@@ -98,6 +102,8 @@ typedef struct {
 
 // Plans and allocates everything for micro-batches up to (maxB, maxT).
 int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err);
+// ZeRO: m and v for [lo, hi) of the layout only, zeroed (fresh optimizer state).
+int gpt_shard_optimizer(KilnModel *m, long lo, long hi, KilnErr *err);
 void gpt_destroy(KilnModel *m);
 void gpt_init_weights(KilnModel *m, uint64_t seed);  // scheme cfg.init (init.c)
 long gpt_num_params(const KilnModel *m);

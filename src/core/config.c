@@ -123,6 +123,9 @@ static const KeySpec KEYS[] = {
     {"eval.data_dir", T_STR, E(data_dir), sizeof(((KilnConfig *)0)->eval.data_dir), NULL, "datasets; empty = ../shared/data"},
     {"parallel.dp", T_INT, P(dp), 0, NULL,
      "data-parallel ranks under mpirun (each takes its share of a step's micro-batches); 0 = every rank"},
+    {"parallel.zero", T_INT, P(zero), 0, NULL,
+     "1: ZeRO-1, each data-parallel rank keeps and updates only its 1/N of the optimizer state (AdamW's m and v); "
+     "0: every rank all of it"},
     {"parallel.timeout_s", T_FLOAT, P(timeout_s), 0, NULL,
      "a rank that has waited this long for the others, with rank 0's heartbeat as old, ends the job "
      "(a peer died or hangs); 0 = wait forever"},
@@ -405,6 +408,8 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(t->threads >= 0, "train.threads must not be negative");
     NEED(cfg->parallel.dp >= 0, "parallel.dp must not be negative");
     NEED(cfg->parallel.timeout_s >= 0, "parallel.timeout_s must not be negative");
+    NEED(cfg->parallel.zero == 0 || cfg->parallel.zero == 1,
+         "parallel.zero must be 0 or 1 (ZeRO-1: the optimizer state sharded; got %d)", cfg->parallel.zero);
 #undef NEED
     return 0;
 }

@@ -156,6 +156,75 @@ void comm_bcast(KilnComm *c, void *buf, long bytes, int root) {
     idle(c, t0);
 }
 
+// MPI's per-rank counts and displacements of the comm_shard pieces (ints:
+// the caller checked that n fits, comm_shard_fits).
+static void shard_counts(long n, int size, int *counts, int *displs) {
+    for (int r = 0; r < size; r++) {
+        long lo, hi;
+        comm_shard(n, size, r, &lo, &hi);
+        counts[r] = (int)(hi - lo), displs[r] = (int)lo;
+    }
+}
+
+void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
+    if (c->size == 1) {
+        memcpy(out, x, sizeof *x * (size_t)n);
+        return;
+    }
+    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
+    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
+    shard_counts(n, c->size, counts, counts + c->size);
+    double t0 = busy(c, "the gradients' reduce-scatter");
+    MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    c->bytes += (c->size - 1.0) / c->size * 4.0 * n;
+    idle(c, t0);
+    free(counts);
+}
+
+void comm_allgather_f32(KilnComm *c, float *x, long n) {
+    if (c->size == 1) return;
+    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
+    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
+    shard_counts(n, c->size, counts, counts + c->size);
+    double t0 = busy(c, "the weights' all-gather");
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts, counts + c->size, MPI_FLOAT, MPI_COMM_WORLD);
+    c->bytes += (c->size - 1.0) / c->size * 4.0 * n;
+    idle(c, t0);
+    free(counts);
+}
+
+void comm_gather_f32(KilnComm *c, const float *mine, long n, float *all) {
+    long lo, hi;
+    comm_shard(n, c->size, c->rank, &lo, &hi);
+    if (c->size == 1) {
+        memcpy(all, mine, sizeof *all * (size_t)n);
+        return;
+    }
+    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
+    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
+    shard_counts(n, c->size, counts, counts + c->size);
+    double t0 = busy(c, "a checkpoint's gather");
+    MPI_Gatherv(mine, (int)(hi - lo), MPI_FLOAT, all, counts, counts + c->size, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    idle(c, t0);
+    free(counts);
+}
+
+void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine) {
+    long lo, hi;
+    comm_shard(n, c->size, c->rank, &lo, &hi);
+    if (c->size == 1) {
+        memcpy(mine, all, sizeof *all * (size_t)n);
+        return;
+    }
+    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
+    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
+    shard_counts(n, c->size, counts, counts + c->size);
+    double t0 = busy(c, "a checkpoint's scatter");
+    MPI_Scatterv(all, counts, counts + c->size, MPI_FLOAT, mine, (int)(hi - lo), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    idle(c, t0);
+    free(counts);
+}
+
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n) {
     if (c->size == 1 || n == 0) return;
     double t0 = now_s();
@@ -221,10 +290,30 @@ void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) { (void)c, (void)x, (
 void comm_allreduce_max_int(KilnComm *c, int *x, int n) { (void)c, (void)x, (void)n; }
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root) { (void)c, (void)buf, (void)bytes, (void)root; }
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
+void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
+    (void)c;
+    memcpy(out, x, sizeof *x * (size_t)n);
+}
+void comm_allgather_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
+void comm_gather_f32(KilnComm *c, const float *mine, long n, float *all) {
+    (void)c;
+    memcpy(all, mine, sizeof *all * (size_t)n);
+}
+void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine) {
+    (void)c;
+    memcpy(mine, all, sizeof *all * (size_t)n);
+}
 void comm_progress(KilnComm *c) { (void)c; }
 void comm_wait_all(KilnComm *c) { (void)c; }
 
 #endif
+
+void comm_shard(long n, int size, int rank, long *lo, long *hi) {
+    long per = (n + size - 1) / size;
+    per = (per + 15) & ~15L;  // 64-byte pieces
+    *lo = rank * per < n ? rank * per : n;
+    *hi = *lo + per < n ? *lo + per : n;
+}
 
 void comm_take_stats(KilnComm *c, double *wait_s, double *bytes) {
     *wait_s = c->wait_s;

@@ -46,6 +46,19 @@ void comm_allreduce_max_int(KilnComm *c, int *x, int n);
 // root's bytes to every rank.
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root);
 
+// ZeRO: rank's share [lo, hi) of a flat buffer of n floats, in 64-byte
+// aligned pieces as even as they come (the last ones may be shorter or empty).
+void comm_shard(long n, int size, int rank, long *lo, long *hi);
+// The sum over ranks of the whole of x (n floats), of which this rank receives
+// its comm_shard piece into out.
+void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out);
+// Every rank's comm_shard piece of x, from its owner, in place.
+void comm_allgather_f32(KilnComm *c, float *x, long n);
+// Rank 0 receives into all (n floats) every rank's piece of x; every rank
+// passes its own piece in mine. The reverse: rank 0's all out to the pieces.
+void comm_gather_f32(KilnComm *c, const float *mine, long n, float *all);
+void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine);
+
 // Non-blocking sum in place of a slice: started as soon as its values are
 // final, so it runs while the caller computes; comm_wait_all finishes them.
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n);

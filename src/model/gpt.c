@@ -157,15 +157,20 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     m->nthreads = omp_get_max_threads();
     if (check_sizes(m, maxB, maxT, err)) return -1;
     plan_params(m);
-    // params, grads, m, v in one allocation
+    // params and grads in one allocation, the optimizer's m and v in another
+    // (which ZeRO replaces with a rank's shard: gpt_shard_optimizer)
     long P = m->layout.total;
-    m->params = backend_alloc(P * 4, err);
-    if (!m->params)
+    m->params = backend_alloc(P * 2, err);
+    m->m = m->params ? backend_alloc(P * 2, err) : NULL;
+    if (!m->m) {
+        gpt_destroy(m);
         return kiln_wrap(err, "model parameters and optimizer state (model.n_layer=%d, model.n_embd=%d, "
                          "model.vocab_size=%d)", cfg->n_layer, cfg->n_embd, cfg->vocab_size);
+    }
     m->grads = m->params + P;
-    m->m = m->params + 2 * P;
-    m->v = m->params + 3 * P;
+    m->v = m->m + P;
+    m->opt_lo = 0;
+    m->opt_n = P;
     m->p = gpt_views(m, m->params);
     m->g = gpt_views(m, m->grads);
     if (cfg->precision == KILN_PREC_BF16) {
@@ -193,7 +198,20 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
     return 0;
 }
 
+int gpt_shard_optimizer(KilnModel *m, long lo, long hi, KilnErr *err) {
+    long n = hi - lo;
+    float *mv = backend_alloc(2 * (n > 0 ? n : 1), err);  // zeroed, as optimizer_reset_state leaves it
+    if (!mv) return kiln_wrap(err, "the optimizer state's shard");
+    backend_free(m->m);
+    m->m = mv;
+    m->v = mv + n;
+    m->opt_lo = lo;
+    m->opt_n = n;
+    return 0;
+}
+
 void gpt_destroy(KilnModel *m) {
+    backend_free(m->m);
     backend_free(m->params);
     backend_free(m->wbf);
     backend_free(m->acts_mem);
@@ -202,7 +220,8 @@ void gpt_destroy(KilnModel *m) {
 
 KilnMemPlan gpt_memory_plan(const KilnModel *m) {
     double P = (double)m->layout.total * sizeof(float);
-    KilnMemPlan p = {.weights = P, .grads = P, .optim = 2 * P, .acts = (double)m->acts_floats * sizeof(float),
+    double O = (double)m->opt_n * sizeof(float);  // this rank's shard under ZeRO
+    KilnMemPlan p = {.weights = P, .grads = P, .optim = 2 * O, .acts = (double)m->acts_floats * sizeof(float),
                      .bf16_weights = m->wbf ? P : 0};
     return p;
 }

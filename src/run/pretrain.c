@@ -44,6 +44,8 @@
 typedef struct {
     KilnComm comm;          // the job's ranks (one without mpirun)
     int writer;             // rank 0: the one that writes and reads files of the run directory
+    int zero;               // ZeRO-1: each rank holds and updates its shard of the optimizer state
+    float *gshard;          // ZeRO-1: this rank's shard of the summed gradients (m.opt_n)
     const KilnConfig *cfg;  // = &cfg_own
     KilnConfig cfg_own;     // the caller's config, with a resumed run's schedule extension settled
     char extend_note[512];  // what a resume does to the learning rate, said once at start
@@ -184,6 +186,44 @@ static void note_extension(Run *r, const KilnConfig *saved) {
                  s->steps, t->steps, after);
 }
 
+// ZeRO-1: the model's moments pointed at whole-layout buffers on rank 0 for
+// a checkpoint's write or read, and back.
+typedef struct {
+    float *m, *v;
+    long lo, n;
+} Moments;
+
+static Moments moments_swap(KilnModel *m, Moments x) {
+    Moments old = {m->m, m->v, m->opt_lo, m->opt_n};
+    m->m = x.m, m->v = x.v, m->opt_lo = x.lo, m->opt_n = x.n;
+    return old;
+}
+
+// ZeRO-1: rank 0 reads the checkpoint's moments and sends each rank its shard.
+static int load_moment_shards(Run *r, const char *path, KilnErr *err) {
+    long P = r->m.layout.total;
+    float *full = NULL;
+    int rc = 0;
+    if (r->writer) {
+        full = backend_alloc(2 * P, err);
+        if (!full) rc = -1;
+        else {
+            Moments own = moments_swap(&r->m, (Moments){full, full + P, 0, P});
+            rc = checkpoint_load(path, &r->m, 1, err);
+            moments_swap(&r->m, own);
+        }
+    }
+    comm_bcast(&r->comm, &rc, sizeof rc, 0);  // all go on, or all stop
+    if (rc) {
+        backend_free(full);
+        return r->writer ? -1 : kiln_fail(err, "%s: rank 0 could not read the optimizer state", path);
+    }
+    comm_scatter_f32(&r->comm, full, P, r->m.m);
+    comm_scatter_f32(&r->comm, full ? full + P : NULL, P, r->m.v);
+    backend_free(full);
+    return 0;
+}
+
 // Loads a checkpoint's state, weights, moments and loader position (at_resume:
 // the run starts from it; else the spike guard rolls back to it).
 static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err) {
@@ -198,7 +238,8 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
         return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
                               "counts sequences of that length", path, saved.train.seq_len, r->cfg->train.seq_len),
                KILN_TRAIN_BAD_INPUT;
-    if (checkpoint_load(path, &r->m, 1, err)) return KILN_TRAIN_BAD_INPUT;
+    if (checkpoint_load(path, &r->m, !r->zero, err)) return KILN_TRAIN_BAD_INPUT;
+    if (r->zero && load_moment_shards(r, path, err)) return KILN_TRAIN_BAD_INPUT;
     if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
         return kiln_wrap(err, "%s", path), KILN_TRAIN_BAD_INPUT;
     apply_live(r);
@@ -302,9 +343,29 @@ static int check_fresh_dir(Run *r, KilnErr *err) {
     return rc;
 }
 
+static int write_checkpoint(Run *r, const char *why, KilnErr *err);
+
 // Writes a checkpoint of the current state, prunes old ones and records it.
+// Every rank calls it at the same step; rank 0 writes: the ranks hold the same
+// weights, and under ZeRO-1 they first send rank 0 their shards of the
+// moments, so the checkpoint is the one model whatever the layout.
 static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
-    if (!r->writer) return 0;  // the ranks hold the same weights: rank 0's checkpoint is the job's
+    long P = r->m.layout.total;
+    float *full = NULL;
+    if (r->zero) {
+        if (r->writer && !(full = backend_alloc(2 * P, err))) return kiln_wrap(err, "checkpoint (ZeRO gather)");
+        comm_gather_f32(&r->comm, r->m.m, P, full);
+        comm_gather_f32(&r->comm, r->m.v, P, full ? full + P : NULL);
+    }
+    if (!r->writer) return 0;
+    Moments own = {0};
+    if (full) own = moments_swap(&r->m, (Moments){full, full + P, 0, P});
+    int rc = write_checkpoint(r, why, err);
+    if (full) moments_swap(&r->m, own), backend_free(full);
+    return rc;
+}
+
+static int write_checkpoint(Run *r, const char *why, KilnErr *err) {
     char path[1024];
     heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
     // metrics first: a run resumed from this checkpoint finds every step up to it logged
@@ -419,13 +480,17 @@ static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *er
         uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)step << 16) + micro));
         if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro_batches, seed, err)) return -1;
         int last = micro + ranks >= micro_batches;  // no sums on accumulation micro-steps
-        r->m.grad_ready = ranks > 1 && last ? send_grads : NULL;
+        r->m.grad_ready = ranks > 1 && last && !r->zero ? send_grads : NULL;
         r->m.grad_ready_ctx = &r->comm;
         gpt_backward(&r->m);
         r->m.grad_ready = NULL;
         *loss += r->m.loss / micro_batches;
     }
     comm_wait_all(&r->comm);
+    if (r->zero) {  // only this rank's shard of the sum: the rest it neither updates nor reads
+        comm_reduce_scatter_f32(&r->comm, r->m.grads, r->m.layout.total, r->gshard);
+        memcpy(r->m.grads + r->m.opt_lo, r->gshard, sizeof(float) * (size_t)r->m.opt_n);
+    }
     comm_allreduce_sum_f64(&r->comm, loss, 1);
     return 0;
 }
@@ -713,6 +778,14 @@ static void progress_bar(Run *r, double loss, double tok_s, double eta) {
     fflush(r->log);
 }
 
+// The norm of the gradients summed over ranks (ZeRO-1: of the shards, summed).
+static double global_grad_norm(Run *r) {
+    if (!r->zero) return grad_global_norm(&r->m);
+    double ss = sum_squares(r->m.grads + r->m.opt_lo, r->m.opt_n);
+    comm_allreduce_sum_f64(&r->comm, &ss, 1);
+    return sqrt(ss);
+}
+
 // One optimizer step: 0, or 1 when a spike was handled instead (no step taken).
 static int train_step(Run *r, KilnErr *err) {
     const KilnTrainConfig *t = &r->cfg->train;
@@ -725,7 +798,7 @@ static int train_step(Run *r, KilnErr *err) {
     kiln_peak_rss_reset();  // the step's own peak, not the run's
     double t0 = kiln_now(), loss;
     if (forward_backward(r, micro, &loss, err)) return -1;
-    double norm = grad_global_norm(&r->m);
+    double norm = global_grad_norm(r);
     // A non-finite loss or norm is a spike even with the z checks off: its
     // update would turn every weight into NaN (grad_clip cannot save it), so it
     // is never applied and the guard's rollback takes over.
@@ -736,7 +809,14 @@ static int train_step(Run *r, KilnErr *err) {
     }
     float lr = lr_at(&r->live, step) * st->lr_mult;
     st->opt_step++;
-    if (!optimizer_step(&r->m, &r->live, lr, st->opt_step, grad_clip_coef(norm, r->live.grad_clip))) {
+    int finite = optimizer_step(&r->m, &r->live, lr, st->opt_step, grad_clip_coef(norm, r->live.grad_clip));
+    if (r->zero) {  // each rank updated its shard: all agree on the verdict, then share the weights
+        int bad = !finite;
+        comm_allreduce_max_int(&r->comm, &bad, 1);
+        finite = !bad;
+        if (finite) comm_allgather_f32(&r->comm, r->m.params, r->m.layout.total);
+    }
+    if (!finite) {
         // a finite step that overflowed the weights or moments
         KilnSpikeVerdict v = {.spike = 1, .why = "weights became non-finite"};
         return handle_spike(r, &v, loss, norm, 1, err) ? -1 : 1;
@@ -851,7 +931,9 @@ static int run_loop(Run *r, KilnErr *err) {
         int s = r->st.step, last = s == t->steps, every = r->cfg->eval.every;
         if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
         if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
-        if (checkpoint_due(r) && save_checkpoint(r, "scheduled", err)) return -1;
+        int due = checkpoint_due(r);  // train.checkpoint_minutes: rank 0's clock decides
+        if (r->zero) comm_bcast(&r->comm, &due, sizeof due, 0);
+        if (due && save_checkpoint(r, "scheduled", err)) return -1;
     }
     if (save_checkpoint(r, "final", err)) return -1;
     say(r, "finished: %d steps, %.1f s of training\n", r->st.step, r->st.train_seconds);
@@ -886,6 +968,17 @@ static int run_open(Run *r, KilnErr *err) {
     mc.recompute = t->recompute;
     mc.precision = t->precision;
     if (gpt_create(&r->m, &mc, B, T, err)) return KILN_TRAIN_BAD_INPUT;
+    r->zero = cfg->parallel.zero && ranks > 1;
+    if (r->zero) {
+        long lo, hi, P = r->m.layout.total;
+        if (P > 2147483647L)
+            return kiln_fail(err, "parallel.zero: %ld parameters do not fit MPI's int counts", P),
+                   KILN_TRAIN_BAD_INPUT;
+        comm_shard(P, ranks, r->comm.rank, &lo, &hi);
+        if (gpt_shard_optimizer(&r->m, lo, hi, err)) return -1;
+        r->gshard = malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1));
+        if (!r->gshard) return kiln_fail(err, "out of memory");
+    }
     r->tok = malloc(sizeof(int32_t) * B * T);
     r->tgt = malloc(sizeof(int32_t) * B * T);
     r->rows_shard = malloc(sizeof(int) * B * t->grad_accum);
@@ -929,8 +1022,12 @@ static int run_open(Run *r, KilnErr *err) {
         loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
         (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads());
     if (ranks > 1)
-        say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; gradients "
-               "all-reduced), %d threads per rank\n", ranks, t->grad_accum / ranks, t->grad_accum, omp_get_max_threads());
+        say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; %s), %d threads "
+               "per rank\n", ranks, t->grad_accum / ranks, t->grad_accum,
+            r->zero ? "ZeRO-1: gradients reduce-scattered, each rank updates its shard of the weights with its shard "
+                      "of the optimizer state, weights all-gathered"
+                    : "gradients all-reduced while the backward pass goes on",
+            omp_get_max_threads());
     if (t->peak_tflops > 0)
         say(r, "MFU against %.1f GFLOP/s (train.peak_tflops)\n", r->peak_flops / 1e9);
     else
@@ -987,6 +1084,7 @@ static void run_close(Run *r) {
     free(r->tgt);
     free(r->rows_shard);
     free(r->rows_start);
+    free(r->gshard);
     if (r->m.params) gpt_destroy(&r->m);
     if (r->train.shards) loader_close(&r->train);
     if (r->have_val) loader_close(&r->val);

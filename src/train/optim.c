@@ -22,11 +22,15 @@ static int decays(const KilnModel *m, const KilnTrainConfig *t, int id) {
 
 int optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_step, float grad_scale) {
     int finite = 1;
+    long lo = m->opt_lo, hi = m->opt_lo + m->opt_n;  // the parameters whose moments we hold (ZeRO: a shard)
     for (int id = 0; id < PT_COUNT; id++) {
-        long n = m->layout.size[id], off = m->layout.offset[id];
-        if (!n) continue;
+        long off = m->layout.offset[id], end = off + m->layout.size[id];
+        if (off < lo) off = lo;
+        if (end > hi) end = hi;
+        long n = end - off;
+        if (n <= 0) continue;
         int d = decays(m, t, id);
-        OptSlice s = {m->params + off, m->m + off, m->v + off, m->grads + off, n, grad_scale,
+        OptSlice s = {m->params + off, m->m + (off - lo), m->v + (off - lo), m->grads + off, n, grad_scale,
                       d ? t->l1 : 0.0f, d ? t->l2 : 0.0f, d ? t->weight_decay : 0.0f};
         switch (t->optimizer) {
         case KILN_OPT_ADAMW: finite &= adamw_update(&s, lr, t->beta1, t->beta2, t->eps, opt_step); break;
@@ -38,8 +42,8 @@ int optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_ste
 }
 
 void optimizer_reset_state(KilnModel *m) {
-    backend_zero(m->m, m->layout.total);
-    backend_zero(m->v, m->layout.total);
+    backend_zero(m->m, m->opt_n);
+    backend_zero(m->v, m->opt_n);
 }
 
 double penalty_value(const KilnModel *m, const KilnTrainConfig *t) {
