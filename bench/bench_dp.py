@@ -13,7 +13,7 @@ Also reads the bytes rank 1 sent per step from OpenMPI's monitoring component
 (pml_monitoring: what really went through the transport) against the ring
 all-reduce volume 2(N-1)/N x 4 bytes x parameters, and rank 0's time in
 collectives per step (comm_ms in metrics.jsonl).
-    /usr/bin/python3 bench/bench_dp.py [--kiln build/kiln] [--steps 12] [--repeats 3] [--batch 4] [--seq 128]
+    /usr/bin/python3 bench/bench_dp.py [--kiln build/kiln] [--steps 8] [--repeats 3] [--batch 8] [--seq 256]
 """
 import argparse
 import glob
@@ -46,10 +46,10 @@ def tok_s(run):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kiln", default=os.path.join(ROOT, "build", "kiln"))
-    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
     a = ap.parse_args()
     text = os.path.join(DATA, "pretrain", "tinystories", "TinyStories-train.head-part1.txt")
     tok = os.path.join(DATA, "tokenizers", "gpt2.tiktoken")
