@@ -786,9 +786,11 @@ static double global_grad_norm(Run *r) {
     return sqrt(ss);
 }
 
+static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetric *extra, int nextra,
+                      KilnErr *err);
+
 // One optimizer step: 0, or 1 when a spike was handled instead (no step taken).
 static int train_step(Run *r, KilnErr *err) {
-    const KilnTrainConfig *t = &r->cfg->train;
     KilnTrainState *st = &r->st;
     int step = st->step;
     int sets = train_state_skips(st, step);
@@ -798,6 +800,17 @@ static int train_step(Run *r, KilnErr *err) {
     kiln_peak_rss_reset();  // the step's own peak, not the run's
     double t0 = kiln_now(), loss;
     if (forward_backward(r, micro, &loss, err)) return -1;
+    return apply_step(r, micro, loss, t0, NULL, 0, err);
+}
+
+// The update from the gradients in m.grads (their batch's mean loss: loss)
+// and the step's records; t0: when the step began. extra: metrics the caller
+// adds (the parameter server's staleness).
+static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetric *extra, int nextra,
+                      KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    KilnTrainState *st = &r->st;
+    int step = st->step;
     double norm = global_grad_norm(r);
     // A non-finite loss or norm is a spike even with the z checks off: its
     // update would turn every weight into NaN (grad_clip cannot save it), so it
@@ -845,6 +858,7 @@ static int train_step(Run *r, KilnErr *err) {
                            {"comm_ms", comm_s * 1e3},                {"comm_bytes", comm_bytes}};
         int n = (int)(sizeof ms / sizeof ms[0]) - (r->comm.size > 1 ? 0 : 2);
         if (tracker_log(&r->tr, st->step, wall_now(), ms, n, err)) return -1;
+        if (nextra && tracker_log(&r->tr, st->step, wall_now(), extra, nextra, err)) return -1;
     }
     r->steps_since_log++;
     double eta = (t->steps - st->step) * (st->train_seconds / (st->step > 0 ? st->step : 1));
