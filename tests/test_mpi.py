@@ -24,6 +24,10 @@ rounding noise alone under Adam).
   and --resume latest finishes from the last checkpoint;
 - metrics.jsonl is written once (rank 0), with comm_bytes equal to the ring
   all-reduce volume of the gradients, 2(N-1)/N x 4 bytes x parameters;
+- asynchronous SGD (parallel.mode: async, 1 server + 2 workers): 100 updates
+  logged once, staleness within the bound, validation loss at equal tokens
+  within 15% of synchronous training's; with staleness 0 stale gradients are
+  dropped and counted; SIGTERM checkpoints and exits 75, --resume goes on;
 - layouts that cannot work are refused before any step: parallel.dp that is
   not the world size, grad_accum that does not divide among the ranks,
   parallel.dp=2 without mpirun.
@@ -251,12 +255,59 @@ _, p = pretrain("dead", 2, "train.steps=300", "train.checkpoint_every=20", resum
 check(p.returncode == 0 and os.path.isdir(os.path.join(out, "ckpt-00000300")),
       "a rank killed: --resume latest on 2 ranks finishes from the last checkpoint", p.stderr[-600:])
 
+# asynchronous SGD: rank 0 a parameter server, 2 workers; at equal tokens its
+# loss stays near synchronous training's, staleness within the bound
+sync1, _ = pretrain("sync1", 1, "train.grad_accum=1", "train.steps=100")
+asy, _ = pretrain("async", 3, "parallel.mode=async", "train.grad_accum=1", "train.steps=100")
+rows = [json.loads(line) for line in open(os.path.join(asy, "metrics.jsonl"))]
+steps = [r["step"] for r in rows if "loss" in r]
+stale = [r["staleness"] for r in rows if "staleness" in r]
+check(steps == list(range(1, 101)), "async: 100 updates, each logged once", str(steps[:5]))
+check(stale and max(stale) <= 4 and min(stale) == 0, "async: staleness within parallel.staleness (4)",
+      f"{min(stale, default=None)}..{max(stale, default=None)}")
+vs = [r["val_loss"] for r in rows if "val_loss" in r][-1]
+vsync = [r["val_loss"] for r in map(json.loads, open(os.path.join(sync1, "metrics.jsonl"))) if "val_loss" in r][-1]
+check(vs < 0.7 * 5.55 and abs(vs - vsync) / vsync < 0.15,
+      "async: at equal tokens the validation loss within 15% of synchronous training's",
+      f"async {vs:.4f}, sync {vsync:.4f}")
+asy0, _ = pretrain("async0", 3, "parallel.mode=async", "train.grad_accum=1", "train.steps=60", "parallel.staleness=0")
+rows = [json.loads(line) for line in open(os.path.join(asy0, "metrics.jsonl"))]
+check(all(r["staleness"] == 0 for r in rows if "staleness" in r) and
+      max(r["stale_dropped"] for r in rows if "stale_dropped" in r) > 0,
+      "async, staleness 0: only fresh gradients applied, stale ones dropped and counted")
+stop = os.path.join(W, "async_stop")
+p = subprocess.Popen([*MPIRUN, "-np", "3", KILN, "pretrain", cfg, "-q", "--set", f"out_dir={stop}", "--set",
+                      "parallel.mode=async", "--set", "train.grad_accum=1", "--set", "train.steps=100000"],
+                     env=MPI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline and not (os.path.exists(os.path.join(stop, "metrics.jsonl")) and
+                                           os.path.getsize(os.path.join(stop, "metrics.jsonl")) > 4000):
+    time.sleep(0.05)
+for pid in subprocess.run(["pgrep", "-f", f"^{KILN} pretrain .*out_dir={stop}"], capture_output=True,
+                          text=True).stdout.split():
+    os.kill(int(pid), signal.SIGTERM)
+try:
+    rc = p.wait(timeout=60)
+except subprocess.TimeoutExpired:
+    p.kill()
+    rc = None
+events = [json.loads(line) for line in open(os.path.join(stop, "metrics.jsonl"))]
+check(rc == 75 and [e.get("detail", {}).get("why") for e in events if e.get("event") == "checkpoint"] == ["stop"],
+      "async: SIGTERM checkpoints once and exits 75", f"exit {rc}")
+_, p = pretrain("async_stop", 3, "parallel.mode=async", "train.grad_accum=1",
+                f"train.steps={[e['step'] for e in events if e.get('event') == 'stop'][0] + 20}", resume="latest")
+check(p.returncode == 0, "async: --resume latest goes on from the stop", p.stderr[-400:])
+
 # layouts that cannot work: refused before any step, exit 2, the reason named
 _, p = pretrain("bad_dp", 2, "parallel.dp=3", expect=2)
 check("parallel.dp = 3" in p.stderr and not os.path.exists(os.path.join(W, "bad_dp", "metrics.jsonl")),
       "parallel.dp=3 on 2 ranks: refused", p.stderr[-400:])
 _, p = pretrain("bad_accum", 2, "train.grad_accum=3", expect=2)
 check("train.grad_accum = 3" in p.stderr, "grad_accum=3 on 2 ranks: refused", p.stderr[-400:])
+_, p = pretrain("bad_async", 1, "parallel.mode=async", expect=2)
+check("mpirun -np 3" in p.stderr, "async without mpirun: refused", p.stderr[-400:])
+_, p = pretrain("bad_async_zero", 3, "parallel.mode=async", "parallel.zero=1", expect=2)
+check("parallel.zero" in p.stderr, "async with ZeRO: refused", p.stderr[-400:])
 _, p = pretrain("bad_single", 1, "parallel.dp=2", expect=2)
 check("mpirun -np 2" in p.stderr, "parallel.dp=2 without mpirun: refused, saying how to launch", p.stderr[-400:])
 

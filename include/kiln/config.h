@@ -40,6 +40,8 @@ typedef enum { KILN_EXTEND_CONSTANT, KILN_EXTEND_DECAY, KILN_EXTEND_STRETCH } Ki
 #define KILN_MAX_BATCH (1 << 24)
 #define KILN_MAX_BATCH_TOKENS (1L << 30)  // batch_size x seq_len: tokens of one micro-batch
 typedef enum { KILN_SPIKE_ROLLBACK, KILN_SPIKE_SKIP, KILN_SPIKE_STOP } KilnSpikeAction;
+// parallel.mode: every rank in step (sync), or a parameter server and workers (async)
+typedef enum { KILN_PAR_SYNC, KILN_PAR_ASYNC } KilnParMode;
 
 typedef struct {
     int vocab_size;
@@ -135,6 +137,8 @@ typedef struct {
 typedef struct {
     int dp;           // data-parallel ranks; 0: all of them
     int zero;         // 1: ZeRO-1, the optimizer state sharded over the data-parallel ranks
+    KilnParMode mode;  // async: rank 0 a parameter server, the others workers
+    int staleness;    // async: a gradient computed on weights older than this many updates is dropped
     float timeout_s;  // longest wait for the other ranks (with rank 0's heartbeat as old); 0: forever
 } KilnParallelConfig;
 

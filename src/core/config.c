@@ -29,6 +29,7 @@ static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd", "lion", NULL};
 static const char *const RAMP_NAMES[] = {"linear", "step", NULL};
 static const char *const SPIKE_NAMES[] = {"rollback", "skip", "stop", NULL};
 static const char *const PRECISION_NAMES[] = {"fp32", "bf16", NULL};
+static const char *const PAR_MODE_NAMES[] = {"sync", "async", NULL};
 static const char *const EXTEND_NAMES[] = {"constant", "decay", "stretch", NULL};
 
 #define M(f) offsetof(KilnConfig, model.f)
@@ -126,6 +127,11 @@ static const KeySpec KEYS[] = {
     {"parallel.zero", T_INT, P(zero), 0, NULL,
      "1: ZeRO-1, each data-parallel rank keeps and updates only its 1/N of the optimizer state (AdamW's m and v); "
      "0: every rank all of it"},
+    {"parallel.mode", T_ENUM, P(mode), 0, PAR_MODE_NAMES,
+     "sync: the ranks take every step together | async: rank 0 a parameter server applying each worker's "
+     "gradient as it comes (asynchronous SGD)"},
+    {"parallel.staleness", T_INT, P(staleness), 0, NULL,
+     "async: a gradient computed on weights this many updates older than the server's is dropped"},
     {"parallel.timeout_s", T_FLOAT, P(timeout_s), 0, NULL,
      "a rank that has waited this long for the others, with rank 0's heartbeat as old, ends the job "
      "(a peer died or hangs); 0 = wait forever"},
@@ -182,6 +188,7 @@ void kiln_config_defaults(KilnConfig *cfg) {
     cfg->data.shuffle = 1;
     cfg->eval.shots = -1;
     cfg->parallel.timeout_s = 600;
+    cfg->parallel.staleness = 4;
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/default");
 }
 
@@ -408,6 +415,9 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(t->threads >= 0, "train.threads must not be negative");
     NEED(cfg->parallel.dp >= 0, "parallel.dp must not be negative");
     NEED(cfg->parallel.timeout_s >= 0, "parallel.timeout_s must not be negative");
+    NEED(cfg->parallel.staleness >= 0, "parallel.staleness must not be negative");
+    NEED(cfg->parallel.mode == KILN_PAR_SYNC || !cfg->parallel.zero,
+         "parallel.zero shards the optimizer among ranks that step together: it does not apply to parallel.mode: async");
     NEED(cfg->parallel.zero == 0 || cfg->parallel.zero == 1,
          "parallel.zero must be 0 or 1 (ZeRO-1: the optimizer state sharded; got %d)", cfg->parallel.zero);
 #undef NEED

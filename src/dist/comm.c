@@ -225,6 +225,32 @@ void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine) {
     free(counts);
 }
 
+void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag) {
+    double t0 = busy(c, "a send");
+    long i = 0;
+    do {  // at least one message, so that an empty one is still a signal
+        long k = bytes - i < SLICE ? bytes - i : SLICE;
+        MPI_Send((const char *)buf + i, (int)k, MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+        i += k;
+    } while (i < bytes);
+    idle(c, t0);
+}
+
+int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag) {
+    double t0 = busy(c, "a receive");
+    MPI_Status stt;
+    long k = bytes < SLICE ? bytes : SLICE;
+    MPI_Recv(buf, (int)k, MPI_BYTE, src < 0 ? MPI_ANY_SOURCE : src, *tag < 0 ? MPI_ANY_TAG : *tag, MPI_COMM_WORLD,
+             &stt);
+    // the rest of a long message from the same sender, in order
+    for (long i = k; i < bytes; i += SLICE)
+        MPI_Recv((char *)buf + i, (int)(bytes - i < SLICE ? bytes - i : SLICE), MPI_BYTE, stt.MPI_SOURCE,
+                 stt.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    *tag = stt.MPI_TAG;
+    idle(c, t0);
+    return stt.MPI_SOURCE;
+}
+
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n) {
     if (c->size == 1 || n == 0) return;
     double t0 = now_s();
@@ -295,6 +321,13 @@ void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
     memcpy(out, x, sizeof *x * (size_t)n);
 }
 void comm_allgather_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
+void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag) {
+    (void)c, (void)buf, (void)bytes, (void)dest, (void)tag;
+}
+int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag) {
+    (void)c, (void)buf, (void)bytes, (void)src, (void)tag;
+    return -1;  // one rank: nobody to hear from (the trainer never asks)
+}
 void comm_gather_f32(KilnComm *c, const float *mine, long n, float *all) {
     (void)c;
     memcpy(all, mine, sizeof *all * (size_t)n);

@@ -59,6 +59,12 @@ void comm_allgather_f32(KilnComm *c, float *x, long n);
 void comm_gather_f32(KilnComm *c, const float *mine, long n, float *all);
 void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine);
 
+// Point to point (the parameter server of parallel.mode: async). comm_recv
+// takes from src (-1: any rank) a message of tag (-1: any), returns the sender
+// and sets *tag; the byte counts must match the sender's.
+void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag);
+int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag);
+
 // Non-blocking sum in place of a slice: started as soon as its values are
 // final, so it runs while the caller computes; comm_wait_all finishes them.
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n);

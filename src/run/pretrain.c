@@ -45,6 +45,7 @@ typedef struct {
     KilnComm comm;          // the job's ranks (one without mpirun)
     int writer;             // rank 0: the one that writes and reads files of the run directory
     int zero;               // ZeRO-1: each rank holds and updates its shard of the optimizer state
+    int async;              // parallel.mode async: rank 0 serves weights, the others send gradients
     float *gshard;          // ZeRO-1: this rank's shard of the summed gradients (m.opt_n)
     const KilnConfig *cfg;  // = &cfg_own
     KilnConfig cfg_own;     // the caller's config, with a resumed run's schedule extension settled
@@ -954,11 +955,140 @@ static int run_loop(Run *r, KilnErr *err) {
     return event(r, "end", NULL, err);
 }
 
+// ---- asynchronous SGD (parallel.mode: async), as Downpour SGD: rank 0 holds
+// the weights and the optimizer and runs the run manager (checkpoints, metrics,
+// control file, evaluation); each worker takes the weights, computes a whole
+// step's gradient on its own batches and sends it back with the version of
+// the weights it used; the server applies each gradient as it arrives (one
+// optimizer step each) unless it is more than parallel.staleness updates old,
+// and answers with the current weights. Worker w of W takes the global batches
+// w-1, w-1+W, ..., so no batch is computed twice. Not reproducible run to run:
+// the order of arrival decides.
+enum { TAG_GRAD = 11, TAG_WEIGHTS = 12, TAG_STOP = 13 };
+
+// What travels with a gradient (and, for the version, with weights).
+typedef struct {
+    double version;  // updates the weights had seen
+    double loss;     // the batch's mean loss
+    double batch;    // global batch index
+    double micro;    // micro-batches in it
+} AsyncHeader;
+
+static void async_send_weights(Run *r, int worker, long version) {
+    AsyncHeader h = {(double)version, 0, 0, 0};
+    comm_send(&r->comm, &h, sizeof h, worker, TAG_WEIGHTS);
+    comm_send(&r->comm, r->m.params, sizeof(float) * r->m.layout.total, worker, TAG_WEIGHTS);
+}
+
+static int async_server(Run *r, KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    const KilnPretrainOptions *o = r->opt;
+    int running = r->comm.size - 1, bound = r->cfg->parallel.staleness;
+    long version = 0, dropped = 0;
+    for (int w = 1; w <= running; w++) async_send_weights(r, w, version);
+    double t_prev = kiln_now();
+    while (running > 0) {
+        AsyncHeader h;
+        int tag = TAG_GRAD;
+        int src = comm_recv(&r->comm, &h, sizeof h, -1, &tag);
+        tag = TAG_GRAD;
+        comm_recv(&r->comm, r->m.grads, sizeof(float) * r->m.layout.total, src, &tag);
+        // between steps, as run_loop: signals, the control file, a checkpoint or evaluation asked for
+        int signalled = o->control_requested && *o->control_requested;
+        if (signalled) *o->control_requested = 0;
+        if (read_control(r, signalled, err)) return -1;
+        if (o->stop_requested && *o->stop_requested) r->want_stop = 1;
+        if (r->want_checkpoint && !r->want_stop) {
+            if (save_checkpoint(r, "requested", err)) return -1;
+            r->want_checkpoint = 0;
+        }
+        if (r->have_val && r->want_eval) {
+            if (run_eval(r, err)) return -1;
+            r->want_eval = 0;
+        }
+        if (r->st.step >= t->steps || r->want_stop) {  // this worker is done
+            comm_send(&r->comm, &h, sizeof h, src, TAG_STOP);
+            running--;
+            continue;
+        }
+        int stale = (int)(version - (long)h.version);
+        if (stale > bound) {
+            dropped++;
+        } else {
+            KilnMetric extra[] = {{"staleness", stale}, {"stale_dropped", (double)dropped}};
+            int rc = apply_step(r, (int)h.micro, h.loss, t_prev, extra, 2, err);
+            if (rc < 0) return -1;
+            t_prev = kiln_now();
+            if (rc == 0) {
+                version++;
+                int s = r->st.step, last = s == t->steps, every = r->cfg->eval.every;
+                if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err))
+                    return -1;
+                if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
+                if (checkpoint_due(r) && save_checkpoint(r, "scheduled", err)) return -1;
+            }
+        }
+        async_send_weights(r, src, version);
+        heartbeat(r, 0);
+    }
+    if (r->want_stop) {
+        if (save_checkpoint(r, "stop", err)) return -1;
+        say(r, "stopped at step %d with a checkpoint; resume with --resume latest\n", r->st.step);
+        return event(r, "stop", NULL, err) ? -1 : KILN_TRAIN_STOPPED;
+    }
+    if (save_checkpoint(r, "final", err)) return -1;
+    say(r, "finished: %d steps, %.1f s of training; %ld stale gradients dropped\n", r->st.step,
+        r->st.train_seconds, dropped);
+    return event(r, "end", NULL, err);
+}
+
+static int async_worker(Run *r, KilnErr *err) {
+    int workers = r->comm.size - 1, me = r->comm.rank - 1;
+    int B = r->live.batch_size, T = r->live.seq_len, micro = r->live.grad_accum;
+    // a resumed run goes on after the batches the server has applied
+    long done = (long)(r->st.tokens_seen / ((long long)micro * B * T)), next = done + (me - done % workers +
+                                                                                       workers) % workers;
+    long at = 0;  // global batches read so far (the loader starts at the data's beginning)
+    for (;;) {
+        AsyncHeader h;
+        int tag = -1;
+        comm_recv(&r->comm, &h, sizeof h, 0, &tag);
+        if (tag == TAG_STOP) return 0;
+        tag = TAG_WEIGHTS;
+        comm_recv(&r->comm, r->m.params, sizeof(float) * r->m.layout.total, 0, &tag);
+        for (; at < next; at++)  // the other workers' batches
+            for (int i = 0; i < micro; i++) loader_next(&r->train, r->tok, r->tgt);
+        gpt_zero_grad(&r->m);
+        double loss = 0;
+        for (int i = 0; i < micro; i++) {
+            loader_next(&r->train, r->tok, r->tgt);
+            uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)next << 16) + i));
+            if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro, seed, err)) return -1;
+            gpt_backward(&r->m);
+            loss += r->m.loss / micro;
+        }
+        at++;
+        AsyncHeader g = {h.version, loss, (double)next, (double)micro};
+        comm_send(&r->comm, &g, sizeof g, 0, TAG_GRAD);
+        comm_send(&r->comm, r->m.grads, sizeof(float) * r->m.layout.total, 0, TAG_GRAD);
+        next += workers;
+    }
+}
+
 static int run_open(Run *r, KilnErr *err) {
     const KilnConfig *cfg = r->cfg;
     const KilnTrainConfig *t = &cfg->train;
     int B = t->batch_size, T = t->seq_len, ranks = r->comm.size;
     if (!cfg->data.train[0]) return kiln_fail(err, "data.train is not set: no training shards"), KILN_TRAIN_BAD_INPUT;
+    r->async = cfg->parallel.mode == KILN_PAR_ASYNC;
+    if (r->async && ranks < 2)
+        return kiln_fail(err, "parallel.mode: async needs a parameter server and at least one worker: run "
+                              "`mpirun -np 3 kiln pretrain ...` (rank 0 serves, the others compute)"),
+               KILN_TRAIN_BAD_INPUT;
+    if (r->async && (t->batch_ramp_start || cfg->parallel.dp))
+        return kiln_fail(err, "parallel.mode: async takes neither train.batch_ramp_start nor parallel.dp: each "
+                              "worker computes whole steps of train.grad_accum micro-batches"),
+               KILN_TRAIN_BAD_INPUT;
     int dp = cfg->parallel.dp ? cfg->parallel.dp : ranks;
     if (dp != ranks && ranks == 1)
         return kiln_fail(err, "parallel.dp = %d, but this process was not started by an MPI launcher: run "
@@ -966,7 +1096,7 @@ static int run_open(Run *r, KilnErr *err) {
     if (dp != ranks)
         return kiln_fail(err, "parallel.dp = %d, but the job has %d ranks (mpirun -np): every rank is a data-parallel "
                               "replica, so parallel.dp must be %d or 0", dp, ranks, ranks), KILN_TRAIN_BAD_INPUT;
-    if (t->grad_accum % ranks)
+    if (!r->async && t->grad_accum % ranks)
         return kiln_fail(err, "train.grad_accum = %d does not divide among %d data-parallel ranks: each step's "
                               "micro-batches are shared out, so make it a multiple of %d", t->grad_accum, ranks, ranks),
                KILN_TRAIN_BAD_INPUT;
@@ -1022,20 +1152,25 @@ static int run_open(Run *r, KilnErr *err) {
     open_manifest(r);
     if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
-    r->peak_flops = peak.peak * ranks;  // rank 0's peak for each rank
+    r->peak_flops = peak.peak * (r->async ? ranks - 1 : ranks);  // rank 0's peak for each computing rank
     // bf16 runs fp32 sgemm on bf16-rounded operands (backend.h): its peak is fp32's
     snprintf(r->peak_label, sizeof r->peak_label, "%s",
              t->peak_tflops > 0 ? "peak_tflops" : strcmp(peak.peak_is, "theoretical") ? "fp32 sgemm peak" : "fp32 peak");
     if (ranks > 1) {
         size_t n = strlen(r->peak_label);
-        snprintf(r->peak_label + n, sizeof r->peak_label - n, " x %d ranks", ranks);
+        snprintf(r->peak_label + n, sizeof r->peak_label - n, " x %d ranks", r->async ? ranks - 1 : ranks);
     }
     say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
         cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
     say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads\n",
         loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
         (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads());
-    if (ranks > 1)
+    if (r->async)
+        say(r, "parallel: asynchronous SGD, rank 0 a parameter server for %d workers (each computes whole steps of "
+               "%d micro-batches on the weights it last received; gradients more than %d updates stale are dropped; "
+               "the spike guard's skipped batches do not apply), %d threads per rank\n",
+            ranks - 1, t->grad_accum, cfg->parallel.staleness, omp_get_max_threads());
+    else if (ranks > 1)
         say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; %s), %d threads "
                "per rank\n", ranks, t->grad_accum / ranks, t->grad_accum,
             r->zero ? "ZeRO-1: gradients reduce-scattered, each rank updates its shard of the weights with its shard "
@@ -1122,7 +1257,7 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     r->log = r->writer ? opt->log : NULL;
     r->tty = r->log && isatty(fileno(r->log));
     int rc = run_open(r, err);
-    if (rc == 0) rc = run_loop(r, err);
+    if (rc == 0) rc = !r->async ? run_loop(r, err) : r->writer ? async_server(r, err) : async_worker(r, err);
     if (r->tty && r->log) fputc('\n', r->log);
     if (rc < 0 && r->have_tracker) {
         KilnBuf d = {0};
