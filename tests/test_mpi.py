@@ -62,7 +62,10 @@ if not os.path.isdir(DATA):
 
 W = tempfile.mkdtemp(prefix="kiln_mpi_")
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
+           OMPI_MCA_rmaps_base_oversubscribe="1",
+           # shared memory without cross-process reads (CMA), which containers without
+           # CAP_SYS_PTRACE refuse: copies through the shared segment work everywhere
+           OMPI_MCA_btl_vader_single_copy_mechanism="none")
 # Under scripts/sanitize.sh the ranks keep ASan and UBSan but not the leak
 # check: OpenMPI's own allocations at exit (PMIx, hwloc, plugins it has already
 # unloaded, whose frames LeakSanitizer cannot name for a suppression) would
