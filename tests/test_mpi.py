@@ -14,6 +14,8 @@ rounding noise alone under Adam).
 - a 2-rank run resumed from its step-25 checkpoint on 2 ranks ends bit for bit
   where the uninterrupted run ended; on 1 rank (another layout) it continues
   and ends within 1e-5;
+- a control file (lr_mult, weight_decay) read by rank 0 changes every rank's
+  training as it changes one process's;
 - ZeRO-1 (parallel.zero=1) on 2 ranks ends with plain data parallelism's
   weights and moments bit for bit; its checkpoint resumes bit for bit on 2
   ranks with ZeRO-1 and within 1e-5 on 1 rank;
@@ -184,6 +186,20 @@ res2, _ = pretrain("resume2", 2, resume=ck)
 identical(res2, two, "2 ranks resumed at 25 on 2 ranks vs uninterrupted")
 res1, _ = pretrain("resume1", 1, resume=ck)
 close(res1, two, "2 ranks resumed at 25 on 1 rank vs uninterrupted")
+
+# the control file: read by rank 0, what it changes reaches every rank (a run
+# that halves its learning rate from the first step, on 1 and on 2 ranks)
+for name in ("ctl1", "ctl2"):
+    os.makedirs(os.path.join(W, name))
+    open(os.path.join(W, name, "control"), "w").write("lr_mult: 0.5\nweight_decay: 0.0\n")
+ctl1, _ = pretrain("ctl1", 1)
+ctl2, _ = pretrain("ctl2", 2)
+close(ctl2, ctl1, "control file (lr_mult 0.5, weight_decay 0) on 2 ranks vs 1")
+ev = [r for r in map(json.loads, open(os.path.join(ctl2, "metrics.jsonl"))) if r.get("event") == "control"]
+check(len(ev) == 1 and os.path.exists(os.path.join(ctl2, "control.applied")),
+      "control file: applied once, logged once", str(ev))
+d = max(float(np.max(np.abs(weights(ctl2)[k] - weights(two)[k]))) for k in weights(two))
+check(d > 1e-3, "control file: the change took effect (weights away from the run without it)", f"{d:.3g}")
 
 # ZeRO-1: the optimizer state sharded; the same sums on 2 ranks, so plain DP's
 # weights bit for bit; its checkpoints are the one model (rank 0 gathers)

@@ -3,7 +3,8 @@ Shakespeare has one document of random characters planted where step ~150
 reads it. Without the guard the loss jumps there; with it the trainer rolls
 back to its last checkpoint, skips the poisoned batches, records the spike
 with the planted document's source and id (from the shard manifest), and the
-logged loss never jumps."""
+logged loss never jumps. Under mpirun (2 ranks) the guard spikes, rolls back
+and skips at the steps one process does."""
 import json
 import os
 import random
@@ -96,6 +97,36 @@ try:
     assert tu.events(recs, "spike") and not tu.events(recs, "rollback")
     assert max(tu.series(recs, "loss")[s] for s in range(100, 301)) < typical + 1.0
     print("skip-only: ok")
+
+    # under mpirun, 2 ranks each computing one of a step's 2 micro-batches: the
+    # guard sees the global loss, so the ranks spike, roll back and skip together,
+    # at the steps where one process with the same batches does
+    env = subprocess.run([kiln, "env"], capture_output=True, text=True).stdout
+    if shutil.which("mpirun") and "mpi: none" not in env:
+        menv = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                    OMPI_MCA_btl_vader_single_copy_mechanism="none")
+        if "ASAN_OPTIONS" in menv:  # OpenMPI's own leaks at exit (see tests/test_mpi.py)
+            menv["ASAN_OPTIONS"] = menv["ASAN_OPTIONS"].replace("detect_leaks=1", "detect_leaks=0")
+        g2 = dict(guard, **{"train.grad_accum": 2, "train.steps": 150})
+        one, two = os.path.join(work, "one"), os.path.join(work, "two")
+        subprocess.run(tu.pretrain_args(kiln, data, one, g2, ["-q"]), check=True)
+        out = subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2"] +
+                             tu.pretrain_args(kiln, data, two, g2, ["-q"]), capture_output=True, text=True, env=menv)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        r1, r2 = tu.metrics(one), tu.metrics(two)
+        assert sorted(tu.series(r2, "loss")) == list(range(1, 151)), "2 ranks: every step logged once"
+        ev = lambda recs, kind: [(e["step"], e["detail"].get("action"), e["detail"].get("to_step"))
+                                 for e in tu.events(recs, kind)]
+        assert ev(r2, "spike") and ev(r2, "spike") == ev(r1, "spike"), (ev(r2, "spike"), ev(r1, "spike"))
+        assert ev(r2, "rollback") and ev(r2, "rollback") == ev(r1, "rollback"), (ev(r2, "rollback"),
+                                                                                  ev(r1, "rollback"))
+        l1, l2 = tu.series(r1, "loss"), tu.series(r2, "loss")
+        gap = max(abs(l2[s] - l1[s]) / l1[s] for s in l1)  # float rounding only: the sums' order
+        assert gap < 1e-3, "2 ranks: loss %.3g away from one process's" % gap
+        print("2 ranks: spikes %s and rollbacks %s at the one-process run's steps, loss within %.2g" % (
+            ev(r2, "spike"), ev(r2, "rollback"), gap))
+    else:
+        print("2 ranks: skipped (no mpirun, or kiln built without MPI)")
 finally:
     shutil.rmtree(work, ignore_errors=True)
 print("ok")
