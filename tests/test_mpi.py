@@ -48,6 +48,8 @@ import numpy as np
 
 KILN, SRC = sys.argv[1], sys.argv[2]
 sys.path.insert(0, os.path.join(SRC, "tests", "parity"))
+sys.path.insert(0, os.path.join(SRC, "tests", "train"))
+import trainutil as tu  # noqa: E402
 from kiln_torch import load_safetensors  # noqa: E402
 
 DATA = os.path.join(SRC, "..", "shared", "data")
@@ -85,11 +87,7 @@ def check(cond, name, info=""):
         failures.append(name)
 
 
-text = os.path.join(W, "text.txt")
-with open(os.path.join(DATA, "pretrain/tinyshakespeare/input.txt"), "rb") as f:
-    open(text, "wb").write(f.read(300000))
-subprocess.run([KILN, "tokenizer", "encode-corpus", "--bytes", "-o", os.path.join(W, "data"), text], check=True,
-               stdout=subprocess.DEVNULL)
+tu.byte_shards(KILN, SRC, W)  # Tiny Shakespeare as byte shards in W/data
 cfg = os.path.join(W, "tiny.yaml")
 open(cfg, "w").write(f"""model:
   vocab_size: 256

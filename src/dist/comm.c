@@ -156,14 +156,17 @@ void comm_bcast(KilnComm *c, void *buf, long bytes, int root) {
     idle(c, t0);
 }
 
-// MPI's per-rank counts and displacements of the comm_shard pieces (ints:
-// the caller checked that n fits, comm_shard_fits).
-static void shard_counts(long n, int size, int *counts, int *displs) {
-    for (int r = 0; r < size; r++) {
+// MPI's per-rank counts, then displacements, of the comm_shard pieces of n
+// floats (ints: the trainer refuses a ZeRO model whose size does not fit one).
+static int *shard_counts(const KilnComm *c, long n) {
+    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
+    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);  // a few bytes: the job cannot go on
+    for (int r = 0; r < c->size; r++) {
         long lo, hi;
-        comm_shard(n, size, r, &lo, &hi);
-        counts[r] = (int)(hi - lo), displs[r] = (int)lo;
+        comm_shard(n, c->size, r, &lo, &hi);
+        counts[r] = (int)(hi - lo), counts[c->size + r] = (int)lo;
     }
+    return counts;
 }
 
 void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
@@ -171,9 +174,7 @@ void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
         memcpy(out, x, sizeof *x * (size_t)n);
         return;
     }
-    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
-    shard_counts(n, c->size, counts, counts + c->size);
+    int *counts = shard_counts(c, n);
     double t0 = busy(c, "the gradients' reduce-scatter");
     MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     c->bytes += (c->size - 1.0) / c->size * 4.0 * n;
@@ -183,9 +184,7 @@ void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
 
 void comm_allgather_f32(KilnComm *c, float *x, long n) {
     if (c->size == 1) return;
-    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
-    shard_counts(n, c->size, counts, counts + c->size);
+    int *counts = shard_counts(c, n);
     double t0 = busy(c, "the weights' all-gather");
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts, counts + c->size, MPI_FLOAT, MPI_COMM_WORLD);
     c->bytes += (c->size - 1.0) / c->size * 4.0 * n;
@@ -194,33 +193,25 @@ void comm_allgather_f32(KilnComm *c, float *x, long n) {
 }
 
 void comm_gather_f32(KilnComm *c, const float *mine, long n, float *all) {
-    long lo, hi;
-    comm_shard(n, c->size, c->rank, &lo, &hi);
     if (c->size == 1) {
         memcpy(all, mine, sizeof *all * (size_t)n);
         return;
     }
-    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
-    shard_counts(n, c->size, counts, counts + c->size);
+    int *counts = shard_counts(c, n);
     double t0 = busy(c, "a checkpoint's gather");
-    MPI_Gatherv(mine, (int)(hi - lo), MPI_FLOAT, all, counts, counts + c->size, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Gatherv(mine, counts[c->rank], MPI_FLOAT, all, counts, counts + c->size, MPI_FLOAT, 0, MPI_COMM_WORLD);
     idle(c, t0);
     free(counts);
 }
 
 void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine) {
-    long lo, hi;
-    comm_shard(n, c->size, c->rank, &lo, &hi);
     if (c->size == 1) {
         memcpy(mine, all, sizeof *all * (size_t)n);
         return;
     }
-    int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
-    shard_counts(n, c->size, counts, counts + c->size);
+    int *counts = shard_counts(c, n);
     double t0 = busy(c, "a checkpoint's scatter");
-    MPI_Scatterv(all, counts, counts + c->size, MPI_FLOAT, mine, (int)(hi - lo), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Scatterv(all, counts, counts + c->size, MPI_FLOAT, mine, counts[c->rank], MPI_FLOAT, 0, MPI_COMM_WORLD);
     idle(c, t0);
     free(counts);
 }
