@@ -26,7 +26,7 @@ typedef struct {
     // which makes the launcher end the job, instead of waiting forever
     _Atomic double busy_since;  // start of the collective being waited in; 0 when none
     const char *_Atomic busy_op;
-    int step;                   // the caller's step, for the message
+    atomic_int step;            // the caller's step, for the message (read by the watchdog thread)
     double timeout_s;
     char alive_path[1024];
     pthread_t dog;
