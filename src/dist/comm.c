@@ -95,13 +95,13 @@ static void count_allreduce(KilnComm *c, double bytes) {
     c->bytes += 2.0 * (c->size - 1) / c->size * bytes;
 }
 
-int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err) {
+int comm_init(KilnComm *c, KilnErr *err) {
     memset(c, 0, sizeof *c);
     c->size = 1;
     if (!launcher_size()) return 0;
     int provided;
     // OpenMP threads compute; only the main thread talks
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return kiln_fail(err, "MPI_Init failed under the launcher");
     c->mpi = 1;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
@@ -121,18 +121,8 @@ void comm_finalize(KilnComm *c) {
     c->mpi = 0;
 }
 
-
 // MPI counts are ints: long buffers go in slices.
 #define SLICE (1L << 28)
-
-void comm_allreduce_sum_f32(KilnComm *c, float *x, long n) {
-    if (c->size == 1) return;
-    double t0 = busy(c, "an all-reduce");
-    for (long i = 0; i < n; i += SLICE)
-        MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < SLICE ? n - i : SLICE), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    count_allreduce(c, 4.0 * n);
-    idle(c, t0);
-}
 
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) {
     if (c->size == 1) return;
@@ -290,8 +280,7 @@ void comm_wait_all(KilnComm *c) {
 
 #else  // built without MPI: one rank
 
-int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err) {
-    (void)argc, (void)argv;
+int comm_init(KilnComm *c, KilnErr *err) {
     memset(c, 0, sizeof *c);
     c->size = 1;
     int n = launcher_size();
@@ -302,7 +291,6 @@ int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err) {
 }
 void comm_finalize(KilnComm *c) { watchdog_stop(c); }
 void comm_library(char *out, int cap) { snprintf(out, (size_t)cap, "none (built without MPI)"); }
-void comm_allreduce_sum_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) { (void)c, (void)x, (void)n; }
 void comm_allreduce_max_int(KilnComm *c, int *x, int n) { (void)c, (void)x, (void)n; }
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root) { (void)c, (void)buf, (void)bytes, (void)root; }

@@ -36,11 +36,10 @@ typedef struct {
 
 // Joins the job the launcher started, or becomes the only rank. Errors:
 // started by a launcher for several ranks but built without MPI.
-int comm_init(KilnComm *c, int *argc, char ***argv, KilnErr *err);
+int comm_init(KilnComm *c, KilnErr *err);
 void comm_finalize(KilnComm *c);
 
 // In place, the sum over ranks; every rank gets the same bits.
-void comm_allreduce_sum_f32(KilnComm *c, float *x, long n);
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n);
 void comm_allreduce_max_int(KilnComm *c, int *x, int n);
 // root's bytes to every rank.

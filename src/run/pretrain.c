@@ -1249,7 +1249,7 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     r->opt = opt;
     r->dir = cfg->out_dir;
     r->lock_fd = -1;
-    if (comm_init(&r->comm, NULL, NULL, err)) {
+    if (comm_init(&r->comm, err)) {
         free(r);
         return KILN_TRAIN_BAD_INPUT;
     }
