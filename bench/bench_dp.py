@@ -26,10 +26,10 @@ import sys
 import tempfile
 
 import machine  # bench/machine.py: lscpu model and flags
+import tinystories  # bench/tinystories.py: the stories in GPT-2 tokens
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DATA = os.path.join(ROOT, "..", "shared", "data")
 MODEL = ["model.vocab_size=50257", "model.block_size=256", "model.n_layer=6", "model.n_head=6", "model.n_embd=384"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
@@ -51,17 +51,10 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     a = ap.parse_args()
-    text = os.path.join(DATA, "pretrain", "tinystories", "TinyStories-train.head-part1.txt")
-    tok = os.path.join(DATA, "tokenizers", "gpt2.tiktoken")
-    for f in (text, tok):
-        if not os.path.exists(f):
-            sys.exit(f"{f} not found (the shared data folder is absent)")
     print("\n".join(machine.lscpu_lines()))
     print(subprocess.run([a.kiln, "env"], capture_output=True, text=True).stdout.splitlines()[-1])
     work = tempfile.mkdtemp(prefix="kiln_dp_")
-    data = os.path.join(work, "data")
-    subprocess.run([a.kiln, "tokenizer", "encode-corpus", "--allow-special", "-t", tok, "-o", data, text], check=True,
-                   stdout=subprocess.DEVNULL)
+    data = tinystories.gpt2_shards(a.kiln, work)
     common = MODEL + [f"train.batch_size={a.batch}", f"train.seq_len={a.seq}", f"train.steps={a.steps}",
                       "train.threads=1", "train.log_every=1000", "train.eval_every=0", f"data.train={data}/train_*.bin",
                       "data.val="]

@@ -16,15 +16,14 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 
 import machine  # bench/machine.py: lscpu model and flags
+import tinystories  # bench/tinystories.py: the stories in GPT-2 tokens
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DATA = os.path.join(ROOT, "..", "shared", "data")
 MODEL = {"model.vocab_size": 50257, "model.block_size": 256, "model.n_layer": 6, "model.n_head": 6,
          "model.n_embd": 384}
 
@@ -46,16 +45,9 @@ def main():
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    text = os.path.join(DATA, "pretrain", "tinystories", "TinyStories-train.head-part1.txt")
-    tok = os.path.join(DATA, "tokenizers", "gpt2.tiktoken")
-    for f in (text, tok):
-        if not os.path.exists(f):
-            sys.exit(f"{f} not found (the shared data folder is absent)")
     print("\n".join(machine.lscpu_lines()))
     work = tempfile.mkdtemp(prefix="kiln_precision_")
-    data = os.path.join(work, "data")
-    subprocess.run([a.kiln, "tokenizer", "encode-corpus", "--allow-special", "-t", tok, "-o", data, text], check=True,
-                   stdout=subprocess.DEVNULL)
+    data = tinystories.gpt2_shards(a.kiln, work)
     keys = dict(MODEL, **{"train.batch_size": a.batch, "train.seq_len": a.seq, "train.steps": a.steps,
                           "train.lr": 6e-4, "train.min_lr": 6e-5, "train.warmup_steps": 20,
                           "train.log_every": 20, "train.eval_every": 0, "train.eval_batches": 20,

@@ -200,24 +200,24 @@ static Moments moments_swap(KilnModel *m, Moments x) {
     return old;
 }
 
-// ZeRO-1: rank 0 reads the checkpoint's moments and sends each rank its shard.
-static int load_moment_shards(Run *r, const char *path, KilnErr *err) {
+// ZeRO-1: every rank reads the checkpoint's weights; rank 0 reads the moments
+// too and sends each rank its shard.
+static int load_sharded(Run *r, const char *path, KilnErr *err) {
     long P = r->m.layout.total;
     float *full = NULL;
-    int rc = 0;
-    if (r->writer) {
-        full = backend_alloc(2 * P, err);
-        if (!full) rc = -1;
-        else {
-            Moments own = moments_swap(&r->m, (Moments){full, full + P, 0, P});
-            rc = checkpoint_load(path, &r->m, 1, err);
-            moments_swap(&r->m, own);
-        }
+    int rc;
+    if (!r->writer) rc = checkpoint_load(path, &r->m, 0, err);
+    else if (!(full = backend_alloc(2 * P, err))) rc = -1;
+    else {
+        Moments own = moments_swap(&r->m, (Moments){full, full + P, 0, P});
+        rc = checkpoint_load(path, &r->m, 1, err);
+        moments_swap(&r->m, own);
     }
-    comm_bcast(&r->comm, &rc, sizeof rc, 0);  // all go on, or all stop
-    if (rc) {
+    int bad = rc != 0;
+    comm_allreduce_max_int(&r->comm, &bad, 1);  // all go on, or all stop
+    if (bad) {
         backend_free(full);
-        return r->writer ? -1 : kiln_fail(err, "%s: rank 0 could not read the optimizer state", path);
+        return rc ? -1 : kiln_fail(err, "%s: another rank could not read this checkpoint", path);
     }
     comm_scatter_f32(&r->comm, full, P, r->m.m);
     comm_scatter_f32(&r->comm, full ? full + P : NULL, P, r->m.v);
@@ -239,8 +239,7 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
         return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
                               "counts sequences of that length", path, saved.train.seq_len, r->cfg->train.seq_len),
                KILN_TRAIN_BAD_INPUT;
-    if (checkpoint_load(path, &r->m, !r->zero, err)) return KILN_TRAIN_BAD_INPUT;
-    if (r->zero && load_moment_shards(r, path, err)) return KILN_TRAIN_BAD_INPUT;
+    if (r->zero ? load_sharded(r, path, err) : checkpoint_load(path, &r->m, 1, err)) return KILN_TRAIN_BAD_INPUT;
     if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
         return kiln_wrap(err, "%s", path), KILN_TRAIN_BAD_INPUT;
     apply_live(r);
@@ -901,6 +900,19 @@ static int checkpoint_due(Run *r) {
     return t->checkpoint_minutes > 0 && kiln_now() - r->t_ckpt >= t->checkpoint_minutes * 60.0;
 }
 
+// What follows a step that was taken: evaluation and benchmarks when due, then
+// a checkpoint when due (evaluating first, so that a run resumed there does not
+// evaluate again).
+static int after_step(Run *r, KilnErr *err) {
+    const KilnTrainConfig *t = &r->cfg->train;
+    int s = r->st.step, last = s == t->steps, every = r->cfg->eval.every;
+    if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
+    if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
+    int due = checkpoint_due(r);  // train.checkpoint_minutes: rank 0's clock decides
+    if (r->zero) comm_bcast(&r->comm, &due, sizeof due, 0);
+    return due && save_checkpoint(r, "scheduled", err) ? -1 : 0;
+}
+
 // Rank 0's decisions for this step (control file, signals, the results of its
 // evaluations) to every rank, so that all take the same step.
 static void sync_step(Run *r) {
@@ -942,13 +954,7 @@ static int run_loop(Run *r, KilnErr *err) {
         if (rc < 0) return -1;
         heartbeat(r, 0);
         if (rc > 0) continue;  // a spike: the step was skipped or rolled back
-        // evaluate before checkpointing, so that a run resumed here does not evaluate again
-        int s = r->st.step, last = s == t->steps, every = r->cfg->eval.every;
-        if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
-        if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
-        int due = checkpoint_due(r);  // train.checkpoint_minutes: rank 0's clock decides
-        if (r->zero) comm_bcast(&r->comm, &due, sizeof due, 0);
-        if (due && save_checkpoint(r, "scheduled", err)) return -1;
+        if (after_step(r, err)) return -1;
     }
     if (save_checkpoint(r, "final", err)) return -1;
     say(r, "finished: %d steps, %.1f s of training\n", r->st.step, r->st.train_seconds);
@@ -1021,11 +1027,7 @@ static int async_server(Run *r, KilnErr *err) {
             t_prev = kiln_now();
             if (rc == 0) {
                 version++;
-                int s = r->st.step, last = s == t->steps, every = r->cfg->eval.every;
-                if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err))
-                    return -1;
-                if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
-                if (checkpoint_due(r) && save_checkpoint(r, "scheduled", err)) return -1;
+                if (after_step(r, err)) return -1;
             }
         }
         async_send_weights(r, src, version);
