@@ -7,7 +7,8 @@ pkgs=(
   build-essential cmake pkg-config ca-certificates
   libopenblas-openmp-dev   # sgemm; the OpenMP build shares our thread pool
   openmpi-bin libopenmpi-dev  # several ranks: mpirun -np N kiln pretrain (issue 14)
-  libblis4-openmp libdnnl-dev  # the other sgemms bench/bench_matmul measures against OpenBLAS (issue 13)
+  libdnnl-dev              # bf16 matmuls in bf16 instructions (train.bf16_kernels); bench_matmul's oneDNN sgemm
+  libblis4-openmp          # the other sgemm bench/bench_matmul measures against OpenBLAS (issue 13)
   libyaml-dev              # config files
   libcjson-dev             # JSON state, tokenizer.json, manifests
   libpcre2-dev             # tokenizer pre-tokenization regexes

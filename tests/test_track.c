@@ -377,7 +377,7 @@ static void test_env(void **st) {
     KilnPeak peak = {.measured = 8.5e10, .theoretical = 1.5e11, .cores = 2, .ghz = 2.4, .flops_per_cycle = 32,
                      .clock_from = "/proc/cpuinfo cpu MHz", .per_cycle_why = "AVX2", .peak = 1.5e11,
                      .peak_is = "theoretical"};
-    assert_int_equal(run_env_write(run, &cfg, 5, argv, 3, &peak, &err), 0);
+    assert_int_equal(run_env_write(run, &cfg, 5, argv, 3, &peak, "sgemm", &err), 0);
     char path[1200];
     snprintf(path, sizeof path, "%s/env.json", run);
     char *text = slurp(path, NULL);
@@ -395,7 +395,8 @@ static void test_env(void **st) {
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "threads")->valueint, 3);
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(j, "peak_flops");
     assert_true(cJSON_GetObjectItemCaseSensitive(pk, "used")->valuedouble == 1.5e11);
-    assert_true(cJSON_GetObjectItemCaseSensitive(pk, "measured_sgemm")->valuedouble == 8.5e10);
+    assert_true(cJSON_GetObjectItemCaseSensitive(pk, "measured")->valuedouble == 8.5e10);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(pk, "measured_kernel")->valuestring, "sgemm");
     assert_string_equal(json_str(pk, "used_is"), "theoretical");
     assert_string_equal(json_str(pk, "clock_from"), "/proc/cpuinfo cpu MHz");
     double t0 = cJSON_GetObjectItemCaseSensitive(j, "start_time")->valuedouble;
@@ -437,7 +438,7 @@ static void test_env(void **st) {
     free(b);
     // a run directory that cannot be made: an error naming it
     write_bytes(tmp("notadir"), "x", 1);
-    assert_int_not_equal(run_env_write(tmp("notadir"), &cfg, 5, argv, 3, NULL, &err), 0);
+    assert_int_not_equal(run_env_write(tmp("notadir"), &cfg, 5, argv, 3, NULL, NULL, &err), 0);
     assert_non_null(strstr(err.msg, "notadir"));
 }
 

@@ -22,6 +22,10 @@ typedef enum { KILN_RAMP_LINEAR, KILN_RAMP_STEP } KilnBatchRamp;
 // bf16 and sums in fp32, as torch.autocast("cpu", torch.bfloat16); weights,
 // optimizer state, norms, softmax and the loss stay fp32.
 typedef enum { KILN_PREC_FP32, KILN_PREC_BF16 } KilnPrecision;
+// What runs bf16's matmuls (train.bf16_kernels): auto races the two on the
+// model's shapes at start (a resumed run keeps its checkpoint's choice);
+// sgemm: the fp32 sgemm on bf16-rounded operands; onednn: bf16 instructions.
+typedef enum { KILN_BF16K_AUTO, KILN_BF16K_SGEMM, KILN_BF16K_ONEDNN } KilnBf16Kernels;
 // A resumed run given more train.steps than its checkpoint was planned for:
 // hold the LR the original schedule ended at, decay the extension's last
 // wsd_decay_frac linearly to min_lr, or re-plan the schedule over the new steps.
@@ -63,6 +67,7 @@ typedef struct {
     KilnInit init;
     int recompute;    // not a model key: train.recompute, which the trainer passes in
     KilnPrecision precision;  // not a model key either: train.precision
+    KilnBf16Kernels bf16_kernels;  // nor this: train.bf16_kernels (auto counts as sgemm here)
 } KilnModelConfig;
 
 typedef struct {
@@ -113,6 +118,7 @@ typedef struct {
     int threads;           // 0: OMP_NUM_THREADS or all cores
     int recompute;         // keep only each block's output; recompute the rest in backward
     KilnPrecision precision;  // fp32 | bf16 matmuls
+    KilnBf16Kernels bf16_kernels;
 } KilnTrainConfig;
 
 typedef struct {

@@ -81,6 +81,7 @@ typedef struct {
     long opt_lo, opt_n;
     KilnTensors p, g;
     float *wbf;              // train.precision bf16: the matmul weights rounded to bf16 (layout of params)
+    struct KilnBf16Gemm *bk; // bf16's linear layers in bf16 instructions (gpt_bf16_kernels); NULL: sgemm
     KilnTensors pb;          // views of wbf
     int maxB, maxT;          // activation plan
     int B, T;                // shape of the last forward
@@ -105,6 +106,11 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
 // ZeRO: m and v for [lo, hi) of the layout only, zeroed (fresh optimizer state).
 int gpt_shard_optimizer(KilnModel *m, long lo, long hi, KilnErr *err);
 void gpt_destroy(KilnModel *m);
+// train.precision bf16: the linear layers' matmuls in bf16 instructions (on)
+// or on the fp32 sgemm with bf16-rounded operands (off). -1 with err set when
+// this build or CPU has no bf16 kernels. The attention's per-head products
+// stay on the sgemm either way (T x T x head-size: too small to gain).
+int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err);
 void gpt_init_weights(KilnModel *m, uint64_t seed);  // scheme cfg.init (init.c)
 long gpt_num_params(const KilnModel *m);
 // What gpt_create allocated, in bytes: weights, gradients, optimizer moments

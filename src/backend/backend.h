@@ -25,11 +25,15 @@ void embedding_backward(float *dwte, float *dwpe, const float *dout, const int32
                         int B, int T, int C);
 
 // ---- linear: inp (N,IC) @ w^T (OC,IC) + bias (OC) -> out (N,OC); bias may be NULL ----
+// bk: NULL runs the fp32 sgemm; else the products run in bf16 instructions
+// (bf16_gemm below), falling back to the sgemm (the same products, summed in
+// another order) if a call fails; bf16_gemm_failure says so.
+typedef struct KilnBf16Gemm KilnBf16Gemm;
 void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
-                    int OC);
+                    int OC, KilnBf16Gemm *bk);
 // dinp may be NULL (not needed). dinp is written, dw and dbias accumulate.
 void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                     const float *w, int N, int IC, int OC);
+                     const float *w, int N, int IC, int OC, KilnBf16Gemm *bk);
 
 // ---- LayerNorm: inp (N,C) -> out (N,C), saves mean, rstd (N); bias may be NULL ----
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -108,6 +112,30 @@ double crossentropy_forward_backward(float *logits, const int32_t *targets, int 
 float bf16_round_value(float x);
 void bf16_round(float *x, long n);                           // in place
 void bf16_round_copy(float *dst, const float *src, long n);  // dst = bf16(src)
+void bf16_pack(uint16_t *dst, const float *src, long n);     // dst = bf16(src)'s 16 bits
+
+// ---- bf16 matmuls in bf16 instructions (train.bf16_kernels) ----
+// oneDNN's matmul (AVX512_BF16's vdpbf16ps, or AMX) on operands packed to
+// bf16, summed in fp32: the emulation's products, summed in another order.
+// Not always faster than the emulation: a CPU with AVX512_BF16 and no AMX
+// may issue vdpbf16ps at half the FMA's FLOP rate (measured on an Emerald
+// Rapids VM, docs/benchmarks.md), so the model races the two
+// (bf16_gemm_race) unless train.bf16_kernels names one.
+// NULL with err set when this build has no oneDNN or the CPU no AVX512_BF16.
+KilnBf16Gemm *bf16_gemm_open(KilnErr *err);
+void bf16_gemm_close(KilnBf16Gemm *g);
+// C (M,N) = op(A) op(B), or C += op(A) op(B) when accumulate; row-major and
+// dense: A stored (M,K), or (K,M) when ta; B stored (K,N), or (N,K) when tb.
+// A and B are rounded to bf16 as they are packed. 0, or -1 with err set.
+int bf16_gemm(KilnBf16Gemm *g, int ta, int tb, int M, int N, int K, const float *A, const float *B, int accumulate,
+              float *C, KilnErr *err);
+// oneDNN's name for the kernel of the latest shape ("brg:avx512_core_bf16").
+const char *bf16_gemm_impl(const KilnBf16Gemm *g);
+// The first call's failure, or NULL when every call has run.
+const char *bf16_gemm_failure(const KilnBf16Gemm *g);
+// Best FLOP/s over reps calls of out (M,N) = inp (M,K) @ w^T (N,K), a linear
+// layer's forward, in bf16_gemm and in the fp32 sgemm; 0 where one fails.
+void bf16_gemm_race(KilnBf16Gemm *g, int M, int N, int K, int reps, double *bf16_flops, double *sgemm_flops);
 
 // ---- elementwise ----
 void residual_add(float *out, const float *a, const float *b, long n);  // out = a + b
@@ -173,6 +201,10 @@ typedef struct {
     const char *peak_is;     // "theoretical" or "measured"
 } KilnPeak;
 void backend_peak(KilnPeak *p, int n);
+// The bf16 kernels' peak from p's fp32 figures: theoretical twice fp32's
+// (vdpbf16ps does two products per lane where an FMA does one, at the FMA's
+// rate on CPUs that issue it so), measured the best (n,n) @ (n,n) bf16_gemm.
+void bf16_gemm_peak(KilnBf16Gemm *g, KilnPeak *p, int n);
 typedef struct {
     const char *name;         // the backend compiled in (KILN_BACKEND)
     const char *blas;         // the BLAS library behind the matmuls, NULL without one
@@ -200,9 +232,6 @@ typedef struct {
 // The "model name" line of /proc/cpuinfo (x86), or NULL where there is none.
 char *backend_cpu_model(char *out, size_t n);
 void backend_cpu_isa(KilnCpuIsa *isa);  // cpuid, with the OS's support of the registers
-// How this build runs bf16 matmuls on this CPU, for the trainer and `kiln env`:
-// emulated everywhere so far (so its peak is fp32's), with the reason.
-const char *backend_bf16_kernels(const KilnCpuIsa *isa);
 // Writes the ISA's names, space-separated ("avx2 fma avx512f ...").
 void backend_isa_names(const KilnCpuIsa *isa, char *out, size_t cap);
 // The OpenBLAS core type to run instead of running (the one the library

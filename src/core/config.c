@@ -29,6 +29,7 @@ static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd", "lion", NULL};
 static const char *const RAMP_NAMES[] = {"linear", "step", NULL};
 static const char *const SPIKE_NAMES[] = {"rollback", "skip", "stop", NULL};
 static const char *const PRECISION_NAMES[] = {"fp32", "bf16", NULL};
+static const char *const BF16K_NAMES[] = {"auto", "sgemm", "onednn", NULL};
 static const char *const PAR_MODE_NAMES[] = {"sync", "async", NULL};
 static const char *const EXTEND_NAMES[] = {"constant", "decay", "stretch", NULL};
 
@@ -112,6 +113,8 @@ static const KeySpec KEYS[] = {
      "keep only each block's output and recompute its activations in backward (less memory, ~1/3 more compute)"},
     {"train.precision", T_ENUM, TR(precision), 0, PRECISION_NAMES,
      "matmuls: fp32 | bf16 (operands rounded to bf16, fp32 sums, as torch.autocast; weights, optimizer, norms, softmax, loss in fp32)"},
+    {"train.bf16_kernels", T_ENUM, TR(bf16_kernels), 0, BF16K_NAMES,
+     "bf16's linear layers: auto (the faster of the two, raced at start) | sgemm (fp32 sgemm on bf16-rounded operands) | onednn (bf16 instructions)"},
     {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
     {"data.val", T_STR, D(val), sizeof(((KilnConfig *)0)->data.val), NULL, "validation shards (path or glob)"},
     {"data.shuffle", T_BOOL, D(shuffle), 0, NULL, "shuffle training sequences (seeded by train.seed, new order each epoch)"},

@@ -180,6 +180,10 @@ int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, Kil
             return kiln_wrap(err, "bf16 copies of the weights (train.precision: bf16)");
         }
         m->pb = gpt_views(m, m->wbf);
+        if (cfg->bf16_kernels == KILN_BF16K_ONEDNN && gpt_bf16_kernels(m, 1, err)) {
+            gpt_destroy(m);
+            return kiln_wrap(err, "train.bf16_kernels: onednn");
+        }
     }
     long A = plan_acts(m, &m->a, NULL);
     long R = cfg->pos == KILN_POS_ROPE ? (long)cfg->block_size * m->HD : 0;
@@ -210,7 +214,18 @@ int gpt_shard_optimizer(KilnModel *m, long lo, long hi, KilnErr *err) {
     return 0;
 }
 
+int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err) {
+    if (!on || m->bk) {
+        if (!on) bf16_gemm_close(m->bk), m->bk = NULL;
+        return 0;
+    }
+    if (m->cfg.precision != KILN_PREC_BF16) return kiln_fail(err, "bf16 kernels on a model with train.precision fp32");
+    m->bk = bf16_gemm_open(err);
+    return m->bk ? 0 : -1;
+}
+
 void gpt_destroy(KilnModel *m) {
+    bf16_gemm_close(m->bk);
     backend_free(m->m);
     backend_free(m->params);
     backend_free(m->wbf);
@@ -370,21 +385,21 @@ static void block_forward(KilnModel *m, int l, const float *x, const LayerActs *
     LayerParams p = layer_params(m, &m->p, l), w = layer_params(m, mm_weights(m), l);
     norm_forward(m, s->ln1, s->ln1_mean, s->ln1_rstd, x, p.ln1w, p.ln1b, N);
     mm_operand(m, s->ln1, (long)N * C);
-    linear_forward(s->qkv, s->ln1, w.qkvw, p.qkvb, N, C, m->QKV);
+    linear_forward(s->qkv, s->ln1, w.qkvw, p.qkvb, N, C, m->QKV, m->bk);
     if (c->pos == KILN_POS_ROPE) rope_forward(s->qkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
     mm_operand(m, s->qkv, (long)N * m->QKV);
     attention_forward(s->att, s->lse, s->qkv, a->att_scratch, B, T, NH, NKV, m->HD, drop_site(m, l, SITE_ATTN),
                       is_bf16(m));
     mm_operand(m, s->att, (long)N * C);
-    linear_forward(a->tmp, s->att, w.attprojw, p.attprojb, N, C, C);
+    linear_forward(a->tmp, s->att, w.attprojw, p.attprojb, N, C, C, m->bk);
     dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_ATTN_RESID));
     residual_add(s->res2, x, a->tmp, (long)N * C);
     norm_forward(m, s->ln2, s->ln2_mean, s->ln2_rstd, s->res2, p.ln2w, p.ln2b, N);
     mm_operand(m, s->ln2, (long)N * C);
-    linear_forward(s->fch, s->ln2, w.fcw, p.fcb, N, C, m->F);
+    linear_forward(s->fch, s->ln2, w.fcw, p.fcb, N, C, m->F, m->bk);
     act_forward(m, s->fch_act, s->fch, N);
     mm_operand(m, s->fch_act, (long)N * m->H);
-    linear_forward(a->tmp, s->fch_act, w.fcprojw, p.fcprojb, N, m->H, C);
+    linear_forward(a->tmp, s->fch_act, w.fcprojw, p.fcprojb, N, m->H, C, m->bk);
     dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_MLP_RESID));
     residual_add(s->res3, s->res2, a->tmp, (long)N * C);
 }
@@ -422,7 +437,7 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     mm_operand(m, a->lnf, (long)N * C);
     const KilnTensors *mw = mm_weights(m);
     const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
-    linear_forward(a->logits, a->lnf, head, NULL, N, C, V);
+    linear_forward(a->logits, a->lnf, head, NULL, N, C, V, m->bk);
     m->loss = 0.0;
     if (targets) {
         double loss = crossentropy_forward_backward(a->logits, targets, N, V, dloss, NULL);
@@ -466,7 +481,7 @@ void gpt_backward(KilnModel *m) {
     float *dhead = c->tied ? m->g.t[PT_WTE] : m->g.t[PT_LMHEAD];
     // logits now hold dlogits (N,V) -> dln (N,C)
     mm_operand(m, a->logits, (long)N * V);
-    linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V);
+    linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V, m->bk);
     const float *xlast = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
     backend_zero(a->dres, (long)N * C);
     norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
@@ -489,20 +504,20 @@ void gpt_backward(KilnModel *m) {
         }
         // dres holds d(res3). MLP branch: res3 = res2 + drop(fch_act @ Wp^T + b)
         const float *dbranch = branch_grad(m, drop_site(m, l, SITE_MLP_RESID));
-        linear_backward(a->dfch_act, g.fcprojw, g.fcprojb, dbranch, s.fch_act, w.fcprojw, N, m->H, C);
+        linear_backward(a->dfch_act, g.fcprojw, g.fcprojb, dbranch, s.fch_act, w.fcprojw, N, m->H, C, m->bk);
         act_backward(m, a->dfch, s.fch, a->dfch_act, N);
         mm_operand(m, a->dfch, (long)N * m->F);
-        linear_backward(a->dln, g.fcw, g.fcb, a->dfch, s.ln2, w.fcw, N, C, m->F);
+        linear_backward(a->dln, g.fcw, g.fcb, a->dfch, s.ln2, w.fcw, N, C, m->F, m->bk);
         norm_backward(m, a->dres, g.ln2w, g.ln2b, a->dln, s.res2, p.ln2w, s.ln2_mean, s.ln2_rstd, N);
         // dres holds d(res2). Attention branch: res2 = x + drop(att @ Wo^T + b)
         dbranch = branch_grad(m, drop_site(m, l, SITE_ATTN_RESID));
-        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, w.attprojw, N, C, C);
+        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, w.attprojw, N, C, C, m->bk);
         mm_operand(m, a->datt, (long)N * C);
         attention_backward(a->dqkv, a->datt, s.att, s.qkv, s.lse, a->att_scratch, B, T, NH, NKV,
                            m->HD, drop_site(m, l, SITE_ATTN), is_bf16(m));
         if (c->pos == KILN_POS_ROPE) rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
         mm_operand(m, a->dqkv, (long)N * m->QKV);
-        linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, w.qkvw, N, C, m->QKV);
+        linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, w.qkvw, N, C, m->QKV, m->bk);
         norm_backward(m, a->dres, g.ln1w, g.ln1b, a->dln, x, p.ln1w, s.ln1_mean, s.ln1_rstd, N);
         // dres holds d(x)
         for (int id = PT_LN1W; id <= PT_FCPROJB; id++) grads_ready(m, id, l);

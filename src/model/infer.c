@@ -114,7 +114,7 @@ static void block_rows(KilnInfer *s, int l, int r) {
     int QKV = m->QKV, pos = s->pos;
     norm_rows(s, s->ln, s->x, layer_w(m, PT_LN1W, C, l), layer_w(m, PT_LN1B, C, l), r);
     linear_forward(s->qkv, s->ln, layer_w(m, PT_QKVW, (long)QKV * C, l), layer_w(m, PT_QKVB, QKV, l), r,
-                   C, QKV);
+                   C, QKV, NULL);
     if (c->pos == KILN_POS_ROPE) {
         long half = HD / 2;  // row i of a (1,r) batch is at t = i: shift the tables by pos
         rope_forward(s->qkv, m->rope_cos + pos * half, m->rope_sin + pos * half, 1, r, NH, NKV, HD);
@@ -127,14 +127,14 @@ static void block_rows(KilnInfer *s, int l, int r) {
     }
     attention_infer(s->att, s->qkv, QKV, kc, vc, s->att_scratch, r, pos, NH, NKV, HD, s->nthreads);
     linear_forward(s->tmp, s->att, layer_w(m, PT_ATTPROJW, (long)C * C, l), layer_w(m, PT_ATTPROJB, C, l),
-                   r, C, C);
+                   r, C, C, NULL);
     residual_add(s->x, s->x, s->tmp, (long)r * C);
     norm_rows(s, s->ln, s->x, layer_w(m, PT_LN2W, C, l), layer_w(m, PT_LN2B, C, l), r);
     linear_forward(s->fch, s->ln, layer_w(m, PT_FCW, (long)m->F * C, l), layer_w(m, PT_FCB, m->F, l), r,
-                   C, m->F);
+                   C, m->F, NULL);
     act_rows(s, r);
     linear_forward(s->tmp, s->fch_act, layer_w(m, PT_FCPROJW, (long)C * m->H, l),
-                   layer_w(m, PT_FCPROJB, C, l), r, m->H, C);
+                   layer_w(m, PT_FCPROJB, C, l), r, m->H, C, NULL);
     residual_add(s->x, s->x, s->tmp, (long)r * C);
 }
 
@@ -150,7 +150,7 @@ static void append_rows(KilnInfer *s, const int32_t *tokens, int r, float *logit
     norm_rows(s, s->ln, s->x, m->p.t[PT_LNFW], m->p.t[PT_LNFB], r);
     const float *head = c->tied ? m->p.t[PT_WTE] : m->p.t[PT_LMHEAD];
     // logits are the caller's host memory, which the CPU backend writes directly
-    linear_forward(logits, s->ln, head, NULL, r, c->n_embd, c->vocab_size);
+    linear_forward(logits, s->ln, head, NULL, r, c->n_embd, c->vocab_size, NULL);
 }
 
 int infer_append(KilnInfer *s, const int32_t *tokens, int n, float *logits, KilnErr *err) {

@@ -75,6 +75,8 @@ typedef struct {
     int want_checkpoint, want_eval, want_stop;
     double peak_flops, flops_per_token;
     char peak_label[48];     // the peak MFU is against, named in the progress line
+    char bf16_note[320];     // how bf16's linear layers run, and why (choose_bf16_kernels)
+    int bf16k_resumed;       // train.bf16_kernels auto took the resumed checkpoint's choice
     double rss_mb_since_log;  // the highest step peak of resident memory since the last progress line
     double comm_s_since_log;  // time in collectives since the last progress line
     double t_ckpt, t_beat, t_log, t_bar;
@@ -233,6 +235,11 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
     if (at_resume) {  // a rollback finds the extension settled
         settle_extension(r, &saved);
         note_extension(r, &saved);
+        // the kernels' order of sums is part of a bit-exact resume: keep the run's
+        if (r->cfg_own.train.bf16_kernels == KILN_BF16K_AUTO && saved.train.bf16_kernels != KILN_BF16K_AUTO) {
+            r->cfg_own.train.bf16_kernels = saved.train.bf16_kernels;
+            r->bf16k_resumed = 1;
+        }
     }
     if (checkpoint_same_shape(&saved.model, &r->cfg->model, path, err)) return KILN_TRAIN_BAD_INPUT;
     if (saved.train.seq_len != r->cfg->train.seq_len)
@@ -243,6 +250,47 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
     if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
         return kiln_wrap(err, "%s", path), KILN_TRAIN_BAD_INPUT;
     apply_live(r);
+    return 0;
+}
+
+// train.precision bf16: who runs the linear layers' matmuls. auto races
+// oneDNN's bf16 kernels against the fp32 sgemm on bf16-rounded operands on
+// the MLP's first matmul, rank 0 deciding for every rank; the choice goes
+// into the config the checkpoints record, so that a resume keeps it.
+static int choose_bf16_kernels(Run *r, KilnErr *err) {
+    KilnTrainConfig *t = &r->cfg_own.train;
+    if (t->precision != KILN_PREC_BF16) return 0;
+    const char *set = t->bf16_kernels == KILN_BF16K_AUTO ? NULL : "train.bf16_kernels";
+    if (!set) {
+        int pick = KILN_BF16K_SGEMM;
+        if (r->comm.rank == 0) {
+            KilnErr e = {0};
+            if (gpt_bf16_kernels(&r->m, 1, &e)) {
+                snprintf(r->bf16_note, sizeof r->bf16_note, "on the fp32 sgemm with bf16-rounded operands: no bf16 "
+                         "kernels here (%s)", e.msg);
+            } else {
+                int N = r->m.maxB * r->m.maxT, F = r->m.F, C = r->cfg->model.n_embd;
+                double bf, sg;
+                bf16_gemm_race(r->m.bk, N, F, C, 5, &bf, &sg);
+                pick = bf > sg ? KILN_BF16K_ONEDNN : KILN_BF16K_SGEMM;
+                snprintf(r->bf16_note, sizeof r->bf16_note, "%s, the faster here (train.bf16_kernels auto: on the "
+                         "MLP's %d x %d x %d, oneDNN's %s %.1f GFLOP/s, the sgemm %.1f)",
+                         pick == KILN_BF16K_ONEDNN ? "in oneDNN's bf16 kernels" :
+                         "on the fp32 sgemm with bf16-rounded operands", N, F, C,
+                         bf16_gemm_impl(r->m.bk), bf / 1e9, sg / 1e9);
+            }
+        }
+        comm_bcast(&r->comm, &pick, sizeof pick, 0);
+        t->bf16_kernels = pick;
+    } else if (r->bf16k_resumed) {
+        set = "train.bf16_kernels auto: the resumed run's choice";
+    }
+    int on = t->bf16_kernels == KILN_BF16K_ONEDNN;
+    if (gpt_bf16_kernels(&r->m, on, err))
+        return kiln_wrap(err, "%s: onednn", set ? set : "train.bf16_kernels"), KILN_TRAIN_BAD_INPUT;
+    if (set)
+        snprintf(r->bf16_note, sizeof r->bf16_note, "%s (%s: %s)", on ? "in oneDNN's bf16 kernels" :
+                 "on the fp32 sgemm with bf16-rounded operands", set, on ? "onednn" : "sgemm");
     return 0;
 }
 
@@ -1138,7 +1186,7 @@ static int run_open(Run *r, KilnErr *err) {
         remove_leftovers(r->dir);
     }
     int rc = start_state(r, err);
-    if (rc) return rc;
+    if (rc || (rc = choose_bf16_kernels(r, err))) return rc;
     apply_live(r);
     r->consumed_skip = -1;
     double now = wall_now();
@@ -1149,15 +1197,20 @@ static int run_open(Run *r, KilnErr *err) {
     KilnPeak peak = {0};
     if (t->peak_tflops > 0) peak.peak = t->peak_tflops * 1e12, peak.peak_is = "train.peak_tflops";
     else backend_peak(&peak, 2048);
-    if (r->writer && run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), &peak, err))
+    int bf16k = r->m.bk && t->peak_tflops <= 0;  // MFU against the bf16 kernels' own peak
+    if (bf16k) bf16_gemm_peak(r->m.bk, &peak, 2048);
+    if (r->writer && run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), &peak,
+                                  bf16k ? "oneDNN bf16 matmul" : "sgemm", err))
         return -1;
     open_manifest(r);
     if ((rc = open_benchmarks(r, err))) return KILN_TRAIN_BAD_INPUT;
     r->flops_per_token = gpt_flops_per_token(&r->m, T);
     r->peak_flops = peak.peak * (r->async ? ranks - 1 : ranks);  // rank 0's peak for each computing rank
-    // bf16 runs fp32 sgemm on bf16-rounded operands (backend.h): its peak is fp32's
+    // bf16 on the sgemm (rounded operands) has fp32's peak; on bf16 kernels their own
     snprintf(r->peak_label, sizeof r->peak_label, "%s",
-             t->peak_tflops > 0 ? "peak_tflops" : strcmp(peak.peak_is, "theoretical") ? "fp32 sgemm peak" : "fp32 peak");
+             t->peak_tflops > 0                       ? "peak_tflops"
+             : strcmp(peak.peak_is, "theoretical") ? (bf16k ? "bf16 matmul peak" : "fp32 sgemm peak")
+                                                   : (bf16k ? "bf16 peak" : "fp32 peak"));
     if (ranks > 1) {
         size_t n = strlen(r->peak_label);
         snprintf(r->peak_label + n, sizeof r->peak_label - n, " x %d ranks", r->async ? ranks - 1 : ranks);
@@ -1182,9 +1235,10 @@ static int run_open(Run *r, KilnErr *err) {
     if (t->peak_tflops > 0)
         say(r, "MFU against %.1f GFLOP/s (train.peak_tflops)\n", r->peak_flops / 1e9);
     else
-        say(r, "MFU against %.1f GFLOP/s, the %s peak: %d cores x %.2f GHz (%s) x %d FLOP/cycle (%s); "
-               "sgemm measured %.1f\n", r->peak_flops / 1e9, peak.peak_is, peak.cores, peak.ghz, peak.clock_from,
-            peak.flops_per_cycle, peak.per_cycle_why, peak.measured / 1e9);
+        say(r, "MFU against %.1f GFLOP/s, the %s%s peak: %d cores x %.2f GHz (%s) x %d FLOP/cycle (%s); "
+               "%s measured %.1f\n", r->peak_flops / 1e9, bf16k ? "bf16 " : "", peak.peak_is, peak.cores, peak.ghz,
+            peak.clock_from, peak.flops_per_cycle, peak.per_cycle_why, bf16k ? "bf16 matmul" : "sgemm",
+            peak.measured / 1e9);
     KilnMemPlan mp = gpt_memory_plan(&r->m);
     const double MiB = 1 << 20;
     char bf16_part[64] = "";
@@ -1195,12 +1249,9 @@ static int run_open(Run *r, KilnErr *err) {
     KilnBackendInfo be = backend_info();
     if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
         say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
-    if (t->precision == KILN_PREC_BF16) {
-        KilnCpuIsa isa;
-        backend_cpu_isa(&isa);
-        say(r, "precision: bf16 matmuls, %s; the numbers a bf16 kernel gives; weights, optimizer, norms, softmax "
-               "and loss in fp32\n", backend_bf16_kernels(&isa));
-    }
+    if (t->precision == KILN_PREC_BF16)
+        say(r, "precision: bf16 matmuls; the linear layers %s; the attention's on the fp32 sgemm with bf16-rounded "
+               "operands; weights, optimizer, norms, softmax and loss in fp32\n", r->bf16_note);
     KilnBuf d = {0};
     kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
     const char *from = r->opt->resume ? r->opt->resume : r->opt->init_from ? r->opt->init_from : "init";

@@ -294,7 +294,7 @@ static cJSON *env_json(int argc, char **argv, int threads) {
 }
 
 int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **argv, int threads,
-                  const KilnPeak *peak, KilnErr *err) {
+                  const KilnPeak *peak, const char *kernel, KilnErr *err) {
     char path[1200];
     if (kiln_mkdirs(run_dir, err)) return -1;
     char *yaml = NULL;
@@ -313,15 +313,13 @@ int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **a
         cJSON_AddNumberToObject(pk, "used", peak->peak);
         cJSON_AddStringToObject(pk, "used_is", peak->peak_is ? peak->peak_is : "");
         cJSON_AddNumberToObject(pk, "theoretical", peak->theoretical);
-        cJSON_AddNumberToObject(pk, "measured_sgemm", peak->measured);
+        cJSON_AddNumberToObject(pk, "measured", peak->measured);
+        cJSON_AddStringToObject(pk, "measured_kernel", kernel);
         cJSON_AddNumberToObject(pk, "cores", peak->cores);
         cJSON_AddNumberToObject(pk, "ghz", peak->ghz);
         cJSON_AddStringToObject(pk, "clock_from", peak->clock_from);
         cJSON_AddNumberToObject(pk, "flops_per_cycle", peak->flops_per_cycle);
         cJSON_AddStringToObject(pk, "flops_per_cycle_why", peak->per_cycle_why);
-        KilnCpuIsa isa;
-        backend_cpu_isa(&isa);
-        cJSON_AddStringToObject(pk, "bf16", backend_bf16_kernels(&isa));  // bf16's peak is the fp32 one
     }
     snprintf(path, sizeof path, "%s/" RUNDIR_ENV, run_dir);
     rc = j ? kiln_write_json(path, j, err) : kiln_fail(err, "%s: out of memory", path);

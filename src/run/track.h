@@ -62,8 +62,9 @@ void tracker_close(KilnTracker *t);
 // Writes RUN/config.yaml and RUN/env.json (atomically): kiln version and git commit,
 // command line, host name, OS (uname), CPU model and core count, thread count,
 // compiler, OpenBLAS config/version, versions of the linked libraries (libyaml,
-// cJSON, zlib, zstd, OpenSSL, libxml2, PCRE2, utf8proc), start time.
+// cJSON, zlib, zstd, OpenSSL, libxml2, PCRE2, utf8proc), start time, and the
+// peak MFU is against with its inputs (kernel: what its measurement ran).
 int run_env_write(const char *run_dir, const KilnConfig *cfg, int argc, char **argv, int threads,
-                  const KilnPeak *peak, KilnErr *err);
+                  const KilnPeak *peak, const char *kernel, KilnErr *err);
 
 #endif

@@ -27,6 +27,9 @@ Metric per tensor: ||kiln - ref|| / max(||ref||, 1e-6) (2-norms). Checks:
     5x over all variants: the test tells rounding from no rounding.
   - autocast: kiln is as accurate as PyTorch's bf16: its distance to exact is
     at most 2x autocast's + 1e-3 for every tensor.
+  - kernels: the same two checks for train.bf16_kernels onednn (the linear
+    layers in oneDNN's bf16 instructions, where the build and CPU have them;
+    reported as skipped otherwise), whose sums run in another order.
 
     /usr/bin/python3 tests/parity/check_bf16.py [--dump build/tests/parity_dump] [-v]
 """
@@ -48,9 +51,10 @@ from check_parity import B, T, CONFIGS, kiln_args  # noqa: E402
 from kiln_torch import KilnGPT, load_safetensors, param_groups  # noqa: E402
 
 
-def dump_kiln(dump_bin, tmp, name, settings, precision):
-    out = os.path.join(tmp, f"{name}.{precision}.safetensors")
-    cmd = [dump_bin, out, str(B), str(T)] + kiln_args({**settings, "train.precision": precision})
+def dump_kiln(dump_bin, tmp, name, settings, precision, kernels="sgemm"):
+    out = os.path.join(tmp, f"{name}.{precision}.{kernels}.safetensors")
+    cmd = [dump_bin, out, str(B), str(T)] + kiln_args({**settings, "train.precision": precision,
+                                                       "train.bf16_kernels": kernels})
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"parity_dump failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout}{p.stderr}")
@@ -136,6 +140,22 @@ def main():
             bad = [f"spec {k}: {e:.2e} > {a.tol_spec:g}" for k, e in spec.items() if not e <= a.tol_spec]
             bad += [f"less accurate than autocast: {k}: {kiln_exact[k]:.2e} vs {auto_exact[k]:.2e}"
                     for k in kiln_exact if not kiln_exact[k] <= 2 * auto_exact[k] + 1e-3]
+            onednn = ""
+            try:
+                dnn, _, _ = dump_kiln(a.dump, tmp, name, settings, "bf16", "onednn")
+            except RuntimeError as e:
+                if "no bf16 instructions" not in str(e) and "without oneDNN" not in str(e):
+                    raise
+                dnn = None
+                onednn = "; onednn skipped (no bf16 kernels here)"
+            if dnn is not None:
+                spec_d, exact_d = errors(dnn, spec_ref), errors(dnn, exact_ref)
+                bad += [f"onednn spec {k}: {e:.2e} > {a.tol_spec:g}" for k, e in spec_d.items() if not e <= a.tol_spec]
+                bad += [f"onednn less accurate than autocast: {k}: {exact_d[k]:.2e} vs {auto_exact[k]:.2e}"
+                        for k in exact_d if not exact_d[k] <= 2 * auto_exact[k] + 1e-3]
+                onednn = f"; onednn spec mean {float(np.mean([spec_d[k] for k in control])):.1e}"
+                spec_means.append(float(np.mean([spec_d[k] for k in control])))
+                control_means.append(float(np.mean(list(control.values()))))
             spec_mean = float(np.mean([spec[k] for k in control]))
             control_mean = float(np.mean(list(control.values())))
             spec_means.append(spec_mean)
@@ -144,7 +164,7 @@ def main():
             ws = max(spec, key=spec.get)
             print(f"{'FAIL' if bad else 'ok  '} {name:<30} spec mean {spec_mean:.1e} worst {spec[ws]:.1e} ({ws}); "
                   f"fp32 control {control_mean:.1e}; to exact: kiln {np.mean(list(kiln_exact.values())):.1e}, "
-                  f"autocast {np.mean(list(auto_exact.values())):.1e}")
+                  f"autocast {np.mean(list(auto_exact.values())):.1e}{onednn}")
             for b in bad:
                 print("       " + b)
             if a.verbose:

@@ -95,6 +95,7 @@ int main(int argc, char **argv) {
     if (kiln_config_finalize(&cfg, &err)) return fprintf(stderr, "%s\n", err.msg), 2;
     KilnModel m;
     cfg.model.precision = cfg.train.precision;  // as the trainer passes train.precision on
+    cfg.model.bf16_kernels = cfg.train.bf16_kernels;  // onednn opens them; auto stays on the sgemm here
     if (gpt_create(&m, &cfg.model, B, T, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     gpt_init_weights(&m, cfg.train.seed);
     // perturb norms and biases away from 1/0 so their gradients are exercised

@@ -35,9 +35,8 @@ assert abs(w - params * 4 / MiB) < 0.051 and g == w and abs(o - 2 * w) < 0.11, (
 assert a > 0 and abs(total - (w + g + o + a)) < 0.2, m.groups()
 
 pk = json.load(open(os.path.join(run, "env.json")))["peak_flops"]
-assert pk["used"] == max(pk["theoretical"], pk["measured_sgemm"]) and pk["used"] > 0, pk
-assert pk["used_is"] in ("theoretical", "measured"), pk
-assert pk["bf16"].startswith("emulated: "), pk  # the bf16 peak is the fp32 one (issue 13)
+assert pk["used"] == max(pk["theoretical"], pk["measured"]) and pk["used"] > 0, pk
+assert pk["used_is"] in ("theoretical", "measured") and pk["measured_kernel"] == "sgemm", pk
 if pk["theoretical"] > 0:
     assert pk["cores"] >= 1 and pk["ghz"] > 0 and pk["flops_per_cycle"] in (8, 16, 32, 64), pk
     assert abs(pk["theoretical"] - pk["cores"] * pk["ghz"] * 1e9 * pk["flops_per_cycle"]) < 1e3, pk
@@ -63,28 +62,57 @@ assert a2 < a * 0.75, (a2, a)
 assert tu.weights(tu.latest(run2)) == tu.weights(tu.latest(run)), "recompute changed the weights"
 print("recompute: activations %.1f MiB instead of %.1f, weights identical" % (a2, a))
 
-# train.precision bf16 (emulated on every CPU so far): said at start with the
-# bf16 weight copies in the memory plan; not fp32's weights, but fp32's losses
-# to bf16's precision; resumed from its middle checkpoint, the same weights and
-# optimizer state bit for bit
-BF16 = dict(KEYS, **{"train.precision": "bf16", "train.checkpoint_every": 3, "train.keep_last": 0})
-run3 = os.path.join(work, "run_bf16")
-out3 = subprocess.run(tu.pretrain_args(kiln, data, run3, BF16), capture_output=True, text=True)
-assert out3.returncode == 0, out3.stderr
-t3 = out3.stdout + out3.stderr
-assert "precision: bf16 matmuls, emulated" in t3, t3
-m3 = re.search(r"bf16 weight copies ([\d.]+); ([\d.]+) MiB in all", t3)
-assert m3 and abs(float(m3.group(1)) - w) < 0.051, t3
-assert re.search(r"mfu [\d.]+% of fp32 ", t3), t3
-l32, l16 = tu.series(tu.metrics(run), "loss"), tu.series(tu.metrics(run3), "loss")
-assert all(abs(l16[s] - l32[s]) < 0.02 * l32[s] for s in l32), (l32, l16)
-assert tu.weights(tu.latest(run3)) != tu.weights(tu.latest(run)), "bf16 gave fp32's weights"
-final = tu.latest(run3)
-final_state = tu.weights(final)
-shutil.rmtree(final)
-with open(os.path.join(run3, "latest"), "w") as f:
-    f.write("ckpt-00000003\n")
-out4 = subprocess.run(tu.pretrain_args(kiln, data, run3, BF16, ["--resume", "latest"]), capture_output=True, text=True)
-assert out4.returncode == 0 and "resumed from" in out4.stdout + out4.stderr, out4.stderr
-assert tu.weights(final) == final_state, "bf16 resume differs"
-print("bf16: losses within 2%% of fp32's (step 6: %.4f vs %.4f), resumed from step 3 bit for bit" % (l16[6], l32[6]))
+# train.precision bf16: said at start with the bf16 weight copies in the
+# memory plan; not fp32's weights, but fp32's losses to bf16's precision;
+# resumed from its middle checkpoint, the same weights and optimizer state bit
+# for bit. With each train.bf16_kernels: auto (raced at start, the choice
+# recorded in config.yaml and kept on resume), sgemm, and onednn (oneDNN's bf16
+# kernels, MFU against their own peak; refused with the reason on a CPU or
+# build without them).
+l32 = tu.series(tu.metrics(run), "loss")
+dnn = subprocess.run([kiln, "env"], capture_output=True, text=True).stdout
+have_dnn = re.search(r"^bf16 peak: +[\d.]+ GFLOP/s theoretical", dnn, re.M) is not None
+for kernels in ("auto", "sgemm", "onednn"):
+    BF16 = dict(KEYS, **{"train.precision": "bf16", "train.checkpoint_every": 3, "train.keep_last": 0,
+                         "train.bf16_kernels": kernels})
+    run3 = os.path.join(work, "run_bf16_" + kernels)
+    out3 = subprocess.run(tu.pretrain_args(kiln, data, run3, BF16), capture_output=True, text=True)
+    t3 = out3.stdout + out3.stderr
+    if kernels == "onednn" and not have_dnn:
+        assert out3.returncode != 0 and "train.bf16_kernels: onednn: " in t3, t3
+        print("bf16 onednn: refused here: " + t3.strip().splitlines()[-1])
+        continue
+    assert out3.returncode == 0, t3
+    chose = re.search(r"^  bf16_kernels: (\w+)$", open(os.path.join(run3, "config.yaml")).read(), re.M).group(1)
+    assert chose in ("sgemm", "onednn") and (kernels == "auto" or chose == kernels), (kernels, chose)
+    on = "in oneDNN's bf16 kernels" if chose == "onednn" else "on the fp32 sgemm with bf16-rounded operands"
+    assert "precision: bf16 matmuls; the linear layers " + on in t3, t3
+    if kernels == "auto":
+        assert re.search(r"train.bf16_kernels auto: on the MLP's 128 x 512 x 128, oneDNN's .* [\d.]+ GFLOP/s, the "
+                         r"sgemm [\d.]+\)" if have_dnn else r"no bf16 kernels here", t3), t3
+    m3 = re.search(r"bf16 weight copies ([\d.]+); ([\d.]+) MiB in all", t3)
+    assert m3 and abs(float(m3.group(1)) - w) < 0.051, t3
+    pk3 = json.load(open(os.path.join(run3, "env.json")))["peak_flops"]
+    if chose == "onednn":
+        assert re.search(r"mfu [\d.]+% of bf16 ", t3) and pk3["measured_kernel"] == "oneDNN bf16 matmul", (t3, pk3)
+        assert pk3["flops_per_cycle"] == 2 * pk["flops_per_cycle"] or pk["flops_per_cycle"] == 0, (pk, pk3)
+    else:
+        assert re.search(r"mfu [\d.]+% of fp32 ", t3) and pk3["measured_kernel"] == "sgemm", (t3, pk3)
+    assert all(0 < r["mfu"] <= 1 for r in tu.metrics(run3) if "mfu" in r)
+    l16 = tu.series(tu.metrics(run3), "loss")
+    assert all(abs(l16[s] - l32[s]) < 0.02 * l32[s] for s in l32), (l32, l16)
+    assert tu.weights(tu.latest(run3)) != tu.weights(tu.latest(run)), "bf16 gave fp32's weights"
+    final = tu.latest(run3)
+    final_state = tu.weights(final)
+    shutil.rmtree(final)
+    with open(os.path.join(run3, "latest"), "w") as f:
+        f.write("ckpt-00000003\n")
+    out4 = subprocess.run(tu.pretrain_args(kiln, data, run3, BF16, ["--resume", "latest"]), capture_output=True,
+                          text=True)
+    t4 = out4.stdout + out4.stderr
+    assert out4.returncode == 0 and "resumed from" in t4, t4
+    if kernels == "auto":
+        assert "(train.bf16_kernels auto: the resumed run's choice: %s)" % chose in t4, t4
+    assert tu.weights(final) == final_state, "bf16 resume differs (%s)" % kernels
+    print("bf16 %s (%s): losses within 2%% of fp32's (step 6: %.4f vs %.4f), resumed from step 3 bit for bit" %
+          (kernels, chose, l16[6], l32[6]))

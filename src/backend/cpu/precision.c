@@ -23,13 +23,6 @@ static inline float bf16_of(float x) {
 
 float bf16_round_value(float x) { return bf16_of(x); }
 
-const char *backend_bf16_kernels(const KilnCpuIsa *isa) {
-    return isa->avx512_bf16 ? "emulated: bf16-rounded operands in the fp32 sgemm, at fp32's speed (this CPU has "
-                              "AVX512_BF16, but kiln has no bf16 kernels yet)"
-                            : "emulated: bf16-rounded operands in the fp32 sgemm, at fp32's speed (this CPU has no "
-                              "bf16 instructions, AVX512_BF16)";
-}
-
 void bf16_round(float *x, long n) {
 #pragma omp parallel for simd if (parallel : n > 4096 && !omp_in_parallel())
     for (long i = 0; i < n; i++) x[i] = bf16_of(x[i]);
@@ -38,4 +31,14 @@ void bf16_round(float *x, long n) {
 void bf16_round_copy(float *dst, const float *src, long n) {
 #pragma omp parallel for simd if (parallel : n > 4096 && !omp_in_parallel())
     for (long i = 0; i < n; i++) dst[i] = bf16_of(src[i]);
+}
+
+void bf16_pack(uint16_t *dst, const float *src, long n) {
+#pragma omp parallel for simd if (parallel : n > 4096 && !omp_in_parallel())
+    for (long i = 0; i < n; i++) {
+        float r = bf16_of(src[i]);
+        uint32_t u;
+        memcpy(&u, &r, sizeof u);
+        dst[i] = (uint16_t)(u >> 16);
+    }
 }
