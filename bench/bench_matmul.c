@@ -14,6 +14,7 @@
 // is reported and skipped. Prints lscpu's model and flags first.
 #define _GNU_SOURCE
 #include "kiln/core.h"
+#include "backend/backend.h"
 
 #include <cblas.h>
 #include <dlfcn.h>
@@ -37,6 +38,7 @@ typedef int (*DnnlSgemm)(char, char, int64_t, int64_t, int64_t, float, const flo
 typedef struct {
     BliSgemm bli;
     DnnlSgemm dnnl;
+    KilnBf16Gemm *bf16;  // kiln's bf16 kernels (oneDNN's bf16 matmul, with the packing to bf16)
 } Libs;
 
 // C (M,N) = op(A) (M,K) @ op(B) (K,N) + beta C, all row-major, per kind.
@@ -51,8 +53,11 @@ static void run(int lib, const Libs *L, Kind k, int M, int N, int K, const float
     } else if (lib == 1) {
         int64_t rsa = ta ? 1 : K, csa = ta ? M : 1, rsb = tb ? 1 : N, csb = tb ? K : 1;
         L->bli(0, 0, M, N, K, &one, A, rsa, csa, B, rsb, csb, &beta, C, N, 1);
-    } else {
+    } else if (lib == 2) {
         L->dnnl(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+    } else {
+        KilnErr e;
+        if (bf16_gemm(L->bf16, ta, tb, M, N, K, A, B, beta != 0, C, &e)) fprintf(stderr, "%s\n", e.msg), exit(1);
     }
 }
 
@@ -71,6 +76,7 @@ static double gflops(int lib, const Libs *L, Kind k, int M, int N, int K, const 
 }
 
 int main(int argc, char **argv) {
+    backend_choose_runtime(argv);  // the OpenBLAS kernels kiln runs on this CPU
     const char *model = "gpt2";
     int B = 4, T = 64;
     double secs = 0.5;
@@ -97,9 +103,11 @@ int main(int argc, char **argv) {
     }
     h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
     if (h) L.dnnl = (DnnlSgemm)(uintptr_t)dlsym(h, "dnnl_sgemm");
-    printf("%s, B=%d T=%d, %d threads; OpenBLAS %s; BLIS %s; oneDNN %s\n", model, B, T, threads,
+    KilnErr e;
+    L.bf16 = bf16_gemm_open(&e);
+    printf("%s, B=%d T=%d, %d threads; OpenBLAS %s; BLIS %s; oneDNN %s; bf16 %s\n", model, B, T, threads,
            openblas_get_corename(), L.bli ? "libblis4-openmp" : "not installed",
-           L.dnnl ? "libdnnl2" : "not installed");
+           L.dnnl ? "libdnnl2" : "not installed", L.bf16 ? "oneDNN's bf16 matmul (kiln's bf16_gemm)" : e.msg);
     struct {
         const char *name;
         int IC, OC;
@@ -113,27 +121,33 @@ int main(int argc, char **argv) {
     if (!A || !W || !O) return fprintf(stderr, "out of memory\n"), 1;
     for (long i = 0; i < most; i++) A[i] = W[i] = O[i] = (float)(i % 13) * 0.01f;
     // each library's threads spun up and the clock raised before the first row
-    for (int lib = 0; lib < 3; lib++)
-        if (lib == 0 || (lib == 1 && L.bli) || (lib == 2 && L.dnnl)) gflops(lib, &L, NT, N, 4 * C, C, A, W, O, 0.5);
-    printf("\n%-8s %-7s %16s %10s %10s %10s  best\n", "layer", "kind", "M x N x K", "OpenBLAS", "BLIS", "oneDNN");
+    for (int lib = 0; lib < 4; lib++)
+        if (lib == 0 || (lib == 1 && L.bli) || (lib == 2 && L.dnnl) || (lib == 3 && L.bf16))
+            gflops(lib, &L, NT, N, 4 * C, C, A, W, O, 0.5);
+    printf("\n%-8s %-7s %16s %10s %10s %10s  %-26s %10s\n", "layer", "kind", "M x N x K", "OpenBLAS", "BLIS", "oneDNN",
+           "best fp32", "bf16");
     for (size_t l = 0; l < sizeof layers / sizeof layers[0]; l++) {
         int IC = layers[l].IC, OC = layers[l].OC;
         for (int k = NT; k <= TN; k++) {
             int M = k == TN ? OC : N, Nn = k == NN ? IC : k == NT ? OC : IC, K = k == NT ? IC : k == NN ? OC : N;
-            double g[3] = {0, 0, 0};
-            for (int lib = 0; lib < 3; lib++)
-                if (lib == 0 || (lib == 1 && L.bli) || (lib == 2 && L.dnnl))
+            double g[4] = {0, 0, 0, 0};
+            for (int lib = 0; lib < 4; lib++)
+                if (lib == 0 || (lib == 1 && L.bli) || (lib == 2 && L.dnnl) || (lib == 3 && L.bf16))
                     g[lib] = gflops(lib, &L, (Kind)k, M, Nn, K, A, W, O, secs);
             int best = g[1] > g[0] ? 1 : 0;
             if (g[2] > g[best]) best = 2;
             char shape[48];
             snprintf(shape, sizeof shape, "%dx%dx%d", M, Nn, K);
-            printf("%-8s %-7s %16s %10.1f %10.1f %10.1f  %s (%.2fx OpenBLAS)\n", layers[l].name, KIND[k], shape,
-                   g[0], g[1], g[2], (const char *[]){"OpenBLAS", "BLIS", "oneDNN"}[best], g[best] / g[0]);
+            char win[40];
+            snprintf(win, sizeof win, "%s (%.2fx OpenBLAS)", (const char *[]){"OpenBLAS", "BLIS", "oneDNN"}[best],
+                     g[best] / g[0]);
+            printf("%-8s %-7s %16s %10.1f %10.1f %10.1f  %-26s %10.1f (%.2fx OpenBLAS)\n", layers[l].name, KIND[k],
+                   shape, g[0], g[1], g[2], win, g[3], g[3] / g[0]);
         }
     }
     free(A);
     free(W);
     free(O);
+    bf16_gemm_close(L.bf16);
     return 0;
 }

@@ -17,9 +17,10 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    backend_choose_runtime(argv);  // the OpenBLAS kernels kiln runs on this CPU
     if (argc >= 3 && !strcmp(argv[1], "--sgemm")) {
-        printf("{\"sgemm_gflops\": %.2f, \"n\": %d, \"threads\": %d}\n", backend_peak_flops(atoi(argv[2])) / 1e9,
-               atoi(argv[2]), omp_get_max_threads());
+        printf("{\"sgemm_gflops\": %.2f, \"n\": %d, \"threads\": %d, \"core\": \"%s\"}\n",
+               backend_peak_flops(atoi(argv[2])) / 1e9, atoi(argv[2]), omp_get_max_threads(), backend_info().blas_core);
         return 0;
     }
     if (argc < 4) {
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     if (kiln_config_finalize(&cfg, &err)) return fprintf(stderr, "%s\n", err.msg), 2;
     KilnModel m;
     cfg.model.precision = cfg.train.precision;  // as the trainer passes train.precision on
+    cfg.model.bf16_kernels = cfg.train.bf16_kernels;  // onednn opens them; auto stays on the sgemm here
     if (gpt_create(&m, &cfg.model, B, T, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     gpt_init_weights(&m, 1);
     KilnRng rng;

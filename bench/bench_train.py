@@ -9,12 +9,17 @@ sgemm peak measured on the spot, and the kiln/PyTorch throughput ratio.
     /usr/bin/python3 bench/bench_train.py [--threads 2] [--repeats 3] [--sizes 124M,small]
                                           [--precisions fp32,bf16]
 
---precisions bf16 runs kiln with train.precision=bf16 and PyTorch under
-torch.autocast("cpu", torch.bfloat16), and prints kiln's bf16/fp32 speed-up.
+--precisions bf16 runs kiln with train.precision=bf16 (its linear layers on the
+fp32 sgemm with bf16-rounded operands) and PyTorch under
+torch.autocast("cpu", torch.bfloat16), and prints kiln's bf16/fp32 speed-up;
+bf16-onednn runs kiln's bf16 with train.bf16_kernels=onednn (oneDNN's bf16
+instructions; kiln only).
 
 PyTorch gets its best thread setting: torch.set_num_threads(threads) and
 OMP_WAIT_POLICY=PASSIVE (Debian's torch calls the pthread OpenBLAS, whose
-threads would otherwise fight the OpenMP pool).
+threads would otherwise fight the OpenMP pool), and the OpenBLAS kernels kiln
+runs (OPENBLAS_CORETYPE set to them: on a CPU newer than Debian's OpenBLAS
+knows, both would otherwise run its SSE3 fallback).
 """
 import argparse
 import json
@@ -56,16 +61,21 @@ def flops_per_step(cfg, B, T):
 
 
 def run_kiln(binary, model, B, T, steps, threads, precision="fp32"):
-    args = [binary, str(B), str(T), str(steps), f"train.precision={precision}"]
+    prec, _, kernels = precision.partition("-")
+    args = [binary, str(B), str(T), str(steps), f"train.precision={prec}"]
+    if kernels:
+        args.append(f"train.bf16_kernels={kernels}")
     args += [f"model.{k}={str(v).lower()}" for k, v in model.items()]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["ms_per_step"]
 
 
-def run_torch(model, B, T, steps, threads, precision="fp32"):
+def run_torch(model, B, T, steps, threads, precision="fp32", core=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE",
                OPENBLAS_NUM_THREADS=str(threads))
+    if core:
+        env["OPENBLAS_CORETYPE"] = core
     job = json.dumps(dict(model=model, B=B, T=T, steps=steps, threads=threads, precision=precision))
     out = subprocess.run([sys.executable, __file__, "--torch-worker", job], env=env, check=True,
                          capture_output=True, text=True).stdout
@@ -121,19 +131,20 @@ def main():
         import torch
         torch_version = torch.__version__
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    peak = json.loads(subprocess.run([a.kiln, "--sgemm", "2048"], env=env, check=True, capture_output=True,
-                                     text=True).stdout)["sgemm_gflops"]
+    sg = json.loads(subprocess.run([a.kiln, "--sgemm", "2048"], env=env, check=True, capture_output=True,
+                                   text=True).stdout)
+    peak = sg["sgemm_gflops"]
     print("\n".join(machine.lscpu_lines()))
     cpu = machine.cpu_model()
     print(f"# {time.strftime('%Y-%m-%d')} | {cpu} | {a.threads} threads | sgemm peak {peak:.1f} GFLOP/s "
-          f"(OpenBLAS, 2048^3) | torch {torch_version} | {platform.python_version()}")
+          f"(OpenBLAS {sg['core']} kernels, 2048^3) | torch {torch_version} | {platform.python_version()}")
     print(f"{'size':<7} {'impl':<13} {'ms/step':>9} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6}   runs (ms/step)")
     for name in a.sizes.split(","):
         model, B, T, steps = SIZES[name]
         cfg = full_config(model)
         flops = flops_per_step(cfg, B, T)
         precs = a.precisions.split(",")
-        torch_precs = a.torch_precisions.split(",") if a.torch_precisions else precs
+        torch_precs = a.torch_precisions.split(",") if a.torch_precisions else [p for p in precs if "-" not in p]
         tag = (lambda impl, p: impl) if precs == ["fp32"] else (lambda impl, p: f"{impl}-{p}")
         runs = {}
         for p in precs:
@@ -148,7 +159,7 @@ def main():
                 if a.baseline:
                     runs[tag("baseline", p)].append(run_kiln(a.baseline, model, B, T, steps, a.threads, p))
                 if tag("pytorch", p) in runs:
-                    runs[tag("pytorch", p)].append(run_torch(model, B, T, steps, a.threads, p))
+                    runs[tag("pytorch", p)].append(run_torch(model, B, T, steps, a.threads, p, sg["core"]))
         med = {k: statistics.median(v) for k, v in runs.items()}
         for impl in runs:
             ms = med[impl]
@@ -161,9 +172,10 @@ def main():
                 print(f"{name:<7} ratio {p}  kiln is {med[t] / med[k]:.2f}x PyTorch's tokens/s")
             if b in med:
                 print(f"{name:<7} ratio {p}  kiln is {med[b] / med[k]:.3f}x the baseline's tokens/s")
-        if len(precs) > 1:
-            print(f"{name:<7} ratio    kiln bf16 is {med[tag('kiln', 'fp32')] / med[tag('kiln', 'bf16')]:.2f}x "
-                  "kiln fp32's tokens/s")
+        for p in precs:
+            if p != "fp32" and "fp32" in precs:
+                print(f"{name:<7} ratio    kiln {p} is {med[tag('kiln', 'fp32')] / med[tag('kiln', p)]:.2f}x "
+                      "kiln fp32's tokens/s")
 
 
 if __name__ == "__main__":

@@ -338,12 +338,13 @@ static void test_bf16_gemm(void **state) {
           *di2 = calloc((size_t)N * IC, 4), *dw1 = calloc((size_t)OC * IC, 4), *dw2 = calloc((size_t)OC * IC, 4),
           *db1 = calloc(OC, 4), *db2 = calloc(OC, 4);
     double *r = malloc(sizeof(double) * N * OC);
+    KilnMatmul mm = {.bf16 = g};
     linear_forward(o1, inp, w, b, N, IC, OC, NULL);
-    linear_forward(o2, inp, w, b, N, IC, OC, g);
+    linear_forward(o2, inp, w, b, N, IC, OC, &mm);
     for (long i = 0; i < (long)N * OC; i++) r[i] = o1[i];
     assert_true(rel_err(o2, r, (long)N * OC) < 1e-6);
     linear_backward(di1, dw1, db1, dout, inp, w, N, IC, OC, NULL);
-    linear_backward(di2, dw2, db2, dout, inp, w, N, IC, OC, g);
+    linear_backward(di2, dw2, db2, dout, inp, w, N, IC, OC, &mm);
     for (long i = 0; i < (long)N * IC; i++) r[i] = di1[i];
     assert_true(rel_err(di2, r, (long)N * IC) < 1e-6);
     for (long i = 0; i < (long)OC * IC; i++) r[i] = dw1[i];
@@ -357,6 +358,44 @@ static void test_bf16_gemm(void **state) {
     free(inp), free(w), free(b), free(dout), free(o1), free(o2), free(di1), free(di2), free(dw1), free(dw2);
     free(db1), free(db2), free(r);
     bf16_gemm_close(g);
+}
+
+// oneDNN's sgemm for each product class (train.sgemm) against OpenBLAS's:
+// the same products in fp32, summed in another order.
+static void test_sgemm_onednn(void **state) {
+    if (!backend_has_onednn()) {
+        print_message("skipped: this build has no oneDNN\n");
+        skip();
+    }
+    int N = 37, IC = 70, OC = 53;
+    float *inp = randn((long)N * IC, 1, 15), *w = randn((long)OC * IC, 0.2f, 16), *b = randn(OC, 1, 17);
+    float *dout = randn((long)N * OC, 1, 18);
+    for (int cls = 0; cls < KILN_MM_CLASSES; cls++) {
+        KilnMatmul mm = {0};
+        mm.onednn[cls] = 1;
+        float *o1 = calloc((size_t)N * OC, 4), *o2 = calloc((size_t)N * OC, 4), *di1 = calloc((size_t)N * IC, 4),
+              *di2 = calloc((size_t)N * IC, 4), *dw1 = randn((long)OC * IC, 1, 19), *dw2 = randn((long)OC * IC, 1, 19);
+        double *r = malloc(sizeof(double) * OC * IC);
+        linear_forward(o1, inp, w, b, N, IC, OC, NULL);
+        linear_forward(o2, inp, w, b, N, IC, OC, &mm);
+        linear_backward(di1, dw1, NULL, dout, inp, w, N, IC, OC, NULL);
+        linear_backward(di2, dw2, NULL, dout, inp, w, N, IC, OC, &mm);
+        for (long i = 0; i < (long)N * OC; i++) r[i] = o1[i];
+        assert_true(rel_err(o2, r, (long)N * OC) < 1e-6);
+        for (long i = 0; i < (long)N * IC; i++) r[i] = di1[i];
+        assert_true(rel_err(di2, r, (long)N * IC) < 1e-6);
+        for (long i = 0; i < (long)OC * IC; i++) r[i] = dw1[i];  // accumulated onto the same start
+        assert_true(rel_err(dw2, r, (long)OC * IC) < 1e-6);
+        // the class that moved differs from OpenBLAS in its last bits only; the others are OpenBLAS's bit for bit
+        if (cls != KILN_MM_NT) assert_memory_equal(o1, o2, sizeof(float) * N * OC);
+        if (cls != KILN_MM_NN) assert_memory_equal(di1, di2, sizeof(float) * N * IC);
+        if (cls != KILN_MM_TN) assert_memory_equal(dw1, dw2, sizeof(float) * OC * IC);
+        free(o1), free(o2), free(di1), free(di2), free(dw1), free(dw2), free(r);
+    }
+    static const int shapes[][3] = {{64, 96, 32}, {64, 32, 96}};
+    for (int cls = 0; cls < KILN_MM_CLASSES; cls++)
+        assert_true(mm_class_seconds(1, cls, shapes, 2, 2) > 0 && mm_class_seconds(0, cls, shapes, 2, 2) > 0);
+    free(inp), free(w), free(b), free(dout);
 }
 
 // bf16 attention against a double reference with the same rounding points:
@@ -669,7 +708,7 @@ int main(void) {
         cmocka_unit_test(test_rope),            cmocka_unit_test(test_attention_mha),
         cmocka_unit_test(test_attention_gqa),   cmocka_unit_test(test_attention_mqa),
         cmocka_unit_test(test_attention_dropout), cmocka_unit_test(test_attention_bf16),
-        cmocka_unit_test(test_bf16_round),      cmocka_unit_test(test_bf16_gemm),      cmocka_unit_test(test_crossentropy),
+        cmocka_unit_test(test_bf16_round),      cmocka_unit_test(test_bf16_gemm), cmocka_unit_test(test_sgemm_onednn),      cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_embedding),       cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_fast_expf),
         cmocka_unit_test(test_fast_normal_cdf),

@@ -26,6 +26,18 @@ typedef enum { KILN_PREC_FP32, KILN_PREC_BF16 } KilnPrecision;
 // model's shapes at start (a resumed run keeps its checkpoint's choice);
 // sgemm: the fp32 sgemm on bf16-rounded operands; onednn: bf16 instructions.
 typedef enum { KILN_BF16K_AUTO, KILN_BF16K_SGEMM, KILN_BF16K_ONEDNN } KilnBf16Kernels;
+// Which sgemm runs each product class of the linear layers (train.sgemm):
+// 0 auto (this machine's verdict for the model's shapes, src/run/kernels.c),
+// 1 + mask for the triple "forward,input-gradient,weight-gradient" of
+// openblas | onednn (bit i set: class i on oneDNN), and the shorthands
+// KILN_SGEMM_OPENBLAS and KILN_SGEMM_ONEDNN for all three.
+#define KILN_SGEMM_AUTO 0
+#define KILN_SGEMM_OPENBLAS 9
+#define KILN_SGEMM_ONEDNN 10
+// The class mask of a train.sgemm value; -1 for auto.
+static inline int kiln_sgemm_mask(int v) {
+    return v == KILN_SGEMM_AUTO ? -1 : v == KILN_SGEMM_OPENBLAS ? 0 : v == KILN_SGEMM_ONEDNN ? 7 : v - 1;
+}
 // A resumed run given more train.steps than its checkpoint was planned for:
 // hold the LR the original schedule ended at, decay the extension's last
 // wsd_decay_frac linearly to min_lr, or re-plan the schedule over the new steps.
@@ -119,6 +131,7 @@ typedef struct {
     int recompute;         // keep only each block's output; recompute the rest in backward
     KilnPrecision precision;  // fp32 | bf16 matmuls
     KilnBf16Kernels bf16_kernels;
+    int sgemm;                // train.sgemm (kiln_sgemm_mask)
 } KilnTrainConfig;
 
 typedef struct {

@@ -81,7 +81,8 @@ typedef struct {
     long opt_lo, opt_n;
     KilnTensors p, g;
     float *wbf;              // train.precision bf16: the matmul weights rounded to bf16 (layout of params)
-    struct KilnBf16Gemm *bk; // bf16's linear layers in bf16 instructions (gpt_bf16_kernels); NULL: sgemm
+    struct KilnBf16Gemm *bk; // bf16's linear layers in bf16 instructions (gpt_bf16_kernels); NULL: an sgemm
+    unsigned char sgemm_onednn[3];  // per product (forward, input and weight gradients): oneDNN's sgemm, else OpenBLAS's
     KilnTensors pb;          // views of wbf
     int maxB, maxT;          // activation plan
     int B, T;                // shape of the last forward
@@ -111,6 +112,10 @@ void gpt_destroy(KilnModel *m);
 // this build or CPU has no bf16 kernels. The attention's per-head products
 // stay on the sgemm either way (T x T x head-size: too small to gain).
 int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err);
+// Which sgemm runs each of the linear layers' products (forward, input
+// gradient, weight gradient): oneDNN's where onednn[i], else OpenBLAS's (the
+// default). -1 with err set when this build has no oneDNN.
+int gpt_sgemm_libs(KilnModel *m, const unsigned char onednn[3], KilnErr *err);
 void gpt_init_weights(KilnModel *m, uint64_t seed);  // scheme cfg.init (init.c)
 long gpt_num_params(const KilnModel *m);
 // What gpt_create allocated, in bytes: weights, gradients, optimizer moments

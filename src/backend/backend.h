@@ -24,16 +24,33 @@ void embedding_forward(float *out, const int32_t *tokens, const float *wte, cons
 void embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
                         int B, int T, int C);
 
-// ---- linear: inp (N,IC) @ w^T (OC,IC) + bias (OC) -> out (N,OC); bias may be NULL ----
-// bk: NULL runs the fp32 sgemm; else the products run in bf16 instructions
-// (bf16_gemm below), falling back to the sgemm (the same products, summed in
-// another order) if a call fails; bf16_gemm_failure says so.
+// ---- the products of a linear layer, and which library runs each ----
+// forward out = inp @ w^T (NT), input gradient dout @ w (NN), weight gradient
+// dout^T @ inp (TN, accumulating). KilnMatmul says what runs them: bf16
+// instructions (bf16_gemm below) when bf16 is set, else per class oneDNN's
+// sgemm or OpenBLAS's. A failed bf16 or oneDNN call falls back to OpenBLAS
+// (the same products, summed in another order); bf16_gemm_failure says so.
+enum { KILN_MM_NT, KILN_MM_NN, KILN_MM_TN, KILN_MM_CLASSES };
 typedef struct KilnBf16Gemm KilnBf16Gemm;
+typedef struct {
+    KilnBf16Gemm *bf16;
+    unsigned char onednn[KILN_MM_CLASSES];
+} KilnMatmul;
+// C (M,N) = op(A) op(B), or += when accumulate; row-major, dense; mm NULL: OpenBLAS.
+void mm_product(const KilnMatmul *mm, int cls, int M, int N, int K, const float *A, const float *B, int accumulate,
+                float *C);
+// Seconds for one class's products over shapes (M,N,K), each the best of reps
+// calls, on oneDNN's sgemm (onednn) or OpenBLAS's: the trainer's race.
+double mm_class_seconds(int onednn, int cls, const int (*shapes)[3], int n, int reps);
+int backend_has_onednn(void);  // built with oneDNN (its sgemm and bf16 matmul)
+
+// ---- linear: inp (N,IC) @ w^T (OC,IC) + bias (OC) -> out (N,OC); bias may be NULL ----
+// mm: the libraries (NULL: OpenBLAS).
 void linear_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
-                    int OC, KilnBf16Gemm *bk);
+                    int OC, const KilnMatmul *mm);
 // dinp may be NULL (not needed). dinp is written, dw and dbias accumulate.
 void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                     const float *w, int N, int IC, int OC, KilnBf16Gemm *bk);
+                     const float *w, int N, int IC, int OC, const KilnMatmul *mm);
 
 // ---- LayerNorm: inp (N,C) -> out (N,C), saves mean, rstd (N); bias may be NULL ----
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -250,6 +267,11 @@ const char *backend_blas_better_core(const char *running, const KilnCpuIsa *isa)
 // OpenMP build) waits in the same libgomp pool.
 #define KILN_SPINCOUNT "10000"
 #define KILN_SPINCOUNT_ENV "KILN_SPINCOUNT_CHOSEN"
+// Called first in main (the kiln binary's and the benchmarks'): when the user
+// set no wait policy, or OpenBLAS fell back to generic kernels on a CPU that
+// runs better ones, runs the binary again (same pid) with GOMP_SPINCOUNT or
+// OPENBLAS_CORETYPE set; returns when neither is needed or the exec failed.
+void backend_choose_runtime(char **argv);
 typedef struct {
     int online;        // CPUs online
     int affinity;      // CPUs in this process's affinity mask (what libgomp counts)

@@ -32,31 +32,8 @@ static const KilnCommand *find(const char *name) {
     return NULL;
 }
 
-// libgomp has read its wait policy, and OpenBLAS its kernels, before main
-// runs (backend.h says why both matter): when the user set no wait policy, or
-// OpenBLAS fell back to generic kernels on a CPU that runs better ones, run
-// this binary again with GOMP_SPINCOUNT or OPENBLAS_CORETYPE set, which the
-// libraries then read as they load. The pid stays the same. If the exec fails,
-// kiln carries on as it is and `kiln env` says so. (/proc/self/exe is the
-// emulator under valgrind or qemu-user: set the variables there, and kiln does
-// not run itself again.)
-static void choose_runtime(char **argv) {
-    int spin = 0, core_set = 0;
-    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT"))
-        spin = !setenv("GOMP_SPINCOUNT", KILN_SPINCOUNT, 1) && !setenv(KILN_SPINCOUNT_ENV, "1", 1);
-    KilnCpuIsa isa;
-    backend_cpu_isa(&isa);
-    const char *picked = backend_info().blas_core, *core = backend_blas_better_core(picked, &isa);
-    if (!getenv("OPENBLAS_CORETYPE") && core)
-        core_set = !setenv("OPENBLAS_CORETYPE", core, 1) && !setenv(KILN_CORETYPE_ENV, picked, 1);
-    if (!spin && !core_set) return;
-    execv("/proc/self/exe", argv);
-    if (spin) unsetenv("GOMP_SPINCOUNT"), unsetenv(KILN_SPINCOUNT_ENV);
-    if (core_set) unsetenv("OPENBLAS_CORETYPE"), unsetenv(KILN_CORETYPE_ENV);
-}
-
 int main(int argc, char **argv) {
-    choose_runtime(argv);
+    backend_choose_runtime(argv);
     KilnThreadPlan plan;
     backend_thread_plan(&plan);
     backend_threads_apply(&plan);  // train.threads and eval --threads still override it

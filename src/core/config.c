@@ -30,6 +30,13 @@ static const char *const RAMP_NAMES[] = {"linear", "step", NULL};
 static const char *const SPIKE_NAMES[] = {"rollback", "skip", "stop", NULL};
 static const char *const PRECISION_NAMES[] = {"fp32", "bf16", NULL};
 static const char *const BF16K_NAMES[] = {"auto", "sgemm", "onednn", NULL};
+// train.sgemm: auto, the eight per-class triples (1 + class mask), and two shorthands
+static const char *const SGEMM_NAMES[] = {"auto",
+                                          "openblas,openblas,openblas", "onednn,openblas,openblas",
+                                          "openblas,onednn,openblas",   "onednn,onednn,openblas",
+                                          "openblas,openblas,onednn",   "onednn,openblas,onednn",
+                                          "openblas,onednn,onednn",     "onednn,onednn,onednn",
+                                          "openblas", "onednn", NULL};
 static const char *const PAR_MODE_NAMES[] = {"sync", "async", NULL};
 static const char *const EXTEND_NAMES[] = {"constant", "decay", "stretch", NULL};
 
@@ -113,6 +120,9 @@ static const KeySpec KEYS[] = {
      "keep only each block's output and recompute its activations in backward (less memory, ~1/3 more compute)"},
     {"train.precision", T_ENUM, TR(precision), 0, PRECISION_NAMES,
      "matmuls: fp32 | bf16 (operands rounded to bf16, fp32 sums, as torch.autocast; weights, optimizer, norms, softmax, loss in fp32)"},
+    {"train.sgemm", T_ENUM, TR(sgemm), 0, SGEMM_NAMES,
+     "the linear layers' sgemm: auto (this machine's faster per product, raced once and cached) | openblas | onednn | "
+     "per product forward,input-gradient,weight-gradient (e.g. onednn,onednn,openblas)"},
     {"train.bf16_kernels", T_ENUM, TR(bf16_kernels), 0, BF16K_NAMES,
      "bf16's linear layers: auto (the faster of the two, raced at start) | sgemm (fp32 sgemm on bf16-rounded operands) | onednn (bf16 instructions)"},
     {"data.train", T_STR, D(train), sizeof(((KilnConfig *)0)->data.train), NULL, "training shards (path or glob)"},
@@ -256,7 +266,7 @@ int kiln_config_set(KilnConfig *cfg, const char *key, const char *value, const c
                 return 0;
             }
         }
-        char list[256] = "";
+        char list[512] = "";
         for (int i = 0; k->names[i]; i++) {
             strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
             strncat(list, k->names[i], sizeof list - strlen(list) - 1);

@@ -224,6 +224,13 @@ int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err) {
     return m->bk ? 0 : -1;
 }
 
+int gpt_sgemm_libs(KilnModel *m, const unsigned char onednn[3], KilnErr *err) {
+    if ((onednn[0] || onednn[1] || onednn[2]) && !backend_has_onednn())
+        return kiln_fail(err, "this kiln was built without oneDNN (Debian's libdnnl-dev, scripts/install-deps.sh)");
+    memcpy(m->sgemm_onednn, onednn, sizeof m->sgemm_onednn);
+    return 0;
+}
+
 void gpt_destroy(KilnModel *m) {
     bf16_gemm_close(m->bk);
     backend_free(m->m);
@@ -305,6 +312,13 @@ static void act_backward(const KilnModel *m, float *dinp, const float *inp, cons
 
 static int is_bf16(const KilnModel *m) { return m->cfg.precision == KILN_PREC_BF16; }
 
+// The libraries the linear layers' products run on (backend.h).
+static KilnMatmul matmul_of(const KilnModel *m) {
+    KilnMatmul mm = {.bf16 = m->bk};
+    memcpy(mm.onednn, m->sgemm_onednn, sizeof mm.onednn);
+    return mm;
+}
+
 // A matmul operand, rounded to bf16 in place when the model runs in bf16.
 static void mm_operand(const KilnModel *m, float *x, long n) {
     if (is_bf16(m)) bf16_round(x, n);
@@ -379,27 +393,28 @@ static LayerActs layer_acts(const KilnModel *m, int l) {
 
 // One transformer block: x (N,C) -> s.res3 (N,C), keeping what backward needs in s.
 static void block_forward(KilnModel *m, int l, const float *x, const LayerActs *s) {
+    KilnMatmul mm = matmul_of(m);
     const KilnModelConfig *c = &m->cfg;
     int B = m->B, T = m->T, N = B * T, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head;
     KilnActs *a = &m->a;
     LayerParams p = layer_params(m, &m->p, l), w = layer_params(m, mm_weights(m), l);
     norm_forward(m, s->ln1, s->ln1_mean, s->ln1_rstd, x, p.ln1w, p.ln1b, N);
     mm_operand(m, s->ln1, (long)N * C);
-    linear_forward(s->qkv, s->ln1, w.qkvw, p.qkvb, N, C, m->QKV, m->bk);
+    linear_forward(s->qkv, s->ln1, w.qkvw, p.qkvb, N, C, m->QKV, &mm);
     if (c->pos == KILN_POS_ROPE) rope_forward(s->qkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
     mm_operand(m, s->qkv, (long)N * m->QKV);
     attention_forward(s->att, s->lse, s->qkv, a->att_scratch, B, T, NH, NKV, m->HD, drop_site(m, l, SITE_ATTN),
                       is_bf16(m));
     mm_operand(m, s->att, (long)N * C);
-    linear_forward(a->tmp, s->att, w.attprojw, p.attprojb, N, C, C, m->bk);
+    linear_forward(a->tmp, s->att, w.attprojw, p.attprojb, N, C, C, &mm);
     dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_ATTN_RESID));
     residual_add(s->res2, x, a->tmp, (long)N * C);
     norm_forward(m, s->ln2, s->ln2_mean, s->ln2_rstd, s->res2, p.ln2w, p.ln2b, N);
     mm_operand(m, s->ln2, (long)N * C);
-    linear_forward(s->fch, s->ln2, w.fcw, p.fcb, N, C, m->F, m->bk);
+    linear_forward(s->fch, s->ln2, w.fcw, p.fcb, N, C, m->F, &mm);
     act_forward(m, s->fch_act, s->fch, N);
     mm_operand(m, s->fch_act, (long)N * m->H);
-    linear_forward(a->tmp, s->fch_act, w.fcprojw, p.fcprojb, N, m->H, C, m->bk);
+    linear_forward(a->tmp, s->fch_act, w.fcprojw, p.fcprojb, N, m->H, C, &mm);
     dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_MLP_RESID));
     residual_add(s->res3, s->res2, a->tmp, (long)N * C);
 }
@@ -437,7 +452,8 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     mm_operand(m, a->lnf, (long)N * C);
     const KilnTensors *mw = mm_weights(m);
     const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
-    linear_forward(a->logits, a->lnf, head, NULL, N, C, V, m->bk);
+    KilnMatmul mm = matmul_of(m);
+    linear_forward(a->logits, a->lnf, head, NULL, N, C, V, &mm);
     m->loss = 0.0;
     if (targets) {
         double loss = crossentropy_forward_backward(a->logits, targets, N, V, dloss, NULL);
@@ -472,6 +488,7 @@ static void grads_ready(KilnModel *m, int id, int l) {
 }
 
 void gpt_backward(KilnModel *m) {
+    KilnMatmul mm = matmul_of(m);
     const KilnModelConfig *c = &m->cfg;
     KilnActs *a = &m->a;
     int B = m->B, T = m->T, N = B * T, C = c->n_embd, V = c->vocab_size;
@@ -481,7 +498,7 @@ void gpt_backward(KilnModel *m) {
     float *dhead = c->tied ? m->g.t[PT_WTE] : m->g.t[PT_LMHEAD];
     // logits now hold dlogits (N,V) -> dln (N,C)
     mm_operand(m, a->logits, (long)N * V);
-    linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V, m->bk);
+    linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V, &mm);
     const float *xlast = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
     backend_zero(a->dres, (long)N * C);
     norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
@@ -504,20 +521,20 @@ void gpt_backward(KilnModel *m) {
         }
         // dres holds d(res3). MLP branch: res3 = res2 + drop(fch_act @ Wp^T + b)
         const float *dbranch = branch_grad(m, drop_site(m, l, SITE_MLP_RESID));
-        linear_backward(a->dfch_act, g.fcprojw, g.fcprojb, dbranch, s.fch_act, w.fcprojw, N, m->H, C, m->bk);
+        linear_backward(a->dfch_act, g.fcprojw, g.fcprojb, dbranch, s.fch_act, w.fcprojw, N, m->H, C, &mm);
         act_backward(m, a->dfch, s.fch, a->dfch_act, N);
         mm_operand(m, a->dfch, (long)N * m->F);
-        linear_backward(a->dln, g.fcw, g.fcb, a->dfch, s.ln2, w.fcw, N, C, m->F, m->bk);
+        linear_backward(a->dln, g.fcw, g.fcb, a->dfch, s.ln2, w.fcw, N, C, m->F, &mm);
         norm_backward(m, a->dres, g.ln2w, g.ln2b, a->dln, s.res2, p.ln2w, s.ln2_mean, s.ln2_rstd, N);
         // dres holds d(res2). Attention branch: res2 = x + drop(att @ Wo^T + b)
         dbranch = branch_grad(m, drop_site(m, l, SITE_ATTN_RESID));
-        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, w.attprojw, N, C, C, m->bk);
+        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, w.attprojw, N, C, C, &mm);
         mm_operand(m, a->datt, (long)N * C);
         attention_backward(a->dqkv, a->datt, s.att, s.qkv, s.lse, a->att_scratch, B, T, NH, NKV,
                            m->HD, drop_site(m, l, SITE_ATTN), is_bf16(m));
         if (c->pos == KILN_POS_ROPE) rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
         mm_operand(m, a->dqkv, (long)N * m->QKV);
-        linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, w.qkvw, N, C, m->QKV, m->bk);
+        linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, w.qkvw, N, C, m->QKV, &mm);
         norm_backward(m, a->dres, g.ln1w, g.ln1b, a->dln, x, p.ln1w, s.ln1_mean, s.ln1_rstd, N);
         // dres holds d(x)
         for (int id = PT_LN1W; id <= PT_FCPROJB; id++) grads_ready(m, id, l);

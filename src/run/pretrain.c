@@ -24,6 +24,7 @@
 #include "core/rundir.h"
 #include "dist/comm.h"
 #include "run/control.h"
+#include "run/kernels.h"
 #include "run/track.h"
 #include "train/loss.h"
 #include "train/optim.h"
@@ -77,6 +78,8 @@ typedef struct {
     char peak_label[48];     // the peak MFU is against, named in the progress line
     char bf16_note[320];     // how bf16's linear layers run, and why (choose_bf16_kernels)
     int bf16k_resumed;       // train.bf16_kernels auto took the resumed checkpoint's choice
+    int sgemm_resumed;       // train.sgemm auto took the resumed checkpoint's choice
+    char sgemm_note[640];    // which sgemm runs each product, and why (choose_sgemm)
     double rss_mb_since_log;  // the highest step peak of resident memory since the last progress line
     double comm_s_since_log;  // time in collectives since the last progress line
     double t_ckpt, t_beat, t_log, t_bar;
@@ -240,6 +243,10 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
             r->cfg_own.train.bf16_kernels = saved.train.bf16_kernels;
             r->bf16k_resumed = 1;
         }
+        if (r->cfg_own.train.sgemm == KILN_SGEMM_AUTO && saved.train.sgemm != KILN_SGEMM_AUTO) {
+            r->cfg_own.train.sgemm = saved.train.sgemm;
+            r->sgemm_resumed = 1;
+        }
     }
     if (checkpoint_same_shape(&saved.model, &r->cfg->model, path, err)) return KILN_TRAIN_BAD_INPUT;
     if (saved.train.seq_len != r->cfg->train.seq_len)
@@ -291,6 +298,26 @@ static int choose_bf16_kernels(Run *r, KilnErr *err) {
     if (set)
         snprintf(r->bf16_note, sizeof r->bf16_note, "%s (%s: %s)", on ? "in oneDNN's bf16 kernels" :
                  "on the fp32 sgemm with bf16-rounded operands", set, on ? "onednn" : "sgemm");
+    return 0;
+}
+
+// train.sgemm: which sgemm runs each product class of the linear layers.
+// auto takes a resumed checkpoint's choice, else this machine's verdict for
+// the model's shapes (run/kernels.c), rank 0 deciding for every rank; the
+// choice goes into the config the checkpoints record.
+static int choose_sgemm(Run *r, KilnErr *err) {
+    KilnTrainConfig *t = &r->cfg_own.train;
+    const char *why = r->sgemm_resumed ? "the resumed run's choice" : "train.sgemm";
+    if (t->sgemm == KILN_SGEMM_AUTO) {
+        if (r->comm.rank == 0)
+            kernels_sgemm_auto(&r->m, r->m.maxB * r->m.maxT, &r->cfg_own, r->sgemm_note, sizeof r->sgemm_note);
+        comm_bcast(&r->comm, &t->sgemm, sizeof t->sgemm, 0);
+        why = NULL;
+    }
+    int mask = kiln_sgemm_mask(t->sgemm);
+    unsigned char on[3] = {mask & 1, (mask >> 1) & 1, (mask >> 2) & 1};
+    if (gpt_sgemm_libs(&r->m, on, err)) return kiln_wrap(err, "%s", why ? why : "train.sgemm"), KILN_TRAIN_BAD_INPUT;
+    if (why) snprintf(r->sgemm_note, sizeof r->sgemm_note, "%s", why);
     return 0;
 }
 
@@ -1186,7 +1213,7 @@ static int run_open(Run *r, KilnErr *err) {
         remove_leftovers(r->dir);
     }
     int rc = start_state(r, err);
-    if (rc || (rc = choose_bf16_kernels(r, err))) return rc;
+    if (rc || (rc = choose_bf16_kernels(r, err)) || (rc = choose_sgemm(r, err))) return rc;
     apply_live(r);
     r->consumed_skip = -1;
     double now = wall_now();
@@ -1249,6 +1276,8 @@ static int run_open(Run *r, KilnErr *err) {
     KilnBackendInfo be = backend_info();
     if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
         say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
+    say(r, "sgemm: %s for the forward, input-gradient and weight-gradient products: %s\n",
+        kiln_config_enum_name("train.sgemm", t->sgemm), r->sgemm_note);
     if (t->precision == KILN_PREC_BF16)
         say(r, "precision: bf16 matmuls; the linear layers %s; the attention's on the fp32 sgemm with bf16-rounded "
                "operands; weights, optimizer, norms, softmax and loss in fp32\n", r->bf16_note);

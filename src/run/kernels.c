@@ -1,0 +1,140 @@
+// kernels.c: which sgemm runs each product class of the linear layers in a
+// training run (train.sgemm auto, issue 13). OpenBLAS's and oneDNN's sgemm
+// each lead on some CPUs and shapes (docs/benchmarks.md), so auto races them
+// on the model's shapes. Two runs that raced apart when the two are close
+// would differ in their last bits, so the first verdict on a machine is kept
+// in a cache file named for the machine, the libraries and the shapes, made
+// once (the first writer wins; a run that raced too takes the file's
+// verdict), and every later run on that machine reads it. The verdict is a
+// train.sgemm value, read back through the config parser.
+#include "run/kernels.h"
+
+#include "backend/backend.h"
+#include "kiln/core.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef KILN_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (; *s; s++) h = kiln_hash64(h ^ (unsigned char)*s);
+    return h;
+}
+
+// KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln; 0 when none.
+static int cache_dir(char *out, size_t cap) {
+    const char *d = getenv("KILN_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    if (d && *d) return snprintf(out, cap, "%s", d) < (int)cap;
+    if (x && *x) return snprintf(out, cap, "%s/kiln", x) < (int)cap;
+    if (h && *h) return snprintf(out, cap, "%s/.cache/kiln", h) < (int)cap;
+    return 0;
+}
+
+// The products of one class over the model's linear layers (IC, OC): the L
+// blocks' four layers and the head, timed as the step runs them.
+static double class_seconds(int onednn, int cls, const int (*layers)[2], int nblock, int L, int head_ic,
+                            int head_oc, int N) {
+    int shapes[8][3];
+    for (int i = 0; i <= nblock; i++) {
+        int IC = i < nblock ? layers[i][0] : head_ic, OC = i < nblock ? layers[i][1] : head_oc;
+        int M = cls == KILN_MM_TN ? OC : N, Nn = cls == KILN_MM_NT ? OC : IC,
+            K = cls == KILN_MM_NT ? IC : cls == KILN_MM_NN ? OC : N;
+        shapes[i][0] = M, shapes[i][1] = Nn, shapes[i][2] = K;
+    }
+    return L * mm_class_seconds(onednn, cls, (const int(*)[3])shapes, nblock, 3) +
+           mm_class_seconds(onednn, cls, (const int(*)[3])shapes + nblock, 1, 3);
+}
+
+static const char *const CLASS[] = {"forward", "input gradient", "weight gradient"};
+static const char VERDICT[] = "train.sgemm: ";
+
+// The verdict in path, made for key, into cfg; 0 when there is none.
+static int read_verdict(const char *path, const char *key, KilnConfig *cfg) {
+    char *text = NULL;
+    size_t len = 0;
+    if (kiln_read_file(path, &text, &len, NULL)) return 0;
+    char *val = strstr(text, VERDICT);
+    int ok = 0;
+    if (val && strstr(text, key)) {
+        val += strlen(VERDICT);
+        val[strcspn(val, "\n")] = 0;
+        KilnConfig c = *cfg;
+        ok = !kiln_config_set(&c, "train.sgemm", val, path, NULL) && c.train.sgemm != KILN_SGEMM_AUTO;
+        if (ok) cfg->train.sgemm = c.train.sgemm;
+    }
+    free(text);
+    return ok;
+}
+
+int kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, size_t cap) {
+    const KilnModelConfig *c = &m->cfg;
+    if (!backend_has_onednn()) {
+        cfg->train.sgemm = KILN_SGEMM_OPENBLAS;
+        snprintf(note, cap, "OpenBLAS (this build has no oneDNN)");
+        return 0;
+    }
+    int layers[4][2] = {{c->n_embd, m->QKV}, {c->n_embd, c->n_embd}, {c->n_embd, m->F}, {m->H, c->n_embd}};
+    char key[1024], model[200], isa_names[256];
+    KilnCpuIsa isa;
+    backend_cpu_isa(&isa);
+    backend_isa_names(&isa, isa_names, sizeof isa_names);
+    if (!backend_cpu_model(model, sizeof model)) snprintf(model, sizeof model, "unknown");
+    int dnnl_patch = 0;
+#ifdef KILN_HAVE_DNNL
+    const dnnl_version_t *v = dnnl_version();
+    dnnl_patch = v->major * 10000 + v->minor * 100 + v->patch;
+#endif
+    snprintf(key, sizeof key, "sgemm v1 | %s | %s | %d threads | OpenBLAS %s | oneDNN %d | N %d | layers %dx%d "
+             "%dx%d %dx%d %dx%d x%d | head %dx%d", model, isa_names, omp_get_max_threads(), backend_info().blas_core,
+             dnnl_patch, N, layers[0][0], layers[0][1], layers[1][0], layers[1][1], layers[2][0], layers[2][1],
+             layers[3][0], layers[3][1], c->n_layer, c->n_embd, c->vocab_size);
+    char dir[900], path[1024], tmp[1100];
+    int have_dir = cache_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/sgemm-%016llx", have_dir ? dir : ".", (unsigned long long)hash_str(key));
+    if (have_dir && read_verdict(path, key, cfg)) {
+        snprintf(note, cap, "this machine's verdict for these shapes (%s)", path);
+        return 0;
+    }
+    int mask = 0;
+    char detail[400] = "";
+    for (int cls = 0; cls < KILN_MM_CLASSES; cls++) {
+        double ob = class_seconds(0, cls, (const int(*)[2])layers, 4, c->n_layer, c->n_embd, c->vocab_size, N);
+        double dn = class_seconds(1, cls, (const int(*)[2])layers, 4, c->n_layer, c->n_embd, c->vocab_size, N);
+        if (dn > 0 && dn < ob) mask |= 1 << cls;
+        size_t n = strlen(detail);
+        snprintf(detail + n, sizeof detail - n, "%s%s %.1f ms on OpenBLAS, %.1f on oneDNN", cls ? "; " : "",
+                 CLASS[cls], ob * 1e3, dn * 1e3);
+    }
+    cfg->train.sgemm = 1 + mask;
+    KilnErr e = {0};
+    if (!have_dir || kiln_mkdirs(dir, &e)) {
+        snprintf(note, cap, "raced (%s; not kept: %s)", detail,
+                 have_dir ? e.msg : "no KILN_CACHE_DIR, XDG_CACHE_HOME or HOME");
+        return 0;
+    }
+    // the first verdict written stays: link() fails where one exists, and that one is taken
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int kept = 0;
+    if (f) {
+        fprintf(f, "# kiln: which sgemm runs the linear layers' products (forward, input gradient, weight gradient)\n"
+                   "# on this machine for these shapes; delete this file to race again\n"
+                   "# %s\n# %s\n%s%s\n", detail, key, VERDICT, kiln_config_enum_name("train.sgemm", cfg->train.sgemm));
+        if (fclose(f) == 0) {
+            if (!link(tmp, path)) kept = 1;
+            else if (errno == EEXIST && read_verdict(path, key, cfg)) kept = 2;
+        }
+        unlink(tmp);
+    }
+    if (kept == 2) snprintf(note, cap, "this machine's verdict for these shapes, made by another run meanwhile (%s)", path);
+    else snprintf(note, cap, "raced (%s), %s %s", detail, kept ? "kept in" : "could not keep it in", path);
+    return 0;
+}
