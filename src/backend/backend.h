@@ -39,9 +39,10 @@ typedef struct {
 // C (M,N) = op(A) op(B), or += when accumulate; row-major, dense; mm NULL: OpenBLAS.
 void mm_product(const KilnMatmul *mm, int cls, int M, int N, int K, const float *A, const float *B, int accumulate,
                 float *C);
-// Seconds for one class's products over shapes (M,N,K), each the best of reps
-// calls, on oneDNN's sgemm (onednn) or OpenBLAS's: the trainer's race.
-double mm_class_seconds(int onednn, int cls, const int (*shapes)[3], int n, int reps);
+// The trainer's race: seconds for one class's products over shapes (M,N,K),
+// each the best of reps calls, on OpenBLAS's sgemm and on oneDNN's, the two
+// alternating.
+void mm_class_race(int cls, const int (*shapes)[3], int n, int reps, double *openblas_s, double *onednn_s);
 int backend_has_onednn(void);  // built with oneDNN (its sgemm and bf16 matmul)
 
 // ---- linear: inp (N,IC) @ w^T (OC,IC) + bias (OC) -> out (N,OC); bias may be NULL ----
@@ -151,8 +152,10 @@ const char *bf16_gemm_impl(const KilnBf16Gemm *g);
 // The first call's failure, or NULL when every call has run.
 const char *bf16_gemm_failure(const KilnBf16Gemm *g);
 // Best FLOP/s over reps calls of out (M,N) = inp (M,K) @ w^T (N,K), a linear
-// layer's forward, in bf16_gemm and in the fp32 sgemm; 0 where one fails.
-void bf16_gemm_race(KilnBf16Gemm *g, int M, int N, int K, int reps, double *bf16_flops, double *sgemm_flops);
+// layer's forward, in bf16_gemm and in the sgemm (the library sgemm names for
+// the forward); 0 where one fails.
+void bf16_gemm_race(KilnBf16Gemm *g, const KilnMatmul *sgemm, int M, int N, int K, int reps, double *bf16_flops,
+                    double *sgemm_flops);
 
 // ---- elementwise ----
 void residual_add(float *out, const float *a, const float *b, long n);  // out = a + b

@@ -278,7 +278,9 @@ static int choose_bf16_kernels(Run *r, KilnErr *err) {
             } else {
                 int N = r->m.maxB * r->m.maxT, F = r->m.F, C = r->cfg->model.n_embd;
                 double bf, sg;
-                bf16_gemm_race(r->m.bk, N, F, C, 5, &bf, &sg);
+                KilnMatmul sgemm = {.bf16 = NULL};
+                memcpy(sgemm.onednn, r->m.sgemm_onednn, sizeof sgemm.onednn);
+                bf16_gemm_race(r->m.bk, &sgemm, N, F, C, 5, &bf, &sg);
                 pick = bf > sg ? KILN_BF16K_ONEDNN : KILN_BF16K_SGEMM;
                 snprintf(r->bf16_note, sizeof r->bf16_note, "%s, the faster here (train.bf16_kernels auto: on the "
                          "MLP's %d x %d x %d, oneDNN's %s %.1f GFLOP/s, the sgemm %.1f)",
@@ -1213,7 +1215,7 @@ static int run_open(Run *r, KilnErr *err) {
         remove_leftovers(r->dir);
     }
     int rc = start_state(r, err);
-    if (rc || (rc = choose_bf16_kernels(r, err)) || (rc = choose_sgemm(r, err))) return rc;
+    if (rc || (rc = choose_sgemm(r, err)) || (rc = choose_bf16_kernels(r, err))) return rc;  // bf16 races the sgemm chosen
     apply_live(r);
     r->consumed_skip = -1;
     double now = wall_now();
