@@ -60,6 +60,9 @@ else
   want="^bf16 peak:   the fp32 peak: .*no bf16 kernels: this CPU has no bf16 instructions"
 fi
 grep -Eq "$want" "$W/out" && ok "env: bf16 line" || bad "env: bf16: $(cat "$W/out")"
+# the sgemm line: which library runs the linear layers' products, and where the verdicts are kept
+grep -Eq "^sgemm:       (OpenBLAS's or oneDNN's per product class of the linear layers, .* [0-9]+ verdicts? kept in |OpenBLAS's \(this build has no oneDNN\))" "$W/out" &&
+  ok "env: sgemm line" || bad "env: sgemm: $(cat "$W/out")"
 
 # a small corpus of bytes
 head -c 60000 /usr/share/common-licenses/GPL-3 > "$W/text.txt"

@@ -3,10 +3,13 @@
 #include "backend/backend.h"
 #include "cli/cli.h"
 #include "dist/comm.h"
+#include "run/kernels.h"
 
 #include "kiln/core.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <string.h>
 
 static int run(int argc, char **argv) {
     if (argc > 1) return cli_error("env: unexpected argument '%s' (see `kiln help env`)", argv[1]), 2;
@@ -37,6 +40,19 @@ static int run(int argc, char **argv) {
            pk.theoretical / 1e9, pk.cores, pk.ghz, pk.clock_from[0] ? pk.clock_from : "nowhere", pk.flops_per_cycle,
            pk.per_cycle_why, pk.measured / 1e9, pk.theoretical > 0 ? 100 * pk.measured / pk.theoretical : 0.0,
            pk.peak_is);
+    char dir[1024];
+    int verdicts = 0;
+    if (kernels_cache_dir(dir, sizeof dir)) {
+        DIR *d = opendir(dir);
+        for (struct dirent *de; d && (de = readdir(d));) verdicts += !strncmp(de->d_name, "sgemm-", 6) && !strstr(de->d_name, ".tmp");
+        if (d) closedir(d);
+    }
+    if (backend_has_onednn())
+        printf("sgemm:       OpenBLAS's or oneDNN's per product class of the linear layers, raced once per machine and "
+               "model shape at a run's start (train.sgemm auto); %d verdict%s kept in %s\n", verdicts,
+               verdicts == 1 ? "" : "s", kernels_cache_dir(dir, sizeof dir) ? dir : "(nowhere: no HOME)");
+    else
+        printf("sgemm:       OpenBLAS's (this build has no oneDNN)\n");
     KilnErr e;
     KilnBf16Gemm *bk = bf16_gemm_open(&e);
     if (!bk) {
@@ -71,7 +87,10 @@ const KilnCommand CMD_ENV = {
     "busy. Then the CPU's instruction sets and the BLAS kernels in use, with who\n"
     "chose them: where OpenBLAS fell back to its generic SSE kernels on a CPU with\n"
     "AVX2 or AVX-512, kiln sets OPENBLAS_CORETYPE (docs/pretrain.md, Threads and kernels).\n"
-    "Last the peaks MFU is measured against: fp32's theoretical and measured, and\n"
+    "Then which sgemm runs the linear layers' products (train.sgemm auto: raced per\n"
+    "machine and model shape, the verdicts kept in KILN_CACHE_DIR, else\n"
+    "$XDG_CACHE_HOME/kiln, else ~/.cache/kiln). Last the peaks MFU is measured\n"
+    "against: fp32's theoretical and measured, and\n"
     "bf16's (train.precision: bf16) with oneDNN's bf16 kernels where this build and\n"
     "CPU have them (docs/pretrain.md, Precision),\n"
     "and the MPI library `mpirun -np N kiln pretrain` uses (docs/cluster.md).\n"

@@ -29,8 +29,7 @@ static uint64_t hash_str(const char *s) {
     return h;
 }
 
-// KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln; 0 when none.
-static int cache_dir(char *out, size_t cap) {
+int kernels_cache_dir(char *out, size_t cap) {
     const char *d = getenv("KILN_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
     if (d && *d) return snprintf(out, cap, "%s", d) < (int)cap;
     if (x && *x) return snprintf(out, cap, "%s/kiln", x) < (int)cap;
@@ -102,7 +101,7 @@ int kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, s
              dnnl_patch, N, layers[0][0], layers[0][1], layers[1][0], layers[1][1], layers[2][0], layers[2][1],
              layers[3][0], layers[3][1], c->n_layer, c->n_embd, c->vocab_size);
     char dir[900], path[1024], tmp[1100];
-    int have_dir = cache_dir(dir, sizeof dir);
+    int have_dir = kernels_cache_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/sgemm-%016llx", have_dir ? dir : ".", (unsigned long long)hash_str(key));
     if (have_dir && read_verdict(path, key, cfg)) {
         snprintf(note, cap, "this machine's verdict for these shapes (%s)", path);
