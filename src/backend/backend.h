@@ -15,6 +15,7 @@
 
 #include "kiln/core.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,10 @@ void mm_product(const KilnMatmul *mm, int cls, int M, int N, int K, const float 
 // alternating.
 void mm_class_race(int cls, const int (*shapes)[3], int n, int reps, double *openblas_s, double *onednn_s);
 int backend_has_onednn(void);  // built with oneDNN (its sgemm and bf16 matmul)
+// Every signal blocked on the calling thread around a oneDNN call, and the
+// mask restored (matmul.c says why).
+void onednn_signals_off(sigset_t *old);
+void onednn_signals_on(const sigset_t *old);
 
 // ---- linear: inp (N,IC) @ w^T (OC,IC) + bias (OC) -> out (N,OC); bias may be NULL ----
 // mm: the libraries (NULL: OpenBLAS).
@@ -295,6 +300,11 @@ void backend_thread_plan(KilnThreadPlan *p);
 double backend_cgroup_quota(const char *proc_cgroup, const char *root);
 // Sets the plan's thread count as OpenMP's default (OpenBLAS follows it).
 void backend_threads_apply(const KilnThreadPlan *p);
+// Sets OpenMP's thread count (n < 1: unchanged) and blocks every signal on
+// its worker threads, so that signals reach the thread that runs the program
+// (oneDNN's kernels cannot take one: matmul.c). Use it for every change of
+// the thread count.
+void backend_set_threads(int n);
 
 static inline int dropout_keep(KilnDropout d, uint64_t i) {
     uint64_t h = kiln_hash64(d.seed ^ (i * 0xD1B54A32D192ED03ull));

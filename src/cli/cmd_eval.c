@@ -1,4 +1,5 @@
 // cmd_eval.c: `kiln eval`: score a checkpoint on evaluation tasks.
+#include "backend/backend.h"
 #include "cli/cli.h"
 
 #include "core/parse.h"
@@ -165,7 +166,7 @@ static int run(int argc, char **argv) {
             kiln_path_tidy(joined, data_dir, sizeof data_dir);
         }
     }
-    if (threads > 0) omp_set_num_threads(threads);
+    backend_set_threads(threads);
 
     KilnErr err;
     KilnConfig cfg;

@@ -1,5 +1,8 @@
-// kernels.c: which sgemm runs each product class of the linear layers in a
-// training run (train.sgemm auto, issue 13). OpenBLAS's and oneDNN's sgemm
+// kernels.c: which libraries run a training run's matmuls (issue 13): the
+// sgemm of each product class of the linear layers (train.sgemm) and, for
+// bf16, oneDNN's bf16 kernels or that sgemm (train.bf16_kernels).
+//
+// train.sgemm auto: OpenBLAS's and oneDNN's sgemm
 // each lead on some CPUs and shapes (docs/benchmarks.md), so auto races them
 // on the model's shapes. Two runs that raced apart when the two are close
 // would differ in their last bits, so the first verdict on a machine is kept
@@ -10,6 +13,7 @@
 #include "run/kernels.h"
 
 #include "backend/backend.h"
+#include "dist/comm.h"
 #include "kiln/core.h"
 
 #include <errno.h>
@@ -141,4 +145,71 @@ int kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, s
     if (kept == 2) snprintf(note, cap, "this machine's verdict for these shapes, made by another run meanwhile (%s)", path);
     else snprintf(note, cap, "raced (%s), %s %s", detail, kept ? "kept in" : "could not keep it in", path);
     return 0;
+}
+
+// train.precision bf16: who runs the linear layers' matmuls. auto races
+// oneDNN's bf16 kernels against the fp32 sgemm on bf16-rounded operands on
+// the MLP's first matmul, rank 0 deciding for every rank; the choice goes
+// into the config the checkpoints record, so that a resume keeps it.
+static int choose_bf16(KilnModel *m, KilnConfig *cfg, KilnComm *comm, KilnKernelNotes *kn, KilnErr *err) {
+    KilnTrainConfig *t = &cfg->train;
+    if (t->precision != KILN_PREC_BF16) return 0;
+    const char *set = t->bf16_kernels == KILN_BF16K_AUTO ? NULL : "train.bf16_kernels";
+    if (!set) {
+        int pick = KILN_BF16K_SGEMM;
+        if (comm->rank == 0) {
+            KilnErr e = {0};
+            if (gpt_bf16_kernels(m, 1, &e)) {
+                snprintf(kn->bf16, sizeof kn->bf16, "on the fp32 sgemm with bf16-rounded operands: no bf16 "
+                         "kernels here (%s)", e.msg);
+            } else {
+                int N = m->maxB * m->maxT, F = m->F, C = cfg->model.n_embd;
+                double bf, sg;
+                KilnMatmul sgemm = {.bf16 = NULL};
+                memcpy(sgemm.onednn, m->sgemm_onednn, sizeof sgemm.onednn);
+                bf16_gemm_race(m->bk, &sgemm, N, F, C, 5, &bf, &sg);
+                pick = bf > sg ? KILN_BF16K_ONEDNN : KILN_BF16K_SGEMM;
+                snprintf(kn->bf16, sizeof kn->bf16, "%s, the faster here (train.bf16_kernels auto: on the "
+                         "MLP's %d x %d x %d, oneDNN's %s %.1f GFLOP/s, the sgemm %.1f)",
+                         pick == KILN_BF16K_ONEDNN ? "in oneDNN's bf16 kernels" :
+                         "on the fp32 sgemm with bf16-rounded operands", N, F, C,
+                         bf16_gemm_impl(m->bk), bf / 1e9, sg / 1e9);
+            }
+        }
+        comm_bcast(comm, &pick, sizeof pick, 0);
+        t->bf16_kernels = pick;
+    } else if (kn->bf16_resumed) {
+        set = "train.bf16_kernels auto: the resumed run's choice";
+    }
+    int on = t->bf16_kernels == KILN_BF16K_ONEDNN;
+    if (gpt_bf16_kernels(m, on, err))
+        return kiln_wrap(err, "%s: onednn", set ? set : "train.bf16_kernels"), -1;
+    if (set)
+        snprintf(kn->bf16, sizeof kn->bf16, "%s (%s: %s)", on ? "in oneDNN's bf16 kernels" :
+                 "on the fp32 sgemm with bf16-rounded operands", set, on ? "onednn" : "sgemm");
+    return 0;
+}
+
+// train.sgemm: which sgemm runs each product class of the linear layers.
+// auto takes a resumed checkpoint's choice, else this machine's verdict for
+// the model's shapes (kernels_sgemm_auto), rank 0 deciding for every rank; the
+// choice goes into the config the checkpoints record.
+static int choose_sgemm(KilnModel *m, KilnConfig *cfg, KilnComm *comm, KilnKernelNotes *kn, KilnErr *err) {
+    KilnTrainConfig *t = &cfg->train;
+    const char *why = kn->sgemm_resumed ? "the resumed run's choice" : "train.sgemm";
+    if (t->sgemm == KILN_SGEMM_AUTO) {
+        if (comm->rank == 0)
+            kernels_sgemm_auto(m, m->maxB * m->maxT, cfg, kn->sgemm, sizeof kn->sgemm);
+        comm_bcast(comm, &t->sgemm, sizeof t->sgemm, 0);
+        why = NULL;
+    }
+    int mask = kiln_sgemm_mask(t->sgemm);
+    unsigned char on[3] = {mask & 1, (mask >> 1) & 1, (mask >> 2) & 1};
+    if (gpt_sgemm_libs(m, on, err)) return kiln_wrap(err, "%s", why ? why : "train.sgemm"), -1;
+    if (why) snprintf(kn->sgemm, sizeof kn->sgemm, "%s", why);
+    return 0;
+}
+
+int kernels_choose(KilnModel *m, KilnConfig *cfg, KilnComm *comm, KilnKernelNotes *kn, KilnErr *err) {
+    return choose_sgemm(m, cfg, comm, kn, err) || choose_bf16(m, cfg, comm, kn, err) ? -1 : 0;  // bf16 races the sgemm chosen
 }

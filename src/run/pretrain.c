@@ -76,10 +76,7 @@ typedef struct {
     int want_checkpoint, want_eval, want_stop;
     double peak_flops, flops_per_token;
     char peak_label[48];     // the peak MFU is against, named in the progress line
-    char bf16_note[320];     // how bf16's linear layers run, and why (choose_bf16_kernels)
-    int bf16k_resumed;       // train.bf16_kernels auto took the resumed checkpoint's choice
-    int sgemm_resumed;       // train.sgemm auto took the resumed checkpoint's choice
-    char sgemm_note[640];    // which sgemm runs each product, and why (choose_sgemm)
+    KilnKernelNotes kernels; // what runs the matmuls, and why (run/kernels.c)
     double rss_mb_since_log;  // the highest step peak of resident memory since the last progress line
     double comm_s_since_log;  // time in collectives since the last progress line
     double t_ckpt, t_beat, t_log, t_bar;
@@ -241,11 +238,11 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
         // the kernels' order of sums is part of a bit-exact resume: keep the run's
         if (r->cfg_own.train.bf16_kernels == KILN_BF16K_AUTO && saved.train.bf16_kernels != KILN_BF16K_AUTO) {
             r->cfg_own.train.bf16_kernels = saved.train.bf16_kernels;
-            r->bf16k_resumed = 1;
+            r->kernels.bf16_resumed = 1;
         }
         if (r->cfg_own.train.sgemm == KILN_SGEMM_AUTO && saved.train.sgemm != KILN_SGEMM_AUTO) {
             r->cfg_own.train.sgemm = saved.train.sgemm;
-            r->sgemm_resumed = 1;
+            r->kernels.sgemm_resumed = 1;
         }
     }
     if (checkpoint_same_shape(&saved.model, &r->cfg->model, path, err)) return KILN_TRAIN_BAD_INPUT;
@@ -257,69 +254,6 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
     if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
         return kiln_wrap(err, "%s", path), KILN_TRAIN_BAD_INPUT;
     apply_live(r);
-    return 0;
-}
-
-// train.precision bf16: who runs the linear layers' matmuls. auto races
-// oneDNN's bf16 kernels against the fp32 sgemm on bf16-rounded operands on
-// the MLP's first matmul, rank 0 deciding for every rank; the choice goes
-// into the config the checkpoints record, so that a resume keeps it.
-static int choose_bf16_kernels(Run *r, KilnErr *err) {
-    KilnTrainConfig *t = &r->cfg_own.train;
-    if (t->precision != KILN_PREC_BF16) return 0;
-    const char *set = t->bf16_kernels == KILN_BF16K_AUTO ? NULL : "train.bf16_kernels";
-    if (!set) {
-        int pick = KILN_BF16K_SGEMM;
-        if (r->comm.rank == 0) {
-            KilnErr e = {0};
-            if (gpt_bf16_kernels(&r->m, 1, &e)) {
-                snprintf(r->bf16_note, sizeof r->bf16_note, "on the fp32 sgemm with bf16-rounded operands: no bf16 "
-                         "kernels here (%s)", e.msg);
-            } else {
-                int N = r->m.maxB * r->m.maxT, F = r->m.F, C = r->cfg->model.n_embd;
-                double bf, sg;
-                KilnMatmul sgemm = {.bf16 = NULL};
-                memcpy(sgemm.onednn, r->m.sgemm_onednn, sizeof sgemm.onednn);
-                bf16_gemm_race(r->m.bk, &sgemm, N, F, C, 5, &bf, &sg);
-                pick = bf > sg ? KILN_BF16K_ONEDNN : KILN_BF16K_SGEMM;
-                snprintf(r->bf16_note, sizeof r->bf16_note, "%s, the faster here (train.bf16_kernels auto: on the "
-                         "MLP's %d x %d x %d, oneDNN's %s %.1f GFLOP/s, the sgemm %.1f)",
-                         pick == KILN_BF16K_ONEDNN ? "in oneDNN's bf16 kernels" :
-                         "on the fp32 sgemm with bf16-rounded operands", N, F, C,
-                         bf16_gemm_impl(r->m.bk), bf / 1e9, sg / 1e9);
-            }
-        }
-        comm_bcast(&r->comm, &pick, sizeof pick, 0);
-        t->bf16_kernels = pick;
-    } else if (r->bf16k_resumed) {
-        set = "train.bf16_kernels auto: the resumed run's choice";
-    }
-    int on = t->bf16_kernels == KILN_BF16K_ONEDNN;
-    if (gpt_bf16_kernels(&r->m, on, err))
-        return kiln_wrap(err, "%s: onednn", set ? set : "train.bf16_kernels"), KILN_TRAIN_BAD_INPUT;
-    if (set)
-        snprintf(r->bf16_note, sizeof r->bf16_note, "%s (%s: %s)", on ? "in oneDNN's bf16 kernels" :
-                 "on the fp32 sgemm with bf16-rounded operands", set, on ? "onednn" : "sgemm");
-    return 0;
-}
-
-// train.sgemm: which sgemm runs each product class of the linear layers.
-// auto takes a resumed checkpoint's choice, else this machine's verdict for
-// the model's shapes (run/kernels.c), rank 0 deciding for every rank; the
-// choice goes into the config the checkpoints record.
-static int choose_sgemm(Run *r, KilnErr *err) {
-    KilnTrainConfig *t = &r->cfg_own.train;
-    const char *why = r->sgemm_resumed ? "the resumed run's choice" : "train.sgemm";
-    if (t->sgemm == KILN_SGEMM_AUTO) {
-        if (r->comm.rank == 0)
-            kernels_sgemm_auto(&r->m, r->m.maxB * r->m.maxT, &r->cfg_own, r->sgemm_note, sizeof r->sgemm_note);
-        comm_bcast(&r->comm, &t->sgemm, sizeof t->sgemm, 0);
-        why = NULL;
-    }
-    int mask = kiln_sgemm_mask(t->sgemm);
-    unsigned char on[3] = {mask & 1, (mask >> 1) & 1, (mask >> 2) & 1};
-    if (gpt_sgemm_libs(&r->m, on, err)) return kiln_wrap(err, "%s", why ? why : "train.sgemm"), KILN_TRAIN_BAD_INPUT;
-    if (why) snprintf(r->sgemm_note, sizeof r->sgemm_note, "%s", why);
     return 0;
 }
 
@@ -1215,7 +1149,8 @@ static int run_open(Run *r, KilnErr *err) {
         remove_leftovers(r->dir);
     }
     int rc = start_state(r, err);
-    if (rc || (rc = choose_sgemm(r, err)) || (rc = choose_bf16_kernels(r, err))) return rc;  // bf16 races the sgemm chosen
+    if (rc) return rc;
+    if (kernels_choose(&r->m, &r->cfg_own, &r->comm, &r->kernels, err)) return KILN_TRAIN_BAD_INPUT;
     apply_live(r);
     r->consumed_skip = -1;
     double now = wall_now();
@@ -1279,10 +1214,10 @@ static int run_open(Run *r, KilnErr *err) {
     if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
         say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
     say(r, "sgemm: %s for the forward, input-gradient and weight-gradient products: %s\n",
-        kiln_config_enum_name("train.sgemm", t->sgemm), r->sgemm_note);
+        kiln_config_enum_name("train.sgemm", t->sgemm), r->kernels.sgemm);
     if (t->precision == KILN_PREC_BF16)
         say(r, "precision: bf16 matmuls; the linear layers %s; the attention's on the fp32 sgemm with bf16-rounded "
-               "operands; weights, optimizer, norms, softmax and loss in fp32\n", r->bf16_note);
+               "operands; weights, optimizer, norms, softmax and loss in fp32\n", r->kernels.bf16);
     KilnBuf d = {0};
     kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
     const char *from = r->opt->resume ? r->opt->resume : r->opt->init_from ? r->opt->init_from : "init";
@@ -1325,7 +1260,7 @@ static void run_close(Run *r) {
 }
 
 int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr *err) {
-    if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
+    backend_set_threads(cfg->train.threads);
     Run *r = calloc(1, sizeof *r);
     if (!r) return kiln_fail(err, "out of memory");
     r->cfg_own = *cfg;

@@ -9,9 +9,11 @@ that is not a verdict is raced over, never trusted."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import trainutil as tu
 
@@ -86,4 +88,31 @@ _, v5, why5 = train("fresh2")
 assert why5.startswith("raced (") and why5.endswith("could not keep it in %s/%s" % (cache, name)), why5
 assert re.fullmatch(LIB, v5), v5
 print("a broken cache file is raced over: " + why5[-60:])
+
+# signals while oneDNN's kernels run: SIGUSR1 (the control file's) every 0.5 ms
+# for 3 s, then SIGTERM: the trainer checkpoints and exits 75. Before kiln kept
+# signals off oneDNN's threads this aborted ("corrupted size vs. prev_size")
+# within a few signals.
+sig = dict(KEYS, **{"train.steps": 1000000, "train.checkpoint_every": 0, "train.log_every": 100000,
+                    "train.sgemm": "onednn", "model.n_embd": 128, "train.batch_size": 8})
+for prec in ("fp32", "bf16"):
+    extra = {"train.precision": prec, "train.bf16_kernels": "onednn" if prec == "bf16" else "auto"}
+    run = os.path.join(work, "signals_" + prec)
+    p = subprocess.Popen(tu.pretrain_args(kiln, data, run, dict(sig, **extra), ["-q"]), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, env=env)
+    while p.poll() is None and not os.path.exists(os.path.join(run, "metrics.jsonl")):
+        time.sleep(0.01)
+    n, end = 0, time.time() + 3
+    while time.time() < end and p.poll() is None:
+        p.send_signal(signal.SIGUSR1)
+        n += 1
+        time.sleep(0.0005)
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+    _, err = p.communicate()
+    if prec == "bf16" and p.returncode == 2 and "train.bf16_kernels: onednn: " in err.decode():
+        print("bf16 kernels: none here (%s)" % err.decode().strip().splitlines()[-1])
+        continue
+    assert p.returncode == 75, (prec, p.returncode, n, err.decode()[-400:])
+    print("%s on oneDNN: %d SIGUSR1 then SIGTERM: exit 75" % (prec, n))
 shutil.rmtree(work)

@@ -8,6 +8,7 @@
 // and kept; the operands' addresses are set at each call.
 #include "backend/backend.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,11 +158,15 @@ int bf16_gemm(KilnBf16Gemm *g, int ta, int tb, int M, int N, int K, const float 
     bf16_pack(g->abuf, A, (long)M * K);
     bf16_pack(g->bbuf, B, (long)K * N);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b}, {DNNL_ARG_DST, p->c}};
-    if (dnnl_memory_set_data_handle(p->a, g->abuf) != dnnl_success ||
-        dnnl_memory_set_data_handle(p->b, g->bbuf) != dnnl_success ||
-        dnnl_memory_set_data_handle(p->c, C) != dnnl_success ||
-        dnnl_primitive_execute(p->prim, g->stream, 3, args) != dnnl_success ||
-        dnnl_stream_wait(g->stream) != dnnl_success) {
+    sigset_t old;
+    onednn_signals_off(&old);  // as for its sgemm (matmul.c)
+    int bad = dnnl_memory_set_data_handle(p->a, g->abuf) != dnnl_success ||
+              dnnl_memory_set_data_handle(p->b, g->bbuf) != dnnl_success ||
+              dnnl_memory_set_data_handle(p->c, C) != dnnl_success ||
+              dnnl_primitive_execute(p->prim, g->stream, 3, args) != dnnl_success ||
+              dnnl_stream_wait(g->stream) != dnnl_success;
+    onednn_signals_on(&old);
+    if (bad) {
         kiln_fail(err, "oneDNN: the bf16 matmul %d x %d x %d failed", M, N, K);
         return failure(g, err);
     }

@@ -6,7 +6,9 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,8 +252,14 @@ void backend_thread_plan(KilnThreadPlan *p) {
                  "GOMP_SPINCOUNT set");
 }
 
-void backend_threads_apply(const KilnThreadPlan *p) {
-    if (p->threads >= 1 && p->threads != omp_get_max_threads()) omp_set_num_threads(p->threads);
+void backend_threads_apply(const KilnThreadPlan *p) { backend_set_threads(p->threads); }
+
+void backend_set_threads(int n) {
+    if (n >= 1 && n != omp_get_max_threads()) omp_set_num_threads(n);
+    sigset_t all;
+    sigfillset(&all);
+#pragma omp parallel
+    if (omp_get_thread_num() != 0) pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 
 // libgomp has read its wait policy, and OpenBLAS its kernels, before main

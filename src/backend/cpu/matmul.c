@@ -9,9 +9,28 @@
 
 #include "backend/cpu/gemm.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #ifdef KILN_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 #endif
+
+// oneDNN 2.6's JIT f32 gemm points the stack register at heap memory while it
+// runs, so a signal handled on that thread writes its frame into the heap
+// (oneDNN issue #4845, fixed in 3.11.2; Debian 12 ships 2.6.3): a trainer
+// sent SIGUSR1 a few times a second aborted with a corrupted heap within a
+// few signals. The trainer handles SIGTERM, SIGINT and SIGUSR1. OpenMP's
+// workers never take a signal (backend_set_threads blocks them all there),
+// and the calling thread blocks them for the length of each oneDNN call: a
+// signal that arrives meanwhile is delivered as the call returns.
+void onednn_signals_off(sigset_t *old) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+void onednn_signals_on(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
 
 int backend_has_onednn(void) {
 #ifdef KILN_HAVE_DNNL
@@ -30,10 +49,14 @@ void mm_product(const KilnMatmul *mm, int cls, int M, int N, int K, const float 
         if (!bf16_gemm(mm->bf16, ta, tb, M, N, K, A, B, accumulate, C, &e)) return;
     }
 #ifdef KILN_HAVE_DNNL
-    if (mm && mm->onednn[cls] &&
-        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, N) ==
-            dnnl_success)
-        return;
+    if (mm && mm->onednn[cls]) {
+        sigset_t old;
+        onednn_signals_off(&old);
+        dnnl_status_t st =
+            dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, N);
+        onednn_signals_on(&old);
+        if (st == dnnl_success) return;
+    }
 #endif
     CBLAS_TRANSPOSE tA = ta ? CblasTrans : CblasNoTrans, tB = tb ? CblasTrans : CblasNoTrans;
     if (accumulate) cblas_sgemm(CblasRowMajor, tA, tB, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, N);
