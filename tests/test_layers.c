@@ -296,6 +296,12 @@ static double rel_err(const float *x, const double *ref, long n) {
     for (long i = 0; i < n; i++) d += (x[i] - ref[i]) * (x[i] - ref[i]), r += ref[i] * ref[i];
     return sqrt(d / (r > 0 ? r : 1));
 }
+// x within relative 2-norm 1e-6 of ref: one library's products against another's
+static void assert_close(const float *x, const float *ref, long n) {
+    double d = 0, r = 0;
+    for (long i = 0; i < n; i++) d += ((double)x[i] - ref[i]) * ((double)x[i] - ref[i]), r += (double)ref[i] * ref[i];
+    if (!(sqrt(d / (r > 0 ? r : 1)) < 1e-6)) fail_msg("relative error %g over %ld values", sqrt(d / (r > 0 ? r : 1)), n);
+}
 static void test_bf16_gemm(void **state) {
     KilnErr err;
     KilnBf16Gemm *g = bf16_gemm_open(&err);
@@ -337,33 +343,33 @@ static void test_bf16_gemm(void **state) {
     float *o1 = calloc((size_t)N * OC, 4), *o2 = calloc((size_t)N * OC, 4), *di1 = calloc((size_t)N * IC, 4),
           *di2 = calloc((size_t)N * IC, 4), *dw1 = calloc((size_t)OC * IC, 4), *dw2 = calloc((size_t)OC * IC, 4),
           *db1 = calloc(OC, 4), *db2 = calloc(OC, 4);
-    double *r = malloc(sizeof(double) * N * OC);
     KilnMatmul mm = {.bf16 = g};
     linear_forward(o1, inp, w, b, N, IC, OC, NULL);
     linear_forward(o2, inp, w, b, N, IC, OC, &mm);
-    for (long i = 0; i < (long)N * OC; i++) r[i] = o1[i];
-    assert_true(rel_err(o2, r, (long)N * OC) < 1e-6);
+    assert_close(o2, o1, (long)N * OC);
     linear_backward(di1, dw1, db1, dout, inp, w, N, IC, OC, NULL);
     linear_backward(di2, dw2, db2, dout, inp, w, N, IC, OC, &mm);
-    for (long i = 0; i < (long)N * IC; i++) r[i] = di1[i];
-    assert_true(rel_err(di2, r, (long)N * IC) < 1e-6);
-    for (long i = 0; i < (long)OC * IC; i++) r[i] = dw1[i];
-    assert_true(rel_err(dw2, r, (long)OC * IC) < 1e-6);
+    assert_close(di2, di1, (long)N * IC);
+    assert_close(dw2, dw1, (long)OC * IC);
     assert_memory_equal(db1, db2, sizeof(float) * OC);
     assert_null(bf16_gemm_failure(g));
-    double bf, sg;
-    bf16_gemm_race(g, NULL, 64, 96, 32, 2, &bf, &sg);
-    assert_true(bf > 0 && sg > 0);
-    print_message("bf16 kernel %s; race on 64x96x32: %.1f vs sgemm %.1f GFLOP/s\n", bf16_gemm_impl(g), bf / 1e9, sg / 1e9);
+    static const int shape[1][3] = {{64, 96, 32}};
+    KilnMatmul sgemm = {.bf16 = NULL};
+    double bs, ss;
+    mm_race(&mm, &sgemm, KILN_MM_NT, shape, 1, 2, &bs, &ss);
+    assert_true(bs > 0 && ss > 0);
+    assert_null(bf16_gemm_failure(g));
+    print_message("bf16 kernel %s; race on 64x96x32: %.1f vs sgemm %.1f GFLOP/s\n", bf16_gemm_impl(g),
+                  2.0 * 64 * 96 * 32 / bs / 1e9, 2.0 * 64 * 96 * 32 / ss / 1e9);
     free(inp), free(w), free(b), free(dout), free(o1), free(o2), free(di1), free(di2), free(dw1), free(dw2);
-    free(db1), free(db2), free(r);
+    free(db1), free(db2);
     bf16_gemm_close(g);
 }
 
 // oneDNN's sgemm for each product class (train.sgemm) against OpenBLAS's:
 // the same products in fp32, summed in another order.
 static void test_sgemm_onednn(void **state) {
-    if (!backend_has_onednn()) {
+    if (!backend_onednn_version()) {
         print_message("skipped: this build has no oneDNN\n");
         skip();
     }
@@ -375,27 +381,25 @@ static void test_sgemm_onednn(void **state) {
         mm.onednn[cls] = 1;
         float *o1 = calloc((size_t)N * OC, 4), *o2 = calloc((size_t)N * OC, 4), *di1 = calloc((size_t)N * IC, 4),
               *di2 = calloc((size_t)N * IC, 4), *dw1 = randn((long)OC * IC, 1, 19), *dw2 = randn((long)OC * IC, 1, 19);
-        double *r = malloc(sizeof(double) * OC * IC);
         linear_forward(o1, inp, w, b, N, IC, OC, NULL);
         linear_forward(o2, inp, w, b, N, IC, OC, &mm);
         linear_backward(di1, dw1, NULL, dout, inp, w, N, IC, OC, NULL);
         linear_backward(di2, dw2, NULL, dout, inp, w, N, IC, OC, &mm);
-        for (long i = 0; i < (long)N * OC; i++) r[i] = o1[i];
-        assert_true(rel_err(o2, r, (long)N * OC) < 1e-6);
-        for (long i = 0; i < (long)N * IC; i++) r[i] = di1[i];
-        assert_true(rel_err(di2, r, (long)N * IC) < 1e-6);
-        for (long i = 0; i < (long)OC * IC; i++) r[i] = dw1[i];  // accumulated onto the same start
-        assert_true(rel_err(dw2, r, (long)OC * IC) < 1e-6);
+        assert_close(o2, o1, (long)N * OC);
+        assert_close(di2, di1, (long)N * IC);
+        assert_close(dw2, dw1, (long)OC * IC);  // accumulated onto the same start
         // the class that moved differs from OpenBLAS in its last bits only; the others are OpenBLAS's bit for bit
         if (cls != KILN_MM_NT) assert_memory_equal(o1, o2, sizeof(float) * N * OC);
         if (cls != KILN_MM_NN) assert_memory_equal(di1, di2, sizeof(float) * N * IC);
         if (cls != KILN_MM_TN) assert_memory_equal(dw1, dw2, sizeof(float) * OC * IC);
-        free(o1), free(o2), free(di1), free(di2), free(dw1), free(dw2), free(r);
+        free(o1), free(o2), free(di1), free(di2), free(dw1), free(dw2);
     }
     static const int shapes[][3] = {{64, 96, 32}, {64, 32, 96}};
     for (int cls = 0; cls < KILN_MM_CLASSES; cls++) {
+        KilnMatmul openblas = {.bf16 = NULL}, onednn = {.bf16 = NULL};
+        onednn.onednn[cls] = 1;
         double ob, dn;
-        mm_class_race(cls, shapes, 2, 2, &ob, &dn);
+        mm_race(&openblas, &onednn, cls, shapes, 2, 2, &ob, &dn);
         assert_true(ob > 0 && dn > 0);
     }
     free(inp), free(w), free(b), free(dout);

@@ -40,11 +40,13 @@ typedef struct {
 // C (M,N) = op(A) op(B), or += when accumulate; row-major, dense; mm NULL: OpenBLAS.
 void mm_product(const KilnMatmul *mm, int cls, int M, int N, int K, const float *A, const float *B, int accumulate,
                 float *C);
-// The trainer's race: seconds for one class's products over shapes (M,N,K),
-// each the best of reps calls, on OpenBLAS's sgemm and on oneDNN's, the two
-// alternating.
-void mm_class_race(int cls, const int (*shapes)[3], int n, int reps, double *openblas_s, double *onednn_s);
-int backend_has_onednn(void);  // built with oneDNN (its sgemm and bf16 matmul)
+// The trainer's races: seconds for one class's products over shapes (M,N,K),
+// each the best of reps calls, on x's libraries and on y's, the two
+// alternating (a failed bf16 call runs on the sgemm: bf16_gemm_failure).
+void mm_race(const KilnMatmul *x, const KilnMatmul *y, int cls, const int (*shapes)[3], int n, int reps, double *x_s,
+             double *y_s);
+// oneDNN's version as major*10000 + minor*100 + patch; 0 when built without it.
+int backend_onednn_version(void);
 // Every signal blocked on the calling thread around a oneDNN call, and the
 // mask restored (matmul.c says why).
 void onednn_signals_off(sigset_t *old);
@@ -142,8 +144,8 @@ void bf16_pack(uint16_t *dst, const float *src, long n);     // dst = bf16(src)'
 // bf16, summed in fp32: the emulation's products, summed in another order.
 // Not always faster than the emulation: a CPU with AVX512_BF16 and no AMX
 // may issue vdpbf16ps at half the FMA's FLOP rate (measured on an Emerald
-// Rapids VM, docs/benchmarks.md), so the model races the two
-// (bf16_gemm_race) unless train.bf16_kernels names one.
+// Rapids VM, docs/benchmarks.md), so the trainer races the two (mm_race)
+// unless train.bf16_kernels names one.
 // NULL with err set when this build has no oneDNN or the CPU no AVX512_BF16.
 KilnBf16Gemm *bf16_gemm_open(KilnErr *err);
 void bf16_gemm_close(KilnBf16Gemm *g);
@@ -156,11 +158,6 @@ int bf16_gemm(KilnBf16Gemm *g, int ta, int tb, int M, int N, int K, const float 
 const char *bf16_gemm_impl(const KilnBf16Gemm *g);
 // The first call's failure, or NULL when every call has run.
 const char *bf16_gemm_failure(const KilnBf16Gemm *g);
-// Best FLOP/s over reps calls of out (M,N) = inp (M,K) @ w^T (N,K), a linear
-// layer's forward, in bf16_gemm and in the sgemm (the library sgemm names for
-// the forward); 0 where one fails.
-void bf16_gemm_race(KilnBf16Gemm *g, const KilnMatmul *sgemm, int M, int N, int K, int reps, double *bf16_flops,
-                    double *sgemm_flops);
 
 // ---- elementwise ----
 void residual_add(float *out, const float *a, const float *b, long n);  // out = a + b
@@ -225,7 +222,7 @@ typedef struct {
     double peak;             // the one MFU uses: max(measured, theoretical)
     const char *peak_is;     // "theoretical" or "measured"
 } KilnPeak;
-void backend_peak(KilnPeak *p, int n);
+void backend_peak(KilnPeak *p, int n);  // n <= 0: the theoretical figures only
 // The bf16 kernels' peak from p's fp32 figures: theoretical twice fp32's
 // (vdpbf16ps does two products per lane where an FMA does one, at the FMA's
 // rate on CPUs that issue it so), measured the best (n,n) @ (n,n) bf16_gemm.

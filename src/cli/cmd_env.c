@@ -47,7 +47,7 @@ static int run(int argc, char **argv) {
         for (struct dirent *de; d && (de = readdir(d));) verdicts += !strncmp(de->d_name, "sgemm-", 6) && !strstr(de->d_name, ".tmp");
         if (d) closedir(d);
     }
-    if (backend_has_onednn())
+    if (backend_onednn_version())
         printf("sgemm:       OpenBLAS's or oneDNN's per product class of the linear layers, raced once per machine and "
                "model shape at a run's start (train.sgemm auto); %d verdict%s kept in %s\n", verdicts,
                verdicts == 1 ? "" : "s", kernels_cache_dir(dir, sizeof dir) ? dir : "(nowhere: no HOME)");

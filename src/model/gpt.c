@@ -225,7 +225,7 @@ int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err) {
 }
 
 int gpt_sgemm_libs(KilnModel *m, const unsigned char onednn[3], KilnErr *err) {
-    if ((onednn[0] || onednn[1] || onednn[2]) && !backend_has_onednn())
+    if ((onednn[0] || onednn[1] || onednn[2]) && !backend_onednn_version())
         return kiln_fail(err, "this kiln was built without oneDNN (Debian's libdnnl-dev, scripts/install-deps.sh)");
     memcpy(m->sgemm_onednn, onednn, sizeof m->sgemm_onednn);
     return 0;

@@ -23,15 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef KILN_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.h>
-#endif
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 0x9E3779B97F4A7C15ull;
-    for (; *s; s++) h = kiln_hash64(h ^ (unsigned char)*s);
-    return h;
-}
+#include <xxhash.h>
 
 int kernels_cache_dir(char *out, size_t cap) {
     const char *d = getenv("KILN_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
@@ -54,9 +46,11 @@ static void class_race(int cls, const int (*layers)[2], int nblock, int L, int h
         shapes[i][1] = cls == KILN_MM_NT ? OC : IC;
         shapes[i][2] = cls == KILN_MM_NT ? IC : cls == KILN_MM_NN ? OC : N;
     }
+    KilnMatmul openblas = {.bf16 = NULL}, onednn = {.bf16 = NULL};
+    onednn.onednn[cls] = 1;
     double ob, dn, hob, hdn;
-    mm_class_race(cls, (const int(*)[3])shapes, nblock, 5, &ob, &dn);
-    mm_class_race(cls, (const int(*)[3])shapes + nblock, 1, 5, &hob, &hdn);
+    mm_race(&openblas, &onednn, cls, (const int(*)[3])shapes, nblock, 5, &ob, &dn);
+    mm_race(&openblas, &onednn, cls, (const int(*)[3])shapes + nblock, 1, 5, &hob, &hdn);
     *openblas_s = L * ob + hob;
     *onednn_s = L * dn + hdn;
 }
@@ -82,12 +76,13 @@ static int read_verdict(const char *path, const char *key, KilnConfig *cfg) {
     return ok;
 }
 
-int kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, size_t cap) {
+void kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, size_t cap) {
     const KilnModelConfig *c = &m->cfg;
-    if (!backend_has_onednn()) {
+    int dnnl_version = backend_onednn_version();
+    if (!dnnl_version) {
         cfg->train.sgemm = KILN_SGEMM_OPENBLAS;
         snprintf(note, cap, "OpenBLAS (this build has no oneDNN)");
-        return 0;
+        return;
     }
     int layers[4][2] = {{c->n_embd, m->QKV}, {c->n_embd, c->n_embd}, {c->n_embd, m->F}, {m->H, c->n_embd}};
     char key[1024], model[200], isa_names[256];
@@ -95,21 +90,16 @@ int kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, s
     backend_cpu_isa(&isa);
     backend_isa_names(&isa, isa_names, sizeof isa_names);
     if (!backend_cpu_model(model, sizeof model)) snprintf(model, sizeof model, "unknown");
-    int dnnl_patch = 0;
-#ifdef KILN_HAVE_DNNL
-    const dnnl_version_t *v = dnnl_version();
-    dnnl_patch = v->major * 10000 + v->minor * 100 + v->patch;
-#endif
     snprintf(key, sizeof key, "sgemm v2 | %s | %s | %d threads | OpenBLAS %s | oneDNN %d | N %d | layers %dx%d "
              "%dx%d %dx%d %dx%d x%d | head %dx%d", model, isa_names, omp_get_max_threads(), backend_info().blas_core,
-             dnnl_patch, N, layers[0][0], layers[0][1], layers[1][0], layers[1][1], layers[2][0], layers[2][1],
+             dnnl_version, N, layers[0][0], layers[0][1], layers[1][0], layers[1][1], layers[2][0], layers[2][1],
              layers[3][0], layers[3][1], c->n_layer, c->n_embd, c->vocab_size);
     char dir[900], path[1024], tmp[1100];
     int have_dir = kernels_cache_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/sgemm-%016llx", have_dir ? dir : ".", (unsigned long long)hash_str(key));
+    snprintf(path, sizeof path, "%s/sgemm-%016llx", have_dir ? dir : ".", (unsigned long long)XXH3_64bits(key, strlen(key)));
     if (have_dir && read_verdict(path, key, cfg)) {
         snprintf(note, cap, "this machine's verdict for these shapes (%s)", path);
-        return 0;
+        return;
     }
     int mask = 0;
     char detail[400] = "";
@@ -126,7 +116,7 @@ int kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, s
     if (!have_dir || kiln_mkdirs(dir, &e)) {
         snprintf(note, cap, "raced (%s; not kept: %s)", detail,
                  have_dir ? e.msg : "no KILN_CACHE_DIR, XDG_CACHE_HOME or HOME");
-        return 0;
+        return;
     }
     // the first verdict written stays: link() fails where one exists, and that one is taken
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
@@ -144,7 +134,6 @@ int kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, s
     }
     if (kept == 2) snprintf(note, cap, "this machine's verdict for these shapes, made by another run meanwhile (%s)", path);
     else snprintf(note, cap, "raced (%s), %s %s", detail, kept ? "kept in" : "could not keep it in", path);
-    return 0;
 }
 
 // train.precision bf16: who runs the linear layers' matmuls. auto races
@@ -163,11 +152,13 @@ static int choose_bf16(KilnModel *m, KilnConfig *cfg, KilnComm *comm, KilnKernel
                 snprintf(kn->bf16, sizeof kn->bf16, "on the fp32 sgemm with bf16-rounded operands: no bf16 "
                          "kernels here (%s)", e.msg);
             } else {
-                int N = m->maxB * m->maxT, F = m->F, C = cfg->model.n_embd;
-                double bf, sg;
-                KilnMatmul sgemm = {.bf16 = NULL};
+                int N = m->maxB * m->maxT, F = m->F, C = cfg->model.n_embd, shape[1][3] = {{N, F, C}};
+                KilnMatmul bf16 = {.bf16 = m->bk}, sgemm = {.bf16 = NULL};
                 memcpy(sgemm.onednn, m->sgemm_onednn, sizeof sgemm.onednn);
-                bf16_gemm_race(m->bk, &sgemm, N, F, C, 5, &bf, &sg);
+                double bs, ss, flops = 2.0 * N * F * C;
+                mm_race(&bf16, &sgemm, KILN_MM_NT, (const int(*)[3])shape, 1, 5, &bs, &ss);
+                // a bf16 call that failed ran on the sgemm: that is no bf16 kernel
+                double bf = bs > 0 && !bf16_gemm_failure(m->bk) ? flops / bs : 0, sg = ss > 0 ? flops / ss : 0;
                 pick = bf > sg ? KILN_BF16K_ONEDNN : KILN_BF16K_SGEMM;
                 snprintf(kn->bf16, sizeof kn->bf16, "%s, the faster here (train.bf16_kernels auto: on the "
                          "MLP's %d x %d x %d, oneDNN's %s %.1f GFLOP/s, the sgemm %.1f)",

@@ -1159,9 +1159,9 @@ static int run_open(Run *r, KilnErr *err) {
         r->have_tracker = 1;
     }
     KilnPeak peak = {0};
+    int bf16k = r->m.bk && t->peak_tflops <= 0;  // MFU against the bf16 kernels' own peak, from fp32's figures
     if (t->peak_tflops > 0) peak.peak = t->peak_tflops * 1e12, peak.peak_is = "train.peak_tflops";
-    else backend_peak(&peak, 2048);
-    int bf16k = r->m.bk && t->peak_tflops <= 0;  // MFU against the bf16 kernels' own peak
+    else backend_peak(&peak, bf16k ? 0 : 2048);
     if (bf16k) bf16_gemm_peak(r->m.bk, &peak, 2048);
     if (r->writer && run_env_write(r->dir, r->cfg, r->opt->argc, r->opt->argv, omp_get_max_threads(), &peak,
                                   bf16k ? "oneDNN bf16 matmul" : "sgemm", err))

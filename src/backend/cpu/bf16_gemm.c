@@ -204,36 +204,6 @@ int bf16_gemm(KilnBf16Gemm *g, int ta, int tb, int M, int N, int K, const float 
 
 #endif
 
-// Best FLOP/s over reps calls after a warm-up; 0 when a call fails.
-static double best_rate(KilnBf16Gemm *g, const KilnMatmul *sgemm, int M, int N, int K, const float *A, const float *B,
-                        float *C, int reps) {
-    double best = 0, flops = 2.0 * M * N * K;
-    for (int i = 0; i <= reps; i++) {
-        double t = kiln_now();
-        if (g) {
-            KilnErr e = {0};
-            if (bf16_gemm(g, 0, 1, M, N, K, A, B, 0, C, &e)) return 0;
-        } else {
-            mm_product(sgemm, KILN_MM_NT, M, N, K, A, B, 0, C);
-        }
-        t = kiln_now() - t;
-        if (i && t > 0 && flops / t > best) best = flops / t;  // call 0 warms the plan and the caches
-    }
-    return best;
-}
-
-void bf16_gemm_race(KilnBf16Gemm *g, const KilnMatmul *sgemm, int M, int N, int K, int reps, double *bf16_flops,
-                    double *sgemm_flops) {
-    long na = (long)M * K, nb = (long)N * K;
-    float *a = backend_alloc(na + nb + (long)M * N, NULL);
-    *bf16_flops = *sgemm_flops = 0;
-    if (!a) return;
-    for (long i = 0; i < na + nb; i++) a[i] = bf16_round_value((float)(i % 13) * 0.0625f - 0.375f);
-    *bf16_flops = best_rate(g, NULL, M, N, K, a, a + na, a + na + nb, reps);
-    *sgemm_flops = best_rate(NULL, sgemm, M, N, K, a, a + na, a + na + nb, reps);
-    backend_free(a);
-}
-
 void bf16_gemm_peak(KilnBf16Gemm *g, KilnPeak *p, int n) {
     p->flops_per_cycle *= 2;
     p->theoretical *= 2;

@@ -100,7 +100,7 @@ void backend_peak(KilnPeak *p, int n) {
     p->ghz = clock_ghz(p->clock_from, sizeof p->clock_from);
     p->flops_per_cycle = flops_per_cycle(openblas_get_corename(), p->per_cycle_why, sizeof p->per_cycle_why);
     p->theoretical = p->cores * p->ghz * 1e9 * p->flops_per_cycle;
-    p->measured = backend_peak_flops(n);
+    p->measured = n > 0 ? backend_peak_flops(n) : 0;
     p->peak_is = p->measured > p->theoretical ? "measured" : "theoretical";
     p->peak = p->measured > p->theoretical ? p->measured : p->theoretical;
 }

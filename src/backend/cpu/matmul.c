@@ -4,7 +4,7 @@
 // shape: on an AVX-512 Xeon oneDNN's leads OpenBLAS's by 7-47% on the forward
 // and input-gradient products of GPT-2's layers and trails on none of the
 // weight-gradient ones (docs/benchmarks.md), on Zen 3 neither leads; so the
-// trainer races them on the model's shapes (mm_class_seconds).
+// trainer races them on the model's shapes (mm_race).
 #include "backend/backend.h"
 
 #include "backend/cpu/gemm.h"
@@ -32,9 +32,10 @@ void onednn_signals_off(sigset_t *old) {
 
 void onednn_signals_on(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
 
-int backend_has_onednn(void) {
+int backend_onednn_version(void) {
 #ifdef KILN_HAVE_DNNL
-    return 1;
+    const dnnl_version_t *v = dnnl_version();
+    return v->major * 10000 + v->minor * 100 + v->patch;
 #else
     return 0;
 #endif
@@ -63,7 +64,8 @@ void mm_product(const KilnMatmul *mm, int cls, int M, int N, int K, const float 
     else sgemm_fresh(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, C, N);
 }
 
-void mm_class_race(int cls, const int (*shapes)[3], int n, int reps, double *openblas_s, double *onednn_s) {
+void mm_race(const KilnMatmul *x, const KilnMatmul *y, int cls, const int (*shapes)[3], int n, int reps, double *x_s,
+             double *y_s) {
     long most = 0;
     for (int i = 0; i < n; i++) {
         long M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
@@ -71,26 +73,25 @@ void mm_class_race(int cls, const int (*shapes)[3], int n, int reps, double *ope
         if (M * N > big) big = M * N;
         if (big > most) most = big;
     }
-    *openblas_s = *onednn_s = 0;
+    *x_s = *y_s = 0;
     float *a = backend_alloc(3 * most, NULL);
     if (!a) return;
     for (long i = 0; i < 2 * most; i++) a[i] = (float)(i % 13) * 0.0625f - 0.375f;
-    KilnMatmul mm[2] = {{.bf16 = NULL}, {.bf16 = NULL}};
-    mm[1].onednn[cls] = 1;
+    const KilnMatmul *mm[2] = {x, y};
     for (int i = 0; i < n; i++) {
         double best[2] = {1e30, 1e30};
         // the two alternate, so that the shared machine's drift hits both; call 0 warms
-        // each library's threads and buffers
+        // each library's threads, buffers and plans
         for (int r = 0; r <= reps; r++)
-            for (int lib = 0; lib < 2; lib++) {
+            for (int k = 0; k < 2; k++) {
                 double t = kiln_now();
-                mm_product(&mm[lib], cls, shapes[i][0], shapes[i][1], shapes[i][2], a, a + most, cls == KILN_MM_TN,
+                mm_product(mm[k], cls, shapes[i][0], shapes[i][1], shapes[i][2], a, a + most, cls == KILN_MM_TN,
                            a + 2 * most);
                 t = kiln_now() - t;
-                if (r && t < best[lib]) best[lib] = t;
+                if (r && t < best[k]) best[k] = t;
             }
-        *openblas_s += best[0];
-        *onednn_s += best[1];
+        *x_s += best[0];
+        *y_s += best[1];
     }
     backend_free(a);
 }
