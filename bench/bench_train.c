@@ -48,9 +48,7 @@ int main(int argc, char **argv) {
     // the trainer's sgemm per product class: train.sgemm's, or auto's verdict for this machine
     char note[640] = "train.sgemm";
     if (cfg.train.sgemm == KILN_SGEMM_AUTO) kernels_sgemm_auto(&m, B * T, &cfg, note, sizeof note);
-    int mask = kiln_sgemm_mask(cfg.train.sgemm);
-    unsigned char on[3] = {mask & 1, (mask >> 1) & 1, (mask >> 2) & 1};
-    if (gpt_sgemm_libs(&m, on, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    if (gpt_sgemm_libs(&m, kiln_sgemm_mask(cfg.train.sgemm), &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     fprintf(stderr, "sgemm: %s (%s)\n", kiln_config_enum_name("train.sgemm", cfg.train.sgemm), note);
     gpt_init_weights(&m, 1);
     KilnRng rng;

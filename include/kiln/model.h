@@ -113,9 +113,10 @@ void gpt_destroy(KilnModel *m);
 // stay on the sgemm either way (T x T x head-size: too small to gain).
 int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err);
 // Which sgemm runs each of the linear layers' products (forward, input
-// gradient, weight gradient): oneDNN's where onednn[i], else OpenBLAS's (the
-// default). -1 with err set when this build has no oneDNN.
-int gpt_sgemm_libs(KilnModel *m, const unsigned char onednn[3], KilnErr *err);
+// gradient, weight gradient): oneDNN's where bit i of mask is set (as
+// kiln_sgemm_mask gives it), else OpenBLAS's (the default). -1 with err set
+// when this build has no oneDNN.
+int gpt_sgemm_libs(KilnModel *m, int mask, KilnErr *err);
 void gpt_init_weights(KilnModel *m, uint64_t seed);  // scheme cfg.init (init.c)
 long gpt_num_params(const KilnModel *m);
 // What gpt_create allocated, in bytes: weights, gradients, optimizer moments

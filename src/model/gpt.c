@@ -224,10 +224,10 @@ int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err) {
     return m->bk ? 0 : -1;
 }
 
-int gpt_sgemm_libs(KilnModel *m, const unsigned char onednn[3], KilnErr *err) {
-    if ((onednn[0] || onednn[1] || onednn[2]) && !backend_onednn_version())
+int gpt_sgemm_libs(KilnModel *m, int mask, KilnErr *err) {
+    if (mask && !backend_onednn_version())
         return kiln_fail(err, "this kiln was built without oneDNN (Debian's libdnnl-dev, scripts/install-deps.sh)");
-    memcpy(m->sgemm_onednn, onednn, sizeof m->sgemm_onednn);
+    for (int i = 0; i < 3; i++) m->sgemm_onednn[i] = (unsigned char)((mask >> i) & 1);
     return 0;
 }
 

@@ -194,9 +194,7 @@ static int choose_sgemm(KilnModel *m, KilnConfig *cfg, KilnComm *comm, KilnKerne
         comm_bcast(comm, &t->sgemm, sizeof t->sgemm, 0);
         why = NULL;
     }
-    int mask = kiln_sgemm_mask(t->sgemm);
-    unsigned char on[3] = {mask & 1, (mask >> 1) & 1, (mask >> 2) & 1};
-    if (gpt_sgemm_libs(m, on, err)) return kiln_wrap(err, "%s", why ? why : "train.sgemm"), -1;
+    if (gpt_sgemm_libs(m, kiln_sgemm_mask(t->sgemm), err)) return kiln_wrap(err, "%s", why ? why : "train.sgemm"), -1;
     if (why) snprintf(kn->sgemm, sizeof kn->sgemm, "%s", why);
     return 0;
 }
