@@ -526,14 +526,14 @@ typedef struct {
 } EmbCtx;
 static double emb_loss(void *p) {
     EmbCtx *c = p;
-    embedding_forward(c->out, c->tokens, c->wte, c->wpe, c->B, c->T, c->C);
+    embedding_forward(c->out, c->tokens, c->wte, 0, c->V, c->wpe, c->B, c->T, c->C);
     return dot(c->out, c->R, (long)c->B * c->T * c->C);
 }
 static void emb_grad(void *p) {
     EmbCtx *c = p;
     memset(c->dwte, 0, sizeof(float) * c->V * c->C);
     memset(c->dwpe, 0, sizeof(float) * c->T * c->C);
-    embedding_backward(c->dwte, c->dwpe, c->R, c->tokens, c->B, c->T, c->C);
+    embedding_backward(c->dwte, 0, c->V, c->dwpe, c->R, c->tokens, c->B, c->T, c->C);
 }
 static void test_embedding(void **state) {
     int32_t tokens[8] = {1, 4, 1, 0, 4, 4, 2, 1};  // repeats: gradients must add up
@@ -549,12 +549,45 @@ static void test_embedding(void **state) {
     free(c.wte), free(c.wpe), free(c.R), free(c.out), free(c.dwte), free(c.dwpe);
 }
 
+// ---- vocabulary-parallel shards (tensor parallelism): two ranks' halves of
+// the embedding and of the cross-entropy, combined as the group's all-reduces
+// combine them, give the whole vocabulary's results ----
+static void test_vocab_shards(void **state) {
+    (void)state;
+    enum { B = 2, T = 3, N = B * T, C = 5, V = 8, H = V / 2 };
+    int32_t tokens[N] = {0, 7, 3, 4, 4, 1}, targets[N] = {7, 0, -1, 3, 4, 5};
+    float *wte = randn(V * C, 1, 71), *wpe = randn(T * C, 1, 72), *dout = randn(N * C, 1, 73);
+    float whole[N * C], half[2][N * C], dw[V * C] = {0}, dwp[T * C] = {0}, dws[V * C] = {0}, dwps[T * C] = {0};
+    embedding_forward(whole, tokens, wte, 0, V, wpe, B, T, C);
+    for (int k = 0; k < 2; k++) embedding_forward(half[k], tokens, wte + k * H * C, k * H, H, k ? NULL : wpe, B, T, C);
+    for (int i = 0; i < N * C; i++) assert_float_equal(half[0][i] + half[1][i], whole[i], 0);
+    embedding_backward(dw, 0, V, dwp, dout, tokens, B, T, C);
+    for (int k = 0; k < 2; k++) embedding_backward(dws + k * H * C, k * H, H, dwps, dout, tokens, B, T, C);
+    for (int i = 0; i < V * C; i++) assert_float_equal(dws[i], dw[i], 0);
+    for (int i = 0; i < T * C; i++) assert_float_equal(dwps[i], 2 * dwp[i], 1e-6);  // each rank's own copy
+    float *logits = randn(N * V, 3, 74), shard[2][N * H], mx[2][N], sum[2][N];
+    for (int k = 0; k < 2; k++)
+        for (int n = 0; n < N; n++) memcpy(shard[k] + n * H, logits + n * V + k * H, sizeof(float) * H);
+    double want = crossentropy_forward_backward(logits, targets, N, V, 0.5f, NULL), got = 0;
+    for (int k = 0; k < 2; k++) crossentropy_shard_max(shard[k], N, H, mx[k]);
+    for (int n = 0; n < N; n++) mx[0][n] = mx[1][n] = fmaxf(mx[0][n], mx[1][n]);
+    for (int k = 0; k < 2; k++) crossentropy_shard_sumexp(shard[k], N, H, mx[k], sum[k]);
+    for (int n = 0; n < N; n++) sum[0][n] = sum[1][n] = sum[0][n] + sum[1][n];
+    for (int k = 0; k < 2; k++)
+        got += crossentropy_shard_finish(shard[k], targets, N, H, k * H, mx[k], sum[k], 0.5f, NULL);
+    assert_float_equal(got, want, 1e-5);
+    for (int k = 0; k < 2; k++)
+        for (int n = 0; n < N; n++)
+            for (int v = 0; v < H; v++) assert_float_equal(shard[k][n * H + v], logits[n * V + k * H + v], 1e-6);
+    free(wte), free(wpe), free(dout), free(logits);
+}
+
 // ---- dropout: the same seed gives the same mask; the kept fraction is about 1-p ----
 static void test_dropout_mask(void **state) {
     long n = 100000;
     float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
     for (long i = 0; i < n; i++) a[i] = b[i] = 1.0f;
-    KilnDropout d = {0.25f, 5};
+    KilnDropout d = {0.25f, 5, 0, 0};
     dropout_apply(a, n, d);
     dropout_apply(b, n, d);
     long kept = 0;
@@ -716,7 +749,7 @@ int main(void) {
         cmocka_unit_test(test_attention_gqa),   cmocka_unit_test(test_attention_mqa),
         cmocka_unit_test(test_attention_dropout), cmocka_unit_test(test_attention_bf16),
         cmocka_unit_test(test_bf16_round),      cmocka_unit_test(test_bf16_gemm), cmocka_unit_test(test_sgemm_onednn),      cmocka_unit_test(test_crossentropy),
-        cmocka_unit_test(test_embedding),       cmocka_unit_test(test_dropout_mask),
+        cmocka_unit_test(test_embedding),       cmocka_unit_test(test_vocab_shards),       cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_fast_expf),
         cmocka_unit_test(test_fast_normal_cdf),
         cmocka_unit_test(test_memory_and_machine),

@@ -154,7 +154,8 @@ typedef struct {
 
 // How the ranks of an MPI job (mpirun -np N kiln pretrain ...) share the work.
 typedef struct {
-    int dp;           // data-parallel ranks; 0: all of them
+    int dp;           // data-parallel ranks; 0: all of them (over tp)
+    int tp;           // tensor-parallel ranks per replica (Megatron-LM's splits); 1: none
     int zero;         // 1: ZeRO-1, the optimizer state sharded over the data-parallel ranks
     KilnParMode mode;  // async: rank 0 a parameter server, the others workers
     int staleness;    // async: a gradient computed on weights older than this many updates is dropped

@@ -67,13 +67,33 @@ typedef struct {
     float *dres, *dln, *dqkv, *datt, *dfch, *dfch_act, *dtmp;
     float *tmp;                              // (N,C) branch output before dropout
     float *att_scratch;                      // per-thread (T,T) blocks
+    float *ce_max, *ce_sum;                  // (N) vocabulary-parallel cross-entropy's row statistics
     int32_t *tokens, *targets;               // (N)
 } KilnActs;
+
+// Tensor parallelism as Megatron-LM's: each of a group's ranks holds and
+// computes its share of the heads (q and their k, v: column-parallel QKV,
+// row-parallel output projection), of the MLP's hidden units (column-parallel
+// first matmul with SwiGLU's gate and up halves split alike, row-parallel
+// second) and of the vocabulary (embedding rows, lm head rows, cross-entropy
+// over the shards). Norms, positions and the row-parallel layers' biases are
+// whole on every rank and get the same gradients on each.
+typedef struct {
+    int size, rank;  // 1, 0: the whole model
+    // in place over the group: the sum (max 0) or the maximum (max 1); every
+    // rank must get the same bits, as MPI's all-reduce gives them
+    void (*allreduce)(void *ctx, float *x, long n, int max);
+    void *ctx;
+} KilnTensorParallel;
 
 typedef struct {
     KilnModelConfig cfg;
     KilnParamLayout layout;
-    int HD, QKV, H, F;       // head size, qkv width, MLP hidden, fc output width
+    KilnTensorParallel tp;
+    int HD, QKV, H, F;       // head size, qkv width, MLP hidden, fc output width (this rank's share)
+    int NH, NKV, AD;         // this rank's query and kv heads; the attention's output width NH*HD
+    int V;                   // this rank's vocabulary rows, [vocab_lo, vocab_lo + V)
+    long vocab_lo;
     float *params, *grads;   // layout.total floats each, one allocation
     // the optimizer's moments for [opt_lo, opt_lo + opt_n) of the layout: all of
     // it, or under ZeRO this rank's shard (m[i - opt_lo] is parameter i's)
@@ -104,6 +124,17 @@ typedef struct {
 
 // Plans and allocates everything for micro-batches up to (maxB, maxT).
 int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err);
+// The same for rank tp->rank's share of the model under tensor parallelism
+// (tp NULL: the whole model). Errors name the key that tp->size must divide.
+int gpt_create_tp(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, const KilnTensorParallel *tp,
+                  KilnErr *err);
+// Between rank k's share (shard, laid out as m's parameters: m is any rank's
+// share of the same model) and the whole model's buffer (whole, laid out as
+// full's): to_whole 1 copies the share into its place, 0 takes it out.
+// Replicated tensors are copied whole either way.
+void gpt_tp_copy(const KilnModel *m, int k, float *shard, const KilnModel *full, float *whole, int to_whole);
+// Tensor id is split among the tensor-parallel ranks (else each holds it whole).
+int gpt_tp_split(KilnParamId id);
 // ZeRO: m and v for [lo, hi) of the layout only, zeroed (fresh optimizer state).
 int gpt_shard_optimizer(KilnModel *m, long lo, long hi, KilnErr *err);
 void gpt_destroy(KilnModel *m);
@@ -118,7 +149,7 @@ int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err);
 // when this build has no oneDNN.
 int gpt_sgemm_libs(KilnModel *m, int mask, KilnErr *err);
 void gpt_init_weights(KilnModel *m, uint64_t seed);  // scheme cfg.init (init.c)
-long gpt_num_params(const KilnModel *m);
+long gpt_num_params(const KilnModel *m);  // the whole model's, also on a tensor-parallel share
 // What gpt_create allocated, in bytes: weights, gradients, optimizer moments
 // (m and v), activations with their scratch for (maxB, maxT), and with
 // precision bf16 the weights' bf16 copies (in fp32 slots).
@@ -126,7 +157,7 @@ typedef struct {
     double weights, grads, optim, acts, bf16_weights;
 } KilnMemPlan;
 KilnMemPlan gpt_memory_plan(const KilnModel *m);
-double gpt_flops_per_token(const KilnModel *m, int T);  // forward+backward, PaLM-style
+double gpt_flops_per_token(const KilnModel *m, int T);  // forward+backward, PaLM-style, the whole model's
 
 // tokens, targets (B,T); targets may be NULL (logits only) and entries < 0 are ignored.
 // dloss != 0 marks a training forward: dropout is on (seeded by dropout_seed) and

@@ -20,9 +20,11 @@
 #include <stdint.h>
 
 // ---- embedding: tokens (N) -> out (N,C); wpe may be NULL (RoPE models) ----
-void embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
+// wte holds the vocabulary's rows [lo, lo + rows) (all of it: 0, V); a token
+// outside them embeds as zeros and adds to no gradient row.
+void embedding_forward(float *out, const int32_t *tokens, const float *wte, long lo, long rows, const float *wpe,
                        int B, int T, int C);
-void embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+void embedding_backward(float *dwte, long lo, long rows, float *dwpe, const float *dout, const int32_t *tokens,
                         int B, int T, int C);
 
 // ---- the products of a linear layer, and which library runs each ----
@@ -97,6 +99,10 @@ void rope_tables(float *cos_t, float *sin_t, int block_size, int HD, float theta
 typedef struct {
     float p;            // drop probability; 0 = off
     uint64_t seed;      // differs per step and per site
+    // attention: this call's heads are heads head0.. of heads in the model
+    // (tensor parallelism), so that each head's mask is the one-process mask;
+    // heads 0: the call has them all
+    int head0, heads;
 } KilnDropout;
 // x (n) *= mask/(1-p), in place; the same call on a gradient applies the same mask.
 void dropout_apply(float *x, long n, KilnDropout d);
@@ -126,6 +132,13 @@ void attention_infer(float *out, const float *q, int ldq, const float *kc, const
 // dloss/dlogits * dlogits_scale (softmax - onehot) / count.
 double crossentropy_forward_backward(float *logits, const int32_t *targets, int N, int V,
                                      float dlogits_scale, long *count);
+// The same in three passes over a rank's columns [lo, lo + V) of the
+// vocabulary (tensor parallelism); the caller reduces mx (max) and sum (sum)
+// over ranks between them, and sums the ranks' shares of the loss.
+void crossentropy_shard_max(const float *logits, int N, int V, float *mx);
+void crossentropy_shard_sumexp(const float *logits, int N, int V, const float *mx, float *sum);
+double crossentropy_shard_finish(float *logits, const int32_t *targets, int N, int V, long lo, const float *mx,
+                                 const float *sum, float dlogits_scale, long *count);
 
 // ---- bf16 mixed precision (train.precision: bf16) ----
 // Every matmul's two operands are rounded to bf16 and the products summed in

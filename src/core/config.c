@@ -136,7 +136,10 @@ static const KeySpec KEYS[] = {
     {"eval.task_dir", T_STR, E(task_dir), sizeof(((KilnConfig *)0)->eval.task_dir), NULL, "task files; empty = as kiln eval ($KILN_TASKS, ./tasks, tasks/ beside kiln)"},
     {"eval.data_dir", T_STR, E(data_dir), sizeof(((KilnConfig *)0)->eval.data_dir), NULL, "datasets; empty = ../shared/data"},
     {"parallel.dp", T_INT, P(dp), 0, NULL,
-     "data-parallel ranks under mpirun (each takes its share of a step's micro-batches); 0 = every rank"},
+     "data-parallel replicas under mpirun (each takes its share of a step's micro-batches); 0 = ranks / parallel.tp"},
+    {"parallel.tp", T_INT, P(tp), 0, NULL,
+     "tensor-parallel ranks per replica: each holds and computes 1/tp of the heads, the MLP's hidden units and "
+     "the vocabulary, with an all-reduce after each block's attention and MLP (Megatron-LM); 1 = none"},
     {"parallel.zero", T_INT, P(zero), 0, NULL,
      "1: ZeRO-1, each data-parallel rank keeps and updates only its 1/N of the optimizer state (AdamW's m and v); "
      "0: every rank all of it"},
@@ -202,6 +205,7 @@ void kiln_config_defaults(KilnConfig *cfg) {
     cfg->eval.shots = -1;
     cfg->parallel.timeout_s = 600;
     cfg->parallel.staleness = 4;
+    cfg->parallel.tp = 1;
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/default");
 }
 
@@ -427,6 +431,10 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
          "train.eval_every, eval_batches and checkpoint_every must not be negative");
     NEED(t->threads >= 0, "train.threads must not be negative");
     NEED(cfg->parallel.dp >= 0, "parallel.dp must not be negative");
+    NEED(cfg->parallel.tp >= 1, "parallel.tp must be at least 1 (got %d)", cfg->parallel.tp);
+    NEED(cfg->parallel.mode == KILN_PAR_SYNC || cfg->parallel.tp == 1,
+         "parallel.tp splits each step's tensors among ranks that step together: it does not apply to "
+         "parallel.mode: async");
     NEED(cfg->parallel.timeout_s >= 0, "parallel.timeout_s must not be negative");
     NEED(cfg->parallel.staleness >= 0, "parallel.staleness must not be negative");
     NEED(cfg->parallel.mode == KILN_PAR_SYNC || !cfg->parallel.zero,

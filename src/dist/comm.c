@@ -28,8 +28,12 @@ static int launcher_size(void) {
     return getenv("PMIX_RANK") ? 1 : 0;  // a PMIx launcher that does not say its size
 }
 
+// Where a group's time and bytes are counted: its world's.
+static inline KilnComm *stats_of(KilnComm *c) { return c->world ? c->world : c; }
+
 // Marks the wait in a blocking collective for the watchdog.
 static inline double busy(KilnComm *c, const char *op) {
+    c = stats_of(c);
     double t = now_s();
     atomic_store(&c->busy_op, op);
     atomic_store(&c->busy_since, t);
@@ -37,6 +41,7 @@ static inline double busy(KilnComm *c, const char *op) {
 }
 
 static inline void idle(KilnComm *c, double t0) {
+    c = stats_of(c);
     atomic_store(&c->busy_since, 0.0);
     c->wait_s += now_s() - t0;
 }
@@ -90,9 +95,12 @@ static void watchdog_stop(KilnComm *c) {
 
 #ifdef KILN_HAVE_MPI
 
+// A group's communicator (comm_split), else the world's.
+#define MCOMM(c) ((c)->handle ? *(MPI_Comm *)(c)->handle : MPI_COMM_WORLD)
+
 // Ring all-reduce volume, the figure the bytes are compared against.
 static void count_allreduce(KilnComm *c, double bytes) {
-    c->bytes += 2.0 * (c->size - 1) / c->size * bytes;
+    stats_of(c)->bytes += 2.0 * (c->size - 1) / c->size * bytes;
 }
 
 int comm_init(KilnComm *c, KilnErr *err) {
@@ -127,22 +135,60 @@ void comm_finalize(KilnComm *c) {
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) {
     if (c->size == 1) return;
     double t0 = busy(c, "an all-reduce");
-    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MCOMM(c));
     idle(c, t0);
 }
 
 void comm_allreduce_max_int(KilnComm *c, int *x, int n) {
     if (c->size == 1) return;
     double t0 = busy(c, "an all-reduce");
-    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT, MPI_MAX, MCOMM(c));
     idle(c, t0);
+}
+
+void comm_allreduce_f32(KilnComm *c, float *x, long n, int max) {
+    if (c->size == 1 || n == 0) return;
+    double t0 = busy(c, "a tensor-parallel all-reduce");
+    for (long i = 0; i < n; i += SLICE)
+        MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < SLICE ? n - i : SLICE), MPI_FLOAT, max ? MPI_MAX : MPI_SUM,
+                      MCOMM(c));
+    count_allreduce(c, 4.0 * n);
+    idle(c, t0);
+}
+
+int comm_split(KilnComm *world, int color, int key, KilnComm *group, KilnErr *err) {
+    memset(group, 0, sizeof *group);
+    group->world = world;
+    group->size = 1;
+    if (world->size == 1) return 0;
+    MPI_Comm *h = malloc(sizeof *h);
+    if (!h) return kiln_fail(err, "out of memory");
+    if (MPI_Comm_split(MCOMM(world), color, key, h) != MPI_SUCCESS) {
+        free(h);
+        return kiln_fail(err, "MPI_Comm_split failed");
+    }
+    group->handle = h;
+    group->mpi = 1;
+    MPI_Comm_rank(*h, &group->rank);
+    MPI_Comm_size(*h, &group->size);
+    return 0;
+}
+
+void comm_group_free(KilnComm *group) {
+    if (group->handle) {
+        comm_wait_all(group);
+        MPI_Comm_free(group->handle);
+        free(group->handle);
+    }
+    free(group->reqs);
+    memset(group, 0, sizeof *group);
 }
 
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root) {
     if (c->size == 1) return;
     double t0 = busy(c, "a broadcast");
     for (long i = 0; i < bytes; i += SLICE)
-        MPI_Bcast((char *)buf + i, (int)(bytes - i < SLICE ? bytes - i : SLICE), MPI_BYTE, root, MPI_COMM_WORLD);
+        MPI_Bcast((char *)buf + i, (int)(bytes - i < SLICE ? bytes - i : SLICE), MPI_BYTE, root, MCOMM(c));
     idle(c, t0);
 }
 
@@ -150,7 +196,7 @@ void comm_bcast(KilnComm *c, void *buf, long bytes, int root) {
 // floats (ints: the trainer refuses a ZeRO model whose size does not fit one).
 static int *shard_counts(const KilnComm *c, long n) {
     int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);  // a few bytes: the job cannot go on
+    if (!counts) MPI_Abort(MCOMM(c), 1);  // a few bytes: the job cannot go on
     for (int r = 0; r < c->size; r++) {
         long lo, hi;
         comm_shard(n, c->size, r, &lo, &hi);
@@ -166,8 +212,8 @@ void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
     }
     int *counts = shard_counts(c, n);
     double t0 = busy(c, "the gradients' reduce-scatter");
-    MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    c->bytes += (c->size - 1.0) / c->size * 4.0 * n;
+    MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MCOMM(c));
+    stats_of(c)->bytes += (c->size - 1.0) / c->size * 4.0 * n;
     idle(c, t0);
     free(counts);
 }
@@ -176,8 +222,8 @@ void comm_allgather_f32(KilnComm *c, float *x, long n) {
     if (c->size == 1) return;
     int *counts = shard_counts(c, n);
     double t0 = busy(c, "the weights' all-gather");
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts, counts + c->size, MPI_FLOAT, MPI_COMM_WORLD);
-    c->bytes += (c->size - 1.0) / c->size * 4.0 * n;
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts, counts + c->size, MPI_FLOAT, MCOMM(c));
+    stats_of(c)->bytes += (c->size - 1.0) / c->size * 4.0 * n;
     idle(c, t0);
     free(counts);
 }
@@ -189,7 +235,7 @@ void comm_gather_f32(KilnComm *c, const float *mine, long n, float *all) {
     }
     int *counts = shard_counts(c, n);
     double t0 = busy(c, "a checkpoint's gather");
-    MPI_Gatherv(mine, counts[c->rank], MPI_FLOAT, all, counts, counts + c->size, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Gatherv(mine, counts[c->rank], MPI_FLOAT, all, counts, counts + c->size, MPI_FLOAT, 0, MCOMM(c));
     idle(c, t0);
     free(counts);
 }
@@ -201,7 +247,7 @@ void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine) {
     }
     int *counts = shard_counts(c, n);
     double t0 = busy(c, "a checkpoint's scatter");
-    MPI_Scatterv(all, counts, counts + c->size, MPI_FLOAT, mine, counts[c->rank], MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Scatterv(all, counts, counts + c->size, MPI_FLOAT, mine, counts[c->rank], MPI_FLOAT, 0, MCOMM(c));
     idle(c, t0);
     free(counts);
 }
@@ -211,7 +257,7 @@ void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag) {
     long i = 0;
     do {  // at least one message, so that an empty one is still a signal
         long k = bytes - i < SLICE ? bytes - i : SLICE;
-        MPI_Send((const char *)buf + i, (int)k, MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+        MPI_Send((const char *)buf + i, (int)k, MPI_BYTE, dest, tag, MCOMM(c));
         i += k;
     } while (i < bytes);
     idle(c, t0);
@@ -221,12 +267,12 @@ int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag) {
     double t0 = busy(c, "a receive");
     MPI_Status stt;
     long k = bytes < SLICE ? bytes : SLICE;
-    MPI_Recv(buf, (int)k, MPI_BYTE, src < 0 ? MPI_ANY_SOURCE : src, *tag < 0 ? MPI_ANY_TAG : *tag, MPI_COMM_WORLD,
+    MPI_Recv(buf, (int)k, MPI_BYTE, src < 0 ? MPI_ANY_SOURCE : src, *tag < 0 ? MPI_ANY_TAG : *tag, MCOMM(c),
              &stt);
     // the rest of a long message from the same sender, in order
     for (long i = k; i < bytes; i += SLICE)
         MPI_Recv((char *)buf + i, (int)(bytes - i < SLICE ? bytes - i : SLICE), MPI_BYTE, stt.MPI_SOURCE,
-                 stt.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                 stt.MPI_TAG, MCOMM(c), MPI_STATUS_IGNORE);
     *tag = stt.MPI_TAG;
     idle(c, t0);
     return stt.MPI_SOURCE;
@@ -241,16 +287,16 @@ void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n) {
             MPI_Request *grown = realloc(c->reqs, sizeof *grown * (size_t)cap);
             if (!grown) {  // no room to keep it in flight: do it now
                 MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < SLICE ? n - i : SLICE), MPI_FLOAT, MPI_SUM,
-                              MPI_COMM_WORLD);
+                              MCOMM(c));
                 continue;
             }
             c->reqs = grown, c->reqcap = cap;
         }
         MPI_Iallreduce(MPI_IN_PLACE, x + i, (int)(n - i < SLICE ? n - i : SLICE), MPI_FLOAT, MPI_SUM,
-                       MPI_COMM_WORLD, (MPI_Request *)c->reqs + c->nreq++);
+                       MCOMM(c), (MPI_Request *)c->reqs + c->nreq++);
     }
     count_allreduce(c, 4.0 * n);
-    c->wait_s += now_s() - t0;
+    stats_of(c)->wait_s += now_s() - t0;
 }
 
 void comm_library(char *out, int cap) {
@@ -267,7 +313,7 @@ void comm_progress(KilnComm *c) {
     int done;
     MPI_Testall(c->nreq, c->reqs, &done, MPI_STATUSES_IGNORE);
     if (done) c->nreq = 0;
-    c->wait_s += now_s() - t0;
+    stats_of(c)->wait_s += now_s() - t0;
 }
 
 void comm_wait_all(KilnComm *c) {
@@ -294,6 +340,15 @@ void comm_library(char *out, int cap) { snprintf(out, (size_t)cap, "none (built 
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) { (void)c, (void)x, (void)n; }
 void comm_allreduce_max_int(KilnComm *c, int *x, int n) { (void)c, (void)x, (void)n; }
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root) { (void)c, (void)buf, (void)bytes, (void)root; }
+void comm_allreduce_f32(KilnComm *c, float *x, long n, int max) { (void)c, (void)x, (void)n, (void)max; }
+int comm_split(KilnComm *world, int color, int key, KilnComm *group, KilnErr *err) {
+    (void)color, (void)key, (void)err;
+    memset(group, 0, sizeof *group);
+    group->world = world;
+    group->size = 1;
+    return 0;
+}
+void comm_group_free(KilnComm *group) { memset(group, 0, sizeof *group); }
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
 void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
     (void)c;

@@ -13,9 +13,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-typedef struct {
+typedef struct KilnComm {
     int rank, size;
-    int mpi;           // MPI initialised by comm_init
+    int mpi;           // MPI initialised by comm_init (a group: has its own communicator)
+    void *handle;      // a group's MPI_Comm (comm_split); NULL: the world
+    struct KilnComm *world;  // a group's world, which counts its time and bytes and watches its waits
     double wait_s;     // seconds in collectives since the last comm_take_stats
     double bytes;      // bytes sent by this rank in that time (all-reduce: ring volume, 2(N-1)/N x data)
     void *reqs;        // MPI_Request[reqcap]: the non-blocking collectives in flight
@@ -38,10 +40,18 @@ typedef struct {
 // started by a launcher for several ranks but built without MPI.
 int comm_init(KilnComm *c, KilnErr *err);
 void comm_finalize(KilnComm *c);
+// The world's ranks that give the same color, ranked by key (MPI_Comm_split):
+// a tensor-parallel or a data-parallel group. Every rank of world calls it.
+// The group counts its time and bytes in world's statistics, and the world's
+// watchdog watches its waits. comm_group_free before the world's comm_finalize.
+int comm_split(KilnComm *world, int color, int key, KilnComm *group, KilnErr *err);
+void comm_group_free(KilnComm *group);
 
 // In place, the sum over ranks; every rank gets the same bits.
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n);
 void comm_allreduce_max_int(KilnComm *c, int *x, int n);
+// In place, the sum (max: 0) or maximum (max: 1) over ranks of n floats.
+void comm_allreduce_f32(KilnComm *c, float *x, long n, int max);
 // root's bytes to every rank.
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root);
 

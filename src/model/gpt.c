@@ -28,7 +28,7 @@
 
 static void plan_params(KilnModel *m) {
     const KilnModelConfig *c = &m->cfg;
-    long C = c->n_embd, L = c->n_layer, V = c->vocab_size;
+    long C = c->n_embd, L = c->n_layer, V = m->V;
     int ln = c->norm == KILN_NORM_LAYERNORM;
     KilnParamLayout *pl = &m->layout;
     memset(pl, 0, sizeof *pl);
@@ -38,7 +38,7 @@ static void plan_params(KilnModel *m) {
     pl->size[PT_LN1B] = ln && c->bias ? L * C : 0;
     pl->size[PT_QKVW] = L * m->QKV * C;
     pl->size[PT_QKVB] = c->bias ? L * m->QKV : 0;
-    pl->size[PT_ATTPROJW] = L * C * C;
+    pl->size[PT_ATTPROJW] = L * C * m->AD;
     pl->size[PT_ATTPROJB] = c->bias ? L * C : 0;
     pl->size[PT_LN2W] = L * C;
     pl->size[PT_LN2B] = ln && c->bias ? L * C : 0;
@@ -68,8 +68,8 @@ KilnTensors gpt_views(const KilnModel *m, float *base) {
 
 // Activation plan: sizes in floats, carved from one allocation in this order.
 static long plan_acts(KilnModel *m, KilnActs *a, float *mem) {
-    long C = m->cfg.n_embd, L = m->cfg.n_layer, V = m->cfg.vocab_size;
-    long N = (long)m->maxB * m->maxT, NH = m->cfg.n_head;
+    long C = m->cfg.n_embd, L = m->cfg.n_layer, V = m->V, AD = m->AD;
+    long N = (long)m->maxB * m->maxT, NH = m->NH;
     long off = 0;
 #define TAKE(ptr, n)                          \
     do {                                      \
@@ -84,7 +84,7 @@ static long plan_acts(KilnModel *m, KilnActs *a, float *mem) {
     TAKE(a->ln1_mean, LA * N);
     TAKE(a->ln1_rstd, LA * N);
     TAKE(a->qkv, LA * N * m->QKV);
-    TAKE(a->att, LA * N * C);
+    TAKE(a->att, LA * N * AD);
     TAKE(a->lse, LA * m->maxB * NH * m->maxT);
     TAKE(a->res2, LA * N * C);
     TAKE(a->ln2, LA * N * C);
@@ -100,12 +100,14 @@ static long plan_acts(KilnModel *m, KilnActs *a, float *mem) {
     TAKE(a->dres, N * C);
     TAKE(a->dln, N * C);
     TAKE(a->dqkv, N * m->QKV);
-    TAKE(a->datt, N * C);
+    TAKE(a->datt, N * AD);
     TAKE(a->dfch, N * m->F);
     TAKE(a->dfch_act, N * m->H);
     TAKE(a->dtmp, N * C);
     TAKE(a->tmp, N * C);
     TAKE(a->att_scratch, attention_scratch_floats(m->maxT, m->nthreads));
+    TAKE(a->ce_max, m->tp.size > 1 ? N : 0);
+    TAKE(a->ce_sum, m->tp.size > 1 ? N : 0);
     float *tok_mem, *tgt_mem;
     TAKE(tok_mem, N);  // int32 and float have the same size
     TAKE(tgt_mem, N);
@@ -144,14 +146,41 @@ static int check_sizes(const KilnModel *m, int maxB, int maxT, KilnErr *err) {
 }
 
 int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err) {
+    return gpt_create_tp(m, cfg, maxB, maxT, NULL, err);
+}
+
+// What tensor parallelism over tp ranks splits must divide among them.
+static int check_tp(const KilnModelConfig *c, int tp, KilnErr *err) {
+    static const char *const keys[] = {"model.n_head", "model.n_kv_head", "model.ffn_hidden", "model.vocab_size"};
+    int counts[] = {c->n_head, c->n_kv_head, c->ffn_hidden, c->vocab_size};
+    for (int i = 0; i < 4; i++)
+        if (counts[i] % tp)
+            return kiln_fail(err, "parallel.tp = %d does not divide %s = %d: each tensor-parallel rank holds an "
+                                  "equal share of the heads, the MLP's hidden units and the vocabulary", tp, keys[i],
+                             counts[i]);
+    return 0;
+}
+
+int gpt_create_tp(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, const KilnTensorParallel *tp,
+                  KilnErr *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->tp = tp ? *tp : (KilnTensorParallel){.size = 1};
     if (maxT > cfg->block_size)
         return kiln_fail(err, "sequence length %d exceeds model.block_size %d", maxT, cfg->block_size);
+    int k = m->tp.size;
+    if (k < 1 || m->tp.rank < 0 || m->tp.rank >= k || (k > 1 && !m->tp.allreduce))
+        return kiln_fail(err, "tensor-parallel rank %d of %d without a way to sum over the group", m->tp.rank, k);
+    if (check_tp(cfg, k, err)) return -1;
     m->HD = cfg->n_embd / cfg->n_head;
-    m->QKV = (cfg->n_head + 2 * cfg->n_kv_head) * m->HD;
-    m->H = cfg->ffn_hidden;
+    m->NH = cfg->n_head / k;
+    m->NKV = cfg->n_kv_head / k;
+    m->AD = m->NH * m->HD;
+    m->QKV = (m->NH + 2 * m->NKV) * m->HD;
+    m->H = cfg->ffn_hidden / k;
     m->F = cfg->act == KILN_ACT_SWIGLU ? 2 * m->H : m->H;
+    m->V = cfg->vocab_size / k;
+    m->vocab_lo = (long)m->tp.rank * m->V;
     m->maxB = maxB;
     m->maxT = maxT;
     m->nthreads = omp_get_max_threads();
@@ -248,9 +277,17 @@ KilnMemPlan gpt_memory_plan(const KilnModel *m) {
     return p;
 }
 
+int gpt_tp_split(KilnParamId id) {
+    switch (id) {
+    case PT_WTE: case PT_LMHEAD: case PT_QKVW: case PT_QKVB: case PT_ATTPROJW: case PT_FCW: case PT_FCB:
+    case PT_FCPROJW: return 1;
+    default: return 0;
+    }
+}
+
 long gpt_num_params(const KilnModel *m) {
     long n = 0;
-    for (int i = 0; i < PT_COUNT; i++) n += m->layout.size[i];
+    for (int i = 0; i < PT_COUNT; i++) n += m->layout.size[i] * (gpt_tp_split(i) ? m->tp.size : 1);
     return n;
 }
 
@@ -258,19 +295,89 @@ double gpt_flops_per_token(const KilnModel *m, int T) {
     const KilnModelConfig *c = &m->cfg;
     double matmul = (double)m->layout.size[PT_QKVW] + m->layout.size[PT_ATTPROJW] +
                     m->layout.size[PT_FCW] + m->layout.size[PT_FCPROJW] +
-                    (double)c->vocab_size * c->n_embd;
-    return 6.0 * matmul + 12.0 * c->n_layer * c->n_embd * (double)T;
+                    (double)m->V * c->n_embd;
+    return 6.0 * matmul * m->tp.size + 12.0 * c->n_layer * c->n_embd * (double)T;
 }
 
+// ---- tensor parallelism: where rank k's share sits in the whole model ----
+
+// Rows [r0, r0 + n) of a (rows, width) matrix whose columns [c0, c0 + w) are
+// the share's: a block of one layer's tensor.
+typedef struct {
+    long r0, n, c0, w;
+} TpBlock;
+
+// Tensor id's blocks for rank k per layer (out: up to 3), with the whole
+// tensor's and the share's row widths; returns the count.
+static int tp_blocks(const KilnModel *m, int id, int k, TpBlock *out, long *whole_w, long *shard_w) {
+    const KilnModelConfig *c = &m->cfg;
+    long C = c->n_embd, HD = m->HD, H = m->H, n = 0;
+    *whole_w = *shard_w = 1;
+    switch (id) {
+    case PT_WTE: case PT_LMHEAD:
+        *whole_w = *shard_w = C;
+        out[n++] = (TpBlock){k * m->V, m->V, 0, C};
+        break;
+    case PT_QKVW: case PT_QKVB: {  // q rows, then k, then v: each split by heads
+        long QD = (long)c->n_head * HD, KVD = (long)c->n_kv_head * HD, q = m->NH * HD, kv = m->NKV * HD;
+        *whole_w = *shard_w = id == PT_QKVW ? C : 1;
+        out[n++] = (TpBlock){k * q, q, 0, *whole_w};
+        out[n++] = (TpBlock){QD + k * kv, kv, 0, *whole_w};
+        out[n++] = (TpBlock){QD + KVD + k * kv, kv, 0, *whole_w};
+        break;
+    }
+    case PT_FCW: case PT_FCB:  // SwiGLU: gate rows, then up rows, each split by hidden units
+        *whole_w = *shard_w = id == PT_FCW ? C : 1;
+        for (long half = 0; half < m->F / H; half++)
+            out[n++] = (TpBlock){half * c->ffn_hidden + k * H, H, 0, *whole_w};
+        break;
+    case PT_ATTPROJW: case PT_FCPROJW: {  // row-parallel: the input columns are split
+        long w = id == PT_ATTPROJW ? m->AD : H;
+        *whole_w = w * m->tp.size, *shard_w = w;
+        out[n++] = (TpBlock){0, C, k * w, w};
+        break;
+    }
+    }
+    return (int)n;
+}
+
+void gpt_tp_copy(const KilnModel *m, int k, float *shard, const KilnModel *full, float *whole, int to_whole) {
+    for (int id = 0; id < PT_COUNT; id++) {
+        long n = m->layout.size[id];
+        if (!n) continue;
+        float *s = shard + m->layout.offset[id], *w = whole + full->layout.offset[id];
+        if (!gpt_tp_split(id)) {
+            memcpy(to_whole ? w : s, to_whole ? s : w, sizeof(float) * (size_t)n);
+            continue;
+        }
+        TpBlock b[3];
+        long ww, sw;
+        int nb = tp_blocks(m, id, k, b, &ww, &sw);
+        int per_layer = id != PT_WTE && id != PT_LMHEAD;
+        int layers = per_layer ? m->cfg.n_layer : 1;
+        long s_layer = n / layers, w_layer = full->layout.size[id] / layers;
+        for (int l = 0; l < layers; l++) {
+            float *sl = s + l * s_layer, *wl = w + l * w_layer;
+            long srow = 0;
+            for (int i = 0; i < nb; i++)
+                for (long r = 0; r < b[i].n; r++, srow++) {
+                    float *a = sl + srow * sw, *z = wl + (b[i].r0 + r) * ww + b[i].c0;
+                    memcpy(to_whole ? z : a, to_whole ? a : z, sizeof(float) * (size_t)b[i].w);
+                }
+        }
+    }
+}
+
+enum { SITE_EMBED, SITE_ATTN, SITE_ATTN_RESID, SITE_MLP_RESID };
 static KilnDropout drop_site(const KilnModel *m, int layer, int site) {
-    KilnDropout d = {0.0f, 0};
+    KilnDropout d = {0.0f, 0, 0, 0};
     if (m->train && m->cfg.dropout > 0.0f) {
         d.p = m->cfg.dropout;
         d.seed = kiln_hash64(m->dropout_seed ^ kiln_hash64((uint64_t)(layer + 1) * 8 + site));
+        if (site == SITE_ATTN) d.head0 = m->tp.rank * m->NH, d.heads = m->cfg.n_head;
     }
     return d;
 }
-enum { SITE_EMBED, SITE_ATTN, SITE_ATTN_RESID, SITE_MLP_RESID };
 
 static void norm_forward(const KilnModel *m, float *out, float *mean, float *rstd, const float *inp,
                          const float *w, const float *b, int N) {
@@ -353,7 +460,7 @@ static LayerParams layer_params(const KilnModel *m, const KilnTensors *t, int l)
     p.ln1b = slice(t->t[PT_LN1B], C, l);
     p.qkvw = slice(t->t[PT_QKVW], (long)m->QKV * C, l);
     p.qkvb = slice(t->t[PT_QKVB], m->QKV, l);
-    p.attprojw = slice(t->t[PT_ATTPROJW], C * C, l);
+    p.attprojw = slice(t->t[PT_ATTPROJW], C * m->AD, l);
     p.attprojb = slice(t->t[PT_ATTPROJB], C, l);
     p.ln2w = slice(t->t[PT_LN2W], C, l);
     p.ln2b = slice(t->t[PT_LN2B], C, l);
@@ -380,8 +487,8 @@ static LayerActs layer_acts(const KilnModel *m, int l) {
     s.ln1_mean = a->ln1_mean + l * N;
     s.ln1_rstd = a->ln1_rstd + l * N;
     s.qkv = a->qkv + l * N * m->QKV;
-    s.att = a->att + l * N * C;
-    s.lse = a->lse + l * N * m->cfg.n_head;
+    s.att = a->att + l * N * m->AD;
+    s.lse = a->lse + l * N * m->NH;
     s.res2 = a->res2 + l * N * C;
     s.ln2 = a->ln2 + l * N * C;
     s.ln2_mean = a->ln2_mean + l * N;
@@ -391,13 +498,39 @@ static LayerActs layer_acts(const KilnModel *m, int l) {
     return s;
 }
 
+// Tensor parallelism: the partial sums of a row-parallel product (or of an
+// input gradient through a column-parallel one), summed over the group.
+static void tp_sum(const KilnModel *m, float *x, long n) {
+    if (m->tp.size > 1) m->tp.allreduce(m->tp.ctx, x, n, 0);
+}
+
+// logits (N,V) -> mean loss; dlogits in place when dloss != 0. Under tensor
+// parallelism over this rank's vocabulary columns, with the row statistics
+// reduced over the group.
+static double crossentropy(KilnModel *m, const int32_t *targets, int N, float dloss) {
+    KilnActs *a = &m->a;
+    if (m->tp.size == 1) return crossentropy_forward_backward(a->logits, targets, N, m->V, dloss, NULL);
+    crossentropy_shard_max(a->logits, N, m->V, a->ce_max);
+    m->tp.allreduce(m->tp.ctx, a->ce_max, N, 1);
+    crossentropy_shard_sumexp(a->logits, N, m->V, a->ce_max, a->ce_sum);
+    tp_sum(m, a->ce_sum, N);
+    float loss = (float)crossentropy_shard_finish(a->logits, targets, N, m->V, m->vocab_lo, a->ce_max, a->ce_sum,
+                                                  dloss, NULL);
+    // each rank's share of the mean: a float's sum is exact enough for the
+    // loss (the gradients never see it) and keeps to one all-reduce type
+    tp_sum(m, &loss, 1);
+    return loss;
+}
+
 // One transformer block: x (N,C) -> s.res3 (N,C), keeping what backward needs in s.
 static void block_forward(KilnModel *m, int l, const float *x, const LayerActs *s) {
     KilnMatmul mm = matmul_of(m);
     const KilnModelConfig *c = &m->cfg;
-    int B = m->B, T = m->T, N = B * T, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head;
+    int B = m->B, T = m->T, N = B * T, C = c->n_embd, NH = m->NH, NKV = m->NKV;
     KilnActs *a = &m->a;
     LayerParams p = layer_params(m, &m->p, l), w = layer_params(m, mm_weights(m), l);
+    // row-parallel layers: the bias goes in once, on the group's first rank
+    const float *attprojb = m->tp.rank ? NULL : p.attprojb, *fcprojb = m->tp.rank ? NULL : p.fcprojb;
     norm_forward(m, s->ln1, s->ln1_mean, s->ln1_rstd, x, p.ln1w, p.ln1b, N);
     mm_operand(m, s->ln1, (long)N * C);
     linear_forward(s->qkv, s->ln1, w.qkvw, p.qkvb, N, C, m->QKV, &mm);
@@ -405,8 +538,9 @@ static void block_forward(KilnModel *m, int l, const float *x, const LayerActs *
     mm_operand(m, s->qkv, (long)N * m->QKV);
     attention_forward(s->att, s->lse, s->qkv, a->att_scratch, B, T, NH, NKV, m->HD, drop_site(m, l, SITE_ATTN),
                       is_bf16(m));
-    mm_operand(m, s->att, (long)N * C);
-    linear_forward(a->tmp, s->att, w.attprojw, p.attprojb, N, C, C, &mm);
+    mm_operand(m, s->att, (long)N * m->AD);
+    linear_forward(a->tmp, s->att, w.attprojw, attprojb, N, m->AD, C, &mm);
+    tp_sum(m, a->tmp, (long)N * C);
     dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_ATTN_RESID));
     residual_add(s->res2, x, a->tmp, (long)N * C);
     norm_forward(m, s->ln2, s->ln2_mean, s->ln2_rstd, s->res2, p.ln2w, p.ln2b, N);
@@ -414,7 +548,8 @@ static void block_forward(KilnModel *m, int l, const float *x, const LayerActs *
     linear_forward(s->fch, s->ln2, w.fcw, p.fcb, N, C, m->F, &mm);
     act_forward(m, s->fch_act, s->fch, N);
     mm_operand(m, s->fch_act, (long)N * m->H);
-    linear_forward(a->tmp, s->fch_act, w.fcprojw, p.fcprojb, N, m->H, C, &mm);
+    linear_forward(a->tmp, s->fch_act, w.fcprojw, fcprojb, N, m->H, C, &mm);
+    tp_sum(m, a->tmp, (long)N * C);
     dropout_apply(a->tmp, (long)N * C, drop_site(m, l, SITE_MLP_RESID));
     residual_add(s->res3, s->res2, a->tmp, (long)N * C);
 }
@@ -440,7 +575,10 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     if (targets) backend_from_host(a->targets, targets, sizeof(int32_t) * N);
 
     if (is_bf16(m)) refresh_bf16_weights(m);
-    embedding_forward(a->encoded, tokens, m->p.t[PT_WTE], m->p.t[PT_WPE], B, T, C);
+    // vocabulary-parallel: each rank embeds the tokens it holds, the positions on the first
+    embedding_forward(a->encoded, tokens, m->p.t[PT_WTE], m->vocab_lo, m->V, m->tp.rank ? NULL : m->p.t[PT_WPE], B,
+                      T, C);
+    tp_sum(m, a->encoded, (long)N * C);
     dropout_apply(a->encoded, (long)N * C, drop_site(m, -1, SITE_EMBED));
     const float *x = a->encoded;
     for (int l = 0; l < c->n_layer; l++) {
@@ -453,11 +591,10 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     const KilnTensors *mw = mm_weights(m);
     const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
     KilnMatmul mm = matmul_of(m);
-    linear_forward(a->logits, a->lnf, head, NULL, N, C, V, &mm);
+    linear_forward(a->logits, a->lnf, head, NULL, N, C, m->V, &mm);
     m->loss = 0.0;
     if (targets) {
-        double loss = crossentropy_forward_backward(a->logits, targets, N, V, dloss, NULL);
-        m->loss = loss;
+        m->loss = crossentropy(m, targets, N, dloss);
     } else if (m->train) {
         return kiln_fail(err, "a training forward needs targets");
     }
@@ -491,14 +628,15 @@ void gpt_backward(KilnModel *m) {
     KilnMatmul mm = matmul_of(m);
     const KilnModelConfig *c = &m->cfg;
     KilnActs *a = &m->a;
-    int B = m->B, T = m->T, N = B * T, C = c->n_embd, V = c->vocab_size;
-    int NH = c->n_head, NKV = c->n_kv_head, L = c->n_layer;
+    int B = m->B, T = m->T, N = B * T, C = c->n_embd, V = m->V;
+    int NH = m->NH, NKV = m->NKV, L = c->n_layer;
     const KilnTensors *mw = mm_weights(m);
     const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
     float *dhead = c->tied ? m->g.t[PT_WTE] : m->g.t[PT_LMHEAD];
     // logits now hold dlogits (N,V) -> dln (N,C)
     mm_operand(m, a->logits, (long)N * V);
     linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V, &mm);
+    tp_sum(m, a->dln, (long)N * C);
     const float *xlast = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
     backend_zero(a->dres, (long)N * C);
     norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
@@ -525,22 +663,24 @@ void gpt_backward(KilnModel *m) {
         act_backward(m, a->dfch, s.fch, a->dfch_act, N);
         mm_operand(m, a->dfch, (long)N * m->F);
         linear_backward(a->dln, g.fcw, g.fcb, a->dfch, s.ln2, w.fcw, N, C, m->F, &mm);
+        tp_sum(m, a->dln, (long)N * C);
         norm_backward(m, a->dres, g.ln2w, g.ln2b, a->dln, s.res2, p.ln2w, s.ln2_mean, s.ln2_rstd, N);
         // dres holds d(res2). Attention branch: res2 = x + drop(att @ Wo^T + b)
         dbranch = branch_grad(m, drop_site(m, l, SITE_ATTN_RESID));
-        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, w.attprojw, N, C, C, &mm);
-        mm_operand(m, a->datt, (long)N * C);
+        linear_backward(a->datt, g.attprojw, g.attprojb, dbranch, s.att, w.attprojw, N, m->AD, C, &mm);
+        mm_operand(m, a->datt, (long)N * m->AD);
         attention_backward(a->dqkv, a->datt, s.att, s.qkv, s.lse, a->att_scratch, B, T, NH, NKV,
                            m->HD, drop_site(m, l, SITE_ATTN), is_bf16(m));
         if (c->pos == KILN_POS_ROPE) rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, NH, NKV, m->HD);
         mm_operand(m, a->dqkv, (long)N * m->QKV);
         linear_backward(a->dln, g.qkvw, g.qkvb, a->dqkv, s.ln1, w.qkvw, N, C, m->QKV, &mm);
+        tp_sum(m, a->dln, (long)N * C);
         norm_backward(m, a->dres, g.ln1w, g.ln1b, a->dln, x, p.ln1w, s.ln1_mean, s.ln1_rstd, N);
         // dres holds d(x)
         for (int id = PT_LN1W; id <= PT_FCPROJB; id++) grads_ready(m, id, l);
     }
     dropout_apply(a->dres, (long)N * C, drop_site(m, -1, SITE_EMBED));
-    embedding_backward(m->g.t[PT_WTE], m->g.t[PT_WPE], a->dres, a->tokens, B, T, C);
+    embedding_backward(m->g.t[PT_WTE], m->vocab_lo, m->V, m->g.t[PT_WPE], a->dres, a->tokens, B, T, C);
     grads_ready(m, PT_WTE, -1);
     grads_ready(m, PT_WPE, -1);
 }

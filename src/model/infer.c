@@ -143,7 +143,7 @@ static void append_rows(KilnInfer *s, const int32_t *tokens, int r, float *logit
     const KilnModel *m = s->m;
     const KilnModelConfig *c = &m->cfg;
     const float *wpe = m->p.t[PT_WPE] ? m->p.t[PT_WPE] + (long)s->pos * c->n_embd : NULL;
-    embedding_forward(s->x, tokens, m->p.t[PT_WTE], wpe, 1, r, c->n_embd);
+    embedding_forward(s->x, tokens, m->p.t[PT_WTE], 0, c->vocab_size, wpe, 1, r, c->n_embd);
     for (int l = 0; l < c->n_layer; l++) block_rows(s, l, r);
     s->pos += r;
     if (!logits) return;  // only the cache was wanted

@@ -84,7 +84,7 @@ void kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, 
         snprintf(note, cap, "OpenBLAS (this build has no oneDNN)");
         return;
     }
-    int layers[4][2] = {{c->n_embd, m->QKV}, {c->n_embd, c->n_embd}, {c->n_embd, m->F}, {m->H, c->n_embd}};
+    int layers[4][2] = {{c->n_embd, m->QKV}, {m->AD, c->n_embd}, {c->n_embd, m->F}, {m->H, c->n_embd}};
     char key[1024], model[200], isa_names[256];
     KilnCpuIsa isa;
     backend_cpu_isa(&isa);
@@ -93,7 +93,7 @@ void kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, 
     snprintf(key, sizeof key, "sgemm v2 | %s | %s | %d threads | OpenBLAS %s | oneDNN %d | N %d | layers %dx%d "
              "%dx%d %dx%d %dx%d x%d | head %dx%d", model, isa_names, omp_get_max_threads(), backend_info().blas_core,
              dnnl_version, N, layers[0][0], layers[0][1], layers[1][0], layers[1][1], layers[2][0], layers[2][1],
-             layers[3][0], layers[3][1], c->n_layer, c->n_embd, c->vocab_size);
+             layers[3][0], layers[3][1], c->n_layer, c->n_embd, m->V);
     char dir[900], path[1024], tmp[1100];
     int have_dir = kernels_cache_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/sgemm-%016llx", have_dir ? dir : ".", (unsigned long long)XXH3_64bits(key, strlen(key)));
@@ -105,7 +105,7 @@ void kernels_sgemm_auto(const KilnModel *m, int N, KilnConfig *cfg, char *note, 
     char detail[400] = "";
     for (int cls = 0; cls < KILN_MM_CLASSES; cls++) {
         double ob, dn;
-        class_race(cls, (const int(*)[2])layers, 4, c->n_layer, c->n_embd, c->vocab_size, N, &ob, &dn);
+        class_race(cls, (const int(*)[2])layers, 4, c->n_layer, c->n_embd, m->V, N, &ob, &dn);
         if (dn > 0 && dn < ob) mask |= 1 << cls;
         size_t n = strlen(detail);
         snprintf(detail + n, sizeof detail - n, "%s%s %.1f ms on OpenBLAS, %.1f on oneDNN", cls ? "; " : "",

@@ -44,6 +44,13 @@
 
 typedef struct {
     KilnComm comm;          // the job's ranks (one without mpirun)
+    // world rank = dp rank x tp + tp rank: a replica's tensor-parallel ranks are
+    // neighbours (the same node, as Megatron-LM places them)
+    KilnComm dpc;           // the data-parallel group: the ranks that hold the same share of the model
+    KilnComm tpc;           // the tensor-parallel group: the ranks of one replica
+    int dp, tp;             // their sizes
+    KilnModel full;         // tp > 1, on rank 0: the whole model, which checkpoints and evaluations read
+    float *tpbuf;           // tp > 1, on each replica 0 rank: a share's weights in passing, and its moments (3 x P)
     int writer;             // rank 0: the one that writes and reads files of the run directory
     int zero;               // ZeRO-1: each rank holds and updates its shard of the optimizer state
     int async;              // parallel.mode async: rank 0 serves weights, the others send gradients
@@ -227,6 +234,85 @@ static int load_sharded(Run *r, const char *path, KilnErr *err) {
     return 0;
 }
 
+// ---- tensor parallelism: the whole model on rank 0, shares on the ranks ----
+
+// The model that checkpoints and evaluations read: rank 0's whole one.
+static KilnModel *whole(Run *r) { return r->tp > 1 ? &r->full : &r->m; }
+
+enum { TAG_TP_SHARE = 7 };
+
+// Replica 0's shares of the weights (and with moments, of m and v) into
+// rank 0's whole model. Called by replica 0's ranks (dpc.rank 0) only.
+static void tp_gather(Run *r, int moments) {
+    KilnModel *m = &r->m;
+    long P = m->layout.total;
+    float *mine[3] = {m->params, m->m, m->v}, *whole_of[3] = {r->full.params, r->full.m, r->full.v};
+    int n = moments ? 3 : 1;
+    for (int i = 0; i < n; i++) {
+        if (r->tpc.rank) {
+            comm_send(&r->tpc, mine[i], sizeof(float) * P, 0, TAG_TP_SHARE);
+            continue;
+        }
+        gpt_tp_copy(m, 0, mine[i], &r->full, whole_of[i], 1);
+        for (int k = 1; k < r->tp; k++) {
+            int tag = TAG_TP_SHARE;
+            comm_recv(&r->tpc, r->tpbuf, sizeof(float) * P, k, &tag);
+            gpt_tp_copy(m, k, r->tpbuf, &r->full, whole_of[i], 1);
+        }
+    }
+}
+
+// The reverse: rank 0's whole model to replica 0's shares.
+static void tp_scatter(Run *r, int moments) {
+    KilnModel *m = &r->m;
+    long P = m->layout.total;
+    float *mine[3] = {m->params, m->m, m->v}, *whole_of[3] = {r->full.params, r->full.m, r->full.v};
+    int n = moments ? 3 : 1;
+    for (int i = 0; i < n; i++) {
+        if (r->tpc.rank) {
+            int tag = TAG_TP_SHARE;
+            comm_recv(&r->tpc, mine[i], sizeof(float) * P, 0, &tag);
+            continue;
+        }
+        for (int k = 1; k < r->tp; k++) {
+            gpt_tp_copy(m, k, r->tpbuf, &r->full, whole_of[i], 0);
+            comm_send(&r->tpc, r->tpbuf, sizeof(float) * P, k, TAG_TP_SHARE);
+        }
+        gpt_tp_copy(m, 0, mine[i], &r->full, whole_of[i], 0);
+    }
+}
+
+// Rank 0's whole model (weights; with moments, also m and v) to every rank's
+// share: replica 0 by tp_scatter, the other replicas from it (ZeRO: each rank
+// its piece of the moments).
+static void tp_distribute(Run *r, int moments) {
+    KilnModel *m = &r->m;
+    long P = m->layout.total;
+    float *mv = r->zero && moments && r->dpc.rank == 0 ? r->tpbuf + P : NULL;
+    Moments own = {0};
+    if (mv) own = moments_swap(m, (Moments){mv, mv + P, 0, P});
+    if (r->dpc.rank == 0) tp_scatter(r, moments);
+    if (mv) moments_swap(m, own);
+    comm_bcast(&r->dpc, m->params, sizeof(float) * P, 0);
+    if (!moments) return;
+    if (r->zero) {
+        comm_scatter_f32(&r->dpc, mv, P, m->m);
+        comm_scatter_f32(&r->dpc, mv ? mv + P : NULL, P, m->v);
+    } else {
+        comm_bcast(&r->dpc, m->m, sizeof(float) * P, 0);
+        comm_bcast(&r->dpc, m->v, sizeof(float) * P, 0);
+    }
+}
+
+// Rank 0 reads the checkpoint into the whole model; every rank gets its share.
+static int load_tp(Run *r, const char *path, KilnErr *err) {
+    int rc = r->writer ? checkpoint_load(path, &r->full, 1, err) : 0, bad = rc != 0;
+    comm_allreduce_max_int(&r->comm, &bad, 1);  // all go on, or all stop
+    if (bad) return rc ? -1 : kiln_fail(err, "%s: rank 0 could not read this checkpoint", path);
+    tp_distribute(r, 1);
+    return 0;
+}
+
 // Loads a checkpoint's state, weights, moments and loader position (at_resume:
 // the run starts from it; else the spike guard rolls back to it).
 static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err) {
@@ -250,7 +336,10 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
         return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
                               "counts sequences of that length", path, saved.train.seq_len, r->cfg->train.seq_len),
                KILN_TRAIN_BAD_INPUT;
-    if (r->zero ? load_sharded(r, path, err) : checkpoint_load(path, &r->m, 1, err)) return KILN_TRAIN_BAD_INPUT;
+    if (r->tp > 1 ? load_tp(r, path, err)
+        : r->zero ? load_sharded(r, path, err)
+                  : checkpoint_load(path, &r->m, 1, err))
+        return KILN_TRAIN_BAD_INPUT;
     if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
         return kiln_wrap(err, "%s", path), KILN_TRAIN_BAD_INPUT;
     apply_live(r);
@@ -282,14 +371,17 @@ static int start_state(Run *r, KilnErr *err) {
         if (!tmp) return kiln_fail(err, "out of memory");
         int rc = checkpoint_verify(o->init_from, err) || checkpoint_read_state(o->init_from, &saved, tmp, err) ||
                  checkpoint_same_shape(&saved.model, &r->cfg->model, o->init_from, err) ||
-                 checkpoint_load(o->init_from, &r->m, 0, err);
+                 ((r->tp == 1 || r->writer) && checkpoint_load(o->init_from, whole(r), 0, err));
         int from_step = tmp->step;
         free(tmp);
         if (rc) return kiln_wrap(err, "warm start"), KILN_TRAIN_BAD_INPUT;
+        if (r->tp > 1) tp_distribute(r, 0);
         say(r, "warm start from %s (its step %d); fresh optimizer and schedule\n", o->init_from, from_step);
         return 0;
     }
-    gpt_init_weights(&r->m, r->cfg->train.seed);
+    // tensor parallelism: the whole model's init, the same as one process's, shared out
+    if (r->tp == 1 || r->writer) gpt_init_weights(whole(r), r->cfg->train.seed);
+    if (r->tp > 1) tp_distribute(r, 0);
     return 0;
 }
 
@@ -362,17 +454,20 @@ static int write_checkpoint(Run *r, const char *why, KilnErr *err);
 // moments, so the checkpoint is the one model whatever the layout.
 static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
     long P = r->m.layout.total;
-    float *full = NULL;
+    float *full = NULL;  // ZeRO: replica 0's rank gathers its share's moments
     if (r->zero) {
-        if (r->writer && !(full = backend_alloc(2 * P, err))) return kiln_wrap(err, "checkpoint (ZeRO gather)");
-        comm_gather_f32(&r->comm, r->m.m, P, full);
-        comm_gather_f32(&r->comm, r->m.v, P, full ? full + P : NULL);
+        if (r->tp > 1) full = r->dpc.rank == 0 ? r->tpbuf + P : NULL;
+        else if (r->writer && !(full = backend_alloc(2 * P, err))) return kiln_wrap(err, "checkpoint (ZeRO gather)");
+        comm_gather_f32(&r->dpc, r->m.m, P, full);
+        comm_gather_f32(&r->dpc, r->m.v, P, full ? full + P : NULL);
     }
-    if (!r->writer) return 0;
+    if (r->dpc.rank != 0) return 0;
     Moments own = {0};
     if (full) own = moments_swap(&r->m, (Moments){full, full + P, 0, P});
-    int rc = write_checkpoint(r, why, err);
-    if (full) moments_swap(&r->m, own), backend_free(full);
+    if (r->tp > 1) tp_gather(r, 1);
+    int rc = r->writer ? write_checkpoint(r, why, err) : 0;
+    if (full) moments_swap(&r->m, own);
+    if (full && r->tp == 1) backend_free(full);
     return rc;
 }
 
@@ -381,7 +476,7 @@ static int write_checkpoint(Run *r, const char *why, KilnErr *err) {
     heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
     // metrics first: a run resumed from this checkpoint finds every step up to it logged
     if (r->have_tracker && tracker_flush(&r->tr, err)) return -1;
-    if (checkpoint_save(r->dir, r->cfg, &r->m, &r->st, path, err)) return -1;
+    if (checkpoint_save(r->dir, r->cfg, whole(r), &r->st, path, err)) return -1;
     heartbeat(r, 1);
     if (checkpoint_prune(r->dir, r->cfg->train.keep_last, r->cfg->train.keep_every, err)) return -1;
     r->t_ckpt = kiln_now();
@@ -462,6 +557,9 @@ static int skip_batches(Run *r, int sets, int micro_batches, KilnErr *err) {
     return 0;
 }
 
+// The model's tensor-parallel all-reduce (KilnTensorParallel) over the group.
+static void tp_allreduce(void *ctx, float *x, long n, int max) { comm_allreduce_f32(ctx, x, n, max); }
+
 // gpt_backward's grad_ready hook on a rank's last micro-batch: the sum over
 // ranks of each gradient starts as soon as it is final, while the backward
 // pass goes on with the blocks below (as PyTorch DDP's buckets do).
@@ -477,7 +575,7 @@ static void send_grads(void *ctx, float *grad, long n) {
 // so the sums over ranks are the one-process step's and no sequence is trained
 // twice.
 static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *err) {
-    int B = r->live.batch_size, T = r->live.seq_len, step = r->st.step, ranks = r->comm.size;
+    int B = r->live.batch_size, T = r->live.seq_len, step = r->st.step, ranks = r->dp;
     if (micro_batches % ranks)
         return kiln_fail(err, "step %d has %d micro-batches (train.grad_accum and the batch ramp), which do not "
                               "divide among %d data-parallel ranks", step + 1, micro_batches, ranks);
@@ -486,23 +584,23 @@ static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *er
     r->nrows = 0;
     for (int micro = 0; micro < micro_batches; micro++) {
         next_micro_batch(r);
-        if (micro % ranks != r->comm.rank) continue;
+        if (micro % ranks != r->dpc.rank) continue;
         // dropout masks are a function of (seed, step, micro-batch): nothing to save for resume
         uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)step << 16) + micro));
         if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro_batches, seed, err)) return -1;
         int last = micro + ranks >= micro_batches;  // no sums on accumulation micro-steps
         r->m.grad_ready = ranks > 1 && last && !r->zero ? send_grads : NULL;
-        r->m.grad_ready_ctx = &r->comm;
+        r->m.grad_ready_ctx = &r->dpc;
         gpt_backward(&r->m);
         r->m.grad_ready = NULL;
         *loss += r->m.loss / micro_batches;
     }
-    comm_wait_all(&r->comm);
+    comm_wait_all(&r->dpc);
     if (r->zero) {  // only this rank's shard of the sum: the rest it neither updates nor reads
-        comm_reduce_scatter_f32(&r->comm, r->m.grads, r->m.layout.total, r->gshard);
+        comm_reduce_scatter_f32(&r->dpc, r->m.grads, r->m.layout.total, r->gshard);
         memcpy(r->m.grads + r->m.opt_lo, r->gshard, sizeof(float) * (size_t)r->m.opt_n);
     }
-    comm_allreduce_sum_f64(&r->comm, loss, 1);
+    comm_allreduce_sum_f64(&r->dpc, loss, 1);  // the tensor-parallel ranks of a replica have the same loss
     return 0;
 }
 
@@ -672,10 +770,11 @@ static int read_control(Run *r, int signalled, KilnErr *err) {
 
 // Rank 0 alone evaluates: the ranks hold the same weights.
 static int run_eval(Run *r, KilnErr *err) {
+    if (r->tp > 1 && r->dpc.rank == 0) tp_gather(r, 0);
     if (!r->writer) return 0;
     double vl;
     heartbeat(r, 1);
-    if (evaluate_loss(&r->m, &r->val, r->live.eval_batches, &vl, err)) return -1;
+    if (evaluate_loss(whole(r), &r->val, r->live.eval_batches, &vl, err)) return -1;
     heartbeat(r, 1);
     r->st.val_loss = (float)vl;
     say(r, "step %5d | val loss %.4f\n", r->st.step, vl);
@@ -724,17 +823,19 @@ static void benchmark_progress(void *ctx, long done, long n) {
 
 // Scores eval.tasks with the current weights and logs eval/<task>/<metric>.
 static int run_benchmarks(Run *r, KilnErr *err) {
-    if (!r->writer || (!r->ntasks && !r->ntox)) return 0;
+    if (!r->ntasks && !r->ntox && !(r->tp > 1 && r->cfg->eval.tasks[0])) return 0;
+    if (r->tp > 1 && r->dpc.rank == 0) tp_gather(r, 0);
+    if (!r->writer) return 0;
     heartbeat(r, 1);
     double t0 = kiln_now();
     KilnEvalOptions o = {r->cfg->eval.shots, r->cfg->eval.limit, r->cfg->train.seed, NULL, 0, NULL, NULL, NULL,
                          benchmark_progress, r};
     KilnEvalResults res = {0};
     int rc = 0;
-    for (int i = 0; i < r->ntasks && rc == 0; i++) rc = eval_task(&r->m, &r->codec, r->tasks[i], &o, &res, err);
+    for (int i = 0; i < r->ntasks && rc == 0; i++) rc = eval_task(whole(r), &r->codec, r->tasks[i], &o, &res, err);
     for (int i = 0; i < r->ntox && rc == 0; i++) {
         KilnToxResult tr;
-        rc = toxicity_eval(&r->m, &r->codec, &r->tox[i], &tr, err);
+        rc = toxicity_eval(whole(r), &r->codec, &r->tox[i], &tr, err);
         if (rc == 0) {
             rc = toxicity_add_results(&tr, r->tox[i].task, &res, err);
             toxicity_result_free(&tr);
@@ -789,12 +890,27 @@ static void progress_bar(Run *r, double loss, double tok_s, double eta) {
     fflush(r->log);
 }
 
-// The norm of the gradients summed over ranks (ZeRO-1: of the shards, summed).
+// The norm of the gradients summed over ranks (ZeRO-1: of the shards, summed;
+// tensor parallelism: of the split tensors' shares, summed, and of the whole
+// ones, which every rank of a replica holds alike, counted once).
 static double global_grad_norm(Run *r) {
-    if (!r->zero) return grad_global_norm(&r->m);
-    double ss = sum_squares(r->m.grads + r->m.opt_lo, r->m.opt_n);
-    comm_allreduce_sum_f64(&r->comm, &ss, 1);
-    return sqrt(ss);
+    const KilnModel *m = &r->m;
+    if (!r->zero && r->tp == 1) return grad_global_norm(m);
+    if (r->tp == 1) {
+        double ss = sum_squares(m->grads + m->opt_lo, m->opt_n);
+        comm_allreduce_sum_f64(&r->dpc, &ss, 1);
+        return sqrt(ss);
+    }
+    long lo = r->zero ? m->opt_lo : 0, hi = r->zero ? m->opt_lo + m->opt_n : m->layout.total;
+    double ss[2] = {0, 0};  // split, whole
+    for (int id = 0; id < PT_COUNT; id++) {
+        long a = m->layout.offset[id], b = a + m->layout.size[id];
+        a = a > lo ? a : lo, b = b < hi ? b : hi;
+        if (a < b) ss[gpt_tp_split(id) ? 0 : 1] += sum_squares(m->grads + a, b - a);
+    }
+    if (r->zero) comm_allreduce_sum_f64(&r->dpc, ss, 2);
+    comm_allreduce_sum_f64(&r->tpc, ss, 1);
+    return sqrt(ss[0] + ss[1]);
 }
 
 static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetric *extra, int nextra,
@@ -838,7 +954,7 @@ static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetri
         int bad = !finite;
         comm_allreduce_max_int(&r->comm, &bad, 1);
         finite = !bad;
-        if (finite) comm_allgather_f32(&r->comm, r->m.params, r->m.layout.total);
+        if (finite) comm_allgather_f32(&r->dpc, r->m.params, r->m.layout.total);
     }
     if (!finite) {
         // a finite step that overflowed the weights or moments
@@ -920,7 +1036,7 @@ static int after_step(Run *r, KilnErr *err) {
     if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
     if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
     int due = checkpoint_due(r);  // train.checkpoint_minutes: rank 0's clock decides
-    if (r->zero) comm_bcast(&r->comm, &due, sizeof due, 0);
+    if (r->zero || r->tp > 1) comm_bcast(&r->comm, &due, sizeof due, 0);
     return due && save_checkpoint(r, "scheduled", err) ? -1 : 0;
 }
 
@@ -1102,17 +1218,26 @@ static int run_open(Run *r, KilnErr *err) {
         return kiln_fail(err, "parallel.mode: async takes neither train.batch_ramp_start nor parallel.dp: each "
                               "worker computes whole steps of train.grad_accum micro-batches"),
                KILN_TRAIN_BAD_INPUT;
-    int dp = cfg->parallel.dp ? cfg->parallel.dp : ranks;
-    if (dp != ranks && ranks == 1)
-        return kiln_fail(err, "parallel.dp = %d, but this process was not started by an MPI launcher: run "
-                              "`mpirun -np %d kiln pretrain ...`", dp, dp), KILN_TRAIN_BAD_INPUT;
-    if (dp != ranks)
-        return kiln_fail(err, "parallel.dp = %d, but the job has %d ranks (mpirun -np): every rank is a data-parallel "
-                              "replica, so parallel.dp must be %d or 0", dp, ranks, ranks), KILN_TRAIN_BAD_INPUT;
-    if (!r->async && t->grad_accum % ranks)
-        return kiln_fail(err, "train.grad_accum = %d does not divide among %d data-parallel ranks: each step's "
-                              "micro-batches are shared out, so make it a multiple of %d", t->grad_accum, ranks, ranks),
+    int tp = cfg->parallel.tp, dp = cfg->parallel.dp ? cfg->parallel.dp : ranks / tp;
+    if (ranks % tp)
+        return kiln_fail(err, "parallel.tp = %d does not divide the job's %d ranks (mpirun -np): each data-parallel "
+                              "replica is parallel.tp ranks", tp, ranks), KILN_TRAIN_BAD_INPUT;
+    if (dp * tp != ranks && ranks == 1)
+        return kiln_fail(err, "parallel.dp x parallel.tp = %d x %d, but this process was not started by an MPI "
+                              "launcher: run `mpirun -np %d kiln pretrain ...`", dp, tp, dp * tp), KILN_TRAIN_BAD_INPUT;
+    if (dp * tp != ranks)
+        return kiln_fail(err, "parallel.dp x parallel.tp = %d x %d, but the job has %d ranks (mpirun -np): the "
+                              "layout must use every rank (parallel.dp 0 takes ranks / parallel.tp)", dp, tp, ranks),
                KILN_TRAIN_BAD_INPUT;
+    if (!r->async && t->grad_accum % dp)
+        return kiln_fail(err, "train.grad_accum = %d does not divide among %d data-parallel replicas: each step's "
+                              "micro-batches are shared out, so make it a multiple of %d", t->grad_accum, dp, dp),
+               KILN_TRAIN_BAD_INPUT;
+    r->dp = dp, r->tp = tp;
+    // world rank = dp rank x tp + tp rank
+    if (comm_split(&r->comm, r->comm.rank / tp, r->comm.rank % tp, &r->tpc, err) ||
+        comm_split(&r->comm, r->comm.rank % tp, r->comm.rank / tp, &r->dpc, err))
+        return -1;
     if (loader_open(&r->train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
                     kiln_hash64(t->seed + 1), err))
         return kiln_wrap(err, "data.train"), KILN_TRAIN_BAD_INPUT;
@@ -1124,14 +1249,19 @@ static int run_open(Run *r, KilnErr *err) {
     KilnModelConfig mc = cfg->model;
     mc.recompute = t->recompute;
     mc.precision = t->precision;
-    if (gpt_create(&r->m, &mc, B, T, err)) return KILN_TRAIN_BAD_INPUT;
-    r->zero = cfg->parallel.zero && ranks > 1;
+    KilnTensorParallel tpg = {tp, r->tpc.rank, tp_allreduce, &r->tpc};
+    if (gpt_create_tp(&r->m, &mc, B, T, &tpg, err)) return KILN_TRAIN_BAD_INPUT;
+    if (tp > 1 && r->writer && gpt_create(&r->full, &mc, B, T, err))
+        return kiln_wrap(err, "rank 0's whole model (checkpoints and evaluations under parallel.tp)");
+    if (tp > 1 && r->dpc.rank == 0 && !(r->tpbuf = backend_alloc(3 * r->m.layout.total, err)))
+        return kiln_wrap(err, "parallel.tp: a share's weights and moments in passing");
+    r->zero = cfg->parallel.zero && dp > 1;
     if (r->zero) {
         long lo, hi, P = r->m.layout.total;
         if (P > 2147483647L)
             return kiln_fail(err, "parallel.zero: %ld parameters do not fit MPI's int counts", P),
                    KILN_TRAIN_BAD_INPUT;
-        comm_shard(P, ranks, r->comm.rank, &lo, &hi);
+        comm_shard(P, dp, r->dpc.rank, &lo, &hi);
         if (gpt_shard_optimizer(&r->m, lo, hi, err)) return -1;
         r->gshard = malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1));
         if (!r->gshard) return kiln_fail(err, "out of memory");
@@ -1151,6 +1281,10 @@ static int run_open(Run *r, KilnErr *err) {
     int rc = start_state(r, err);
     if (rc) return rc;
     if (kernels_choose(&r->m, &r->cfg_own, &r->comm, &r->kernels, err)) return KILN_TRAIN_BAD_INPUT;
+    if (r->full.params) {  // rank 0's whole model evaluates on the same kernels
+        memcpy(r->full.sgemm_onednn, r->m.sgemm_onednn, sizeof r->m.sgemm_onednn);
+        if (r->m.bk && gpt_bf16_kernels(&r->full, 1, err)) return -1;
+    }
     apply_live(r);
     r->consumed_skip = -1;
     double now = wall_now();
@@ -1189,6 +1323,12 @@ static int run_open(Run *r, KilnErr *err) {
                "%d micro-batches on the weights it last received; gradients more than %d updates stale are dropped; "
                "the spike guard's skipped batches do not apply), %d threads per rank\n",
             ranks - 1, t->grad_accum, cfg->parallel.staleness, omp_get_max_threads());
+    else if (tp > 1)
+        say(r, "parallel: %d ranks, %d data-parallel replica(s) x %d tensor-parallel ranks (each holds 1/%d of the "
+               "heads, MLP and vocabulary, with 4 all-reduces of the activations per block a step); %s; rank 0 also "
+               "holds the whole model for checkpoints and evaluations; %d threads per rank\n", ranks, dp, tp, tp,
+            dp == 1 ? "one replica" : r->zero ? "ZeRO-1 over the replicas" : "gradients all-reduced over the replicas",
+            omp_get_max_threads());
     else if (ranks > 1)
         say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; %s), %d threads "
                "per rank\n", ranks, t->grad_accum / ranks, t->grad_accum,
@@ -1253,7 +1393,9 @@ static void run_close(Run *r) {
     free(r->rows_shard);
     free(r->rows_start);
     free(r->gshard);
+    backend_free(r->tpbuf);
     if (r->m.params) gpt_destroy(&r->m);
+    if (r->full.params) gpt_destroy(&r->full);
     if (r->train.shards) loader_close(&r->train);
     if (r->have_val) loader_close(&r->val);
     rundir_unlock(r->lock_fd);  // last: the run's files are complete
@@ -1290,7 +1432,11 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     run_close(r);
     // after an error a rank leaves without it: its launcher then ends the others,
     // which may be waiting in a collective for it
-    if (rc >= 0) comm_finalize(&r->comm);
+    if (rc >= 0) {
+        comm_group_free(&r->tpc);
+        comm_group_free(&r->dpc);
+        comm_finalize(&r->comm);
+    }
     free(r);
     return rc < 0 ? (rc == KILN_TRAIN_BAD_INPUT ? KILN_TRAIN_BAD_INPUT : KILN_TRAIN_FAILED) : rc;
 }

@@ -53,6 +53,11 @@ static void head_probs(float *P, float *lse, int save_lse, const float *Q, int l
     }
 }
 
+// Head (b,h)'s number in the model's (B, heads) for its dropout mask.
+static long mask_head(KilnDropout d, int b, int h, int NH) {
+    return (long)b * (d.heads ? d.heads : NH) + d.head0 + h;
+}
+
 // P' = P * mask / (1-p) for head (b,h); the index makes masks reproducible in backward
 static void head_dropout(float *Pd, const float *P, int T, long head_index, KilnDropout drop) {
     float scale = 1.0f / (1.0f - drop.p);
@@ -77,7 +82,7 @@ void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
         const float *Q = base + h * HD, *K = base + C + g * HD, *V = base + C + NKV * HD + g * HD;
         head_probs(P, lse + bh * T, 1, Q, QKV, K, QKV, T, 0, HD, scale);
         if (drop.p > 0.0f) {
-            head_dropout(Pd, P, T, bh, drop);
+            head_dropout(Pd, P, T, mask_head(drop, b, h, NH), drop);
             P = Pd;
         }
         if (bf16) bf16_round(P, (long)T * T);  // the lse is saved; P is not needed again
@@ -133,7 +138,7 @@ void attention_backward(float *dqkv, const float *dout, const float *out, const 
             head_probs(P, (float *)(lse + bh * T), 0, Q, QKV, K, QKV, T, 0, HD, scale);
             const float *Pv = P;  // the probabilities that multiplied V
             if (drop.p > 0.0f) {
-                head_dropout(Pd, P, T, bh, drop);
+                head_dropout(Pd, P, T, mask_head(drop, b, h, NH), drop);
                 Pv = Pd;
             }
             if (bf16) {  // as forward rounded them; the softmax backward below uses P unrounded

@@ -38,3 +38,57 @@ double crossentropy_forward_backward(float *logits, const int32_t *targets, int 
     }
     return total / (double)cnt;
 }
+
+// Vocabulary-parallel cross-entropy (tensor parallelism, as Megatron-LM's):
+// logits (N,V) are this rank's columns [lo, lo + V) of the vocabulary. The
+// caller takes the max of mx over ranks after the first pass and the sum of
+// sum after the second; the third gives this rank's share of the mean loss
+// (rows whose target it holds) and, with dlogits_scale != 0, its columns of
+// dlogits in place.
+void crossentropy_shard_max(const float *logits, int N, int V, float *mx) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *row = logits + (long)n * V;
+        float m = -INFINITY;
+        for (int v = 0; v < V; v++) m = row[v] > m ? row[v] : m;
+        mx[n] = m;
+    }
+}
+
+void crossentropy_shard_sumexp(const float *logits, int N, int V, const float *mx, float *sum) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *row = logits + (long)n * V;
+        float s = 0.0f, m = mx[n];
+#pragma omp simd reduction(+ : s)
+        for (int v = 0; v < V; v++) s += fast_expf(row[v] - m);
+        sum[n] = s;
+    }
+}
+
+double crossentropy_shard_finish(float *logits, const int32_t *targets, int N, int V, long lo, const float *mx,
+                                 const float *sum, float dlogits_scale, long *count) {
+    long cnt = 0;
+    for (int n = 0; n < N; n++) cnt += targets[n] >= 0;
+    if (count) *count = cnt;
+    if (cnt == 0) return 0.0;
+    double total = 0.0;
+    float g = dlogits_scale / (float)cnt;
+#pragma omp parallel for reduction(+ : total)
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (long)n * V;
+        long t = targets[n] - lo;  // the target's column here, if this rank holds it
+        int mine = targets[n] >= 0 && t >= 0 && t < V;
+        float lse = mx[n] + logf(sum[n]);
+        if (mine) total += lse - row[t];
+        if (dlogits_scale == 0.0f) continue;
+        if (targets[n] < 0) {
+            for (int v = 0; v < V; v++) row[v] = 0.0f;
+            continue;
+        }
+#pragma omp simd
+        for (int v = 0; v < V; v++) row[v] = fast_expf(row[v] - lse) * g;
+        if (mine) row[t] -= g;
+    }
+    return total / (double)cnt;
+}
