@@ -34,10 +34,8 @@ rounding noise alone under Adam).
   not the world size, grad_accum that does not divide among the ranks,
   parallel.dp=2 without mpirun.
 Skips (exit 77) when mpirun is missing or kiln was built without MPI."""
-import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -49,112 +47,17 @@ import numpy as np
 KILN, SRC = sys.argv[1], sys.argv[2]
 sys.path.insert(0, os.path.join(SRC, "tests", "parity"))
 sys.path.insert(0, os.path.join(SRC, "tests", "train"))
-import trainutil as tu  # noqa: E402
-from kiln_torch import load_safetensors  # noqa: E402
+import mpiutil as mu  # noqa: E402
 
-DATA = os.path.join(SRC, "..", "shared", "data")
-if not shutil.which("mpirun"):
-    print("SKIP: mpirun not found (scripts/install-deps.sh installs openmpi-bin)")
-    sys.exit(77)
-env_out = subprocess.run([KILN, "env"], capture_output=True, text=True).stdout
-if "mpi: none" in env_out:
-    print("SKIP: kiln was built without MPI (libopenmpi-dev missing at build time)")
-    sys.exit(77)
-if not os.path.isdir(DATA):
-    print(f"SKIP: {DATA} not found")
-    sys.exit(77)
-
+mu.skip_without_mpi(KILN, SRC)
 W = tempfile.mkdtemp(prefix="kiln_mpi_")
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1",
-           # shared memory without cross-process reads (CMA), which containers without
-           # CAP_SYS_PTRACE refuse: copies through the shared segment work everywhere
-           OMPI_MCA_btl_vader_single_copy_mechanism="none")
-# Under scripts/sanitize.sh the ranks keep ASan and UBSan but not the leak
-# check: OpenMPI's own allocations at exit (PMIx, hwloc, plugins it has already
-# unloaded, whose frames LeakSanitizer cannot name for a suppression) would
-# fail every run. kiln's code on this path is leak-checked by the one-process
-# runs here and in the other tests.
-MPI_ENV = dict(ENV, ASAN_OPTIONS=ENV["ASAN_OPTIONS"].replace("detect_leaks=1", "detect_leaks=0")) \
-    if "ASAN_OPTIONS" in ENV else ENV
-MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"]
-failures = []
+ENV, MPI_ENV = mu.environments()
+MPIRUN = mu.MPIRUN
 
 
-def check(cond, name, info=""):
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {info}"), flush=True)
-    if not cond:
-        failures.append(name)
-
-
-tu.byte_shards(KILN, SRC, W)  # Tiny Shakespeare as byte shards in W/data
-cfg = os.path.join(W, "tiny.yaml")
-open(cfg, "w").write(f"""model:
-  vocab_size: 256
-  block_size: 64
-  n_layer: 2
-  n_head: 4
-  n_embd: 64
-  dropout: 0.1
-train:
-  batch_size: 8
-  grad_accum: 4
-  steps: 50
-  lr: 1.0e-3
-  warmup_steps: 5
-  grad_clip: 1.0
-  eval_every: 25
-  eval_batches: 4
-  checkpoint_every: 25
-  log_every: 10
-  threads: 1
-data:
-  train: {W}/data/train_*.bin
-  val: {W}/data/val_*.bin
-""")
-
-
-def pretrain(name, ranks=1, *sets, resume=None, expect=0):
-    out = os.path.join(W, name)
-    cmd = ([*MPIRUN, "-np", str(ranks)] if ranks > 1 else []) + [KILN, "pretrain", cfg, "-q", "--set",
-                                                                  f"out_dir={out}"]
-    for s in sets:
-        cmd += ["--set", s]
-    if resume:
-        cmd += ["--resume", resume]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV if ranks > 1 else ENV, timeout=300)
-    if p.returncode != expect:
-        check(False, f"{name}: exit {expect}", f"exit {p.returncode}: {p.stderr[-1500:]}")
-    return out, p
-
-
-def losses(run):
-    rows = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}, rows
-
-
-def weights(run, step=50):
-    return load_safetensors(os.path.join(run, f"ckpt-{step:08d}", "model.safetensors"))[0]
-
-
-def close(a, b, name, tol=1e-5):
-    la, lb = losses(a)[0], losses(b)[0]  # a may be a resumed run: its steps are a tail of b's
-    ok = len(la) >= 25 and la.keys() <= lb.keys()
-    rel = max(abs(la[s] - lb[s]) / abs(lb[s]) for s in la) if ok else float("inf")
-    check(ok and rel <= tol, f"{name}: loss at every step within {tol:g} relative",
-          f"max {rel:.3g}, steps {len(la)} vs {len(lb)}")
-    wa, wb = weights(a), weights(b)
-    dw = max(float(np.max(np.abs(wa[k] - wb[k]))) for k in wb)
-    check(wa.keys() == wb.keys() and dw <= tol, f"{name}: final weights within {tol:g}", f"max |diff| {dw:.3g}")
-
-
-def identical(a, b, name):
-    wa, wb = weights(a), weights(b)
-    same = wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wb)
-    oa = load_safetensors(os.path.join(a, "ckpt-00000050", "optimizer.safetensors"))[0]
-    ob = load_safetensors(os.path.join(b, "ckpt-00000050", "optimizer.safetensors"))[0]
-    same = same and all(np.array_equal(oa[k], ob[k]) for k in ob)
-    check(same, f"{name}: final weights and moments bit for bit")
+cfg = mu.tiny_config(KILN, SRC, W)
+R = mu.Runs(KILN, W, cfg)
+check, pretrain, losses, weights, close, identical = R.check, R.pretrain, R.losses, R.weights, R.close, R.identical
 
 
 t0 = time.monotonic()
@@ -328,8 +231,4 @@ check("parallel.zero" in p.stderr, "async with ZeRO: refused", p.stderr[-400:])
 _, p = pretrain("bad_single", 1, "parallel.dp=2", expect=2)
 check("mpirun -np 2" in p.stderr, "parallel.dp=2 without mpirun: refused, saying how to launch", p.stderr[-400:])
 
-print(f"test_mpi: {time.monotonic() - t0:.0f} s")
-if failures:
-    print(f"{len(failures)} failure(s): {failures}")
-    sys.exit(1)
-shutil.rmtree(W, ignore_errors=True)
+R.finish("test_mpi", time.monotonic() - t0)

@@ -1223,11 +1223,13 @@ static int run_open(Run *r, KilnErr *err) {
         return kiln_fail(err, "parallel.tp = %d does not divide the job's %d ranks (mpirun -np): each data-parallel "
                               "replica is parallel.tp ranks", tp, ranks), KILN_TRAIN_BAD_INPUT;
     if (dp * tp != ranks && ranks == 1)
-        return kiln_fail(err, "parallel.dp x parallel.tp = %d x %d, but this process was not started by an MPI "
-                              "launcher: run `mpirun -np %d kiln pretrain ...`", dp, tp, dp * tp), KILN_TRAIN_BAD_INPUT;
+        return kiln_fail(err, "parallel.dp = %d and parallel.tp = %d need %d ranks, but this process was not started "
+                              "by an MPI launcher: run `mpirun -np %d kiln pretrain ...`", dp, tp, dp * tp, dp * tp),
+               KILN_TRAIN_BAD_INPUT;
     if (dp * tp != ranks)
-        return kiln_fail(err, "parallel.dp x parallel.tp = %d x %d, but the job has %d ranks (mpirun -np): the "
-                              "layout must use every rank (parallel.dp 0 takes ranks / parallel.tp)", dp, tp, ranks),
+        return kiln_fail(err, "parallel.dp = %d and parallel.tp = %d make %d ranks, but the job has %d (mpirun -np): "
+                              "the layout must use every rank (parallel.dp 0 takes ranks / parallel.tp)", dp, tp,
+                         dp * tp, ranks),
                KILN_TRAIN_BAD_INPUT;
     if (!r->async && t->grad_accum % dp)
         return kiln_fail(err, "train.grad_accum = %d does not divide among %d data-parallel replicas: each step's "

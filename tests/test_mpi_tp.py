@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""test_mpi_tp.py KILN SRCDIR: tensor parallelism (parallel.tp) over MPI.
+
+The tiny model of test_mpi.py, 50 steps, one thread per rank under mpirun
+--oversubscribe. Tensor-parallel ranks sum partial products where one process
+sums whole ones, so runs agree to float rounding, not bit for bit.
+- GPT-2 (tied embedding, learned positions, LayerNorm, GELU, biases, dropout
+  0.1) on tp=2 follows the one-process run: loss at every step and validation
+  loss within 1e-5 relative, final weights within 1e-5;
+- Llama's variant (RoPE, RMSNorm, SwiGLU, GQA with 4 query and 2 kv heads,
+  untied head, no biases) the same on tp=2, on dp=2 x tp=2 (4 ranks) and with
+  ZeRO-1 over the two replicas;
+- checkpoints are the whole model: a tp=2 run resumed at step 25 on tp=2 ends
+  bit for bit where the uninterrupted run ended; on 1 rank and on dp=2 it
+  continues within 1e-5; a dp=2 checkpoint continues on tp=2;
+- comm_bytes is the theoretical volume of the activations' all-reduces: per
+  micro-batch 4 of (B,T,C) per block, 2 for the embedding and the head's input
+  gradient, and the cross-entropy's row max and sum of exponentials;
+- layouts that do not divide the heads, the kv heads, the vocabulary or the
+  ranks are refused before any step, naming the key.
+Skips (exit 77) when mpirun is missing or kiln was built without MPI."""
+import os
+import sys
+import tempfile
+import time
+
+KILN, SRC = sys.argv[1], sys.argv[2]
+sys.path.insert(0, os.path.join(SRC, "tests", "parity"))
+sys.path.insert(0, os.path.join(SRC, "tests", "train"))
+import mpiutil as mu  # noqa: E402
+
+mu.skip_without_mpi(KILN, SRC)
+W = tempfile.mkdtemp(prefix="kiln_mpi_tp_")
+cfg = mu.tiny_config(KILN, SRC, W)
+R = mu.Runs(KILN, W, cfg)
+check, pretrain, losses, close, identical = R.check, R.pretrain, R.losses, R.close, R.identical
+LLAMA = ("model.pos=rope", "model.norm=rmsnorm", "model.act=swiglu", "model.bias=false", "model.tied=false",
+         "model.n_kv_head=2")
+
+
+def val_close(a, b, name, tol=1e-5):
+    va = {r["step"]: r["val_loss"] for r in losses(a)[1] if "val_loss" in r}
+    vb = {r["step"]: r["val_loss"] for r in losses(b)[1] if "val_loss" in r}
+    rel = max((abs(va[s] - vb[s]) / vb[s] for s in vb), default=float("inf")) if va.keys() == vb.keys() else 1
+    check(len(vb) == 2 and rel <= tol, f"{name}: validation loss within {tol:g} (rank 0's whole model)",
+          f"{va} vs {vb}")
+
+
+t0 = time.monotonic()
+one, _ = pretrain("one")
+tp2, _ = pretrain("tp2", 2, "parallel.tp=2")
+close(tp2, one, "GPT-2, tp=2 vs 1 process")
+val_close(tp2, one, "GPT-2, tp=2")
+
+# the activations' all-reduces: ring volume 2(N-1)/N = 1 x the bytes on 2 ranks
+N, C, L, micro = 8 * 64, 64, 2, 4
+per_micro = 4 * (N * C * (4 * L + 2) + 2 * N + 1)
+vol = [r["comm_bytes"] for r in losses(tp2)[1] if "comm_bytes" in r]
+check(vol and all(v == micro * per_micro for v in vol),
+      "tp=2: comm_bytes each step = 4 B x (B*T*C x (4 per block + 2) + 2 B*T + 1) x micro-batches",
+      f"{vol[:3]} vs {micro * per_micro}")
+
+lone, _ = pretrain("llama1", 1, *LLAMA)
+ltp2, _ = pretrain("llama_tp2", 2, "parallel.tp=2", *LLAMA)
+close(ltp2, lone, "Llama (GQA 4/2, SwiGLU, RoPE, untied), tp=2 vs 1 process")
+l22, _ = pretrain("llama_dp2_tp2", 4, "parallel.tp=2", *LLAMA)
+close(l22, lone, "Llama, dp=2 x tp=2 (4 ranks) vs 1 process")
+lz, _ = pretrain("llama_zero", 4, "parallel.tp=2", "parallel.zero=1", *LLAMA)
+close(lz, lone, "Llama, dp=2 x tp=2 with ZeRO-1 vs 1 process")
+
+# layout-free checkpoints
+ck = os.path.join(ltp2, "ckpt-00000025")
+r2, _ = pretrain("resume_tp2", 2, "parallel.tp=2", *LLAMA, resume=ck)
+identical(r2, ltp2, "tp=2 resumed at 25 on tp=2 vs uninterrupted")
+r1, _ = pretrain("resume_one", 1, *LLAMA, resume=ck)
+close(r1, ltp2, "tp=2 resumed at 25 on 1 process")
+rd, _ = pretrain("resume_dp2", 2, *LLAMA, resume=ck)
+close(rd, ltp2, "tp=2 resumed at 25 on dp=2")
+ldp, _ = pretrain("llama_dp2", 2, *LLAMA)
+rt, _ = pretrain("dp2_on_tp2", 2, "parallel.tp=2", *LLAMA, resume=os.path.join(ldp, "ckpt-00000025"))
+close(rt, ldp, "dp=2 resumed at 25 on tp=2")
+
+# layouts that cannot work: refused before any step, exit 2, the key named
+for name, ranks, sets, want in [
+        ("bad_heads", 3, ("parallel.tp=3",), "does not divide model.n_head = 4"),
+        ("bad_kv", 4, ("parallel.tp=4", *LLAMA), "does not divide model.n_kv_head = 2"),
+        ("bad_vocab", 2, ("parallel.tp=2", "model.vocab_size=257"), "does not divide model.vocab_size = 257"),
+        ("bad_ranks", 2, ("parallel.tp=4",), "does not divide the job's 2 ranks"),
+        ("bad_layout", 4, ("parallel.tp=2", "parallel.dp=1"), "make 2 ranks, but the job has 4")]:
+    _, p = pretrain(name, ranks, *sets, expect=2)
+    check(want in p.stderr and not os.path.exists(os.path.join(W, name, "metrics.jsonl")),
+          f"{name}: refused before any step", p.stderr[-400:])
+
+R.finish("test_mpi_tp", time.monotonic() - t0)
