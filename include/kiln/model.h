@@ -86,10 +86,28 @@ typedef struct {
     void *ctx;
 } KilnTensorParallel;
 
+// Pipeline parallelism: the stage this rank computes. The blocks are split
+// evenly among the stages, the embeddings on the first, the final norm and
+// the head on the last (a tied head keeps its own copy of the embedding).
+typedef struct {
+    int stages, stage;  // 1, 0: the whole model
+    int slots;          // activation sets, one per micro-batch in flight (1F1B: stages - stage); 0: 1
+} KilnPipeStage;
+
+// One micro-batch's activations and what its backward pass needs of its forward.
+typedef struct {
+    KilnActs a;
+    int B, T, train;
+    uint64_t dropout_seed;
+} KilnSlot;
+
 typedef struct {
     KilnModelConfig cfg;
     KilnParamLayout layout;
     KilnTensorParallel tp;
+    KilnPipeStage pp;
+    int l0, nl;              // this stage's blocks: l0 .. l0 + nl - 1 of cfg.n_layer
+    int first, last;         // it embeds the tokens; it has the head and the loss
     int HD, QKV, H, F;       // head size, qkv width, MLP hidden, fc output width (this rank's share)
     int NH, NKV, AD;         // this rank's query and kv heads; the attention's output width NH*HD
     int V;                   // this rank's vocabulary rows, [vocab_lo, vocab_lo + V)
@@ -107,7 +125,9 @@ typedef struct {
     int maxB, maxT;          // activation plan
     int B, T;                // shape of the last forward
     int nthreads;
-    KilnActs a;
+    KilnActs a;              // the current slot's (gpt_slot)
+    KilnSlot *slot_acts;     // pp.slots of them
+    int slot;
     float *acts_mem;
     long acts_floats;            // acts_mem's size (activations, scratch, RoPE tables)
     float *rope_cos, *rope_sin;  // (block_size, HD/2)
@@ -124,10 +144,25 @@ typedef struct {
 
 // Plans and allocates everything for micro-batches up to (maxB, maxT).
 int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err);
-// The same for rank tp->rank's share of the model under tensor parallelism
-// (tp NULL: the whole model). Errors name the key that tp->size must divide.
-int gpt_create_tp(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, const KilnTensorParallel *tp,
-                  KilnErr *err);
+// The same for rank tp->rank's share of pipeline stage pp->stage (tp, pp
+// NULL: the whole model). Errors name the key that tp->size or pp->stages
+// must divide.
+int gpt_create_share(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, const KilnTensorParallel *tp,
+                     const KilnPipeStage *pp, KilnErr *err);
+// Only the dimensions and the parameter layout of that share (no memory):
+// what rank 0 needs to place another rank's share in the whole model.
+int gpt_plan(KilnModel *m, const KilnModelConfig *cfg, const KilnTensorParallel *tp, const KilnPipeStage *pp,
+             KilnErr *err);
+// Makes slot i's activations the current ones: the next gpt_forward fills
+// them, gpt_backward reads those of the forward that filled them.
+void gpt_slot(KilnModel *m, int i);
+// A pipeline stage's borders, in the current slot (N,C): the input a stage
+// after the first receives before gpt_forward, its output after it, and the
+// gradient of its output, which gpt_backward of a stage before the last finds
+// there and leaves as the gradient of the input for the stage before.
+float *gpt_stage_input(KilnModel *m);
+float *gpt_stage_output(KilnModel *m);
+float *gpt_stage_grad(KilnModel *m);
 // Between rank k's share (shard, laid out as m's parameters: m is any rank's
 // share of the same model) and the whole model's buffer (whole, laid out as
 // full's): to_whole 1 copies the share into its place, 0 takes it out.

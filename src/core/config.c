@@ -140,6 +140,9 @@ static const KeySpec KEYS[] = {
     {"parallel.tp", T_INT, P(tp), 0, NULL,
      "tensor-parallel ranks per replica: each holds and computes 1/tp of the heads, the MLP's hidden units and "
      "the vocabulary, with an all-reduce after each block's attention and MLP (Megatron-LM); 1 = none"},
+    {"parallel.pp", T_INT, P(pp), 0, NULL,
+     "pipeline stages per replica: each holds model.n_layer / pp blocks (the first the embeddings, the last the "
+     "head); a step's micro-batches run through them in the 1F1B order; 1 = none"},
     {"parallel.zero", T_INT, P(zero), 0, NULL,
      "1: ZeRO-1, each data-parallel rank keeps and updates only its 1/N of the optimizer state (AdamW's m and v); "
      "0: every rank all of it"},
@@ -206,6 +209,7 @@ void kiln_config_defaults(KilnConfig *cfg) {
     cfg->parallel.timeout_s = 600;
     cfg->parallel.staleness = 4;
     cfg->parallel.tp = 1;
+    cfg->parallel.pp = 1;
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/default");
 }
 
@@ -432,8 +436,9 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(t->threads >= 0, "train.threads must not be negative");
     NEED(cfg->parallel.dp >= 0, "parallel.dp must not be negative");
     NEED(cfg->parallel.tp >= 1, "parallel.tp must be at least 1 (got %d)", cfg->parallel.tp);
-    NEED(cfg->parallel.mode == KILN_PAR_SYNC || cfg->parallel.tp == 1,
-         "parallel.tp splits each step's tensors among ranks that step together: it does not apply to "
+    NEED(cfg->parallel.pp >= 1, "parallel.pp must be at least 1 (got %d)", cfg->parallel.pp);
+    NEED(cfg->parallel.mode == KILN_PAR_SYNC || (cfg->parallel.tp == 1 && cfg->parallel.pp == 1),
+         "parallel.tp and parallel.pp split each step's model among ranks that step together: they do not apply to "
          "parallel.mode: async");
     NEED(cfg->parallel.timeout_s >= 0, "parallel.timeout_s must not be negative");
     NEED(cfg->parallel.staleness >= 0, "parallel.staleness must not be negative");

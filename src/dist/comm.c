@@ -196,7 +196,7 @@ void comm_bcast(KilnComm *c, void *buf, long bytes, int root) {
 // floats (ints: the trainer refuses a ZeRO model whose size does not fit one).
 static int *shard_counts(const KilnComm *c, long n) {
     int *counts = malloc(sizeof *counts * 2 * (size_t)c->size);
-    if (!counts) MPI_Abort(MCOMM(c), 1);  // a few bytes: the job cannot go on
+    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);  // a few bytes: the job cannot go on
     for (int r = 0; r < c->size; r++) {
         long lo, hi;
         comm_shard(n, c->size, r, &lo, &hi);
@@ -261,6 +261,28 @@ void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag) {
         i += k;
     } while (i < bytes);
     idle(c, t0);
+}
+
+void comm_isend(KilnComm *c, const void *buf, long bytes, int dest, int tag, KilnReq *req) {
+    int n = (int)((bytes + SLICE - 1) / SLICE);
+    if (n < 1) n = 1;  // an empty message is still one
+    MPI_Request *rq = malloc(sizeof *rq * (size_t)n);
+    if (!rq) MPI_Abort(MPI_COMM_WORLD, 1);  // a few bytes: the job cannot go on
+    for (int i = 0; i < n; i++) {
+        long at = (long)i * SLICE, k = bytes - at < SLICE ? bytes - at : SLICE;
+        MPI_Isend((const char *)buf + at, (int)(k > 0 ? k : 0), MPI_BYTE, dest, tag, MCOMM(c), rq + i);
+    }
+    req->reqs = rq, req->n = n;
+    stats_of(c)->bytes += (double)bytes;
+}
+
+void comm_wait(KilnComm *c, KilnReq *req) {
+    if (!req->n) return;
+    double t0 = busy(c, "a send to the next or previous pipeline stage");
+    MPI_Waitall(req->n, req->reqs, MPI_STATUSES_IGNORE);
+    idle(c, t0);
+    free(req->reqs);
+    req->reqs = NULL, req->n = 0;
 }
 
 int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag) {
@@ -358,6 +380,10 @@ void comm_allgather_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void
 void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag) {
     (void)c, (void)buf, (void)bytes, (void)dest, (void)tag;
 }
+void comm_isend(KilnComm *c, const void *buf, long bytes, int dest, int tag, KilnReq *req) {
+    (void)c, (void)buf, (void)bytes, (void)dest, (void)tag, (void)req;
+}
+void comm_wait(KilnComm *c, KilnReq *req) { (void)c, (void)req; }
 int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag) {
     (void)c, (void)buf, (void)bytes, (void)src, (void)tag;
     return -1;  // one rank: nobody to hear from (the trainer never asks)

@@ -74,6 +74,16 @@ void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine);
 void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag);
 int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag);
 
+// A send that goes on while the caller computes (pipeline stages): buf must
+// stay as it is until comm_wait(req). A KilnReq starts zeroed; comm_wait on
+// one with nothing in flight returns at once.
+typedef struct {
+    void *reqs;  // MPI_Request[n], one per slice
+    int n;
+} KilnReq;
+void comm_isend(KilnComm *c, const void *buf, long bytes, int dest, int tag, KilnReq *req);
+void comm_wait(KilnComm *c, KilnReq *req);
+
 // Non-blocking sum in place of a slice: started as soon as its values are
 // final, so it runs while the caller computes; comm_wait_all finishes them.
 void comm_iallreduce_sum_f32(KilnComm *c, float *x, long n);

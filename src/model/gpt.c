@@ -24,16 +24,19 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void plan_params(KilnModel *m) {
     const KilnModelConfig *c = &m->cfg;
-    long C = c->n_embd, L = c->n_layer, V = m->V;
+    long C = c->n_embd, L = m->nl, V = m->V;
     int ln = c->norm == KILN_NORM_LAYERNORM;
     KilnParamLayout *pl = &m->layout;
     memset(pl, 0, sizeof *pl);
-    pl->size[PT_WTE] = V * C;
-    pl->size[PT_WPE] = c->pos == KILN_POS_LEARNED ? (long)c->block_size * C : 0;
+    // pipeline stages: the embeddings on the first, the final norm and the
+    // head on the last (a tied head: a copy of the embedding there)
+    pl->size[PT_WTE] = m->first || (m->last && c->tied) ? V * C : 0;
+    pl->size[PT_WPE] = m->first && c->pos == KILN_POS_LEARNED ? (long)c->block_size * C : 0;
     pl->size[PT_LN1W] = L * C;
     pl->size[PT_LN1B] = ln && c->bias ? L * C : 0;
     pl->size[PT_QKVW] = L * m->QKV * C;
@@ -46,9 +49,9 @@ static void plan_params(KilnModel *m) {
     pl->size[PT_FCB] = c->bias ? L * m->F : 0;
     pl->size[PT_FCPROJW] = L * C * m->H;
     pl->size[PT_FCPROJB] = c->bias ? L * C : 0;
-    pl->size[PT_LNFW] = C;
-    pl->size[PT_LNFB] = ln && c->bias ? C : 0;
-    pl->size[PT_LMHEAD] = c->tied ? 0 : V * C;
+    pl->size[PT_LNFW] = m->last ? C : 0;
+    pl->size[PT_LNFB] = m->last && ln && c->bias ? C : 0;
+    pl->size[PT_LMHEAD] = m->last && !c->tied ? V * C : 0;
     long off = 0;
     for (int i = 0; i < PT_COUNT; i++) {
         pl->offset[i] = off;
@@ -68,7 +71,7 @@ KilnTensors gpt_views(const KilnModel *m, float *base) {
 
 // Activation plan: sizes in floats, carved from one allocation in this order.
 static long plan_acts(KilnModel *m, KilnActs *a, float *mem) {
-    long C = m->cfg.n_embd, L = m->cfg.n_layer, V = m->V, AD = m->AD;
+    long C = m->cfg.n_embd, L = m->nl, V = m->last ? m->V : 0, AD = m->AD;
     long N = (long)m->maxB * m->maxT, NH = m->NH;
     long off = 0;
 #define TAKE(ptr, n)                          \
@@ -93,9 +96,9 @@ static long plan_acts(KilnModel *m, KilnActs *a, float *mem) {
     TAKE(a->fch, LA * N * m->F);
     TAKE(a->fch_act, LA * N * m->H);
     TAKE(a->res3, L * N * C);
-    TAKE(a->lnf, N * C);
-    TAKE(a->lnf_mean, N);
-    TAKE(a->lnf_rstd, N);
+    TAKE(a->lnf, m->last ? N * C : 0);
+    TAKE(a->lnf_mean, m->last ? N : 0);
+    TAKE(a->lnf_rstd, m->last ? N : 0);
     TAKE(a->logits, N * V);
     TAKE(a->dres, N * C);
     TAKE(a->dln, N * C);
@@ -146,7 +149,16 @@ static int check_sizes(const KilnModel *m, int maxB, int maxT, KilnErr *err) {
 }
 
 int gpt_create(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, KilnErr *err) {
-    return gpt_create_tp(m, cfg, maxB, maxT, NULL, err);
+    return gpt_create_share(m, cfg, maxB, maxT, NULL, NULL, err);
+}
+
+void gpt_slot(KilnModel *m, int i) {
+    if (i == m->slot) return;
+    KilnSlot *cur = &m->slot_acts[m->slot], *next = &m->slot_acts[i];
+    cur->B = m->B, cur->T = m->T, cur->train = m->train, cur->dropout_seed = m->dropout_seed;
+    m->a = next->a;
+    m->B = next->B, m->T = next->T, m->train = next->train, m->dropout_seed = next->dropout_seed;
+    m->slot = i;
 }
 
 // What tensor parallelism over tp ranks splits must divide among them.
@@ -161,17 +173,24 @@ static int check_tp(const KilnModelConfig *c, int tp, KilnErr *err) {
     return 0;
 }
 
-int gpt_create_tp(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, const KilnTensorParallel *tp,
-                  KilnErr *err) {
+int gpt_plan(KilnModel *m, const KilnModelConfig *cfg, const KilnTensorParallel *tp, const KilnPipeStage *pp,
+             KilnErr *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->tp = tp ? *tp : (KilnTensorParallel){.size = 1};
-    if (maxT > cfg->block_size)
-        return kiln_fail(err, "sequence length %d exceeds model.block_size %d", maxT, cfg->block_size);
-    int k = m->tp.size;
-    if (k < 1 || m->tp.rank < 0 || m->tp.rank >= k || (k > 1 && !m->tp.allreduce))
-        return kiln_fail(err, "tensor-parallel rank %d of %d without a way to sum over the group", m->tp.rank, k);
+    m->pp = pp ? *pp : (KilnPipeStage){.stages = 1};
+    int k = m->tp.size, S = m->pp.stages;
+    if (k < 1 || m->tp.rank < 0 || m->tp.rank >= k)
+        return kiln_fail(err, "tensor-parallel rank %d of %d", m->tp.rank, k);
+    if (S < 1 || m->pp.stage < 0 || m->pp.stage >= S) return kiln_fail(err, "pipeline stage %d of %d", m->pp.stage, S);
     if (check_tp(cfg, k, err)) return -1;
+    if (cfg->n_layer % S)
+        return kiln_fail(err, "parallel.pp = %d does not divide model.n_layer = %d: each pipeline stage holds an equal "
+                              "share of the blocks", S, cfg->n_layer);
+    m->nl = cfg->n_layer / S;
+    m->l0 = m->pp.stage * m->nl;
+    m->first = m->pp.stage == 0;
+    m->last = m->pp.stage == S - 1;
     m->HD = cfg->n_embd / cfg->n_head;
     m->NH = cfg->n_head / k;
     m->NKV = cfg->n_kv_head / k;
@@ -181,11 +200,22 @@ int gpt_create_tp(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, 
     m->F = cfg->act == KILN_ACT_SWIGLU ? 2 * m->H : m->H;
     m->V = cfg->vocab_size / k;
     m->vocab_lo = (long)m->tp.rank * m->V;
+    plan_params(m);
+    return 0;
+}
+
+int gpt_create_share(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, const KilnTensorParallel *tp,
+                     const KilnPipeStage *pp, KilnErr *err) {
+    if (maxT > cfg->block_size) {
+        memset(m, 0, sizeof *m);
+        return kiln_fail(err, "sequence length %d exceeds model.block_size %d", maxT, cfg->block_size);
+    }
+    if (gpt_plan(m, cfg, tp, pp, err)) return -1;
+    if (m->tp.size > 1 && !m->tp.allreduce) return kiln_fail(err, "tensor parallelism without a group to sum over");
     m->maxB = maxB;
     m->maxT = maxT;
     m->nthreads = omp_get_max_threads();
     if (check_sizes(m, maxB, maxT, err)) return -1;
-    plan_params(m);
     // params and grads in one allocation, the optimizer's m and v in another
     // (which ZeRO replaces with a rank's shard: gpt_shard_optimizer)
     long P = m->layout.total;
@@ -214,17 +244,22 @@ int gpt_create_tp(KilnModel *m, const KilnModelConfig *cfg, int maxB, int maxT, 
             return kiln_wrap(err, "train.bf16_kernels: onednn");
         }
     }
+    // one set of activations per micro-batch in flight (pipeline stages)
+    int slots = m->pp.slots > 1 ? m->pp.slots : 1;
     long A = plan_acts(m, &m->a, NULL);
     long R = cfg->pos == KILN_POS_ROPE ? (long)cfg->block_size * m->HD : 0;
-    m->acts_floats = A + R;
-    m->acts_mem = backend_alloc(A + R, err);
-    if (!m->acts_mem) {
+    m->acts_floats = A * slots + R;
+    m->acts_mem = backend_alloc(m->acts_floats, err);
+    m->slot_acts = m->acts_mem ? calloc((size_t)slots, sizeof *m->slot_acts) : NULL;
+    if (!m->slot_acts) {
         gpt_destroy(m);
-        return kiln_wrap(err, "activations for train.batch_size x train.seq_len = %d x %d", maxB, maxT);
+        return kiln_wrap(err, "activations for train.batch_size x train.seq_len = %d x %d%s", maxB, maxT,
+                         slots > 1 ? " for each micro-batch in flight" : "");
     }
-    plan_acts(m, &m->a, m->acts_mem);
+    for (int i = 0; i < slots; i++) plan_acts(m, &m->slot_acts[i].a, m->acts_mem + A * i);
+    m->a = m->slot_acts[0].a;
     if (R) {
-        m->rope_cos = m->acts_mem + A;
+        m->rope_cos = m->acts_mem + A * slots;
         m->rope_sin = m->rope_cos + R / 2;
         rope_tables(m->rope_cos, m->rope_sin, cfg->block_size, m->HD, cfg->rope_theta);
     }
@@ -262,6 +297,7 @@ int gpt_sgemm_libs(KilnModel *m, int mask, KilnErr *err) {
 
 void gpt_destroy(KilnModel *m) {
     bf16_gemm_close(m->bk);
+    free(m->slot_acts);
     backend_free(m->m);
     backend_free(m->params);
     backend_free(m->wbf);
@@ -286,17 +322,20 @@ int gpt_tp_split(KilnParamId id) {
 }
 
 long gpt_num_params(const KilnModel *m) {
+    KilnModel w;  // the whole model's plan (a share's config is the whole model's)
+    if (gpt_plan(&w, &m->cfg, NULL, NULL, NULL)) return 0;
     long n = 0;
-    for (int i = 0; i < PT_COUNT; i++) n += m->layout.size[i] * (gpt_tp_split(i) ? m->tp.size : 1);
+    for (int i = 0; i < PT_COUNT; i++) n += w.layout.size[i];
     return n;
 }
 
 double gpt_flops_per_token(const KilnModel *m, int T) {
     const KilnModelConfig *c = &m->cfg;
-    double matmul = (double)m->layout.size[PT_QKVW] + m->layout.size[PT_ATTPROJW] +
-                    m->layout.size[PT_FCW] + m->layout.size[PT_FCPROJW] +
-                    (double)m->V * c->n_embd;
-    return 6.0 * matmul * m->tp.size + 12.0 * c->n_layer * c->n_embd * (double)T;
+    KilnModel w;
+    if (gpt_plan(&w, c, NULL, NULL, NULL)) return 0;
+    double matmul = (double)w.layout.size[PT_QKVW] + w.layout.size[PT_ATTPROJW] + w.layout.size[PT_FCW] +
+                    w.layout.size[PT_FCPROJW] + (double)c->vocab_size * c->n_embd;
+    return 6.0 * matmul + 12.0 * c->n_layer * c->n_embd * (double)T;
 }
 
 // ---- tensor parallelism: where rank k's share sits in the whole model ----
@@ -346,18 +385,19 @@ void gpt_tp_copy(const KilnModel *m, int k, float *shard, const KilnModel *full,
         long n = m->layout.size[id];
         if (!n) continue;
         float *s = shard + m->layout.offset[id], *w = whole + full->layout.offset[id];
-        if (!gpt_tp_split(id)) {
-            memcpy(to_whole ? w : s, to_whole ? s : w, sizeof(float) * (size_t)n);
+        if (!gpt_tp_split(id)) {  // whole on every tensor-parallel rank; a stage's layers of it
+            long at = id == PT_WPE || id == PT_LNFW || id == PT_LNFB ? 0 : n / m->nl * m->l0;
+            memcpy(to_whole ? w + at : s, to_whole ? s : w + at, sizeof(float) * (size_t)n);
             continue;
         }
         TpBlock b[3];
         long ww, sw;
         int nb = tp_blocks(m, id, k, b, &ww, &sw);
         int per_layer = id != PT_WTE && id != PT_LMHEAD;
-        int layers = per_layer ? m->cfg.n_layer : 1;
-        long s_layer = n / layers, w_layer = full->layout.size[id] / layers;
+        int layers = per_layer ? m->nl : 1;
+        long s_layer = n / layers, w_layer = per_layer ? full->layout.size[id] / full->nl : full->layout.size[id];
         for (int l = 0; l < layers; l++) {
-            float *sl = s + l * s_layer, *wl = w + l * w_layer;
+            float *sl = s + l * s_layer, *wl = w + (per_layer ? m->l0 + l : 0) * w_layer;
             long srow = 0;
             for (int i = 0; i < nb; i++)
                 for (long r = 0; r < b[i].n; r++, srow++) {
@@ -373,6 +413,7 @@ static KilnDropout drop_site(const KilnModel *m, int layer, int site) {
     KilnDropout d = {0.0f, 0, 0, 0};
     if (m->train && m->cfg.dropout > 0.0f) {
         d.p = m->cfg.dropout;
+        if (layer >= 0) layer += m->l0;  // the model's block number: a pipeline stage's masks are one process's
         d.seed = kiln_hash64(m->dropout_seed ^ kiln_hash64((uint64_t)(layer + 1) * 8 + site));
         if (site == SITE_ATTN) d.head0 = m->tp.rank * m->NH, d.heads = m->cfg.n_head;
     }
@@ -575,24 +616,27 @@ int gpt_forward(KilnModel *m, const int32_t *tokens, const int32_t *targets, int
     if (targets) backend_from_host(a->targets, targets, sizeof(int32_t) * N);
 
     if (is_bf16(m)) refresh_bf16_weights(m);
-    // vocabulary-parallel: each rank embeds the tokens it holds, the positions on the first
-    embedding_forward(a->encoded, tokens, m->p.t[PT_WTE], m->vocab_lo, m->V, m->tp.rank ? NULL : m->p.t[PT_WPE], B,
-                      T, C);
-    tp_sum(m, a->encoded, (long)N * C);
-    dropout_apply(a->encoded, (long)N * C, drop_site(m, -1, SITE_EMBED));
+    if (m->first) {
+        // vocabulary-parallel: each rank embeds the tokens it holds, the positions on the first
+        embedding_forward(a->encoded, tokens, m->p.t[PT_WTE], m->vocab_lo, m->V, m->tp.rank ? NULL : m->p.t[PT_WPE],
+                          B, T, C);
+        tp_sum(m, a->encoded, (long)N * C);
+        dropout_apply(a->encoded, (long)N * C, drop_site(m, -1, SITE_EMBED));
+    }  // a later pipeline stage finds its input there (gpt_stage_input)
     const float *x = a->encoded;
-    for (int l = 0; l < c->n_layer; l++) {
+    for (int l = 0; l < m->nl; l++) {
         LayerActs s = layer_acts(m, l);
         block_forward(m, l, x, &s);
         x = s.res3;
     }
+    m->loss = 0.0;
+    if (!m->last) return 0;  // the output for the next stage: gpt_stage_output
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->p.t[PT_LNFW], m->p.t[PT_LNFB], N);
     mm_operand(m, a->lnf, (long)N * C);
     const KilnTensors *mw = mm_weights(m);
     const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
     KilnMatmul mm = matmul_of(m);
     linear_forward(a->logits, a->lnf, head, NULL, N, C, m->V, &mm);
-    m->loss = 0.0;
     if (targets) {
         m->loss = crossentropy(m, targets, N, dloss);
     } else if (m->train) {
@@ -620,7 +664,7 @@ void gpt_zero_grad(KilnModel *m) { backend_zero(m->grads, m->layout.total); }
 static void grads_ready(KilnModel *m, int id, int l) {
     long n = m->layout.size[id], off = m->layout.offset[id];
     if (!m->grad_ready || !n) return;
-    if (l >= 0) n /= m->cfg.n_layer, off += l * n;
+    if (l >= 0) n /= m->nl, off += l * n;
     m->grad_ready(m->grad_ready_ctx, m->grads + off, n);
 }
 
@@ -629,21 +673,23 @@ void gpt_backward(KilnModel *m) {
     const KilnModelConfig *c = &m->cfg;
     KilnActs *a = &m->a;
     int B = m->B, T = m->T, N = B * T, C = c->n_embd, V = m->V;
-    int NH = m->NH, NKV = m->NKV, L = c->n_layer;
+    int NH = m->NH, NKV = m->NKV, L = m->nl;
     const KilnTensors *mw = mm_weights(m);
-    const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
-    float *dhead = c->tied ? m->g.t[PT_WTE] : m->g.t[PT_LMHEAD];
-    // logits now hold dlogits (N,V) -> dln (N,C)
-    mm_operand(m, a->logits, (long)N * V);
-    linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V, &mm);
-    tp_sum(m, a->dln, (long)N * C);
-    const float *xlast = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
-    backend_zero(a->dres, (long)N * C);
-    norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
-                  a->lnf_mean, a->lnf_rstd, N);
-    grads_ready(m, PT_LMHEAD, -1);  // tied: the embedding's, which the embedding backward adds to
-    grads_ready(m, PT_LNFW, -1);
-    grads_ready(m, PT_LNFB, -1);
+    if (m->last) {
+        const float *head = c->tied ? mw->t[PT_WTE] : mw->t[PT_LMHEAD];
+        float *dhead = c->tied ? m->g.t[PT_WTE] : m->g.t[PT_LMHEAD];
+        // logits now hold dlogits (N,V) -> dln (N,C)
+        mm_operand(m, a->logits, (long)N * V);
+        linear_backward(a->dln, dhead, NULL, a->logits, a->lnf, head, N, C, V, &mm);
+        tp_sum(m, a->dln, (long)N * C);
+        const float *xlast = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
+        backend_zero(a->dres, (long)N * C);
+        norm_backward(m, a->dres, m->g.t[PT_LNFW], m->g.t[PT_LNFB], a->dln, xlast, m->p.t[PT_LNFW],
+                      a->lnf_mean, a->lnf_rstd, N);
+        grads_ready(m, PT_LMHEAD, -1);  // tied: the embedding's, which the embedding backward adds to
+        grads_ready(m, PT_LNFW, -1);
+        grads_ready(m, PT_LNFB, -1);
+    }  // else the next pipeline stage's gradient of this one's output is in dres (gpt_stage_dinput)
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(m, &m->p, l), w = layer_params(m, mw, l);
         LayerParams g = layer_params(m, &m->g, l);
@@ -679,11 +725,17 @@ void gpt_backward(KilnModel *m) {
         // dres holds d(x)
         for (int id = PT_LN1W; id <= PT_FCPROJB; id++) grads_ready(m, id, l);
     }
-    dropout_apply(a->dres, (long)N * C, drop_site(m, -1, SITE_EMBED));
-    embedding_backward(m->g.t[PT_WTE], m->vocab_lo, m->V, m->g.t[PT_WPE], a->dres, a->tokens, B, T, C);
+    if (m->first) {
+        dropout_apply(a->dres, (long)N * C, drop_site(m, -1, SITE_EMBED));
+        embedding_backward(m->g.t[PT_WTE], m->vocab_lo, m->V, m->g.t[PT_WPE], a->dres, a->tokens, B, T, C);
+    }  // else dres holds the gradient of the stage's input, for the stage before
     grads_ready(m, PT_WTE, -1);
     grads_ready(m, PT_WPE, -1);
 }
+
+float *gpt_stage_input(KilnModel *m) { return m->a.encoded; }
+float *gpt_stage_output(KilnModel *m) { return layer_acts(m, m->nl - 1).res3; }
+float *gpt_stage_grad(KilnModel *m) { return m->a.dres; }
 
 // HF Llama-style names; fused tensors are split into contiguous row blocks.
 int gpt_named_tensors(const KilnModel *m, float *base, KilnNamedTensor *out) {

@@ -25,6 +25,7 @@
 #include "dist/comm.h"
 #include "run/control.h"
 #include "run/kernels.h"
+#include "run/pipeline.h"
 #include "run/track.h"
 #include "train/loss.h"
 #include "train/optim.h"
@@ -44,13 +45,23 @@
 
 typedef struct {
     KilnComm comm;          // the job's ranks (one without mpirun)
-    // world rank = dp rank x tp + tp rank: a replica's tensor-parallel ranks are
-    // neighbours (the same node, as Megatron-LM places them)
+    // world rank = (pp rank x dp + dp rank) x tp + tp rank: a replica's
+    // tensor-parallel ranks are neighbours (the same node), its pipeline
+    // stages farthest apart, as Megatron-LM places them
     KilnComm dpc;           // the data-parallel group: the ranks that hold the same share of the model
-    KilnComm tpc;           // the tensor-parallel group: the ranks of one replica
-    int dp, tp;             // their sizes
-    KilnModel full;         // tp > 1, on rank 0: the whole model, which checkpoints and evaluations read
-    float *tpbuf;           // tp > 1, on each replica 0 rank: a share's weights in passing, and its moments (3 x P)
+    KilnComm tpc;           // the tensor-parallel group: one stage of one replica
+    KilnComm ppc;           // the pipeline: one replica's stages for one tensor-parallel rank, ranked by stage
+    KilnComm mpc;           // the model-parallel group: all of one replica's ranks (tp x pp), for checkpoints
+    KilnComm embc;          // pp > 1 with a tied head: the first and last stages, which both hold the embedding
+    int dp, tp, pp, mp;     // the groups' sizes (mp = tp x pp)
+    KilnModel full;         // mp > 1, on rank 0: the whole model, which checkpoints and evaluations read
+    float *sharebuf;        // mp > 1, on rank 0: another rank's share in passing (the largest share's size)
+    float *mvbuf;           // mp > 1 with ZeRO, on replica 0's ranks: this share's whole moments (2 x P)
+    int32_t *pipe_tok, *pipe_tgt;  // pp > 1: the step's micro-batches of this replica (grad_accum x B x T)
+    int *pipe_micro;        // and their numbers in the step
+    int pipe_n;
+    double pipe_wait_s;     // pp > 1: the last step's time waiting for the other stages
+    double bubble_since_log;  // the sum of the steps' bubble fractions since the last progress line
     int writer;             // rank 0: the one that writes and reads files of the run directory
     int zero;               // ZeRO-1: each rank holds and updates its shard of the optimizer state
     int async;              // parallel.mode async: rank 0 serves weights, the others send gradients
@@ -234,64 +245,73 @@ static int load_sharded(Run *r, const char *path, KilnErr *err) {
     return 0;
 }
 
-// ---- tensor parallelism: the whole model on rank 0, shares on the ranks ----
+// ---- model parallelism: the whole model on rank 0, shares on the ranks ----
 
 // The model that checkpoints and evaluations read: rank 0's whole one.
-static KilnModel *whole(Run *r) { return r->tp > 1 ? &r->full : &r->m; }
+static KilnModel *whole(Run *r) { return r->mp > 1 ? &r->full : &r->m; }
 
-enum { TAG_TP_SHARE = 7 };
+enum { TAG_SHARE = 7 };
+
+// The layout of replica member j's share (j = stage x tp + tensor-parallel rank).
+static void share_plan(const Run *r, int j, KilnModel *plan) {
+    KilnTensorParallel tp = {r->tp, j % r->tp, NULL, NULL};
+    KilnPipeStage pp = {r->pp, j / r->tp, 0};
+    gpt_plan(plan, &r->m.cfg, &tp, &pp, NULL);  // the same config that planned every rank's share
+}
 
 // Replica 0's shares of the weights (and with moments, of m and v) into
 // rank 0's whole model. Called by replica 0's ranks (dpc.rank 0) only.
-static void tp_gather(Run *r, int moments) {
+static void share_gather(Run *r, int moments) {
     KilnModel *m = &r->m;
     long P = m->layout.total;
     float *mine[3] = {m->params, m->m, m->v}, *whole_of[3] = {r->full.params, r->full.m, r->full.v};
-    int n = moments ? 3 : 1;
-    for (int i = 0; i < n; i++) {
-        if (r->tpc.rank) {
-            comm_send(&r->tpc, mine[i], sizeof(float) * P, 0, TAG_TP_SHARE);
+    for (int i = 0; i < (moments ? 3 : 1); i++) {
+        if (r->mpc.rank) {
+            comm_send(&r->mpc, mine[i], sizeof(float) * P, 0, TAG_SHARE);
             continue;
         }
         gpt_tp_copy(m, 0, mine[i], &r->full, whole_of[i], 1);
-        for (int k = 1; k < r->tp; k++) {
-            int tag = TAG_TP_SHARE;
-            comm_recv(&r->tpc, r->tpbuf, sizeof(float) * P, k, &tag);
-            gpt_tp_copy(m, k, r->tpbuf, &r->full, whole_of[i], 1);
+        for (int j = 1; j < r->mp; j++) {
+            KilnModel plan;
+            share_plan(r, j, &plan);
+            int tag = TAG_SHARE;
+            comm_recv(&r->mpc, r->sharebuf, sizeof(float) * plan.layout.total, j, &tag);
+            gpt_tp_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 1);
         }
     }
 }
 
 // The reverse: rank 0's whole model to replica 0's shares.
-static void tp_scatter(Run *r, int moments) {
+static void share_scatter(Run *r, int moments) {
     KilnModel *m = &r->m;
     long P = m->layout.total;
     float *mine[3] = {m->params, m->m, m->v}, *whole_of[3] = {r->full.params, r->full.m, r->full.v};
-    int n = moments ? 3 : 1;
-    for (int i = 0; i < n; i++) {
-        if (r->tpc.rank) {
-            int tag = TAG_TP_SHARE;
-            comm_recv(&r->tpc, mine[i], sizeof(float) * P, 0, &tag);
+    for (int i = 0; i < (moments ? 3 : 1); i++) {
+        if (r->mpc.rank) {
+            int tag = TAG_SHARE;
+            comm_recv(&r->mpc, mine[i], sizeof(float) * P, 0, &tag);
             continue;
         }
-        for (int k = 1; k < r->tp; k++) {
-            gpt_tp_copy(m, k, r->tpbuf, &r->full, whole_of[i], 0);
-            comm_send(&r->tpc, r->tpbuf, sizeof(float) * P, k, TAG_TP_SHARE);
+        for (int j = 1; j < r->mp; j++) {
+            KilnModel plan;
+            share_plan(r, j, &plan);
+            gpt_tp_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 0);
+            comm_send(&r->mpc, r->sharebuf, sizeof(float) * plan.layout.total, j, TAG_SHARE);
         }
         gpt_tp_copy(m, 0, mine[i], &r->full, whole_of[i], 0);
     }
 }
 
 // Rank 0's whole model (weights; with moments, also m and v) to every rank's
-// share: replica 0 by tp_scatter, the other replicas from it (ZeRO: each rank
-// its piece of the moments).
-static void tp_distribute(Run *r, int moments) {
+// share: replica 0 by share_scatter, the other replicas from it (ZeRO: each
+// rank its piece of the moments).
+static void share_distribute(Run *r, int moments) {
     KilnModel *m = &r->m;
     long P = m->layout.total;
-    float *mv = r->zero && moments && r->dpc.rank == 0 ? r->tpbuf + P : NULL;
+    float *mv = r->zero && moments && r->dpc.rank == 0 ? r->mvbuf : NULL;
     Moments own = {0};
     if (mv) own = moments_swap(m, (Moments){mv, mv + P, 0, P});
-    if (r->dpc.rank == 0) tp_scatter(r, moments);
+    if (r->dpc.rank == 0) share_scatter(r, moments);
     if (mv) moments_swap(m, own);
     comm_bcast(&r->dpc, m->params, sizeof(float) * P, 0);
     if (!moments) return;
@@ -305,11 +325,11 @@ static void tp_distribute(Run *r, int moments) {
 }
 
 // Rank 0 reads the checkpoint into the whole model; every rank gets its share.
-static int load_tp(Run *r, const char *path, KilnErr *err) {
+static int load_shares(Run *r, const char *path, KilnErr *err) {
     int rc = r->writer ? checkpoint_load(path, &r->full, 1, err) : 0, bad = rc != 0;
     comm_allreduce_max_int(&r->comm, &bad, 1);  // all go on, or all stop
     if (bad) return rc ? -1 : kiln_fail(err, "%s: rank 0 could not read this checkpoint", path);
-    tp_distribute(r, 1);
+    share_distribute(r, 1);
     return 0;
 }
 
@@ -336,7 +356,7 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
         return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
                               "counts sequences of that length", path, saved.train.seq_len, r->cfg->train.seq_len),
                KILN_TRAIN_BAD_INPUT;
-    if (r->tp > 1 ? load_tp(r, path, err)
+    if (r->mp > 1 ? load_shares(r, path, err)
         : r->zero ? load_sharded(r, path, err)
                   : checkpoint_load(path, &r->m, 1, err))
         return KILN_TRAIN_BAD_INPUT;
@@ -371,17 +391,17 @@ static int start_state(Run *r, KilnErr *err) {
         if (!tmp) return kiln_fail(err, "out of memory");
         int rc = checkpoint_verify(o->init_from, err) || checkpoint_read_state(o->init_from, &saved, tmp, err) ||
                  checkpoint_same_shape(&saved.model, &r->cfg->model, o->init_from, err) ||
-                 ((r->tp == 1 || r->writer) && checkpoint_load(o->init_from, whole(r), 0, err));
+                 ((r->mp == 1 || r->writer) && checkpoint_load(o->init_from, whole(r), 0, err));
         int from_step = tmp->step;
         free(tmp);
         if (rc) return kiln_wrap(err, "warm start"), KILN_TRAIN_BAD_INPUT;
-        if (r->tp > 1) tp_distribute(r, 0);
+        if (r->mp > 1) share_distribute(r, 0);
         say(r, "warm start from %s (its step %d); fresh optimizer and schedule\n", o->init_from, from_step);
         return 0;
     }
-    // tensor parallelism: the whole model's init, the same as one process's, shared out
-    if (r->tp == 1 || r->writer) gpt_init_weights(whole(r), r->cfg->train.seed);
-    if (r->tp > 1) tp_distribute(r, 0);
+    // model parallelism: the whole model's init, the same as one process's, shared out
+    if (r->mp == 1 || r->writer) gpt_init_weights(whole(r), r->cfg->train.seed);
+    if (r->mp > 1) share_distribute(r, 0);
     return 0;
 }
 
@@ -456,7 +476,7 @@ static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
     long P = r->m.layout.total;
     float *full = NULL;  // ZeRO: replica 0's rank gathers its share's moments
     if (r->zero) {
-        if (r->tp > 1) full = r->dpc.rank == 0 ? r->tpbuf + P : NULL;
+        if (r->mp > 1) full = r->dpc.rank == 0 ? r->mvbuf : NULL;
         else if (r->writer && !(full = backend_alloc(2 * P, err))) return kiln_wrap(err, "checkpoint (ZeRO gather)");
         comm_gather_f32(&r->dpc, r->m.m, P, full);
         comm_gather_f32(&r->dpc, r->m.v, P, full ? full + P : NULL);
@@ -464,10 +484,10 @@ static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
     if (r->dpc.rank != 0) return 0;
     Moments own = {0};
     if (full) own = moments_swap(&r->m, (Moments){full, full + P, 0, P});
-    if (r->tp > 1) tp_gather(r, 1);
+    if (r->mp > 1) share_gather(r, 1);
     int rc = r->writer ? write_checkpoint(r, why, err) : 0;
     if (full) moments_swap(&r->m, own);
-    if (full && r->tp == 1) backend_free(full);
+    if (full && r->mp == 1) backend_free(full);
     return rc;
 }
 
@@ -569,33 +589,86 @@ static void send_grads(void *ctx, float *grad, long n) {
     comm_iallreduce_sum_f32(c, grad, n);
 }
 
+// Micro-batch number micro of the step: forward with its dropout masks
+// (a function of seed, step and micro-batch: nothing to save for resume).
+static int micro_forward(Run *r, const int32_t *tok, const int32_t *tgt, int micro, int micro_batches,
+                         KilnErr *err) {
+    uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)r->st.step << 16) + micro));
+    return gpt_forward(&r->m, tok, tgt, r->live.batch_size, r->live.seq_len, 1.0f / micro_batches, seed, err);
+}
+
+// Backward; on the replica's last micro-batch of the step (last) the sums
+// over the replicas start as each gradient is final, while the pass goes on.
+static void micro_backward(Run *r, int last) {
+    r->m.grad_ready = r->dp > 1 && last && !r->zero ? send_grads : NULL;
+    r->m.grad_ready_ctx = &r->dpc;
+    gpt_backward(&r->m);
+    r->m.grad_ready = NULL;
+}
+
+// The pipeline's view of the step (KilnPipeWork): this replica's micro-batch i.
+typedef struct {
+    Run *r;
+    int micro_batches;
+    double loss;
+} PipeStep;
+
+static int pipe_forward(void *ctx, int i, KilnErr *err) {
+    PipeStep *p = ctx;
+    Run *r = p->r;
+    long BT = (long)r->live.batch_size * r->live.seq_len;
+    if (micro_forward(r, r->pipe_tok + i * BT, r->pipe_tgt + i * BT, r->pipe_micro[i], p->micro_batches, err))
+        return -1;
+    p->loss += r->m.loss / p->micro_batches;  // the last stage's; 0 on the others
+    return 0;
+}
+
+static void pipe_backward(void *ctx, int i) {
+    PipeStep *p = ctx;
+    micro_backward(p->r, i == p->r->pipe_n - 1);
+}
+
 // Forward and backward over this step's micro-batches; mean loss in *loss.
-// With several ranks each reads every micro-batch (the loader's position stays
-// the same on all) but computes only its share, micro-batch i on rank i mod N,
-// so the sums over ranks are the one-process step's and no sequence is trained
-// twice.
+// With several replicas each reads every micro-batch (the loader's position
+// stays the same on all) but computes only its share, micro-batch i on
+// replica i mod N, so the sums over replicas are the one-process step's and
+// no sequence is trained twice. With pipeline stages, the replica's share runs
+// through them in the 1F1B order once read.
 static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *err) {
-    int B = r->live.batch_size, T = r->live.seq_len, step = r->st.step, ranks = r->dp;
+    int step = r->st.step, ranks = r->dp;
+    long BT = (long)r->live.batch_size * r->live.seq_len;
     if (micro_batches % ranks)
         return kiln_fail(err, "step %d has %d micro-batches (train.grad_accum and the batch ramp), which do not "
-                              "divide among %d data-parallel ranks", step + 1, micro_batches, ranks);
+                              "divide among %d data-parallel replicas", step + 1, micro_batches, ranks);
     gpt_zero_grad(&r->m);
     *loss = 0.0;
     r->nrows = 0;
+    r->pipe_n = 0;
     for (int micro = 0; micro < micro_batches; micro++) {
         next_micro_batch(r);
         if (micro % ranks != r->dpc.rank) continue;
-        // dropout masks are a function of (seed, step, micro-batch): nothing to save for resume
-        uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)step << 16) + micro));
-        if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro_batches, seed, err)) return -1;
-        int last = micro + ranks >= micro_batches;  // no sums on accumulation micro-steps
-        r->m.grad_ready = ranks > 1 && last && !r->zero ? send_grads : NULL;
-        r->m.grad_ready_ctx = &r->dpc;
-        gpt_backward(&r->m);
-        r->m.grad_ready = NULL;
+        if (r->pp > 1) {  // kept for the schedule
+            memcpy(r->pipe_tok + r->pipe_n * BT, r->tok, sizeof(int32_t) * (size_t)BT);
+            memcpy(r->pipe_tgt + r->pipe_n * BT, r->tgt, sizeof(int32_t) * (size_t)BT);
+            r->pipe_micro[r->pipe_n++] = micro;
+            continue;
+        }
+        if (micro_forward(r, r->tok, r->tgt, micro, micro_batches, err)) return -1;
+        micro_backward(r, micro + ranks >= micro_batches);  // no sums on accumulation micro-steps
         *loss += r->m.loss / micro_batches;
     }
+    if (r->pp > 1) {
+        PipeStep ps = {r, micro_batches, 0.0};
+        KilnPipeWork w = {pipe_forward, pipe_backward, &ps};
+        if (pipeline_1f1b(&r->m, &r->ppc, r->pipe_n, BT * r->m.cfg.n_embd, &w, &r->pipe_wait_s, err)) return -1;
+        *loss = ps.loss;
+        comm_allreduce_sum_f64(&r->ppc, loss, 1);  // the last stage's loss to every stage
+    }
     comm_wait_all(&r->dpc);
+    if (r->embc.size > 1) {  // a tied head's gradient on the last stage joins the embedding's on the first
+        float *g = r->m.g.t[PT_WTE];
+        comm_allreduce_f32(&r->embc, g, r->m.layout.size[PT_WTE], 0);
+    }
     if (r->zero) {  // only this rank's shard of the sum: the rest it neither updates nor reads
         comm_reduce_scatter_f32(&r->dpc, r->m.grads, r->m.layout.total, r->gshard);
         memcpy(r->m.grads + r->m.opt_lo, r->gshard, sizeof(float) * (size_t)r->m.opt_n);
@@ -770,7 +843,7 @@ static int read_control(Run *r, int signalled, KilnErr *err) {
 
 // Rank 0 alone evaluates: the ranks hold the same weights.
 static int run_eval(Run *r, KilnErr *err) {
-    if (r->tp > 1 && r->dpc.rank == 0) tp_gather(r, 0);
+    if (r->mp > 1 && r->dpc.rank == 0) share_gather(r, 0);
     if (!r->writer) return 0;
     double vl;
     heartbeat(r, 1);
@@ -823,8 +896,8 @@ static void benchmark_progress(void *ctx, long done, long n) {
 
 // Scores eval.tasks with the current weights and logs eval/<task>/<metric>.
 static int run_benchmarks(Run *r, KilnErr *err) {
-    if (!r->ntasks && !r->ntox && !(r->tp > 1 && r->cfg->eval.tasks[0])) return 0;
-    if (r->tp > 1 && r->dpc.rank == 0) tp_gather(r, 0);
+    if (!r->ntasks && !r->ntox && !(r->mp > 1 && r->cfg->eval.tasks[0])) return 0;
+    if (r->mp > 1 && r->dpc.rank == 0) share_gather(r, 0);
     if (!r->writer) return 0;
     heartbeat(r, 1);
     double t0 = kiln_now();
@@ -892,11 +965,13 @@ static void progress_bar(Run *r, double loss, double tok_s, double eta) {
 
 // The norm of the gradients summed over ranks (ZeRO-1: of the shards, summed;
 // tensor parallelism: of the split tensors' shares, summed, and of the whole
-// ones, which every rank of a replica holds alike, counted once).
+// ones, which every rank of a stage holds alike, counted once; pipeline
+// parallelism: summed over the stages, a tied head's copy of the embedding
+// not counted twice).
 static double global_grad_norm(Run *r) {
     const KilnModel *m = &r->m;
-    if (!r->zero && r->tp == 1) return grad_global_norm(m);
-    if (r->tp == 1) {
+    if (!r->zero && r->mp == 1) return grad_global_norm(m);
+    if (r->mp == 1) {
         double ss = sum_squares(m->grads + m->opt_lo, m->opt_n);
         comm_allreduce_sum_f64(&r->dpc, &ss, 1);
         return sqrt(ss);
@@ -904,12 +979,14 @@ static double global_grad_norm(Run *r) {
     long lo = r->zero ? m->opt_lo : 0, hi = r->zero ? m->opt_lo + m->opt_n : m->layout.total;
     double ss[2] = {0, 0};  // split, whole
     for (int id = 0; id < PT_COUNT; id++) {
+        if (id == PT_WTE && !m->first) continue;  // the tied head's copy: counted on the first stage
         long a = m->layout.offset[id], b = a + m->layout.size[id];
         a = a > lo ? a : lo, b = b < hi ? b : hi;
         if (a < b) ss[gpt_tp_split(id) ? 0 : 1] += sum_squares(m->grads + a, b - a);
     }
     if (r->zero) comm_allreduce_sum_f64(&r->dpc, ss, 2);
     comm_allreduce_sum_f64(&r->tpc, ss, 1);
+    comm_allreduce_sum_f64(&r->ppc, ss, 2);
     return sqrt(ss[0] + ss[1]);
 }
 
@@ -927,7 +1004,10 @@ static int train_step(Run *r, KilnErr *err) {
     kiln_peak_rss_reset();  // the step's own peak, not the run's
     double t0 = kiln_now(), loss;
     if (forward_backward(r, micro, &loss, err)) return -1;
-    return apply_step(r, micro, loss, t0, NULL, 0, err);
+    // pipeline stages: the share of the forward and backward passes rank 0 (the first stage) spent waiting
+    KilnMetric bubble = {"pp_bubble", r->pipe_wait_s / (kiln_now() - t0)};
+    r->bubble_since_log += bubble.value;
+    return apply_step(r, micro, loss, t0, &bubble, r->pp > 1, err);
 }
 
 // The update from the gradients in m.grads (their batch's mean loss: loss)
@@ -993,9 +1073,12 @@ static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetri
         // the line's rates are over the steps since the last line, evals and checkpoints included
         double now = kiln_now(), per = (now - r->t_log) / r->steps_since_log, rate = batch_tokens / per;
         int e = (int)(eta + 0.5);
-        char comm_part[48] = "";
+        char comm_part[80] = "";
         if (r->comm.size > 1)
             snprintf(comm_part, sizeof comm_part, " | comm %.1f ms", 1e3 * r->comm_s_since_log / r->steps_since_log);
+        if (r->pp > 1)
+            snprintf(comm_part + strlen(comm_part), sizeof comm_part - strlen(comm_part), " | bubble %.0f%%",
+                     100.0 * r->bubble_since_log / r->steps_since_log);
         say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms%s | %.0f tok/s | mfu %.1f%% of %s | "
                "rss %.0f MiB | eta %dm%02ds\n",
             st->step, t->steps, loss, lr, norm, per * 1e3, comm_part, rate,
@@ -1005,6 +1088,7 @@ static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetri
         r->steps_since_log = 0;
         r->rss_mb_since_log = 0;
         r->comm_s_since_log = 0;
+        r->bubble_since_log = 0;
     }
     progress_bar(r, loss, tok_s, eta);
     return 0;
@@ -1036,7 +1120,7 @@ static int after_step(Run *r, KilnErr *err) {
     if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
     if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
     int due = checkpoint_due(r);  // train.checkpoint_minutes: rank 0's clock decides
-    if (r->zero || r->tp > 1) comm_bcast(&r->comm, &due, sizeof due, 0);
+    if (r->zero || r->mp > 1) comm_bcast(&r->comm, &due, sizeof due, 0);
     return due && save_checkpoint(r, "scheduled", err) ? -1 : 0;
 }
 
@@ -1218,27 +1302,32 @@ static int run_open(Run *r, KilnErr *err) {
         return kiln_fail(err, "parallel.mode: async takes neither train.batch_ramp_start nor parallel.dp: each "
                               "worker computes whole steps of train.grad_accum micro-batches"),
                KILN_TRAIN_BAD_INPUT;
-    int tp = cfg->parallel.tp, dp = cfg->parallel.dp ? cfg->parallel.dp : ranks / tp;
-    if (ranks % tp)
-        return kiln_fail(err, "parallel.tp = %d does not divide the job's %d ranks (mpirun -np): each data-parallel "
-                              "replica is parallel.tp ranks", tp, ranks), KILN_TRAIN_BAD_INPUT;
-    if (dp * tp != ranks && ranks == 1)
-        return kiln_fail(err, "parallel.dp = %d and parallel.tp = %d need %d ranks, but this process was not started "
-                              "by an MPI launcher: run `mpirun -np %d kiln pretrain ...`", dp, tp, dp * tp, dp * tp),
+    int tp = cfg->parallel.tp, pp = cfg->parallel.pp, mpr = tp * pp;
+    int dp = cfg->parallel.dp ? cfg->parallel.dp : ranks / mpr;
+    if (ranks % mpr)
+        return kiln_fail(err, "parallel.tp x parallel.pp = %d x %d does not divide the job's %d ranks (mpirun -np): "
+                              "each data-parallel replica is tp x pp ranks", tp, pp, ranks), KILN_TRAIN_BAD_INPUT;
+    if (dp * mpr != ranks && ranks == 1)
+        return kiln_fail(err, "parallel.dp = %d, parallel.tp = %d and parallel.pp = %d need %d ranks, but this process "
+                              "was not started by an MPI launcher: run `mpirun -np %d kiln pretrain ...`", dp, tp, pp,
+                         dp * mpr, dp * mpr),
                KILN_TRAIN_BAD_INPUT;
-    if (dp * tp != ranks)
-        return kiln_fail(err, "parallel.dp = %d and parallel.tp = %d make %d ranks, but the job has %d (mpirun -np): "
-                              "the layout must use every rank (parallel.dp 0 takes ranks / parallel.tp)", dp, tp,
-                         dp * tp, ranks),
+    if (dp * mpr != ranks)
+        return kiln_fail(err, "parallel.dp = %d, parallel.tp = %d and parallel.pp = %d make %d ranks, but the job has "
+                              "%d (mpirun -np): the layout must use every rank (parallel.dp 0 takes ranks / (tp x pp))",
+                         dp, tp, pp, dp * mpr, ranks),
                KILN_TRAIN_BAD_INPUT;
     if (!r->async && t->grad_accum % dp)
         return kiln_fail(err, "train.grad_accum = %d does not divide among %d data-parallel replicas: each step's "
                               "micro-batches are shared out, so make it a multiple of %d", t->grad_accum, dp, dp),
                KILN_TRAIN_BAD_INPUT;
-    r->dp = dp, r->tp = tp;
-    // world rank = dp rank x tp + tp rank
-    if (comm_split(&r->comm, r->comm.rank / tp, r->comm.rank % tp, &r->tpc, err) ||
-        comm_split(&r->comm, r->comm.rank % tp, r->comm.rank / tp, &r->dpc, err))
+    r->dp = dp, r->tp = tp, r->pp = pp, r->mp = mpr;
+    // world rank w = (p x dp + d) x tp + t
+    int w = r->comm.rank, tr = w % tp, dr = w / tp % dp, pr = w / (tp * dp);
+    int ends = pp > 1 && cfg->model.tied && (pr == 0 || pr == pp - 1);  // the stages that hold the embedding
+    if (comm_split(&r->comm, pr * dp + dr, tr, &r->tpc, err) || comm_split(&r->comm, pr * tp + tr, dr, &r->dpc, err) ||
+        comm_split(&r->comm, dr * tp + tr, pr, &r->ppc, err) || comm_split(&r->comm, dr, pr * tp + tr, &r->mpc, err) ||
+        comm_split(&r->comm, ends ? dr * tp + tr : ranks + w, pr, &r->embc, err))
         return -1;
     if (loader_open(&r->train, cfg->data.train, B, T, cfg->model.vocab_size, cfg->data.shuffle,
                     kiln_hash64(t->seed + 1), err))
@@ -1251,13 +1340,30 @@ static int run_open(Run *r, KilnErr *err) {
     KilnModelConfig mc = cfg->model;
     mc.recompute = t->recompute;
     mc.precision = t->precision;
-    KilnTensorParallel tpg = {tp, r->tpc.rank, tp_allreduce, &r->tpc};
-    if (gpt_create_tp(&r->m, &mc, B, T, &tpg, err)) return KILN_TRAIN_BAD_INPUT;
-    if (tp > 1 && r->writer && gpt_create(&r->full, &mc, B, T, err))
-        return kiln_wrap(err, "rank 0's whole model (checkpoints and evaluations under parallel.tp)");
-    if (tp > 1 && r->dpc.rank == 0 && !(r->tpbuf = backend_alloc(3 * r->m.layout.total, err)))
-        return kiln_wrap(err, "parallel.tp: a share's weights and moments in passing");
+    KilnTensorParallel tpg = {tp, tr, tp_allreduce, &r->tpc};
+    KilnPipeStage stage = {pp, pr, pp - pr};
+    if (gpt_create_share(&r->m, &mc, B, T, &tpg, &stage, err)) return KILN_TRAIN_BAD_INPUT;
     r->zero = cfg->parallel.zero && dp > 1;
+    if (mpr > 1 && r->writer) {
+        if (gpt_create(&r->full, &mc, B, T, err))
+            return kiln_wrap(err, "rank 0's whole model (checkpoints and evaluations under parallel.tp and pp)");
+        long most = 0;
+        for (int j = 1; j < mpr; j++) {
+            KilnModel plan;
+            share_plan(r, j, &plan);
+            most = plan.layout.total > most ? plan.layout.total : most;
+        }
+        if (!(r->sharebuf = backend_alloc(most > 0 ? most : 1, err))) return kiln_wrap(err, "a share in passing");
+    }
+    if (mpr > 1 && r->zero && dr == 0 && !(r->mvbuf = backend_alloc(2 * r->m.layout.total, err)))
+        return kiln_wrap(err, "parallel.zero: this share's moments in passing");
+    if (pp > 1) {
+        long BT = (long)B * T, n = t->grad_accum / dp;
+        r->pipe_tok = malloc(sizeof(int32_t) * (size_t)(n * BT));
+        r->pipe_tgt = malloc(sizeof(int32_t) * (size_t)(n * BT));
+        r->pipe_micro = malloc(sizeof(int) * (size_t)n);
+        if (!r->pipe_tok || !r->pipe_tgt || !r->pipe_micro) return kiln_fail(err, "out of memory");
+    }
     if (r->zero) {
         long lo, hi, P = r->m.layout.total;
         if (P > 2147483647L)
@@ -1325,12 +1431,20 @@ static int run_open(Run *r, KilnErr *err) {
                "%d micro-batches on the weights it last received; gradients more than %d updates stale are dropped; "
                "the spike guard's skipped batches do not apply), %d threads per rank\n",
             ranks - 1, t->grad_accum, cfg->parallel.staleness, omp_get_max_threads());
-    else if (tp > 1)
-        say(r, "parallel: %d ranks, %d data-parallel replica(s) x %d tensor-parallel ranks (each holds 1/%d of the "
-               "heads, MLP and vocabulary, with 4 all-reduces of the activations per block a step); %s; rank 0 also "
-               "holds the whole model for checkpoints and evaluations; %d threads per rank\n", ranks, dp, tp, tp,
+    else if (mpr > 1) {
+        char tp_part[200] = "", pp_part[300] = "";
+        if (tp > 1)
+            snprintf(tp_part, sizeof tp_part, "; tensor parallel over %d ranks (each holds 1/%d of the heads, MLP and "
+                     "vocabulary; 4 all-reduces of the activations per block)", tp, tp);
+        if (pp > 1)
+            snprintf(pp_part, sizeof pp_part, "; %d pipeline stages of %d blocks, %d micro-batches a step in the 1F1B "
+                     "order (bubble %.0f%% in theory, (stages-1)/(micro-batches+stages-1))", pp, cfg->model.n_layer / pp,
+                     t->grad_accum / dp, 100 * pipeline_bubble(pp, t->grad_accum / dp));
+        say(r, "parallel: %d ranks, %d data-parallel replica(s) of %d rank(s)%s%s; %s; rank 0 also holds the whole "
+               "model for checkpoints and evaluations; %d threads per rank\n", ranks, dp, mpr, tp_part, pp_part,
             dp == 1 ? "one replica" : r->zero ? "ZeRO-1 over the replicas" : "gradients all-reduced over the replicas",
             omp_get_max_threads());
+    }
     else if (ranks > 1)
         say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; %s), %d threads "
                "per rank\n", ranks, t->grad_accum / ranks, t->grad_accum,
@@ -1395,7 +1509,11 @@ static void run_close(Run *r) {
     free(r->rows_shard);
     free(r->rows_start);
     free(r->gshard);
-    backend_free(r->tpbuf);
+    backend_free(r->sharebuf);
+    backend_free(r->mvbuf);
+    free(r->pipe_tok);
+    free(r->pipe_tgt);
+    free(r->pipe_micro);
     if (r->m.params) gpt_destroy(&r->m);
     if (r->full.params) gpt_destroy(&r->full);
     if (r->train.shards) loader_close(&r->train);
@@ -1435,6 +1553,9 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     // after an error a rank leaves without it: its launcher then ends the others,
     // which may be waiting in a collective for it
     if (rc >= 0) {
+        comm_group_free(&r->embc);
+        comm_group_free(&r->mpc);
+        comm_group_free(&r->ppc);
         comm_group_free(&r->tpc);
         comm_group_free(&r->dpc);
         comm_finalize(&r->comm);
