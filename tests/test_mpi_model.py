@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""test_mpi_tp.py KILN SRCDIR: tensor parallelism (parallel.tp) over MPI.
+"""test_mpi_model.py KILN SRCDIR: model parallelism over MPI: tensor (parallel.tp)
+and pipeline (parallel.pp) parallelism, and their layouts with data parallelism.
 
 The tiny model of test_mpi.py, 50 steps, one thread per rank under mpirun
 --oversubscribe. Tensor-parallel ranks sum partial products where one process
-sums whole ones, so runs agree to float rounding, not bit for bit.
+sums whole ones (and a tied head's gradient joins the embedding's across
+stages), so runs agree to float rounding, not bit for bit.
 - GPT-2 (tied embedding, learned positions, LayerNorm, GELU, biases, dropout
   0.1) on tp=2 follows the one-process run: loss at every step and validation
   loss within 1e-5 relative, final weights within 1e-5;
@@ -16,8 +18,15 @@ sums whole ones, so runs agree to float rounding, not bit for bit.
 - comm_bytes is the theoretical volume of the activations' all-reduces: per
   micro-batch 4 of (B,T,C) per block, 2 for the embedding and the head's input
   gradient, and the cross-entropy's row max and sum of exponentials;
-- layouts that do not divide the heads, the kv heads, the vocabulary or the
-  ranks are refused before any step, naming the key.
+- pipeline stages: GPT-2 (tied head: its copy of the embedding on the last
+  stage) on pp=2, and a 4-block Llama on pp=2, tp=2 x pp=2 and dp=2 x tp=2 x
+  pp=2 with ZeRO-1 (8 ranks), with recomputation, all within 1e-5 of one
+  process; a pp=2 run resumed at 25 on pp=2 bit for bit, on 1 process within
+  1e-5; pp_bubble logged every step; comm_bytes on the first stage are its
+  activations sent on (4 B x B*T*C per micro-batch) and the tied embedding's
+  gradient sum;
+- layouts that do not divide the heads, the kv heads, the vocabulary, the
+  blocks or the ranks are refused before any step, naming the key.
 Skips (exit 77) when mpirun is missing or kiln was built without MPI."""
 import os
 import sys
@@ -30,7 +39,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "train"))
 import mpiutil as mu  # noqa: E402
 
 mu.skip_without_mpi(KILN, SRC)
-W = tempfile.mkdtemp(prefix="kiln_mpi_tp_")
+W = tempfile.mkdtemp(prefix="kiln_mpi_model_")
 cfg = mu.tiny_config(KILN, SRC, W)
 R = mu.Runs(KILN, W, cfg)
 check, pretrain, losses, close, identical = R.check, R.pretrain, R.losses, R.close, R.identical
@@ -80,15 +89,44 @@ ldp, _ = pretrain("llama_dp2", 2, *LLAMA)
 rt, _ = pretrain("dp2_on_tp2", 2, "parallel.tp=2", *LLAMA, resume=os.path.join(ldp, "ckpt-00000025"))
 close(rt, ldp, "dp=2 resumed at 25 on tp=2")
 
+# pipeline stages
+pp2, _ = pretrain("pp2", 2, "parallel.pp=2")
+close(pp2, one, "GPT-2 (tied head), pp=2 vs 1 process")
+val_close(pp2, one, "GPT-2, pp=2")
+rows = losses(pp2)[1]
+vol = [r["comm_bytes"] for r in rows if "comm_bytes" in r]
+bub = [r["pp_bubble"] for r in rows if "pp_bubble" in r]
+V = 256
+check(vol and all(v == 4 * (micro * N * C + V * C) for v in vol),
+      "pp=2: comm_bytes of the first stage = its activations sent on + the tied embedding's gradient sum",
+      f"{vol[:3]} vs {4 * (micro * N * C + V * C)}")
+check(len(bub) == 50 and all(0 <= b < 1 for b in bub), "pp=2: pp_bubble logged every step, a fraction", str(bub[:3]))
+DEEP = (*LLAMA, "model.n_layer=4")
+deep1, _ = pretrain("deep1", 1, *DEEP)
+dpp2, _ = pretrain("deep_pp2", 2, "parallel.pp=2", *DEEP)
+close(dpp2, deep1, "Llama, 4 blocks, pp=2 vs 1 process")
+dtp, _ = pretrain("deep_tp2_pp2", 4, "parallel.pp=2", "parallel.tp=2", *DEEP)
+close(dtp, deep1, "Llama, 4 blocks, tp=2 x pp=2 vs 1 process")
+d8, _ = pretrain("deep_8", 8, "parallel.pp=2", "parallel.tp=2", "parallel.zero=1", *DEEP)
+close(d8, deep1, "Llama, 4 blocks, dp=2 x tp=2 x pp=2 with ZeRO-1 (8 ranks) vs 1 process")
+drc, _ = pretrain("deep_recompute", 2, "parallel.pp=2", "train.recompute=true", *DEEP)
+close(drc, deep1, "Llama, 4 blocks, pp=2 with recomputation vs 1 process")
+ck = os.path.join(dpp2, "ckpt-00000025")
+pr2, _ = pretrain("deep_resume_pp2", 2, "parallel.pp=2", *DEEP, resume=ck)
+identical(pr2, dpp2, "pp=2 resumed at 25 on pp=2 vs uninterrupted")
+pr1, _ = pretrain("deep_resume_one", 1, *DEEP, resume=ck)
+close(pr1, dpp2, "pp=2 resumed at 25 on 1 process")
+
 # layouts that cannot work: refused before any step, exit 2, the key named
 for name, ranks, sets, want in [
         ("bad_heads", 3, ("parallel.tp=3",), "does not divide model.n_head = 4"),
         ("bad_kv", 4, ("parallel.tp=4", *LLAMA), "does not divide model.n_kv_head = 2"),
         ("bad_vocab", 2, ("parallel.tp=2", "model.vocab_size=257"), "does not divide model.vocab_size = 257"),
+        ("bad_blocks", 3, ("parallel.pp=3",), "does not divide model.n_layer = 2"),
         ("bad_ranks", 2, ("parallel.tp=4",), "does not divide the job's 2 ranks"),
         ("bad_layout", 4, ("parallel.tp=2", "parallel.dp=1"), "make 2 ranks, but the job has 4")]:
     _, p = pretrain(name, ranks, *sets, expect=2)
     check(want in p.stderr and not os.path.exists(os.path.join(W, name, "metrics.jsonl")),
           f"{name}: refused before any step", p.stderr[-400:])
 
-R.finish("test_mpi_tp", time.monotonic() - t0)
+R.finish("test_mpi_model", time.monotonic() - t0)
