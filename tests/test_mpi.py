@@ -19,6 +19,9 @@ rounding noise alone under Adam).
 - ZeRO-1 (parallel.zero=1) on 2 ranks ends with plain data parallelism's
   weights and moments bit for bit; its checkpoint resumes bit for bit on 2
   ranks with ZeRO-1 and within 1e-5 on 1 rank;
+- ZeRO-2 (parallel.zero=2): bit for bit plain data parallelism's with one
+  micro-batch per rank, within 1e-5 with two; resumes bit for bit, and with
+  ZeRO-1;
 - SIGTERM to the ranks: every rank stops at the same step, one checkpoint,
   exit status 75 through mpirun;
 - a rank that hangs (SIGSTOP) ends the job within parallel.timeout_s with the
@@ -111,6 +114,21 @@ zres, _ = pretrain("zero_resume", 2, "parallel.zero=1", resume=ck)
 identical(zres, zero, "ZeRO-1 resumed at 25 on 2 ranks vs uninterrupted")
 zres1, _ = pretrain("zero_resume1", 1, resume=ck)
 close(zres1, zero, "ZeRO-1 resumed at 25 on 1 rank vs uninterrupted")
+
+# ZeRO-2: the gradients sharded too, each block's reduce-scattered as its
+# backward pass ends on every micro-batch. With one micro-batch per rank the
+# sums are plain data parallelism's bit for bit; with two each, the ranks'
+# micro-batches are summed pairwise first (another order: within 1e-5)
+zero2_1, _ = pretrain("zero2_acc2", 2, "parallel.zero=2", "model.dropout=0", "train.batch_size=16",
+                      "train.grad_accum=2")
+identical(zero2_1, two_acc2, "ZeRO-2 vs plain data parallelism, one micro-batch per rank")
+zero2, _ = pretrain("zero2", 2, "parallel.zero=2")
+close(zero2, two, "ZeRO-2 with 2 micro-batches per rank vs plain data parallelism")
+ck = os.path.join(zero2, "ckpt-00000025")
+z2res, _ = pretrain("zero2_resume", 2, "parallel.zero=2", resume=ck)
+identical(z2res, zero2, "ZeRO-2 resumed at 25 on 2 ranks vs uninterrupted")
+z2res1, _ = pretrain("zero2_on_zero1", 2, "parallel.zero=1", resume=ck)
+close(z2res1, zero2, "ZeRO-2 resumed at 25 with ZeRO-1 vs uninterrupted")
 
 # SIGTERM to the ranks (as a scheduler's preemption): one checkpoint, exit 75
 stop = os.path.join(W, "stop")

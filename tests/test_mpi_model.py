@@ -20,7 +20,8 @@ stages), so runs agree to float rounding, not bit for bit.
   gradient, and the cross-entropy's row max and sum of exponentials;
 - pipeline stages: GPT-2 (tied head: its copy of the embedding on the last
   stage) on pp=2, and a 4-block Llama on pp=2, tp=2 x pp=2 and dp=2 x tp=2 x
-  pp=2 with ZeRO-1 (8 ranks), with recomputation, all within 1e-5 of one
+  pp=2 with ZeRO-2 (8 ranks), GPT-2 on dp=2 x pp=2 with ZeRO-2, with
+  recomputation, all within 1e-5 of one
   process; a pp=2 run resumed at 25 on pp=2 bit for bit, on 1 process within
   1e-5; pp_bubble logged every step; comm_bytes on the first stage are its
   activations sent on (4 B x B*T*C per micro-batch) and the tied embedding's
@@ -107,8 +108,10 @@ dpp2, _ = pretrain("deep_pp2", 2, "parallel.pp=2", *DEEP)
 close(dpp2, deep1, "Llama, 4 blocks, pp=2 vs 1 process")
 dtp, _ = pretrain("deep_tp2_pp2", 4, "parallel.pp=2", "parallel.tp=2", *DEEP)
 close(dtp, deep1, "Llama, 4 blocks, tp=2 x pp=2 vs 1 process")
-d8, _ = pretrain("deep_8", 8, "parallel.pp=2", "parallel.tp=2", "parallel.zero=1", *DEEP)
-close(d8, deep1, "Llama, 4 blocks, dp=2 x tp=2 x pp=2 with ZeRO-1 (8 ranks) vs 1 process")
+d8, _ = pretrain("deep_8", 8, "parallel.pp=2", "parallel.tp=2", "parallel.zero=2", *DEEP)
+close(d8, deep1, "Llama, 4 blocks, dp=2 x tp=2 x pp=2 with ZeRO-2 (8 ranks) vs 1 process")
+gz2, _ = pretrain("gpt2_dp2_pp2_zero2", 4, "parallel.pp=2", "parallel.zero=2")
+close(gz2, one, "GPT-2 (tied head), dp=2 x pp=2 with ZeRO-2 vs 1 process")
 drc, _ = pretrain("deep_recompute", 2, "parallel.pp=2", "train.recompute=true", *DEEP)
 close(drc, deep1, "Llama, 4 blocks, pp=2 with recomputation vs 1 process")
 ck = os.path.join(dpp2, "ckpt-00000025")

@@ -157,7 +157,7 @@ typedef struct {
     int dp;           // data-parallel ranks; 0: all of them (over tp)
     int tp;           // tensor-parallel ranks per replica (Megatron-LM's splits); 1: none
     int pp;           // pipeline stages per replica (the blocks split evenly, 1F1B); 1: none
-    int zero;         // 1: ZeRO-1, the optimizer state sharded over the data-parallel ranks
+    int zero;         // 1: ZeRO-1, the optimizer state sharded over the data-parallel ranks; 2: the gradients too
     KilnParMode mode;  // async: rank 0 a parameter server, the others workers
     int staleness;    // async: a gradient computed on weights older than this many updates is dropped
     float timeout_s;  // longest wait for the other ranks (with rank 0's heartbeat as old); 0: forever

@@ -112,7 +112,18 @@ typedef struct {
     int NH, NKV, AD;         // this rank's query and kv heads; the attention's output width NH*HD
     int V;                   // this rank's vocabulary rows, [vocab_lo, vocab_lo + V)
     long vocab_lo;
-    float *params, *grads;   // layout.total floats each, one allocation
+    float *params, *grads;   // layout.total floats each, one allocation (ZeRO-2: grads NULL, see gmem)
+    // ZeRO-2 (gpt_shard_grads): gradients never whole. gmem holds the
+    // gradients of the tensors that are not per block (embeddings, final
+    // norm, head: gfix_n floats, views in g) and one block's (gblk_n floats,
+    // views in gb, reused block after block: each goes to grad_ready as the
+    // block's backward pass ends)
+    float *gmem;
+    long gfix_n, gblk_n;
+    KilnTensors gb;
+    // the gradients the optimizer reads: gopt[i - opt_lo] is parameter i's
+    // (grads + opt_lo, or under ZeRO the caller's summed shard)
+    float *gopt;
     // the optimizer's moments for [opt_lo, opt_lo + opt_n) of the layout: all of
     // it, or under ZeRO this rank's shard (m[i - opt_lo] is parameter i's)
     float *m, *v;
@@ -135,8 +146,9 @@ typedef struct {
     // Called by gpt_backward with each gradient as soon as it is final (the
     // head's, each block's slice of every per-layer tensor, last the
     // embeddings'), so that a caller can send it while the pass goes on
-    // (data parallelism). NULL: not called.
-    void (*grad_ready)(void *ctx, float *grad, long n);
+    // (data parallelism); offset: where the n floats sit in the layout.
+    // NULL: not called.
+    void (*grad_ready)(void *ctx, float *grad, long offset, long n);
     void *grad_ready_ctx;
     int train;                   // last forward computed dlogits
     double loss;  // mean cross-entropy of the last forward with targets
@@ -172,6 +184,10 @@ void gpt_tp_copy(const KilnModel *m, int k, float *shard, const KilnModel *full,
 int gpt_tp_split(KilnParamId id);
 // ZeRO: m and v for [lo, hi) of the layout only, zeroed (fresh optimizer state).
 int gpt_shard_optimizer(KilnModel *m, long lo, long hi, KilnErr *err);
+// ZeRO-2: gives up the whole gradient buffer for gmem (above); the caller
+// takes each block's gradients in grad_ready, on every micro-batch, and the
+// rest from g after the step's last backward pass.
+int gpt_shard_grads(KilnModel *m, KilnErr *err);
 void gpt_destroy(KilnModel *m);
 // train.precision bf16: the linear layers' matmuls in bf16 instructions (on)
 // or on the fp32 sgemm with bf16-rounded operands (off). -1 with err set when

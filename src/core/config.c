@@ -145,7 +145,8 @@ static const KeySpec KEYS[] = {
      "head); a step's micro-batches run through them in the 1F1B order; 1 = none"},
     {"parallel.zero", T_INT, P(zero), 0, NULL,
      "1: ZeRO-1, each data-parallel rank keeps and updates only its 1/N of the optimizer state (AdamW's m and v); "
-     "0: every rank all of it"},
+     "2: ZeRO-2, and only its 1/N of the summed gradients (each block's reduce-scattered as its backward pass "
+     "ends); 0: every rank all of it"},
     {"parallel.mode", T_ENUM, P(mode), 0, PAR_MODE_NAMES,
      "sync: the ranks take every step together | async: rank 0 a parameter server applying each worker's "
      "gradient as it comes (asynchronous SGD)"},
@@ -444,8 +445,9 @@ int kiln_config_finalize(KilnConfig *cfg, KilnErr *err) {
     NEED(cfg->parallel.staleness >= 0, "parallel.staleness must not be negative");
     NEED(cfg->parallel.mode == KILN_PAR_SYNC || !cfg->parallel.zero,
          "parallel.zero shards the optimizer among ranks that step together: it does not apply to parallel.mode: async");
-    NEED(cfg->parallel.zero == 0 || cfg->parallel.zero == 1,
-         "parallel.zero must be 0 or 1 (ZeRO-1: the optimizer state sharded; got %d)", cfg->parallel.zero);
+    NEED(cfg->parallel.zero >= 0 && cfg->parallel.zero <= 2,
+         "parallel.zero must be 0, 1 (ZeRO-1: the optimizer state sharded) or 2 (ZeRO-2: the gradients too; got %d)",
+         cfg->parallel.zero);
 #undef NEED
     return 0;
 }

@@ -218,6 +218,28 @@ void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
     free(counts);
 }
 
+long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out) {
+    int *counts = malloc(sizeof *counts * (size_t)c->size);
+    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);  // a few bytes: the job cannot go on
+    long mine = offset;
+    for (int r = 0; r < c->size; r++) {
+        long lo, hi;
+        comm_shard(total, c->size, r, &lo, &hi);
+        long a = lo > offset ? lo : offset, b = hi < offset + n ? hi : offset + n;
+        counts[r] = b > a ? (int)(b - a) : 0;
+        if (r == c->rank) mine = a;
+    }
+    if (c->size == 1) memcpy(out, x, sizeof *x * (size_t)n);
+    else {
+        double t0 = busy(c, "the gradients' reduce-scatter");
+        MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MCOMM(c));
+        stats_of(c)->bytes += (c->size - 1.0) / c->size * 4.0 * n;
+        idle(c, t0);
+    }
+    free(counts);
+    return mine;
+}
+
 void comm_allgather_f32(KilnComm *c, float *x, long n) {
     if (c->size == 1) return;
     int *counts = shard_counts(c, n);
@@ -377,6 +399,11 @@ void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
     memcpy(out, x, sizeof *x * (size_t)n);
 }
 void comm_allgather_f32(KilnComm *c, float *x, long n) { (void)c, (void)x, (void)n; }
+long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out) {
+    (void)c, (void)total;
+    memcpy(out, x, sizeof *x * (size_t)n);
+    return offset;
+}
 void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag) {
     (void)c, (void)buf, (void)bytes, (void)dest, (void)tag;
 }

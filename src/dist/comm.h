@@ -61,6 +61,10 @@ void comm_shard(long n, int size, int rank, long *lo, long *hi);
 // The sum over ranks of the whole of x (n floats), of which this rank receives
 // its comm_shard piece into out.
 void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out);
+// ZeRO-2: the sum over ranks of x, the floats [offset, offset + n) of a
+// buffer of total floats; each rank receives into out the part of them in its
+// comm_shard piece of that buffer. Returns where out starts in the buffer.
+long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out);
 // Every rank's comm_shard piece of x, from its owner, in place.
 void comm_allgather_f32(KilnComm *c, float *x, long n);
 // Rank 0 receives into all (n floats) every rank's piece of x; every rank

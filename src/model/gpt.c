@@ -226,7 +226,7 @@ int gpt_create_share(KilnModel *m, const KilnModelConfig *cfg, int maxB, int max
         return kiln_wrap(err, "model parameters and optimizer state (model.n_layer=%d, model.n_embd=%d, "
                          "model.vocab_size=%d)", cfg->n_layer, cfg->n_embd, cfg->vocab_size);
     }
-    m->grads = m->params + P;
+    m->grads = m->gopt = m->params + P;
     m->v = m->m + P;
     m->opt_lo = 0;
     m->opt_n = P;
@@ -278,6 +278,40 @@ int gpt_shard_optimizer(KilnModel *m, long lo, long hi, KilnErr *err) {
     return 0;
 }
 
+// A tensor stored per block (all the model's blocks back to back).
+static int per_block(int id) { return id >= PT_LN1W && id <= PT_FCPROJB; }
+
+int gpt_shard_grads(KilnModel *m, KilnErr *err) {
+    const KilnParamLayout *pl = &m->layout;
+    long P = pl->total, fix = 0, blk = 0, at[PT_COUNT];
+    for (int id = 0; id < PT_COUNT; id++) {  // the whole tensors' gradients, then one block's
+        long n = per_block(id) ? 0 : pl->size[id];
+        at[id] = fix, fix += (n + 15) & ~15L;
+    }
+    for (int id = PT_LN1W; id <= PT_FCPROJB; id++) {
+        long n = pl->size[id] / m->nl;
+        at[id] = fix + blk, blk += (n + 15) & ~15L;
+    }
+    float *params = backend_alloc(P, err), *g = params ? backend_alloc(fix + blk > 0 ? fix + blk : 1, err) : NULL;
+    if (!g) {
+        backend_free(params);
+        return kiln_wrap(err, "parallel.zero 2: the weights and one block's gradients");
+    }
+    memcpy(params, m->params, sizeof(float) * (size_t)P);
+    backend_free(m->params);
+    m->params = params;
+    m->p = gpt_views(m, params);
+    m->grads = NULL;
+    m->gmem = g;
+    m->gfix_n = fix, m->gblk_n = blk;
+    for (int id = 0; id < PT_COUNT; id++) {
+        float *t = pl->size[id] ? g + at[id] : NULL;
+        m->g.t[id] = per_block(id) ? NULL : t;
+        m->gb.t[id] = per_block(id) ? t : NULL;
+    }
+    return 0;
+}
+
 int gpt_bf16_kernels(KilnModel *m, int on, KilnErr *err) {
     if (!on || m->bk) {
         if (!on) bf16_gemm_close(m->bk), m->bk = NULL;
@@ -297,6 +331,7 @@ int gpt_sgemm_libs(KilnModel *m, int mask, KilnErr *err) {
 
 void gpt_destroy(KilnModel *m) {
     bf16_gemm_close(m->bk);
+    backend_free(m->gmem);
     free(m->slot_acts);
     backend_free(m->m);
     backend_free(m->params);
@@ -308,7 +343,8 @@ void gpt_destroy(KilnModel *m) {
 KilnMemPlan gpt_memory_plan(const KilnModel *m) {
     double P = (double)m->layout.total * sizeof(float);
     double O = (double)m->opt_n * sizeof(float);  // this rank's shard under ZeRO
-    KilnMemPlan p = {.weights = P, .grads = P, .optim = 2 * O, .acts = (double)m->acts_floats * sizeof(float),
+    double G = m->gmem ? (double)(m->gfix_n + m->gblk_n) * sizeof(float) : P;  // ZeRO-2: a block's and the rest
+    KilnMemPlan p = {.weights = P, .grads = G, .optim = 2 * O, .acts = (double)m->acts_floats * sizeof(float),
                      .bf16_weights = m->wbf ? P : 0};
     return p;
 }
@@ -658,14 +694,26 @@ static const float *branch_grad(KilnModel *m, KilnDropout d) {
     return a->dtmp;
 }
 
-void gpt_zero_grad(KilnModel *m) { backend_zero(m->grads, m->layout.total); }
+void gpt_zero_grad(KilnModel *m) {
+    if (m->gmem) backend_zero(m->gmem, m->gfix_n);  // ZeRO-2: the whole tensors'; a block's are zeroed as it starts
+    else backend_zero(m->grads, m->layout.total);
+}
 
 // The gradients of tensor id's block l (l = -1: the whole tensor) are final.
 static void grads_ready(KilnModel *m, int id, int l) {
     long n = m->layout.size[id], off = m->layout.offset[id];
     if (!m->grad_ready || !n) return;
     if (l >= 0) n /= m->nl, off += l * n;
-    m->grad_ready(m->grad_ready_ctx, m->grads + off, n);
+    float *g = l < 0 ? m->g.t[id] : m->gmem ? m->gb.t[id] : m->g.t[id] + (off - m->layout.offset[id]);
+    m->grad_ready(m->grad_ready_ctx, g, off, n);
+}
+
+// Block l's gradients: its slices of the whole buffer, or under ZeRO-2 the
+// one block's buffer, zeroed as the block's backward pass starts.
+static LayerParams block_grads(KilnModel *m, int l) {
+    if (!m->gmem) return layer_params(m, &m->g, l);
+    backend_zero(m->gmem + m->gfix_n, m->gblk_n);
+    return layer_params(m, &m->gb, 0);
 }
 
 void gpt_backward(KilnModel *m) {
@@ -692,7 +740,7 @@ void gpt_backward(KilnModel *m) {
     }  // else the next pipeline stage's gradient of this one's output is in dres (gpt_stage_dinput)
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(m, &m->p, l), w = layer_params(m, mw, l);
-        LayerParams g = layer_params(m, &m->g, l);
+        LayerParams g = block_grads(m, l);
         LayerActs s = layer_acts(m, l);
         const float *x = l > 0 ? layer_acts(m, l - 1).res3 : a->encoded;
         // the shared set holds the last block's activations from the forward

@@ -63,9 +63,11 @@ typedef struct {
     double pipe_wait_s;     // pp > 1: the last step's time waiting for the other stages
     double bubble_since_log;  // the sum of the steps' bubble fractions since the last progress line
     int writer;             // rank 0: the one that writes and reads files of the run directory
-    int zero;               // ZeRO-1: each rank holds and updates its shard of the optimizer state
+    int zero;               // ZeRO-1: each rank holds and updates its shard of the optimizer state; 2: and of
+                            // the gradients
     int async;              // parallel.mode async: rank 0 serves weights, the others send gradients
-    float *gshard;          // ZeRO-1: this rank's shard of the summed gradients (m.opt_n)
+    float *gshard;          // ZeRO: this rank's shard of the summed gradients (m.opt_n; the model's gopt)
+    float *gpiece;          // ZeRO-2: a block's piece of it in passing
     const KilnConfig *cfg;  // = &cfg_own
     KilnConfig cfg_own;     // the caller's config, with a resumed run's schedule extension settled
     char extend_note[512];  // what a resume does to the learning rate, said once at start
@@ -583,10 +585,29 @@ static void tp_allreduce(void *ctx, float *x, long n, int max) { comm_allreduce_
 // gpt_backward's grad_ready hook on a rank's last micro-batch: the sum over
 // ranks of each gradient starts as soon as it is final, while the backward
 // pass goes on with the blocks below (as PyTorch DDP's buckets do).
-static void send_grads(void *ctx, float *grad, long n) {
+static void send_grads(void *ctx, float *grad, long offset, long n) {
     KilnComm *c = ctx;
+    (void)offset;
     comm_progress(c);  // MPI moves the sums already started only inside MPI calls
     comm_iallreduce_sum_f32(c, grad, n);
+}
+
+// ZeRO-2: the sum over the replicas of layout range [offset, offset + n), of
+// which this rank keeps its shard's part, added to its summed gradients.
+static void shard_grads(Run *r, const float *grad, long offset, long n) {
+    const KilnModel *m = &r->m;
+    long at = comm_reduce_scatter_range(&r->dpc, grad, offset, n, m->layout.total, r->gpiece);
+    long lo = at > m->opt_lo ? at : m->opt_lo, hi = offset + n < m->opt_lo + m->opt_n ? offset + n : m->opt_lo + m->opt_n;
+    for (long i = lo; i < hi; i++) r->gshard[i - m->opt_lo] += r->gpiece[i - at];
+}
+
+// ZeRO-2's grad_ready hook, on every micro-batch: a block's gradients go to
+// their shards as the block's backward pass ends (its buffer is reused by the
+// next); the other tensors' are taken after the step's last micro-batch.
+static void send_block_grads(void *ctx, float *grad, long offset, long n) {
+    Run *r = ctx;
+    long id_end = r->m.layout.offset[PT_FCPROJB] + r->m.layout.size[PT_FCPROJB];
+    if (offset >= r->m.layout.offset[PT_LN1W] && offset < id_end) shard_grads(r, grad, offset, n);
 }
 
 // Micro-batch number micro of the step: forward with its dropout masks
@@ -600,8 +621,8 @@ static int micro_forward(Run *r, const int32_t *tok, const int32_t *tgt, int mic
 // Backward; on the replica's last micro-batch of the step (last) the sums
 // over the replicas start as each gradient is final, while the pass goes on.
 static void micro_backward(Run *r, int last) {
-    r->m.grad_ready = r->dp > 1 && last && !r->zero ? send_grads : NULL;
-    r->m.grad_ready_ctx = &r->dpc;
+    r->m.grad_ready = r->zero == 2 ? send_block_grads : r->dp > 1 && last && !r->zero ? send_grads : NULL;
+    r->m.grad_ready_ctx = r->zero == 2 ? (void *)r : (void *)&r->dpc;
     gpt_backward(&r->m);
     r->m.grad_ready = NULL;
 }
@@ -641,6 +662,7 @@ static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *er
         return kiln_fail(err, "step %d has %d micro-batches (train.grad_accum and the batch ramp), which do not "
                               "divide among %d data-parallel replicas", step + 1, micro_batches, ranks);
     gpt_zero_grad(&r->m);
+    if (r->zero == 2) memset(r->gshard, 0, sizeof(float) * (size_t)r->m.opt_n);  // summed into, micro-batch by micro-batch
     *loss = 0.0;
     r->nrows = 0;
     r->pipe_n = 0;
@@ -669,10 +691,10 @@ static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *er
         float *g = r->m.g.t[PT_WTE];
         comm_allreduce_f32(&r->embc, g, r->m.layout.size[PT_WTE], 0);
     }
-    if (r->zero) {  // only this rank's shard of the sum: the rest it neither updates nor reads
+    if (r->zero == 1)  // only this rank's shard of the sum: the rest it neither updates nor reads
         comm_reduce_scatter_f32(&r->dpc, r->m.grads, r->m.layout.total, r->gshard);
-        memcpy(r->m.grads + r->m.opt_lo, r->gshard, sizeof(float) * (size_t)r->m.opt_n);
-    }
+    for (int id = 0; r->zero == 2 && id < PT_COUNT; id++)  // the tensors that are not per block
+        if (r->m.g.t[id]) shard_grads(r, r->m.g.t[id], r->m.layout.offset[id], r->m.layout.size[id]);
     comm_allreduce_sum_f64(&r->dpc, loss, 1);  // the tensor-parallel ranks of a replica have the same loss
     return 0;
 }
@@ -972,7 +994,7 @@ static double global_grad_norm(Run *r) {
     const KilnModel *m = &r->m;
     if (!r->zero && r->mp == 1) return grad_global_norm(m);
     if (r->mp == 1) {
-        double ss = sum_squares(m->grads + m->opt_lo, m->opt_n);
+        double ss = sum_squares(m->gopt, m->opt_n);
         comm_allreduce_sum_f64(&r->dpc, &ss, 1);
         return sqrt(ss);
     }
@@ -982,7 +1004,7 @@ static double global_grad_norm(Run *r) {
         if (id == PT_WTE && !m->first) continue;  // the tied head's copy: counted on the first stage
         long a = m->layout.offset[id], b = a + m->layout.size[id];
         a = a > lo ? a : lo, b = b < hi ? b : hi;
-        if (a < b) ss[gpt_tp_split(id) ? 0 : 1] += sum_squares(m->grads + a, b - a);
+        if (a < b) ss[gpt_tp_split(id) ? 0 : 1] += sum_squares(m->gopt + (a - m->opt_lo), b - a);
     }
     if (r->zero) comm_allreduce_sum_f64(&r->dpc, ss, 2);
     comm_allreduce_sum_f64(&r->tpc, ss, 1);
@@ -1343,7 +1365,7 @@ static int run_open(Run *r, KilnErr *err) {
     KilnTensorParallel tpg = {tp, tr, tp_allreduce, &r->tpc};
     KilnPipeStage stage = {pp, pr, pp - pr};
     if (gpt_create_share(&r->m, &mc, B, T, &tpg, &stage, err)) return KILN_TRAIN_BAD_INPUT;
-    r->zero = cfg->parallel.zero && dp > 1;
+    r->zero = dp > 1 ? cfg->parallel.zero : 0;
     if (mpr > 1 && r->writer) {
         if (gpt_create(&r->full, &mc, B, T, err))
             return kiln_wrap(err, "rank 0's whole model (checkpoints and evaluations under parallel.tp and pp)");
@@ -1371,8 +1393,12 @@ static int run_open(Run *r, KilnErr *err) {
                    KILN_TRAIN_BAD_INPUT;
         comm_shard(P, dp, r->dpc.rank, &lo, &hi);
         if (gpt_shard_optimizer(&r->m, lo, hi, err)) return -1;
-        r->gshard = malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1));
-        if (!r->gshard) return kiln_fail(err, "out of memory");
+        long n = hi - lo > 0 ? hi - lo : 1;
+        r->gshard = malloc(sizeof(float) * (size_t)n);
+        r->gpiece = r->zero == 2 ? malloc(sizeof(float) * (size_t)n) : NULL;
+        if (!r->gshard || (r->zero == 2 && !r->gpiece)) return kiln_fail(err, "out of memory");
+        r->m.gopt = r->gshard;
+        if (r->zero == 2 && gpt_shard_grads(&r->m, err)) return -1;
     }
     r->tok = malloc(sizeof(int32_t) * B * T);
     r->tgt = malloc(sizeof(int32_t) * B * T);
@@ -1442,14 +1468,20 @@ static int run_open(Run *r, KilnErr *err) {
                      t->grad_accum / dp, 100 * pipeline_bubble(pp, t->grad_accum / dp));
         say(r, "parallel: %d ranks, %d data-parallel replica(s) of %d rank(s)%s%s; %s; rank 0 also holds the whole "
                "model for checkpoints and evaluations; %d threads per rank\n", ranks, dp, mpr, tp_part, pp_part,
-            dp == 1 ? "one replica" : r->zero ? "ZeRO-1 over the replicas" : "gradients all-reduced over the replicas",
+            dp == 1      ? "one replica"
+            : r->zero    ? (r->zero == 2 ? "ZeRO-2 over the replicas" : "ZeRO-1 over the replicas")
+                         : "gradients all-reduced over the replicas",
             omp_get_max_threads());
     }
     else if (ranks > 1)
         say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; %s), %d threads "
                "per rank\n", ranks, t->grad_accum / ranks, t->grad_accum,
-            r->zero ? "ZeRO-1: gradients reduce-scattered, each rank updates its shard of the weights with its shard "
-                      "of the optimizer state, weights all-gathered"
+            r->zero == 2 ? "ZeRO-2: each block's gradients reduce-scattered as its backward pass ends, on every "
+                           "micro-batch, the other tensors' after the last; each rank keeps only its shard of the summed "
+                           "gradients and of the optimizer state and updates its shard of the weights, weights "
+                           "all-gathered"
+            : r->zero    ? "ZeRO-1: gradients reduce-scattered, each rank updates its shard of the weights with its "
+                           "shard of the optimizer state, weights all-gathered"
                     : "gradients all-reduced while the backward pass goes on",
             omp_get_max_threads());
     if (t->peak_tflops > 0)
@@ -1509,6 +1541,7 @@ static void run_close(Run *r) {
     free(r->rows_shard);
     free(r->rows_start);
     free(r->gshard);
+    free(r->gpiece);
     backend_free(r->sharebuf);
     backend_free(r->mvbuf);
     free(r->pipe_tok);

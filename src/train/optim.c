@@ -30,7 +30,7 @@ int optimizer_step(KilnModel *m, const KilnTrainConfig *t, float lr, int opt_ste
         long n = end - off;
         if (n <= 0) continue;
         int d = decays(m, t, id);
-        OptSlice s = {m->params + off, m->m + (off - lo), m->v + (off - lo), m->grads + off, n, grad_scale,
+        OptSlice s = {m->params + off, m->m + (off - lo), m->v + (off - lo), m->gopt + (off - lo), n, grad_scale,
                       d ? t->l1 : 0.0f, d ? t->l2 : 0.0f, d ? t->weight_decay : 0.0f};
         switch (t->optimizer) {
         case KILN_OPT_ADAMW: finite &= adamw_update(&s, lr, t->beta1, t->beta2, t->eps, opt_step); break;
