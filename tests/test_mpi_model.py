@@ -71,12 +71,22 @@ check(vol and all(v == micro * per_micro for v in vol),
       f"{vol[:3]} vs {micro * per_micro}")
 
 lone, _ = pretrain("llama1", 1, *LLAMA)
-ltp2, _ = pretrain("llama_tp2", 2, "parallel.tp=2", *LLAMA)
-close(ltp2, lone, "Llama (GQA 4/2, SwiGLU, RoPE, untied), tp=2 vs 1 process")
-l22, _ = pretrain("llama_dp2_tp2", 4, "parallel.tp=2", *LLAMA)
-close(l22, lone, "Llama, dp=2 x tp=2 (4 ranks) vs 1 process")
-lz, _ = pretrain("llama_zero", 4, "parallel.tp=2", "parallel.zero=1", *LLAMA)
-close(lz, lone, "Llama, dp=2 x tp=2 with ZeRO-1 vs 1 process")
+
+
+def layouts(base, what, cases):
+    """Runs (name, ranks, settings) and compares each with base; their directories by name."""
+    out = {}
+    for name, ranks, sets, label in cases:
+        out[name], _ = pretrain(name, ranks, *sets)
+        close(out[name], base, f"{what}, {label} vs 1 process")
+    return out
+
+
+runs = layouts(lone, "Llama (GQA 4/2, SwiGLU, RoPE, untied)", [
+    ("llama_tp2", 2, ("parallel.tp=2", *LLAMA), "tp=2"),
+    ("llama_dp2_tp2", 4, ("parallel.tp=2", *LLAMA), "dp=2 x tp=2 (4 ranks)"),
+    ("llama_zero", 4, ("parallel.tp=2", "parallel.zero=1", *LLAMA), "dp=2 x tp=2 with ZeRO-1")])
+ltp2 = runs["llama_tp2"]
 
 # layout-free checkpoints
 ck = os.path.join(ltp2, "ckpt-00000025")
@@ -104,16 +114,13 @@ check(vol and all(v == 4 * (micro * N * C + V * C) for v in vol),
 check(len(bub) == 50 and all(0 <= b < 1 for b in bub), "pp=2: pp_bubble logged every step, a fraction", str(bub[:3]))
 DEEP = (*LLAMA, "model.n_layer=4")
 deep1, _ = pretrain("deep1", 1, *DEEP)
-dpp2, _ = pretrain("deep_pp2", 2, "parallel.pp=2", *DEEP)
-close(dpp2, deep1, "Llama, 4 blocks, pp=2 vs 1 process")
-dtp, _ = pretrain("deep_tp2_pp2", 4, "parallel.pp=2", "parallel.tp=2", *DEEP)
-close(dtp, deep1, "Llama, 4 blocks, tp=2 x pp=2 vs 1 process")
-d8, _ = pretrain("deep_8", 8, "parallel.pp=2", "parallel.tp=2", "parallel.zero=2", *DEEP)
-close(d8, deep1, "Llama, 4 blocks, dp=2 x tp=2 x pp=2 with ZeRO-2 (8 ranks) vs 1 process")
-gz2, _ = pretrain("gpt2_dp2_pp2_zero2", 4, "parallel.pp=2", "parallel.zero=2")
-close(gz2, one, "GPT-2 (tied head), dp=2 x pp=2 with ZeRO-2 vs 1 process")
-drc, _ = pretrain("deep_recompute", 2, "parallel.pp=2", "train.recompute=true", *DEEP)
-close(drc, deep1, "Llama, 4 blocks, pp=2 with recomputation vs 1 process")
+runs = layouts(deep1, "Llama, 4 blocks", [
+    ("deep_pp2", 2, ("parallel.pp=2", *DEEP), "pp=2"),
+    ("deep_tp2_pp2", 4, ("parallel.pp=2", "parallel.tp=2", *DEEP), "tp=2 x pp=2"),
+    ("deep_8", 8, ("parallel.pp=2", "parallel.tp=2", "parallel.zero=2", *DEEP), "dp=2 x tp=2 x pp=2 with ZeRO-2 (8 ranks)"),
+    ("deep_recompute", 2, ("parallel.pp=2", "train.recompute=true", *DEEP), "pp=2 with recomputation")])
+dpp2 = runs["deep_pp2"]
+layouts(one, "GPT-2 (tied head)", [("gpt2_dp2_pp2_zero2", 4, ("parallel.pp=2", "parallel.zero=2"), "dp=2 x pp=2 with ZeRO-2")])
 ck = os.path.join(dpp2, "ckpt-00000025")
 pr2, _ = pretrain("deep_resume_pp2", 2, "parallel.pp=2", *DEEP, resume=ck)
 identical(pr2, dpp2, "pp=2 resumed at 25 on pp=2 vs uninterrupted")

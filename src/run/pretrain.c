@@ -6,12 +6,12 @@
 //              (forward/backward) -> guard -> clip -> optimizer -> metrics ->
 //              heartbeat -> checkpoint due?
 //
-// Under mpirun every rank runs this loop on a replica of the model (data
-// parallel): each takes its share of a step's micro-batches, the gradients and
-// the loss are summed over ranks, and every rank takes the same optimizer step
-// from the same numbers. Rank 0 alone writes (run directory, checkpoints,
-// metrics, progress) and reads the control file; what it decides reaches the
-// others at the top of each step (sync_step).
+// Under mpirun every rank runs this loop on its replica, or its share of one,
+// of the model (step.c, layout.c): the gradients and the loss are summed over
+// ranks, and every rank takes the same optimizer step from the same numbers.
+// Rank 0 alone writes (run directory, checkpoints, metrics, progress) and
+// reads the control file; what it decides reaches the others at the top of
+// each step (sync_step). parallel.mode async runs async.c instead of the loop.
 #include "kiln/train.h"
 
 #include "kiln/core.h"
@@ -26,6 +26,7 @@
 #include "run/control.h"
 #include "run/kernels.h"
 #include "run/pipeline.h"
+#include "run/run.h"
 #include "run/track.h"
 #include "train/loss.h"
 #include "train/optim.h"
@@ -43,70 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct {
-    KilnComm comm;          // the job's ranks (one without mpirun)
-    // world rank = (pp rank x dp + dp rank) x tp + tp rank: a replica's
-    // tensor-parallel ranks are neighbours (the same node), its pipeline
-    // stages farthest apart, as Megatron-LM places them
-    KilnComm dpc;           // the data-parallel group: the ranks that hold the same share of the model
-    KilnComm tpc;           // the tensor-parallel group: one stage of one replica
-    KilnComm ppc;           // the pipeline: one replica's stages for one tensor-parallel rank, ranked by stage
-    KilnComm mpc;           // the model-parallel group: all of one replica's ranks (tp x pp), for checkpoints
-    KilnComm embc;          // pp > 1 with a tied head: the first and last stages, which both hold the embedding
-    int dp, tp, pp, mp;     // the groups' sizes (mp = tp x pp)
-    KilnModel full;         // mp > 1, on rank 0: the whole model, which checkpoints and evaluations read
-    float *sharebuf;        // mp > 1, on rank 0: another rank's share in passing (the largest share's size)
-    float *mvbuf;           // mp > 1 with ZeRO, on replica 0's ranks: this share's whole moments (2 x P)
-    int32_t *pipe_tok, *pipe_tgt;  // pp > 1: the step's micro-batches of this replica (grad_accum x B x T)
-    int *pipe_micro;        // and their numbers in the step
-    int pipe_n;
-    double pipe_wait_s;     // pp > 1: the last step's time waiting for the other stages
-    double bubble_since_log;  // the sum of the steps' bubble fractions since the last progress line
-    int writer;             // rank 0: the one that writes and reads files of the run directory
-    int zero;               // ZeRO-1: each rank holds and updates its shard of the optimizer state; 2: and of
-                            // the gradients
-    int async;              // parallel.mode async: rank 0 serves weights, the others send gradients
-    float *gshard;          // ZeRO: this rank's shard of the summed gradients (m.opt_n; the model's gopt)
-    float *gpiece;          // ZeRO-2: a block's piece of it in passing
-    const KilnConfig *cfg;  // = &cfg_own
-    KilnConfig cfg_own;     // the caller's config, with a resumed run's schedule extension settled
-    char extend_note[512];  // what a resume does to the learning rate, said once at start
-    const KilnPretrainOptions *opt;
-    const char *dir;        // the run directory (out_dir)
-    int lock_fd;            // RUN/lock, held while we run; -1 before
-    KilnTrainConfig live;   // cfg->train with the live settings of st applied
-    KilnModel m;
-    KilnLoader train, val;
-    int have_val;
-    KilnTrainState st;
-    KilnTracker tr;
-    int have_tracker;
-    KilnManifest *manifest;  // beside the training shards, to name documents; may be NULL
-    KilnTask **tasks;        // eval.tasks, scored every eval.every steps
-    int ntasks;
-    KilnToxOptions *tox;     // eval.tasks that are toxicity task files
-    int ntox;
-    KilnCodec codec;
-    KilnTokenizer *tokenizer;
-    int32_t *tok, *tgt;      // one micro-batch (B,T)
-    int *rows_shard;         // where this step's rows came from: (grad_accum*B)
-    long *rows_start;
-    int nrows;
-    int consumed_skip;       // the skipped step whose batches were already thrown away
-    int want_checkpoint, want_eval, want_stop;
-    double peak_flops, flops_per_token;
-    char peak_label[48];     // the peak MFU is against, named in the progress line
-    KilnKernelNotes kernels; // what runs the matmuls, and why (run/kernels.c)
-    double rss_mb_since_log;  // the highest step peak of resident memory since the last progress line
-    double comm_s_since_log;  // time in collectives since the last progress line
-    double t_ckpt, t_beat, t_log, t_bar;
-    int steps_since_log;
-    int tty;
-    FILE *log;
-} Run;
 
-static void say(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(Run *r, const char *fmt, ...) {
+void run_say(Run *r, const char *fmt, ...) {
     if (!r->log) return;
     if (r->tty) fputs("\r\033[K", r->log);  // clear the progress bar first
     va_list ap;
@@ -116,25 +55,25 @@ static void say(Run *r, const char *fmt, ...) {
     fflush(r->log);
 }
 
-static double wall_now(void) {
+double run_wall_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 // Records an event in metrics.jsonl (detail: a JSON object's text or NULL).
-static int event(Run *r, const char *kind, const char *detail, KilnErr *err) {
+int run_event(Run *r, const char *kind, const char *detail, KilnErr *err) {
     if (!r->have_tracker) return 0;
-    return tracker_event(&r->tr, r->st.step, wall_now(), kind, detail, err);
+    return tracker_event(&r->tr, r->st.step, run_wall_now(), kind, detail, err);
 }
 
 // RUN/heartbeat for the supervisor, at most once a second unless forced.
-static void heartbeat(Run *r, int force) {
+void run_heartbeat(Run *r, int force) {
     if (!r->writer) return;
     double now = kiln_now();
     if (!force && now - r->t_beat < 1.0) return;
     r->t_beat = now;
-    rundir_write_heartbeat(r->dir, (long)getpid(), r->st.step, wall_now());  // a lost beat only delays a restart
+    rundir_write_heartbeat(r->dir, (long)getpid(), r->st.step, run_wall_now());  // a lost beat only delays a restart
 }
 
 // Applies the state's live settings to the trainer (after start, resume or rollback).
@@ -209,132 +148,6 @@ static void note_extension(Run *r, const KilnConfig *saved) {
                  s->steps, t->steps, after);
 }
 
-// ZeRO-1: the model's moments pointed at whole-layout buffers on rank 0 for
-// a checkpoint's write or read, and back.
-typedef struct {
-    float *m, *v;
-    long lo, n;
-} Moments;
-
-static Moments moments_swap(KilnModel *m, Moments x) {
-    Moments old = {m->m, m->v, m->opt_lo, m->opt_n};
-    m->m = x.m, m->v = x.v, m->opt_lo = x.lo, m->opt_n = x.n;
-    return old;
-}
-
-// ZeRO-1: every rank reads the checkpoint's weights; rank 0 reads the moments
-// too and sends each rank its shard.
-static int load_sharded(Run *r, const char *path, KilnErr *err) {
-    long P = r->m.layout.total;
-    float *full = NULL;
-    int rc;
-    if (!r->writer) rc = checkpoint_load(path, &r->m, 0, err);
-    else if (!(full = backend_alloc(2 * P, err))) rc = -1;
-    else {
-        Moments own = moments_swap(&r->m, (Moments){full, full + P, 0, P});
-        rc = checkpoint_load(path, &r->m, 1, err);
-        moments_swap(&r->m, own);
-    }
-    int bad = rc != 0;
-    comm_allreduce_max_int(&r->comm, &bad, 1);  // all go on, or all stop
-    if (bad) {
-        backend_free(full);
-        return rc ? -1 : kiln_fail(err, "%s: another rank could not read this checkpoint", path);
-    }
-    comm_scatter_f32(&r->comm, full, P, r->m.m);
-    comm_scatter_f32(&r->comm, full ? full + P : NULL, P, r->m.v);
-    backend_free(full);
-    return 0;
-}
-
-// ---- model parallelism: the whole model on rank 0, shares on the ranks ----
-
-// The model that checkpoints and evaluations read: rank 0's whole one.
-static KilnModel *whole(Run *r) { return r->mp > 1 ? &r->full : &r->m; }
-
-enum { TAG_SHARE = 7 };
-
-// The layout of replica member j's share (j = stage x tp + tensor-parallel rank).
-static void share_plan(const Run *r, int j, KilnModel *plan) {
-    KilnTensorParallel tp = {r->tp, j % r->tp, NULL, NULL};
-    KilnPipeStage pp = {r->pp, j / r->tp, 0};
-    gpt_plan(plan, &r->m.cfg, &tp, &pp, NULL);  // the same config that planned every rank's share
-}
-
-// Replica 0's shares of the weights (and with moments, of m and v) into
-// rank 0's whole model. Called by replica 0's ranks (dpc.rank 0) only.
-static void share_gather(Run *r, int moments) {
-    KilnModel *m = &r->m;
-    long P = m->layout.total;
-    float *mine[3] = {m->params, m->m, m->v}, *whole_of[3] = {r->full.params, r->full.m, r->full.v};
-    for (int i = 0; i < (moments ? 3 : 1); i++) {
-        if (r->mpc.rank) {
-            comm_send(&r->mpc, mine[i], sizeof(float) * P, 0, TAG_SHARE);
-            continue;
-        }
-        gpt_tp_copy(m, 0, mine[i], &r->full, whole_of[i], 1);
-        for (int j = 1; j < r->mp; j++) {
-            KilnModel plan;
-            share_plan(r, j, &plan);
-            int tag = TAG_SHARE;
-            comm_recv(&r->mpc, r->sharebuf, sizeof(float) * plan.layout.total, j, &tag);
-            gpt_tp_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 1);
-        }
-    }
-}
-
-// The reverse: rank 0's whole model to replica 0's shares.
-static void share_scatter(Run *r, int moments) {
-    KilnModel *m = &r->m;
-    long P = m->layout.total;
-    float *mine[3] = {m->params, m->m, m->v}, *whole_of[3] = {r->full.params, r->full.m, r->full.v};
-    for (int i = 0; i < (moments ? 3 : 1); i++) {
-        if (r->mpc.rank) {
-            int tag = TAG_SHARE;
-            comm_recv(&r->mpc, mine[i], sizeof(float) * P, 0, &tag);
-            continue;
-        }
-        for (int j = 1; j < r->mp; j++) {
-            KilnModel plan;
-            share_plan(r, j, &plan);
-            gpt_tp_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 0);
-            comm_send(&r->mpc, r->sharebuf, sizeof(float) * plan.layout.total, j, TAG_SHARE);
-        }
-        gpt_tp_copy(m, 0, mine[i], &r->full, whole_of[i], 0);
-    }
-}
-
-// Rank 0's whole model (weights; with moments, also m and v) to every rank's
-// share: replica 0 by share_scatter, the other replicas from it (ZeRO: each
-// rank its piece of the moments).
-static void share_distribute(Run *r, int moments) {
-    KilnModel *m = &r->m;
-    long P = m->layout.total;
-    float *mv = r->zero && moments && r->dpc.rank == 0 ? r->mvbuf : NULL;
-    Moments own = {0};
-    if (mv) own = moments_swap(m, (Moments){mv, mv + P, 0, P});
-    if (r->dpc.rank == 0) share_scatter(r, moments);
-    if (mv) moments_swap(m, own);
-    comm_bcast(&r->dpc, m->params, sizeof(float) * P, 0);
-    if (!moments) return;
-    if (r->zero) {
-        comm_scatter_f32(&r->dpc, mv, P, m->m);
-        comm_scatter_f32(&r->dpc, mv ? mv + P : NULL, P, m->v);
-    } else {
-        comm_bcast(&r->dpc, m->m, sizeof(float) * P, 0);
-        comm_bcast(&r->dpc, m->v, sizeof(float) * P, 0);
-    }
-}
-
-// Rank 0 reads the checkpoint into the whole model; every rank gets its share.
-static int load_shares(Run *r, const char *path, KilnErr *err) {
-    int rc = r->writer ? checkpoint_load(path, &r->full, 1, err) : 0, bad = rc != 0;
-    comm_allreduce_max_int(&r->comm, &bad, 1);  // all go on, or all stop
-    if (bad) return rc ? -1 : kiln_fail(err, "%s: rank 0 could not read this checkpoint", path);
-    share_distribute(r, 1);
-    return 0;
-}
-
 // Loads a checkpoint's state, weights, moments and loader position (at_resume:
 // the run starts from it; else the spike guard rolls back to it).
 static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err) {
@@ -358,8 +171,8 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
         return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
                               "counts sequences of that length", path, saved.train.seq_len, r->cfg->train.seq_len),
                KILN_TRAIN_BAD_INPUT;
-    if (r->mp > 1 ? load_shares(r, path, err)
-        : r->zero ? load_sharded(r, path, err)
+    if (r->mp > 1 ? run_load_shares(r, path, err)
+        : r->zero ? run_load_sharded(r, path, err)
                   : checkpoint_load(path, &r->m, 1, err))
         return KILN_TRAIN_BAD_INPUT;
     if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
@@ -376,15 +189,15 @@ static int start_state(Run *r, KilnErr *err) {
         char path[1024], warn[4096];
         if (!strcmp(o->resume, "latest")) {
             if (checkpoint_find_good(r->dir, path, sizeof path, warn, sizeof warn, err)) return KILN_TRAIN_BAD_INPUT;
-            if (warn[0]) say(r, "warning: %s\n", warn);
+            if (warn[0]) run_say(r, "warning: %s\n", warn);
         } else {
             if (checkpoint_verify(o->resume, err)) return KILN_TRAIN_BAD_INPUT;
             snprintf(path, sizeof path, "%s", o->resume);
         }
         int rc = load_checkpoint(r, path, 1, err);
         if (rc) return kiln_wrap(err, "resume"), rc;
-        say(r, "resumed from %s at step %d\n", path, r->st.step);
-        if (r->extend_note[0]) say(r, "%s", r->extend_note);
+        run_say(r, "resumed from %s at step %d\n", path, r->st.step);
+        if (r->extend_note[0]) run_say(r, "%s", r->extend_note);
         return 0;
     }
     if (o->init_from) {
@@ -393,17 +206,17 @@ static int start_state(Run *r, KilnErr *err) {
         if (!tmp) return kiln_fail(err, "out of memory");
         int rc = checkpoint_verify(o->init_from, err) || checkpoint_read_state(o->init_from, &saved, tmp, err) ||
                  checkpoint_same_shape(&saved.model, &r->cfg->model, o->init_from, err) ||
-                 ((r->mp == 1 || r->writer) && checkpoint_load(o->init_from, whole(r), 0, err));
+                 ((r->mp == 1 || r->writer) && checkpoint_load(o->init_from, run_whole(r), 0, err));
         int from_step = tmp->step;
         free(tmp);
         if (rc) return kiln_wrap(err, "warm start"), KILN_TRAIN_BAD_INPUT;
-        if (r->mp > 1) share_distribute(r, 0);
-        say(r, "warm start from %s (its step %d); fresh optimizer and schedule\n", o->init_from, from_step);
+        if (r->mp > 1) run_share_distribute(r, 0);
+        run_say(r, "warm start from %s (its step %d); fresh optimizer and schedule\n", o->init_from, from_step);
         return 0;
     }
     // model parallelism: the whole model's init, the same as one process's, shared out
-    if (r->mp == 1 || r->writer) gpt_init_weights(whole(r), r->cfg->train.seed);
-    if (r->mp > 1) share_distribute(r, 0);
+    if (r->mp == 1 || r->writer) gpt_init_weights(run_whole(r), r->cfg->train.seed);
+    if (r->mp > 1) run_share_distribute(r, 0);
     return 0;
 }
 
@@ -474,7 +287,7 @@ static int write_checkpoint(Run *r, const char *why, KilnErr *err);
 // Every rank calls it at the same step; rank 0 writes: the ranks hold the same
 // weights, and under ZeRO-1 they first send rank 0 their shards of the
 // moments, so the checkpoint is the one model whatever the layout.
-static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
+int run_save_checkpoint(Run *r, const char *why, KilnErr *err) {
     long P = r->m.layout.total;
     float *full = NULL;  // ZeRO: replica 0's rank gathers its share's moments
     if (r->zero) {
@@ -485,31 +298,31 @@ static int save_checkpoint(Run *r, const char *why, KilnErr *err) {
     }
     if (r->dpc.rank != 0) return 0;
     Moments own = {0};
-    if (full) own = moments_swap(&r->m, (Moments){full, full + P, 0, P});
-    if (r->mp > 1) share_gather(r, 1);
+    if (full) own = run_moments_swap(&r->m, (Moments){full, full + P, 0, P});
+    if (r->mp > 1) run_share_gather(r, 1);
     int rc = r->writer ? write_checkpoint(r, why, err) : 0;
-    if (full) moments_swap(&r->m, own);
+    if (full) run_moments_swap(&r->m, own);
     if (full && r->mp == 1) backend_free(full);
     return rc;
 }
 
 static int write_checkpoint(Run *r, const char *why, KilnErr *err) {
     char path[1024];
-    heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
+    run_heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
     // metrics first: a run resumed from this checkpoint finds every step up to it logged
     if (r->have_tracker && tracker_flush(&r->tr, err)) return -1;
-    if (checkpoint_save(r->dir, r->cfg, whole(r), &r->st, path, err)) return -1;
-    heartbeat(r, 1);
+    if (checkpoint_save(r->dir, r->cfg, run_whole(r), &r->st, path, err)) return -1;
+    run_heartbeat(r, 1);
     if (checkpoint_prune(r->dir, r->cfg->train.keep_last, r->cfg->train.keep_every, err)) return -1;
     r->t_ckpt = kiln_now();
     KilnBuf d = {0};
     kbuf_puts(&d, "{\"path\":");
     kbuf_json_str(&d, path);
     kbuf_printf(&d, ",\"why\":\"%s\"}", why);
-    int rc = event(r, "checkpoint", d.data, err);
+    int rc = run_event(r, "checkpoint", d.data, err);
     kbuf_free(&d);
     if (rc == 0 && r->have_tracker) rc = tracker_flush(&r->tr, err);
-    if (rc == 0) say(r, "checkpoint %s (%s)\n", path, why);
+    if (rc == 0) run_say(r, "checkpoint %s (%s)\n", path, why);
     return rc;
 }
 
@@ -550,7 +363,7 @@ static void rows_documents(Run *r, KilnBuf *out) {
 }
 
 // The next micro-batch into tok/tgt, its rows' origins appended to this step's.
-static void next_micro_batch(Run *r) {
+void run_next_micro_batch(Run *r) {
     int B = r->live.batch_size;
     loader_next(&r->train, r->tok, r->tgt);
     memcpy(r->rows_shard + r->nrows, r->train.row_shard, sizeof(int) * B);
@@ -564,138 +377,18 @@ static int skip_batches(Run *r, int sets, int micro_batches, KilnErr *err) {
     int B = r->live.batch_size;
     for (int set = 0; set < sets; set++) {
         r->nrows = 0;
-        for (int i = 0; i < micro_batches; i++) next_micro_batch(r);
+        for (int i = 0; i < micro_batches; i++) run_next_micro_batch(r);
         r->st.tokens_seen += (long long)micro_batches * B * r->live.seq_len;
         KilnBuf d = {0};
         kbuf_printf(&d, "{\"set\":%d,\"of\":%d,\"micro_batches\":%d,\"documents\":", set + 1, sets, micro_batches);
         rows_documents(r, &d);
         kbuf_putc(&d, '}');
-        int rc = event(r, "skip", d.data, err);
+        int rc = run_event(r, "skip", d.data, err);
         kbuf_free(&d);
         if (rc) return -1;
     }
-    say(r, "step %5d | throwing away %d step(s) of batches (spike guard)\n", r->st.step + 1, sets);
+    run_say(r, "step %5d | throwing away %d step(s) of batches (spike guard)\n", r->st.step + 1, sets);
     r->consumed_skip = r->st.step;
-    return 0;
-}
-
-// The model's tensor-parallel all-reduce (KilnTensorParallel) over the group.
-static void tp_allreduce(void *ctx, float *x, long n, int max) { comm_allreduce_f32(ctx, x, n, max); }
-
-// gpt_backward's grad_ready hook on a rank's last micro-batch: the sum over
-// ranks of each gradient starts as soon as it is final, while the backward
-// pass goes on with the blocks below (as PyTorch DDP's buckets do).
-static void send_grads(void *ctx, float *grad, long offset, long n) {
-    KilnComm *c = ctx;
-    (void)offset;
-    comm_progress(c);  // MPI moves the sums already started only inside MPI calls
-    comm_iallreduce_sum_f32(c, grad, n);
-}
-
-// ZeRO-2: the sum over the replicas of layout range [offset, offset + n), of
-// which this rank keeps its shard's part, added to its summed gradients.
-static void shard_grads(Run *r, const float *grad, long offset, long n) {
-    const KilnModel *m = &r->m;
-    long at = comm_reduce_scatter_range(&r->dpc, grad, offset, n, m->layout.total, r->gpiece);
-    long lo = at > m->opt_lo ? at : m->opt_lo, hi = offset + n < m->opt_lo + m->opt_n ? offset + n : m->opt_lo + m->opt_n;
-    for (long i = lo; i < hi; i++) r->gshard[i - m->opt_lo] += r->gpiece[i - at];
-}
-
-// ZeRO-2's grad_ready hook, on every micro-batch: a block's gradients go to
-// their shards as the block's backward pass ends (its buffer is reused by the
-// next); the other tensors' are taken after the step's last micro-batch.
-static void send_block_grads(void *ctx, float *grad, long offset, long n) {
-    Run *r = ctx;
-    long id_end = r->m.layout.offset[PT_FCPROJB] + r->m.layout.size[PT_FCPROJB];
-    if (offset >= r->m.layout.offset[PT_LN1W] && offset < id_end) shard_grads(r, grad, offset, n);
-}
-
-// Micro-batch number micro of the step: forward with its dropout masks
-// (a function of seed, step and micro-batch: nothing to save for resume).
-static int micro_forward(Run *r, const int32_t *tok, const int32_t *tgt, int micro, int micro_batches,
-                         KilnErr *err) {
-    uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)r->st.step << 16) + micro));
-    return gpt_forward(&r->m, tok, tgt, r->live.batch_size, r->live.seq_len, 1.0f / micro_batches, seed, err);
-}
-
-// Backward; on the replica's last micro-batch of the step (last) the sums
-// over the replicas start as each gradient is final, while the pass goes on.
-static void micro_backward(Run *r, int last) {
-    r->m.grad_ready = r->zero == 2 ? send_block_grads : r->dp > 1 && last && !r->zero ? send_grads : NULL;
-    r->m.grad_ready_ctx = r->zero == 2 ? (void *)r : (void *)&r->dpc;
-    gpt_backward(&r->m);
-    r->m.grad_ready = NULL;
-}
-
-// The pipeline's view of the step (KilnPipeWork): this replica's micro-batch i.
-typedef struct {
-    Run *r;
-    int micro_batches;
-    double loss;
-} PipeStep;
-
-static int pipe_forward(void *ctx, int i, KilnErr *err) {
-    PipeStep *p = ctx;
-    Run *r = p->r;
-    long BT = (long)r->live.batch_size * r->live.seq_len;
-    if (micro_forward(r, r->pipe_tok + i * BT, r->pipe_tgt + i * BT, r->pipe_micro[i], p->micro_batches, err))
-        return -1;
-    p->loss += r->m.loss / p->micro_batches;  // the last stage's; 0 on the others
-    return 0;
-}
-
-static void pipe_backward(void *ctx, int i) {
-    PipeStep *p = ctx;
-    micro_backward(p->r, i == p->r->pipe_n - 1);
-}
-
-// Forward and backward over this step's micro-batches; mean loss in *loss.
-// With several replicas each reads every micro-batch (the loader's position
-// stays the same on all) but computes only its share, micro-batch i on
-// replica i mod N, so the sums over replicas are the one-process step's and
-// no sequence is trained twice. With pipeline stages, the replica's share runs
-// through them in the 1F1B order once read.
-static int forward_backward(Run *r, int micro_batches, double *loss, KilnErr *err) {
-    int step = r->st.step, ranks = r->dp;
-    long BT = (long)r->live.batch_size * r->live.seq_len;
-    if (micro_batches % ranks)
-        return kiln_fail(err, "step %d has %d micro-batches (train.grad_accum and the batch ramp), which do not "
-                              "divide among %d data-parallel replicas", step + 1, micro_batches, ranks);
-    gpt_zero_grad(&r->m);
-    if (r->zero == 2) memset(r->gshard, 0, sizeof(float) * (size_t)r->m.opt_n);  // summed into, micro-batch by micro-batch
-    *loss = 0.0;
-    r->nrows = 0;
-    r->pipe_n = 0;
-    for (int micro = 0; micro < micro_batches; micro++) {
-        next_micro_batch(r);
-        if (micro % ranks != r->dpc.rank) continue;
-        if (r->pp > 1) {  // kept for the schedule
-            memcpy(r->pipe_tok + r->pipe_n * BT, r->tok, sizeof(int32_t) * (size_t)BT);
-            memcpy(r->pipe_tgt + r->pipe_n * BT, r->tgt, sizeof(int32_t) * (size_t)BT);
-            r->pipe_micro[r->pipe_n++] = micro;
-            continue;
-        }
-        if (micro_forward(r, r->tok, r->tgt, micro, micro_batches, err)) return -1;
-        micro_backward(r, micro + ranks >= micro_batches);  // no sums on accumulation micro-steps
-        *loss += r->m.loss / micro_batches;
-    }
-    if (r->pp > 1) {
-        PipeStep ps = {r, micro_batches, 0.0};
-        KilnPipeWork w = {pipe_forward, pipe_backward, &ps};
-        if (pipeline_1f1b(&r->m, &r->ppc, r->pipe_n, BT * r->m.cfg.n_embd, &w, &r->pipe_wait_s, err)) return -1;
-        *loss = ps.loss;
-        comm_allreduce_sum_f64(&r->ppc, loss, 1);  // the last stage's loss to every stage
-    }
-    comm_wait_all(&r->dpc);
-    if (r->embc.size > 1) {  // a tied head's gradient on the last stage joins the embedding's on the first
-        float *g = r->m.g.t[PT_WTE];
-        comm_allreduce_f32(&r->embc, g, r->m.layout.size[PT_WTE], 0);
-    }
-    if (r->zero == 1)  // only this rank's shard of the sum: the rest it neither updates nor reads
-        comm_reduce_scatter_f32(&r->dpc, r->m.grads, r->m.layout.total, r->gshard);
-    for (int id = 0; r->zero == 2 && id < PT_COUNT; id++)  // the tensors that are not per block
-        if (r->m.g.t[id]) shard_grads(r, r->m.g.t[id], r->m.layout.offset[id], r->m.layout.size[id]);
-    comm_allreduce_sum_f64(&r->dpc, loss, 1);  // the tensor-parallel ranks of a replica have the same loss
     return 0;
 }
 
@@ -720,9 +413,9 @@ static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double n
                 v->mean_loss, v->std_loss, action, r->st.lr_mult, r->st.spikes);
     rows_documents(r, &d);
     kbuf_putc(&d, '}');
-    int rc = event(r, "spike", d.data, err);
+    int rc = run_event(r, "spike", d.data, err);
     kbuf_free(&d);
-    say(r, "step %5d | spike: %s (loss %.4f, z %.1f, grad norm %.3f, z %.1f) -> %s\n", step + 1, v->why, loss, v->z_loss,
+    run_say(r, "step %5d | spike: %s (loss %.4f, z %.1f, grad norm %.3f, z %.1f) -> %s\n", step + 1, v->why, loss, v->z_loss,
         norm, v->z_norm, action);
     if (rc) return -1;
     if (t->spike_action == KILN_SPIKE_STOP)
@@ -760,18 +453,18 @@ static int handle_spike(Run *r, const KilnSpikeVerdict *v, double loss, double n
     free(keep);
     r->consumed_skip = -1;
     if (rc) return -1;
-    if (warn[0]) say(r, "warning: %s\n", warn);
-    say(r, "rolled back to %s (step %d); steps %d..%d will skip their batches\n", ckpt, r->st.step, first + 1, step + 1);
+    if (warn[0]) run_say(r, "warning: %s\n", warn);
+    run_say(r, "rolled back to %s (step %d); steps %d..%d will skip their batches\n", ckpt, r->st.step, first + 1, step + 1);
     // metrics past the checkpoint are replayed: drop them, as on resume
     if (r->writer) {
         tracker_close(&r->tr);
         r->have_tracker = 0;
-        if (tracker_open(&r->tr, r->dir, r->st.step, wall_now(), err)) return -1;
+        if (tracker_open(&r->tr, r->dir, r->st.step, run_wall_now(), err)) return -1;
         r->have_tracker = 1;
     }
     d = (KilnBuf){0};
     kbuf_printf(&d, "{\"from_step\":%d,\"to_step\":%d,\"skip_from\":%d,\"skip_to\":%d}", step, r->st.step, first, step);
-    rc = event(r, "rollback", d.data, err);
+    rc = run_event(r, "rollback", d.data, err);
     kbuf_free(&d);
     return rc;
 }
@@ -786,7 +479,7 @@ static void control_move(Run *r, const char *suffix) {
 
 // Reads RUN/control if present and applies it (see control.h). A bad file is
 // rejected whole and logged; training goes on.
-static int read_control(Run *r, int signalled, KilnErr *err) {
+int run_read_control(Run *r, int signalled, KilnErr *err) {
     char path[1100], *text;
     size_t len;
     snprintf(path, sizeof path, "%s/" RUNDIR_CONTROL, r->dir);
@@ -802,12 +495,12 @@ static int read_control(Run *r, int signalled, KilnErr *err) {
         free(text);
     }
     if (bad) {
-        say(r, "step %5d | control file rejected, nothing applied: %s\n", r->st.step, why.msg);
+        run_say(r, "step %5d | control file rejected, nothing applied: %s\n", r->st.step, why.msg);
         KilnBuf d = {0};
         kbuf_puts(&d, "{\"error\":");
         kbuf_json_str(&d, why.msg);
         kbuf_putc(&d, '}');
-        int rc = event(r, "control_rejected", d.data, err);
+        int rc = run_event(r, "control_rejected", d.data, err);
         kbuf_free(&d);
         control_move(r, "rejected");
         return rc;
@@ -855,8 +548,8 @@ static int read_control(Run *r, int signalled, KilnErr *err) {
     r->want_eval |= c.eval_now;
     r->want_stop |= c.stop;
     apply_live(r);
-    say(r, "step %5d | control:%s\n", st->step, msg.len ? msg.data : " nothing to change");
-    int rc = event(r, "control", d.data, err);
+    run_say(r, "step %5d | control:%s\n", st->step, msg.len ? msg.data : " nothing to change");
+    int rc = run_event(r, "control", d.data, err);
     kbuf_free(&d);
     kbuf_free(&msg);
     control_move(r, "applied");
@@ -864,18 +557,18 @@ static int read_control(Run *r, int signalled, KilnErr *err) {
 }
 
 // Rank 0 alone evaluates: the ranks hold the same weights.
-static int run_eval(Run *r, KilnErr *err) {
-    if (r->mp > 1 && r->dpc.rank == 0) share_gather(r, 0);
+int run_eval(Run *r, KilnErr *err) {
+    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r, 0);
     if (!r->writer) return 0;
     double vl;
-    heartbeat(r, 1);
-    if (evaluate_loss(whole(r), &r->val, r->live.eval_batches, &vl, err)) return -1;
-    heartbeat(r, 1);
+    run_heartbeat(r, 1);
+    if (evaluate_loss(run_whole(r), &r->val, r->live.eval_batches, &vl, err)) return -1;
+    run_heartbeat(r, 1);
     r->st.val_loss = (float)vl;
-    say(r, "step %5d | val loss %.4f\n", r->st.step, vl);
+    run_say(r, "step %5d | val loss %.4f\n", r->st.step, vl);
     if (!r->have_tracker) return 0;
     KilnMetric m = {"val_loss", vl};
-    return tracker_log(&r->tr, r->st.step, wall_now(), &m, 1, err);
+    return tracker_log(&r->tr, r->st.step, run_wall_now(), &m, 1, err);
 }
 
 // eval.tasks: load the task files and the model's codec once.
@@ -913,29 +606,29 @@ static int open_benchmarks(Run *r, KilnErr *err) {
 
 static void benchmark_progress(void *ctx, long done, long n) {
     (void)done, (void)n;
-    heartbeat(ctx, 0);  // a long evaluation must not look like a hang to the supervisor
+    run_heartbeat(ctx, 0);  // a long evaluation must not look like a hang to the supervisor
 }
 
 // Scores eval.tasks with the current weights and logs eval/<task>/<metric>.
 static int run_benchmarks(Run *r, KilnErr *err) {
     if (!r->ntasks && !r->ntox && !(r->mp > 1 && r->cfg->eval.tasks[0])) return 0;
-    if (r->mp > 1 && r->dpc.rank == 0) share_gather(r, 0);
+    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r, 0);
     if (!r->writer) return 0;
-    heartbeat(r, 1);
+    run_heartbeat(r, 1);
     double t0 = kiln_now();
     KilnEvalOptions o = {r->cfg->eval.shots, r->cfg->eval.limit, r->cfg->train.seed, NULL, 0, NULL, NULL, NULL,
                          benchmark_progress, r};
     KilnEvalResults res = {0};
     int rc = 0;
-    for (int i = 0; i < r->ntasks && rc == 0; i++) rc = eval_task(whole(r), &r->codec, r->tasks[i], &o, &res, err);
+    for (int i = 0; i < r->ntasks && rc == 0; i++) rc = eval_task(run_whole(r), &r->codec, r->tasks[i], &o, &res, err);
     for (int i = 0; i < r->ntox && rc == 0; i++) {
         KilnToxResult tr;
-        rc = toxicity_eval(whole(r), &r->codec, &r->tox[i], &tr, err);
+        rc = toxicity_eval(run_whole(r), &r->codec, &r->tox[i], &tr, err);
         if (rc == 0) {
             rc = toxicity_add_results(&tr, r->tox[i].task, &res, err);
             toxicity_result_free(&tr);
         }
-        heartbeat(r, 0);
+        run_heartbeat(r, 0);
     }
     // each metric, with its standard error and chance level beside it (NAME_stderr,
     // NAME_chance), which the report draws as a band and a line: noise seen as noise
@@ -960,13 +653,13 @@ static int run_benchmarks(Run *r, KilnErr *err) {
         }
         kbuf_printf(&line, " %s/%s%s%s %.4f", x->task, x->metric, x->filter[0] ? ":" : "", x->filter, x->value);
     }
-    if (rc == 0 && r->have_tracker) rc = tracker_log(&r->tr, r->st.step, wall_now(), ms, nm, err);
-    if (rc == 0) say(r, "step %5d | eval%s (%.1f s)\n", r->st.step, line.len ? line.data : "", kiln_now() - t0);
+    if (rc == 0 && r->have_tracker) rc = tracker_log(&r->tr, r->st.step, run_wall_now(), ms, nm, err);
+    if (rc == 0) run_say(r, "step %5d | eval%s (%.1f s)\n", r->st.step, line.len ? line.data : "", kiln_now() - t0);
     kbuf_free(&line);
     free(ms);
     free(names);
     eval_results_free(&res);
-    heartbeat(r, 1);
+    run_heartbeat(r, 1);
     return rc ? kiln_wrap(err, "benchmarks at step %d", r->st.step) : 0;
 }
 
@@ -985,35 +678,6 @@ static void progress_bar(Run *r, double loss, double tok_s, double eta) {
     fflush(r->log);
 }
 
-// The norm of the gradients summed over ranks (ZeRO-1: of the shards, summed;
-// tensor parallelism: of the split tensors' shares, summed, and of the whole
-// ones, which every rank of a stage holds alike, counted once; pipeline
-// parallelism: summed over the stages, a tied head's copy of the embedding
-// not counted twice).
-static double global_grad_norm(Run *r) {
-    const KilnModel *m = &r->m;
-    if (!r->zero && r->mp == 1) return grad_global_norm(m);
-    if (r->mp == 1) {
-        double ss = sum_squares(m->gopt, m->opt_n);
-        comm_allreduce_sum_f64(&r->dpc, &ss, 1);
-        return sqrt(ss);
-    }
-    long lo = r->zero ? m->opt_lo : 0, hi = r->zero ? m->opt_lo + m->opt_n : m->layout.total;
-    double ss[2] = {0, 0};  // split, whole
-    for (int id = 0; id < PT_COUNT; id++) {
-        if (id == PT_WTE && !m->first) continue;  // the tied head's copy: counted on the first stage
-        long a = m->layout.offset[id], b = a + m->layout.size[id];
-        a = a > lo ? a : lo, b = b < hi ? b : hi;
-        if (a < b) ss[gpt_tp_split(id) ? 0 : 1] += sum_squares(m->gopt + (a - m->opt_lo), b - a);
-    }
-    if (r->zero) comm_allreduce_sum_f64(&r->dpc, ss, 2);
-    comm_allreduce_sum_f64(&r->tpc, ss, 1);
-    comm_allreduce_sum_f64(&r->ppc, ss, 2);
-    return sqrt(ss[0] + ss[1]);
-}
-
-static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetric *extra, int nextra,
-                      KilnErr *err);
 
 // One optimizer step: 0, or 1 when a spike was handled instead (no step taken).
 static int train_step(Run *r, KilnErr *err) {
@@ -1025,22 +689,22 @@ static int train_step(Run *r, KilnErr *err) {
     int micro = batch_micro_steps(&r->live, st->tokens_seen);
     kiln_peak_rss_reset();  // the step's own peak, not the run's
     double t0 = kiln_now(), loss;
-    if (forward_backward(r, micro, &loss, err)) return -1;
+    if (run_forward_backward(r, micro, &loss, err)) return -1;
     // pipeline stages: the share of the forward and backward passes rank 0 (the first stage) spent waiting
     KilnMetric bubble = {"pp_bubble", r->pipe_wait_s / (kiln_now() - t0)};
     r->bubble_since_log += bubble.value;
-    return apply_step(r, micro, loss, t0, &bubble, r->pp > 1, err);
+    return run_apply_step(r, micro, loss, t0, &bubble, r->pp > 1, err);
 }
 
 // The update from the gradients in m.grads (their batch's mean loss: loss)
 // and the step's records; t0: when the step began. extra: metrics the caller
 // adds (the parameter server's staleness).
-static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetric *extra, int nextra,
+int run_apply_step(Run *r, int micro, double loss, double t0, const KilnMetric *extra, int nextra,
                       KilnErr *err) {
     const KilnTrainConfig *t = &r->cfg->train;
     KilnTrainState *st = &r->st;
     int step = st->step;
-    double norm = global_grad_norm(r);
+    double norm = run_grad_norm(r);
     // A non-finite loss or norm is a spike even with the z checks off: its
     // update would turn every weight into NaN (grad_clip cannot save it), so it
     // is never applied and the guard's rollback takes over.
@@ -1086,8 +750,8 @@ static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetri
                            // rank 0's time in collectives and bytes it sent (several ranks only)
                            {"comm_ms", comm_s * 1e3},                {"comm_bytes", comm_bytes}};
         int n = (int)(sizeof ms / sizeof ms[0]) - (r->comm.size > 1 ? 0 : 2);
-        if (tracker_log(&r->tr, st->step, wall_now(), ms, n, err)) return -1;
-        if (nextra && tracker_log(&r->tr, st->step, wall_now(), extra, nextra, err)) return -1;
+        if (tracker_log(&r->tr, st->step, run_wall_now(), ms, n, err)) return -1;
+        if (nextra && tracker_log(&r->tr, st->step, run_wall_now(), extra, nextra, err)) return -1;
     }
     r->steps_since_log++;
     double eta = (t->steps - st->step) * (st->train_seconds / (st->step > 0 ? st->step : 1));
@@ -1101,7 +765,7 @@ static int apply_step(Run *r, int micro, double loss, double t0, const KilnMetri
         if (r->pp > 1)
             snprintf(comm_part + strlen(comm_part), sizeof comm_part - strlen(comm_part), " | bubble %.0f%%",
                      100.0 * r->bubble_since_log / r->steps_since_log);
-        say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms%s | %.0f tok/s | mfu %.1f%% of %s | "
+        run_say(r, "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms%s | %.0f tok/s | mfu %.1f%% of %s | "
                "rss %.0f MiB | eta %dm%02ds\n",
             st->step, t->steps, loss, lr, norm, per * 1e3, comm_part, rate,
             r->peak_flops > 0 ? 100.0 * r->flops_per_token * rate / r->peak_flops : 0.0, r->peak_label,
@@ -1123,7 +787,7 @@ static void open_manifest(Run *r) {
     snprintf(path, sizeof path, "%s/manifest.json", dirname(dir));
     KilnErr why;
     if (access(path, F_OK) == 0 && manifest_load(&r->manifest, path, &why))
-        say(r, "warning: %s: cannot name the documents behind skipped batches: %s\n", path, why.msg);
+        run_say(r, "warning: %s: cannot name the documents behind skipped batches: %s\n", path, why.msg);
 }
 
 static int checkpoint_due(Run *r) {
@@ -1136,14 +800,14 @@ static int checkpoint_due(Run *r) {
 // What follows a step that was taken: evaluation and benchmarks when due, then
 // a checkpoint when due (evaluating first, so that a run resumed there does not
 // evaluate again).
-static int after_step(Run *r, KilnErr *err) {
+int run_after_step(Run *r, KilnErr *err) {
     const KilnTrainConfig *t = &r->cfg->train;
     int s = r->st.step, last = s == t->steps, every = r->cfg->eval.every;
     if (r->have_val && (last || (t->eval_every > 0 && s % t->eval_every == 0)) && run_eval(r, err)) return -1;
     if ((last || (every > 0 && s % every == 0)) && run_benchmarks(r, err)) return -1;
     int due = checkpoint_due(r);  // train.checkpoint_minutes: rank 0's clock decides
     if (r->zero || r->mp > 1) comm_bcast(&r->comm, &due, sizeof due, 0);
-    return due && save_checkpoint(r, "scheduled", err) ? -1 : 0;
+    return due && run_save_checkpoint(r, "scheduled", err) ? -1 : 0;
 }
 
 // Rank 0's decisions for this step (control file, signals, the results of its
@@ -1168,16 +832,16 @@ static int run_loop(Run *r, KilnErr *err) {
         int signals[2] = {o->control_requested && *o->control_requested, o->stop_requested && *o->stop_requested};
         if (signals[0]) *o->control_requested = 0;
         comm_allreduce_max_int(&r->comm, signals, 2);
-        if (r->writer && read_control(r, signals[0], err)) return -1;
+        if (r->writer && run_read_control(r, signals[0], err)) return -1;
         if (signals[1]) r->want_stop = 1;
         sync_step(r);
         if (r->want_checkpoint || r->want_stop) {
-            if (save_checkpoint(r, r->want_stop ? "stop" : "requested", err)) return -1;
+            if (run_save_checkpoint(r, r->want_stop ? "stop" : "requested", err)) return -1;
             r->want_checkpoint = 0;
         }
         if (r->want_stop) {
-            say(r, "stopped at step %d with a checkpoint; resume with --resume latest\n", r->st.step);
-            return event(r, "stop", NULL, err) ? -1 : KILN_TRAIN_STOPPED;
+            run_say(r, "stopped at step %d with a checkpoint; resume with --resume latest\n", r->st.step);
+            return run_event(r, "stop", NULL, err) ? -1 : KILN_TRAIN_STOPPED;
         }
         if (r->have_val && r->want_eval) {
             if (run_eval(r, err)) return -1;
@@ -1185,129 +849,13 @@ static int run_loop(Run *r, KilnErr *err) {
         }
         int rc = train_step(r, err);
         if (rc < 0) return -1;
-        heartbeat(r, 0);
+        run_heartbeat(r, 0);
         if (rc > 0) continue;  // a spike: the step was skipped or rolled back
-        if (after_step(r, err)) return -1;
+        if (run_after_step(r, err)) return -1;
     }
-    if (save_checkpoint(r, "final", err)) return -1;
-    say(r, "finished: %d steps, %.1f s of training\n", r->st.step, r->st.train_seconds);
-    return event(r, "end", NULL, err);
-}
-
-// ---- asynchronous SGD (parallel.mode: async), as Downpour SGD: rank 0 holds
-// the weights and the optimizer and runs the run manager (checkpoints, metrics,
-// control file, evaluation); each worker takes the weights, computes a whole
-// step's gradient on its own batches and sends it back with the version of
-// the weights it used; the server applies each gradient as it arrives (one
-// optimizer step each) unless it is more than parallel.staleness updates old,
-// and answers with the current weights. Worker w of W takes the global batches
-// w-1, w-1+W, ..., so no batch is computed twice. Not reproducible run to run:
-// the order of arrival decides.
-enum { TAG_GRAD = 11, TAG_WEIGHTS = 12, TAG_STOP = 13 };
-
-// What travels with a gradient (and, for the version, with weights).
-typedef struct {
-    double version;  // updates the weights had seen
-    double loss;     // the batch's mean loss
-    double batch;    // global batch index
-    double micro;    // micro-batches in it
-} AsyncHeader;
-
-static void async_send_weights(Run *r, int worker, long version) {
-    AsyncHeader h = {(double)version, 0, 0, 0};
-    comm_send(&r->comm, &h, sizeof h, worker, TAG_WEIGHTS);
-    comm_send(&r->comm, r->m.params, sizeof(float) * r->m.layout.total, worker, TAG_WEIGHTS);
-}
-
-static int async_server(Run *r, KilnErr *err) {
-    const KilnTrainConfig *t = &r->cfg->train;
-    const KilnPretrainOptions *o = r->opt;
-    int running = r->comm.size - 1, bound = r->cfg->parallel.staleness;
-    long version = 0, dropped = 0;
-    for (int w = 1; w <= running; w++) async_send_weights(r, w, version);
-    double t_prev = kiln_now();
-    while (running > 0) {
-        AsyncHeader h;
-        int tag = TAG_GRAD;
-        int src = comm_recv(&r->comm, &h, sizeof h, -1, &tag);
-        tag = TAG_GRAD;
-        comm_recv(&r->comm, r->m.grads, sizeof(float) * r->m.layout.total, src, &tag);
-        // between steps, as run_loop: signals, the control file, a checkpoint or evaluation asked for
-        int signalled = o->control_requested && *o->control_requested;
-        if (signalled) *o->control_requested = 0;
-        if (read_control(r, signalled, err)) return -1;
-        if (o->stop_requested && *o->stop_requested) r->want_stop = 1;
-        if (r->want_checkpoint && !r->want_stop) {
-            if (save_checkpoint(r, "requested", err)) return -1;
-            r->want_checkpoint = 0;
-        }
-        if (r->have_val && r->want_eval) {
-            if (run_eval(r, err)) return -1;
-            r->want_eval = 0;
-        }
-        if (r->st.step >= t->steps || r->want_stop) {  // this worker is done
-            comm_send(&r->comm, &h, sizeof h, src, TAG_STOP);
-            running--;
-            continue;
-        }
-        int stale = (int)(version - (long)h.version);
-        if (stale > bound) {
-            dropped++;
-        } else {
-            KilnMetric extra[] = {{"staleness", stale}, {"stale_dropped", (double)dropped}};
-            int rc = apply_step(r, (int)h.micro, h.loss, t_prev, extra, 2, err);
-            if (rc < 0) return -1;
-            t_prev = kiln_now();
-            if (rc == 0) {
-                version++;
-                if (after_step(r, err)) return -1;
-            }
-        }
-        async_send_weights(r, src, version);
-        heartbeat(r, 0);
-    }
-    if (r->want_stop) {
-        if (save_checkpoint(r, "stop", err)) return -1;
-        say(r, "stopped at step %d with a checkpoint; resume with --resume latest\n", r->st.step);
-        return event(r, "stop", NULL, err) ? -1 : KILN_TRAIN_STOPPED;
-    }
-    if (save_checkpoint(r, "final", err)) return -1;
-    say(r, "finished: %d steps, %.1f s of training; %ld stale gradients dropped\n", r->st.step,
-        r->st.train_seconds, dropped);
-    return event(r, "end", NULL, err);
-}
-
-static int async_worker(Run *r, KilnErr *err) {
-    int workers = r->comm.size - 1, me = r->comm.rank - 1;
-    int B = r->live.batch_size, T = r->live.seq_len, micro = r->live.grad_accum;
-    // a resumed run goes on after the batches the server has applied
-    long done = (long)(r->st.tokens_seen / ((long long)micro * B * T)), next = done + (me - done % workers +
-                                                                                       workers) % workers;
-    long at = 0;  // global batches read so far (the loader starts at the data's beginning)
-    for (;;) {
-        AsyncHeader h;
-        int tag = -1;
-        comm_recv(&r->comm, &h, sizeof h, 0, &tag);
-        if (tag == TAG_STOP) return 0;
-        tag = TAG_WEIGHTS;
-        comm_recv(&r->comm, r->m.params, sizeof(float) * r->m.layout.total, 0, &tag);
-        for (; at < next; at++)  // the other workers' batches
-            for (int i = 0; i < micro; i++) loader_next(&r->train, r->tok, r->tgt);
-        gpt_zero_grad(&r->m);
-        double loss = 0;
-        for (int i = 0; i < micro; i++) {
-            loader_next(&r->train, r->tok, r->tgt);
-            uint64_t seed = kiln_hash64(r->cfg->train.seed ^ kiln_hash64(((uint64_t)next << 16) + i));
-            if (gpt_forward(&r->m, r->tok, r->tgt, B, T, 1.0f / micro, seed, err)) return -1;
-            gpt_backward(&r->m);
-            loss += r->m.loss / micro;
-        }
-        at++;
-        AsyncHeader g = {h.version, loss, (double)next, (double)micro};
-        comm_send(&r->comm, &g, sizeof g, 0, TAG_GRAD);
-        comm_send(&r->comm, r->m.grads, sizeof(float) * r->m.layout.total, 0, TAG_GRAD);
-        next += workers;
-    }
+    if (run_save_checkpoint(r, "final", err)) return -1;
+    run_say(r, "finished: %d steps, %.1f s of training\n", r->st.step, r->st.train_seconds);
+    return run_event(r, "end", NULL, err);
 }
 
 static int run_open(Run *r, KilnErr *err) {
@@ -1362,7 +910,7 @@ static int run_open(Run *r, KilnErr *err) {
     KilnModelConfig mc = cfg->model;
     mc.recompute = t->recompute;
     mc.precision = t->precision;
-    KilnTensorParallel tpg = {tp, tr, tp_allreduce, &r->tpc};
+    KilnTensorParallel tpg = {tp, tr, run_tp_allreduce, &r->tpc};
     KilnPipeStage stage = {pp, pr, pp - pr};
     if (gpt_create_share(&r->m, &mc, B, T, &tpg, &stage, err)) return KILN_TRAIN_BAD_INPUT;
     r->zero = dp > 1 ? cfg->parallel.zero : 0;
@@ -1372,7 +920,7 @@ static int run_open(Run *r, KilnErr *err) {
         long most = 0;
         for (int j = 1; j < mpr; j++) {
             KilnModel plan;
-            share_plan(r, j, &plan);
+            run_share_plan(r, j, &plan);
             most = plan.layout.total > most ? plan.layout.total : most;
         }
         if (!(r->sharebuf = backend_alloc(most > 0 ? most : 1, err))) return kiln_wrap(err, "a share in passing");
@@ -1421,7 +969,7 @@ static int run_open(Run *r, KilnErr *err) {
     }
     apply_live(r);
     r->consumed_skip = -1;
-    double now = wall_now();
+    double now = run_wall_now();
     if (r->writer) {
         if (tracker_open(&r->tr, r->dir, r->opt->resume ? r->st.step : -1, now, err)) return -1;
         r->have_tracker = 1;
@@ -1447,13 +995,13 @@ static int run_open(Run *r, KilnErr *err) {
         size_t n = strlen(r->peak_label);
         snprintf(r->peak_label + n, sizeof r->peak_label - n, " x %d ranks", r->async ? ranks - 1 : ranks);
     }
-    say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
+    run_say(r, "model: %ld parameters, %d layers, %d heads (%d kv), width %d, vocab %d\n", gpt_num_params(&r->m),
         cfg->model.n_layer, cfg->model.n_head, cfg->model.n_kv_head, cfg->model.n_embd, cfg->model.vocab_size);
-    say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads\n",
+    run_say(r, "data: %ld training tokens in %d shard(s)%s; %ld tokens per step%s; %d threads\n",
         loader_total_tokens(&r->train), r->train.nshards, r->have_val ? "" : ", no validation split",
         (long)B * T * t->grad_accum, t->batch_ramp_start ? " after the batch ramp" : "", omp_get_max_threads());
     if (r->async)
-        say(r, "parallel: asynchronous SGD, rank 0 a parameter server for %d workers (each computes whole steps of "
+        run_say(r, "parallel: asynchronous SGD, rank 0 a parameter server for %d workers (each computes whole steps of "
                "%d micro-batches on the weights it last received; gradients more than %d updates stale are dropped; "
                "the spike guard's skipped batches do not apply), %d threads per rank\n",
             ranks - 1, t->grad_accum, cfg->parallel.staleness, omp_get_max_threads());
@@ -1466,7 +1014,7 @@ static int run_open(Run *r, KilnErr *err) {
             snprintf(pp_part, sizeof pp_part, "; %d pipeline stages of %d blocks, %d micro-batches a step in the 1F1B "
                      "order (bubble %.0f%% in theory, (stages-1)/(micro-batches+stages-1))", pp, cfg->model.n_layer / pp,
                      t->grad_accum / dp, 100 * pipeline_bubble(pp, t->grad_accum / dp));
-        say(r, "parallel: %d ranks, %d data-parallel replica(s) of %d rank(s)%s%s; %s; rank 0 also holds the whole "
+        run_say(r, "parallel: %d ranks, %d data-parallel replica(s) of %d rank(s)%s%s; %s; rank 0 also holds the whole "
                "model for checkpoints and evaluations; %d threads per rank\n", ranks, dp, mpr, tp_part, pp_part,
             dp == 1      ? "one replica"
             : r->zero    ? (r->zero == 2 ? "ZeRO-2 over the replicas" : "ZeRO-1 over the replicas")
@@ -1474,7 +1022,7 @@ static int run_open(Run *r, KilnErr *err) {
             omp_get_max_threads());
     }
     else if (ranks > 1)
-        say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; %s), %d threads "
+        run_say(r, "parallel: %d ranks, data parallel (each computes %d of a step's %d micro-batches; %s), %d threads "
                "per rank\n", ranks, t->grad_accum / ranks, t->grad_accum,
             r->zero == 2 ? "ZeRO-2: each block's gradients reduce-scattered as its backward pass ends, on every "
                            "micro-batch, the other tensors' after the last; each rank keeps only its shard of the summed "
@@ -1485,9 +1033,9 @@ static int run_open(Run *r, KilnErr *err) {
                     : "gradients all-reduced while the backward pass goes on",
             omp_get_max_threads());
     if (t->peak_tflops > 0)
-        say(r, "MFU against %.1f GFLOP/s (train.peak_tflops)\n", r->peak_flops / 1e9);
+        run_say(r, "MFU against %.1f GFLOP/s (train.peak_tflops)\n", r->peak_flops / 1e9);
     else
-        say(r, "MFU against %.1f GFLOP/s, the %s%s peak: %d cores x %.2f GHz (%s) x %d FLOP/cycle (%s); "
+        run_say(r, "MFU against %.1f GFLOP/s, the %s%s peak: %d cores x %.2f GHz (%s) x %d FLOP/cycle (%s); "
                "%s measured %.1f\n", r->peak_flops / 1e9, bf16k ? "bf16 " : "", peak.peak_is, peak.cores, peak.ghz,
             peak.clock_from, peak.flops_per_cycle, peak.per_cycle_why, bf16k ? "bf16 matmul" : "sgemm",
             peak.measured / 1e9);
@@ -1495,16 +1043,16 @@ static int run_open(Run *r, KilnErr *err) {
     const double MiB = 1 << 20;
     char bf16_part[64] = "";
     if (mp.bf16_weights > 0) snprintf(bf16_part, sizeof bf16_part, ", bf16 weight copies %.1f", mp.bf16_weights / MiB);
-    say(r, "memory%s: weights %.1f MiB, gradients %.1f, optimizer state %.1f, activations %.1f (batch %d x %d)%s; "
+    run_say(r, "memory%s: weights %.1f MiB, gradients %.1f, optimizer state %.1f, activations %.1f (batch %d x %d)%s; "
            "%.1f MiB in all\n", ranks > 1 ? " per rank" : "", mp.weights / MiB, mp.grads / MiB, mp.optim / MiB, mp.acts / MiB, B, T, bf16_part,
         (mp.weights + mp.grads + mp.optim + mp.acts + mp.bf16_weights) / MiB);
     KilnBackendInfo be = backend_info();
     if (be.blas && getenv(KILN_CORETYPE_ENV))  // kiln replaced the library's choice: say so
-        say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
-    say(r, "sgemm: %s for the forward, input-gradient and weight-gradient products: %s\n",
+        run_say(r, "kernels: %s %s (%s)\n", be.blas, be.blas_core, be.blas_core_why);
+    run_say(r, "sgemm: %s for the forward, input-gradient and weight-gradient products: %s\n",
         kiln_config_enum_name("train.sgemm", t->sgemm), r->kernels.sgemm);
     if (t->precision == KILN_PREC_BF16)
-        say(r, "precision: bf16 matmuls; the linear layers %s; the attention's on the fp32 sgemm with bf16-rounded "
+        run_say(r, "precision: bf16 matmuls; the linear layers %s; the attention's on the fp32 sgemm with bf16-rounded "
                "operands; weights, optimizer, norms, softmax and loss in fp32\n", r->kernels.bf16);
     KilnBuf d = {0};
     kbuf_printf(&d, "{\"pid\":%ld,\"threads\":%d,\"from\":", (long)getpid(), omp_get_max_threads());
@@ -1517,11 +1065,11 @@ static int run_open(Run *r, KilnErr *err) {
         kbuf_json_str(&d, r->opt->argv[i]);
     }
     kbuf_puts(&d, "]}");
-    rc = event(r, r->opt->resume ? "resume" : "start", d.data, err);
+    rc = run_event(r, r->opt->resume ? "resume" : "start", d.data, err);
     kbuf_free(&d);
     if (r->writer) rundir_write_pid(r->dir, (long)getpid());  // only for `kiln report`: training goes on without it
     r->t_ckpt = r->t_log = kiln_now();
-    heartbeat(r, 1);
+    run_heartbeat(r, 1);
     char beat[1100];
     snprintf(beat, sizeof beat, "%s/" RUNDIR_HEARTBEAT, r->dir);
     if (rc == 0 && comm_watchdog_start(&r->comm, cfg->parallel.timeout_s, beat, err)) rc = -1;
@@ -1571,14 +1119,14 @@ int pretrain_run(const KilnConfig *cfg, const KilnPretrainOptions *opt, KilnErr 
     r->log = r->writer ? opt->log : NULL;
     r->tty = r->log && isatty(fileno(r->log));
     int rc = run_open(r, err);
-    if (rc == 0) rc = !r->async ? run_loop(r, err) : r->writer ? async_server(r, err) : async_worker(r, err);
+    if (rc == 0) rc = !r->async ? run_loop(r, err) : r->writer ? run_async_server(r, err) : run_async_worker(r, err);
     if (r->tty && r->log) fputc('\n', r->log);
     if (rc < 0 && r->have_tracker) {
         KilnBuf d = {0};
         kbuf_puts(&d, "{\"error\":");
         kbuf_json_str(&d, err->msg);
         kbuf_putc(&d, '}');
-        event(r, "error", d.data, NULL);
+        run_event(r, "error", d.data, NULL);
         kbuf_free(&d);
         tracker_flush(&r->tr, NULL);
     }

@@ -6,12 +6,31 @@
 
 #include <math.h>
 
-// logits (N,V), targets (N) -> mean loss; in place: logits <- dlogits * scale
-double crossentropy_forward_backward(float *logits, const int32_t *targets, int N, int V,
-                                     float dlogits_scale, long *count) {
+// A row's logits -> its dlogits in place: g x (softmax - onehot(t)), the
+// onehot only where this row's target is among its columns (has_t); g 0: an
+// ignored target's row, all zeros.
+static void row_grad(float *row, int V, float lse, float g, int has_t, long t) {
+    if (g == 0.0f) {
+        for (int v = 0; v < V; v++) row[v] = 0.0f;
+        return;
+    }
+#pragma omp simd
+    for (int v = 0; v < V; v++) row[v] = fast_expf(row[v] - lse) * g;
+    if (has_t) row[t] -= g;
+}
+
+// The targets that count (>= 0), also into *count when asked.
+static long count_targets(const int32_t *targets, int N, long *count) {
     long cnt = 0;
     for (int n = 0; n < N; n++) cnt += targets[n] >= 0;
     if (count) *count = cnt;
+    return cnt;
+}
+
+// logits (N,V), targets (N) -> mean loss; in place: logits <- dlogits * scale
+double crossentropy_forward_backward(float *logits, const int32_t *targets, int N, int V,
+                                     float dlogits_scale, long *count) {
+    long cnt = count_targets(targets, N, count);
     if (cnt == 0) return 0.0;
     double total = 0.0;
     float g = dlogits_scale / (float)cnt;
@@ -26,15 +45,7 @@ double crossentropy_forward_backward(float *logits, const int32_t *targets, int 
         for (int v = 0; v < V; v++) sum += fast_expf(row[v] - m);
         float lse = m + logf(sum);
         if (t >= 0) total += lse - row[t];
-        if (dlogits_scale != 0.0f) {
-            if (t < 0) {
-                for (int v = 0; v < V; v++) row[v] = 0.0f;
-            } else {
-#pragma omp simd
-                for (int v = 0; v < V; v++) row[v] = fast_expf(row[v] - lse) * g;
-                row[t] -= g;
-            }
-        }
+        if (dlogits_scale != 0.0f) row_grad(row, V, lse, t >= 0 ? g : 0.0f, t >= 0, t);
     }
     return total / (double)cnt;
 }
@@ -68,9 +79,7 @@ void crossentropy_shard_sumexp(const float *logits, int N, int V, const float *m
 
 double crossentropy_shard_finish(float *logits, const int32_t *targets, int N, int V, long lo, const float *mx,
                                  const float *sum, float dlogits_scale, long *count) {
-    long cnt = 0;
-    for (int n = 0; n < N; n++) cnt += targets[n] >= 0;
-    if (count) *count = cnt;
+    long cnt = count_targets(targets, N, count);
     if (cnt == 0) return 0.0;
     double total = 0.0;
     float g = dlogits_scale / (float)cnt;
@@ -81,14 +90,7 @@ double crossentropy_shard_finish(float *logits, const int32_t *targets, int N, i
         int mine = targets[n] >= 0 && t >= 0 && t < V;
         float lse = mx[n] + logf(sum[n]);
         if (mine) total += lse - row[t];
-        if (dlogits_scale == 0.0f) continue;
-        if (targets[n] < 0) {
-            for (int v = 0; v < V; v++) row[v] = 0.0f;
-            continue;
-        }
-#pragma omp simd
-        for (int v = 0; v < V; v++) row[v] = fast_expf(row[v] - lse) * g;
-        if (mine) row[t] -= g;
+        if (dlogits_scale != 0.0f) row_grad(row, V, lse, targets[n] >= 0 ? g : 0.0f, mine, t);
     }
     return total / (double)cnt;
 }
