@@ -6,7 +6,9 @@ GPT-2's vocabulary) on TinyStories in GPT-2 tokens, one thread per process:
   independent: two `kiln pretrain` runs at once, each a batch of B x T a step;
   dp=2:        `mpirun -np 2 kiln pretrain` with grad_accum 2, each rank one
                micro-batch of B x T a step, gradients all-reduced;
-  ZeRO-1:      the same with parallel.zero=1.
+  ZeRO-1:      the same with parallel.zero=1;
+  ZeRO-2:      the same with parallel.zero=2 (one micro-batch per rank: the
+               blocks' gradients reduce-scattered once, as ZeRO-1's).
 The issue's bar: dp=2 at >= 90% of the two independent runs' summed tokens/s.
 Alternates the two, --repeats times; medians of the steps after the first two.
 Also reads the bytes rank 1 sent per step from OpenMPI's monitoring component
@@ -65,7 +67,7 @@ def main():
             cmd += ["--set", s]
         return cmd
 
-    indep, dp, zero, comm_ms, sent = [], [], [], [], []
+    indep, dp, zero, zero2, comm_ms, sent = [], [], [], [], [], []
     for rep in range(a.repeats):
         runs = [os.path.join(work, f"ind{rep}_{i}") for i in range(2)]
         procs = [subprocess.Popen(pretrain_cmd(r, "train.grad_accum=1"), env=ENV) for r in runs]
@@ -84,13 +86,19 @@ def main():
                         *pretrain_cmd(zrun, "train.grad_accum=2", "parallel.zero=1")], env=ENV, check=True,
                        capture_output=True)
         zero.append(tok_s(zrun))
+        z2run = os.path.join(work, f"zero2_{rep}")
+        subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "2",
+                        *pretrain_cmd(z2run, "train.grad_accum=2", "parallel.zero=2")], env=ENV, check=True,
+                       capture_output=True)
+        zero2.append(tok_s(z2run))
         comm_ms.append(statistics.median(r["comm_ms"] for r in rows(run)[2:]))
         # rank 1's bytes in collectives ("A2A 1 N bytes" in its MPI_COMM_WORLD section)
         counts = [int(x) for x in re.findall(r"^A2A\t1\t(\d+) bytes", p.stdout + p.stderr, re.M)]
         sent.append(max(counts, default=0) / a.steps)
         print(f"repeat {rep + 1}: independent {indep[-1]:.0f} tok/s, dp=2 {dp[-1]:.0f} tok/s "
               f"({100 * dp[-1] / indep[-1]:.1f}%), comm {comm_ms[-1]:.1f} ms/step; dp=2 ZeRO-1 {zero[-1]:.0f} tok/s "
-              f"({100 * zero[-1] / indep[-1]:.1f}%)", flush=True)
+              f"({100 * zero[-1] / indep[-1]:.1f}%); ZeRO-2 {zero2[-1]:.0f} tok/s ({100 * zero2[-1] / indep[-1]:.1f}%)",
+              flush=True)
     ck = sorted(glob.glob(os.path.join(work, "dp0", "ckpt-*", "model.safetensors")))[-1]
     with open(ck, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
@@ -105,6 +113,8 @@ def main():
           f"{100 * statistics.median(dp) / statistics.median(indep):.1f}% of independent (bar 90%)")
     print(f"  dp=2 with ZeRO-1:          {statistics.median(zero):.0f} tok/s = "
           f"{100 * statistics.median(zero) / statistics.median(indep):.1f}% of independent")
+    print(f"  dp=2 with ZeRO-2:          {statistics.median(zero2):.0f} tok/s = "
+          f"{100 * statistics.median(zero2) / statistics.median(indep):.1f}% of independent")
     print(f"  comm per step (rank 0):    {statistics.median(comm_ms):.1f} ms of {step_ms:.0f} ms")
     print(f"  bytes rank 1 sent/step:    {statistics.median(sent):.0f} (OpenMPI monitoring) against "
           f"{theory:.0f} theory = {100 * statistics.median(sent) / theory:.2f}%")

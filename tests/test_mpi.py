@@ -131,27 +131,10 @@ z2res1, _ = pretrain("zero2_on_zero1", 2, "parallel.zero=1", resume=ck)
 close(z2res1, zero2, "ZeRO-2 resumed at 25 with ZeRO-1 vs uninterrupted")
 
 # SIGTERM to the ranks (as a scheduler's preemption): one checkpoint, exit 75
-stop = os.path.join(W, "stop")
-p = subprocess.Popen([*MPIRUN, "-np", "2", KILN, "pretrain", cfg, "-q", "--set", f"out_dir={stop}", "--set",
-                      "train.steps=100000"], env=MPI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline and not (os.path.exists(os.path.join(stop, "metrics.jsonl")) and
-                                           os.path.getsize(os.path.join(stop, "metrics.jsonl")) > 2000):
-    time.sleep(0.05)
-ranks = [int(x) for x in subprocess.run(["pgrep", "-f", f"^{KILN} pretrain .*out_dir={stop}"],
-                                        capture_output=True, text=True).stdout.split()]
-for pid in ranks:
-    os.kill(pid, signal.SIGTERM)
-try:
-    rc = p.wait(timeout=60)
-except subprocess.TimeoutExpired:
-    p.kill()
-    rc = None
+stop, rc, ranks = R.sigterm("stop", 2)
 check(len(ranks) == 2, "SIGTERM: found both ranks", str(ranks))
 check(rc == 75, "SIGTERM to the ranks: mpirun exits 75 (stopped with a checkpoint)", f"exit {rc}")
-events = [json.loads(line) for line in open(os.path.join(stop, "metrics.jsonl"))]
-stops = [e for e in events if e.get("event") == "stop"]
-ckpts = [e for e in events if e.get("event") == "checkpoint"]
+stops, ckpts = R.events(stop, "stop"), R.events(stop, "checkpoint")
 check(len(stops) == 1 and len(ckpts) == 1 and ckpts[0]["detail"]["why"] == "stop",
       "SIGTERM: one stop event and one checkpoint", f"{stops} {ckpts}")
 
@@ -213,22 +196,7 @@ rows = [json.loads(line) for line in open(os.path.join(asy0, "metrics.jsonl"))]
 check(all(r["staleness"] == 0 for r in rows if "staleness" in r) and
       max(r["stale_dropped"] for r in rows if "stale_dropped" in r) > 0,
       "async, staleness 0: only fresh gradients applied, stale ones dropped and counted")
-stop = os.path.join(W, "async_stop")
-p = subprocess.Popen([*MPIRUN, "-np", "3", KILN, "pretrain", cfg, "-q", "--set", f"out_dir={stop}", "--set",
-                      "parallel.mode=async", "--set", "train.grad_accum=1", "--set", "train.steps=100000"],
-                     env=MPI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline and not (os.path.exists(os.path.join(stop, "metrics.jsonl")) and
-                                           os.path.getsize(os.path.join(stop, "metrics.jsonl")) > 4000):
-    time.sleep(0.05)
-for pid in subprocess.run(["pgrep", "-f", f"^{KILN} pretrain .*out_dir={stop}"], capture_output=True,
-                          text=True).stdout.split():
-    os.kill(int(pid), signal.SIGTERM)
-try:
-    rc = p.wait(timeout=60)
-except subprocess.TimeoutExpired:
-    p.kill()
-    rc = None
+stop, rc, _ = R.sigterm("async_stop", 3, "parallel.mode=async", "train.grad_accum=1", after_bytes=4000)
 events = [json.loads(line) for line in open(os.path.join(stop, "metrics.jsonl"))]
 check(rc == 75 and [e.get("detail", {}).get("why") for e in events if e.get("event") == "checkpoint"] == ["stop"],
       "async: SIGTERM checkpoints once and exits 75", f"exit {rc}")

@@ -26,6 +26,8 @@ stages), so runs agree to float rounding, not bit for bit.
   1e-5; pp_bubble logged every step; comm_bytes on the first stage are its
   activations sent on (4 B x B*T*C per micro-batch) and the tied embedding's
   gradient sum;
+- SIGTERM to a tp=2 x pp=2 job checkpoints once and exits 75, and --resume
+  latest goes on;
 - layouts that do not divide the heads, the kv heads, the vocabulary, the
   blocks or the ranks are refused before any step, naming the key.
 Skips (exit 77) when mpirun is missing or kiln was built without MPI."""
@@ -126,6 +128,18 @@ pr2, _ = pretrain("deep_resume_pp2", 2, "parallel.pp=2", *DEEP, resume=ck)
 identical(pr2, dpp2, "pp=2 resumed at 25 on pp=2 vs uninterrupted")
 pr1, _ = pretrain("deep_resume_one", 1, *DEEP, resume=ck)
 close(pr1, dpp2, "pp=2 resumed at 25 on 1 process")
+
+# SIGTERM to a tp=2 x pp=2 job: every rank stops at the same step, rank 0
+# gathers the shares into one checkpoint, exit 75; --resume latest goes on
+stop, rc, pids = R.sigterm("stop_tp2_pp2", 4, "parallel.tp=2", "parallel.pp=2", *DEEP)
+ckpts = R.events(stop, "checkpoint")
+check(rc == 75 and len(pids) == 4 and [c["detail"]["why"] for c in ckpts] == ["stop"],
+      "tp=2 x pp=2: SIGTERM to the 4 ranks checkpoints once and exits 75", f"exit {rc}, {len(pids)} ranks, {ckpts}")
+at = R.events(stop, "stop")[0]["step"] if R.events(stop, "stop") else 0
+_, p = pretrain("stop_tp2_pp2", 4, "parallel.tp=2", "parallel.pp=2", *DEEP, f"train.steps={at + 10}",
+                resume="latest")
+check(p.returncode == 0 and os.path.isdir(os.path.join(stop, f"ckpt-{at + 10:08d}")),
+      "tp=2 x pp=2: --resume latest goes on from the stop", p.stderr[-400:])
 
 # layouts that cannot work: refused before any step, exit 2, the key named
 for name, ranks, sets, want in [

@@ -175,11 +175,12 @@ void gpt_slot(KilnModel *m, int i);
 float *gpt_stage_input(KilnModel *m);
 float *gpt_stage_output(KilnModel *m);
 float *gpt_stage_grad(KilnModel *m);
-// Between rank k's share (shard, laid out as m's parameters: m is any rank's
-// share of the same model) and the whole model's buffer (whole, laid out as
-// full's): to_whole 1 copies the share into its place, 0 takes it out.
-// Replicated tensors are copied whole either way.
-void gpt_tp_copy(const KilnModel *m, int k, float *shard, const KilnModel *full, float *whole, int to_whole);
+// Between a share (shard, laid out as m's parameters: m is the share's plan,
+// its pipeline stage's blocks, with k its tensor-parallel rank) and the whole
+// model's buffer (whole, laid out as full's): to_whole 1 copies the share into
+// its place, 0 takes it out. Tensors that tensor parallelism does not split
+// are copied whole (a stage's blocks of them).
+void gpt_share_copy(const KilnModel *m, int k, float *shard, const KilnModel *full, float *whole, int to_whole);
 // Tensor id is split among the tensor-parallel ranks (else each holds it whole).
 int gpt_tp_split(KilnParamId id);
 // ZeRO: m and v for [lo, hi) of the layout only, zeroed (fresh optimizer state).

@@ -416,7 +416,7 @@ static int tp_blocks(const KilnModel *m, int id, int k, TpBlock *out, long *whol
     return (int)n;
 }
 
-void gpt_tp_copy(const KilnModel *m, int k, float *shard, const KilnModel *full, float *whole, int to_whole) {
+void gpt_share_copy(const KilnModel *m, int k, float *shard, const KilnModel *full, float *whole, int to_whole) {
     for (int id = 0; id < PT_COUNT; id++) {
         long n = m->layout.size[id];
         if (!n) continue;

@@ -64,13 +64,13 @@ void run_share_gather(Run *r, int moments) {
             comm_send(&r->mpc, mine[i], sizeof(float) * P, 0, TAG_SHARE);
             continue;
         }
-        gpt_tp_copy(m, 0, mine[i], &r->full, whole_of[i], 1);
+        gpt_share_copy(m, 0, mine[i], &r->full, whole_of[i], 1);
         for (int j = 1; j < r->mp; j++) {
             KilnModel plan;
             run_share_plan(r, j, &plan);
             int tag = TAG_SHARE;
             comm_recv(&r->mpc, r->sharebuf, sizeof(float) * plan.layout.total, j, &tag);
-            gpt_tp_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 1);
+            gpt_share_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 1);
         }
     }
 }
@@ -89,10 +89,10 @@ static void share_scatter(Run *r, int moments) {
         for (int j = 1; j < r->mp; j++) {
             KilnModel plan;
             run_share_plan(r, j, &plan);
-            gpt_tp_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 0);
+            gpt_share_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 0);
             comm_send(&r->mpc, r->sharebuf, sizeof(float) * plan.layout.total, j, TAG_SHARE);
         }
-        gpt_tp_copy(m, 0, mine[i], &r->full, whole_of[i], 0);
+        gpt_share_copy(m, 0, mine[i], &r->full, whole_of[i], 0);
     }
 }
 

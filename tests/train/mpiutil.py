@@ -6,8 +6,10 @@ weights within a tolerance, or weights and moments bit for bit."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -100,6 +102,35 @@ class Runs:
         if p.returncode != expect:
             self.check(False, f"{name}: exit {expect}", f"exit {p.returncode}: {p.stderr[-1500:]}")
         return out, p
+
+    def sigterm(self, name, ranks, *sets, after_bytes=2000):
+        """Starts a long run on ranks, sends every rank SIGTERM once its
+        metrics.jsonl has after_bytes, as a scheduler's preemption does; the
+        run's directory, mpirun's exit status (None: it hung) and the pids."""
+        out = os.path.join(self.w, name)
+        cmd = [*MPIRUN, "-np", str(ranks), self.kiln, "pretrain", self.cfg, "-q", "--set", f"out_dir={out}", "--set",
+               "train.steps=100000"]
+        for s in sets:
+            cmd += ["--set", s]
+        p = subprocess.Popen(cmd, env=self.mpi_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        metrics = os.path.join(out, "metrics.jsonl")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > after_bytes):
+            time.sleep(0.05)
+        pids = [int(x) for x in subprocess.run(["pgrep", "-f", f"^{self.kiln} pretrain .*out_dir={out}"],
+                                               capture_output=True, text=True).stdout.split()]
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = None
+        return out, rc, pids
+
+    @staticmethod
+    def events(run, kind):
+        return [e for e in map(json.loads, open(os.path.join(run, "metrics.jsonl"))) if e.get("event") == kind]
 
     @staticmethod
     def losses(run):
