@@ -218,25 +218,51 @@ void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out) {
     free(counts);
 }
 
-long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out) {
+// MPI's receive counts for comm_reduce_scatter_range: each rank's part of
+// [offset, offset + n) in its comm_shard piece of total; *mine: where this
+// rank's part starts.
+static int *range_counts(const KilnComm *c, long offset, long n, long total, long *mine) {
     int *counts = malloc(sizeof *counts * (size_t)c->size);
     if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);  // a few bytes: the job cannot go on
-    long mine = offset;
+    *mine = offset;
     for (int r = 0; r < c->size; r++) {
         long lo, hi;
         comm_shard(total, c->size, r, &lo, &hi);
         long a = lo > offset ? lo : offset, b = hi < offset + n ? hi : offset + n;
         counts[r] = b > a ? (int)(b - a) : 0;
-        if (r == c->rank) mine = a;
+        if (r == c->rank) *mine = a;
     }
-    if (c->size == 1) memcpy(out, x, sizeof *x * (size_t)n);
-    else {
-        double t0 = busy(c, "the gradients' reduce-scatter");
-        MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MCOMM(c));
-        stats_of(c)->bytes += (c->size - 1.0) / c->size * 4.0 * n;
-        idle(c, t0);
+    return counts;
+}
+
+long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out) {
+    if (c->size == 1) {
+        memcpy(out, x, sizeof *x * (size_t)n);
+        return offset;
     }
+    long mine;
+    int *counts = range_counts(c, offset, n, total, &mine);
+    double t0 = busy(c, "the gradients' reduce-scatter");
+    MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MCOMM(c));
+    stats_of(c)->bytes += (c->size - 1.0) / c->size * 4.0 * n;
+    idle(c, t0);
     free(counts);
+    return mine;
+}
+
+long comm_ireduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out,
+                                KilnReq *req) {
+    if (c->size == 1) {
+        memcpy(out, x, sizeof *x * (size_t)n);
+        return offset;
+    }
+    long mine;
+    int *counts = range_counts(c, offset, n, total, &mine);
+    MPI_Request *rq = malloc(sizeof *rq);
+    if (!rq) MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Ireduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MCOMM(c), rq);
+    stats_of(c)->bytes += (c->size - 1.0) / c->size * 4.0 * n;
+    req->reqs = rq, req->n = 1, req->mem = counts;
     return mine;
 }
 
@@ -300,11 +326,12 @@ void comm_isend(KilnComm *c, const void *buf, long bytes, int dest, int tag, Kil
 
 void comm_wait(KilnComm *c, KilnReq *req) {
     if (!req->n) return;
-    double t0 = busy(c, "a send to the next or previous pipeline stage");
+    double t0 = busy(c, "a send or a reduce-scatter in flight");
     MPI_Waitall(req->n, req->reqs, MPI_STATUSES_IGNORE);
     idle(c, t0);
     free(req->reqs);
-    req->reqs = NULL, req->n = 0;
+    free(req->mem);
+    req->reqs = req->mem = NULL, req->n = 0;
 }
 
 int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag) {
@@ -403,6 +430,11 @@ long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n,
     (void)c, (void)total;
     memcpy(out, x, sizeof *x * (size_t)n);
     return offset;
+}
+long comm_ireduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out,
+                                KilnReq *req) {
+    (void)req;
+    return comm_reduce_scatter_range(c, x, offset, n, total, out);
 }
 void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag) {
     (void)c, (void)buf, (void)bytes, (void)dest, (void)tag;

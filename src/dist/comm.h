@@ -61,10 +61,25 @@ void comm_shard(long n, int size, int rank, long *lo, long *hi);
 // The sum over ranks of the whole of x (n floats), of which this rank receives
 // its comm_shard piece into out.
 void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out);
+
+// A send that goes on while the caller computes (pipeline stages): buf must
+// stay as it is until comm_wait(req). A KilnReq starts zeroed; comm_wait on
+// one with nothing in flight returns at once.
+typedef struct {
+    void *reqs;  // MPI_Request[n], one per slice
+    int n;
+    void *mem;   // what the operation reads until it ends (freed by comm_wait)
+} KilnReq;
+void comm_isend(KilnComm *c, const void *buf, long bytes, int dest, int tag, KilnReq *req);
+void comm_wait(KilnComm *c, KilnReq *req);
+
 // ZeRO-2: the sum over ranks of x, the floats [offset, offset + n) of a
 // buffer of total floats; each rank receives into out the part of them in its
 // comm_shard piece of that buffer. Returns where out starts in the buffer.
 long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out);
+// The same without waiting: x and out must stay as they are until comm_wait(req).
+long comm_ireduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out,
+                                KilnReq *req);
 // Every rank's comm_shard piece of x, from its owner, in place.
 void comm_allgather_f32(KilnComm *c, float *x, long n);
 // Rank 0 receives into all (n floats) every rank's piece of x; every rank
@@ -78,15 +93,6 @@ void comm_scatter_f32(KilnComm *c, const float *all, long n, float *mine);
 void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag);
 int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag);
 
-// A send that goes on while the caller computes (pipeline stages): buf must
-// stay as it is until comm_wait(req). A KilnReq starts zeroed; comm_wait on
-// one with nothing in flight returns at once.
-typedef struct {
-    void *reqs;  // MPI_Request[n], one per slice
-    int n;
-} KilnReq;
-void comm_isend(KilnComm *c, const void *buf, long bytes, int dest, int tag, KilnReq *req);
-void comm_wait(KilnComm *c, KilnReq *req);
 
 // Non-blocking sum in place of a slice: started as soon as its values are
 // final, so it runs while the caller computes; comm_wait_all finishes them.
