@@ -17,7 +17,7 @@ rounding noise alone under Adam).
 - a control file (lr_mult, weight_decay) read by rank 0 changes every rank's
   training as it changes one process's;
 - ZeRO-1 (parallel.zero=1) on 2 ranks ends with plain data parallelism's
-  weights and moments bit for bit; its checkpoint resumes bit for bit on 2
+  weights and moments bit for bit (its sharded checkpoint read back whole); its checkpoint resumes bit for bit on 2
   ranks with ZeRO-1 and within 1e-5 on 1 rank;
 - ZeRO-2 (parallel.zero=2): bit for bit plain data parallelism's with one
   micro-batch per rank, within 1e-5 with two; resumes bit for bit, and with
@@ -108,7 +108,10 @@ check(d > 1e-3, "control file: the change took effect (weights away from the run
 # ZeRO-1: the optimizer state sharded; the same sums on 2 ranks, so plain DP's
 # weights bit for bit; its checkpoints are the one model (rank 0 gathers)
 zero, _ = pretrain("zero", 2, "parallel.zero=1")
-identical(zero, two, "ZeRO-1 vs plain data parallelism on 2 ranks")
+# its checkpoint is sharded (each rank's moments in its part): resumed at its
+# last step by plain data parallelism, it is written whole again, to compare
+whole = lambda run: pretrain(run + "_whole", 2, resume=os.path.join(W, run, "ckpt-00000050"))[0]  # noqa: E731
+identical(whole("zero"), two, "ZeRO-1 vs plain data parallelism on 2 ranks")
 ck = os.path.join(zero, "ckpt-00000025")
 zres, _ = pretrain("zero_resume", 2, "parallel.zero=1", resume=ck)
 identical(zres, zero, "ZeRO-1 resumed at 25 on 2 ranks vs uninterrupted")
@@ -121,7 +124,9 @@ close(zres1, zero, "ZeRO-1 resumed at 25 on 1 rank vs uninterrupted")
 # micro-batches are summed pairwise first (another order: within 1e-5)
 zero2_1, _ = pretrain("zero2_acc2", 2, "parallel.zero=2", "model.dropout=0", "train.batch_size=16",
                       "train.grad_accum=2")
-identical(zero2_1, two_acc2, "ZeRO-2 vs plain data parallelism, one micro-batch per rank")
+identical(pretrain("zero2_acc2_whole", 2, "model.dropout=0", "train.batch_size=16", "train.grad_accum=2",
+                   resume=os.path.join(zero2_1, "ckpt-00000050"))[0], two_acc2,
+          "ZeRO-2 vs plain data parallelism, one micro-batch per rank")
 zero2, _ = pretrain("zero2", 2, "parallel.zero=2")
 close(zero2, two, "ZeRO-2 with 2 micro-batches per rank vs plain data parallelism")
 ck = os.path.join(zero2, "ckpt-00000025")

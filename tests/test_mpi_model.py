@@ -12,9 +12,11 @@ stages), so runs agree to float rounding, not bit for bit.
 - Llama's variant (RoPE, RMSNorm, SwiGLU, GQA with 4 query and 2 kv heads,
   untied head, no biases) the same on tp=2, on dp=2 x tp=2 (4 ranks) and with
   ZeRO-1 over the two replicas;
-- checkpoints are the whole model: a tp=2 run resumed at step 25 on tp=2 ends
-  bit for bit where the uninterrupted run ended; on 1 rank and on dp=2 it
-  continues within 1e-5; a dp=2 checkpoint continues on tp=2;
+- checkpoints are sharded and layout-free: the whole weights (what eval
+  reads), each rank's part and a manifest; a corrupt part is refused; a tp=2
+  run resumed at step 25 on tp=2 (each rank reading its part) ends bit for
+  bit where the uninterrupted run ended; on 1 rank and on dp=2 it continues
+  within 1e-5; a dp=2 checkpoint continues on tp=2;
 - comm_bytes is the theoretical volume of the activations' all-reduces: per
   micro-batch 4 of (B,T,C) per block, 2 for the embedding and the head's input
   gradient, and the cross-entropy's row max and sum of exponentials;
@@ -31,7 +33,9 @@ stages), so runs agree to float rounding, not bit for bit.
 - layouts that do not divide the heads, the kv heads, the vocabulary, the
   blocks or the ranks are refused before any step, naming the key.
 Skips (exit 77) when mpirun is missing or kiln was built without MPI."""
+import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -98,6 +102,27 @@ r1, _ = pretrain("resume_one", 1, *LLAMA, resume=ck)
 close(r1, ltp2, "tp=2 resumed at 25 on 1 process")
 rd, _ = pretrain("resume_dp2", 2, *LLAMA, resume=ck)
 close(rd, ltp2, "tp=2 resumed at 25 on dp=2")
+# the checkpoint is sharded: the whole weights for its readers, one part per
+# rank (its share's weights and moments), the manifest in state.json; a part
+# that does not match its sha256 is refused
+ck50 = os.path.join(ltp2, "ckpt-00000050")
+files = sorted(os.listdir(ck50))
+check(files == ["model.safetensors", "shard-00000.safetensors", "shard-00001.safetensors", "state.json",
+                "state.json.sha256"], "tp=2: the checkpoint holds the whole weights and each rank's part", str(files))
+with open(os.path.join(ck50, "state.json")) as f:
+    parts = json.load(f)["shards"]
+check(parts["tp"] == 2 and [x["tp_rank"] for x in parts["files"]] == [0, 1] and all(x["params"] for x in parts["files"]),
+      "tp=2: the manifest names each rank's part", str(parts))
+bad = os.path.join(W, "corrupt")
+shutil.copytree(os.path.join(ltp2, "ckpt-00000025"), bad)
+with open(os.path.join(bad, "shard-00001.safetensors"), "r+b") as f:
+    f.seek(-8, 2)
+    x = f.read(1)
+    f.seek(-8, 2)
+    f.write(bytes([x[0] ^ 1]))
+_, p = pretrain("from_corrupt", 2, "parallel.tp=2", *LLAMA, resume=bad, expect=2)
+check("shard-00001.safetensors" in p.stderr and "sha256" in p.stderr, "tp=2: a corrupt part is refused, named",
+      p.stderr[-400:])
 ldp, _ = pretrain("llama_dp2", 2, *LLAMA)
 rt, _ = pretrain("dp2_on_tp2", 2, "parallel.tp=2", *LLAMA, resume=os.path.join(ldp, "ckpt-00000025"))
 close(rt, ldp, "dp=2 resumed at 25 on tp=2")

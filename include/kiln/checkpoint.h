@@ -6,6 +6,8 @@
 //                                            sha256 of both safetensors files
 //   RUN/ckpt-00000100/state.json.sha256      sha256 of state.json (absent before issue 12:
 //                                            such a checkpoint is accepted with a warning)
+// or, sharded (tensor or pipeline parallelism, ZeRO), model.safetensors, the ranks'
+// shard-RANK.safetensors parts and state.json naming them (see KilnShardInfo below).
 // It is built in a fresh RUN/.ckpt-00000100-<random>.tmp (made exclusively, so a planted
 // link is never followed), fsync'd, then renamed; RUN/latest names the newest.
 // Randomness needs no saved stream: dropout masks and the loader's permutations are
@@ -53,12 +55,55 @@ int train_state_add_skip(KilnTrainState *st, int step, int count);
 // Refuses (an error) when a weight or optimizer moment is not finite.
 int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel *m,
                     const KilnTrainState *st, char *path, KilnErr *err);
+// Sharded checkpoints (runs with tensor or pipeline parallelism or ZeRO): the
+// directory holds model.safetensors (the whole model's weights, which every
+// reader of a checkpoint takes) written by rank 0, one part per rank with
+// something of its own (shard-RANK.safetensors: its share's weights as one
+// flat "params" tensor when it is its share's first replica, and the moments
+// it holds as "exp_avg", "exp_avg_sq"), and state.json naming the layout and
+// every part with its sha256 (the manifest). A run of the same layout reads
+// back each rank's own part; any other reader (another layout, one process,
+// kiln eval) reads the whole weights and assembles the moments from the parts.
+typedef struct {
+    int dp, tp, pp, zero;               // the layout
+    int rank, dp_rank, tp_rank, stage;  // the part's rank and its place
+    int has_params;                     // holds its share's weights
+    long opt_lo, opt_n;                 // the moments it holds: [opt_lo, opt_lo + opt_n) of its share's layout
+} KilnShardInfo;
+
+// Rank 0: a fresh temp directory for step's checkpoint (tmp, n bytes), which
+// every rank then writes its part into.
+int checkpoint_begin(const char *run_dir, int step, char *tmp, size_t n, KilnErr *err);
+// Rank 0: the whole model's weights into tmp.
+int checkpoint_write_weights(const char *tmp, const KilnConfig *cfg, const KilnModel *m, KilnErr *err);
+// A rank's part from its share m (the moments: m's m and v, opt_n of them);
+// sha (65 bytes) gets the file's sha256. Refuses non-finite values.
+int checkpoint_write_shard(const char *tmp, const KilnModel *m, const KilnShardInfo *si, char *sha, KilnErr *err);
+// Rank 0, once every part is written: state.json with the layout and the
+// parts (parts[i] and shas[i] for each of nparts ranks; those with nothing are
+// left out), then tmp installed as RUN/ckpt-<step> and RUN/latest.
+int checkpoint_commit_shards(const char *run_dir, const char *tmp, const KilnConfig *cfg, const KilnTrainState *st,
+                             const KilnShardInfo *parts, char (*shas)[65], int nparts, char *path, KilnErr *err);
+// Throws tmp away (a part failed).
+void checkpoint_abort(const char *tmp);
+// A sharded checkpoint's layout into *layout (dp, tp, pp, zero): 0; 1 when it
+// is a whole-model checkpoint; -1 on error.
+int checkpoint_layout(const char *ckpt_dir, KilnShardInfo *layout, KilnErr *err);
+// The same from the text of a state.json (name: for messages), with the count of parts.
+int checkpoint_parse_layout(const char *text, size_t len, const char *name, KilnShardInfo *layout, int *nparts,
+                            KilnErr *err);
+// A rank of the layout the checkpoint was written with reads its own share's
+// weights (and with_optimizer, its moments: m's opt_lo, opt_n) from the parts.
+int checkpoint_load_shard(const char *ckpt_dir, KilnModel *m, const KilnShardInfo *si, int with_optimizer,
+                          KilnErr *err);
+
 // Reads state.json of a checkpoint directory: the config it was trained with and its state.
 int checkpoint_read_state(const char *ckpt_dir, KilnConfig *cfg, KilnTrainState *st, KilnErr *err);
 // The same from the text of a state.json; name is used in messages.
 int checkpoint_parse_state(const char *text, size_t len, const char *name, KilnConfig *cfg,
                            KilnTrainState *st, KilnErr *err);
-// Loads weights (and AdamW moments if with_optimizer) into a model created from that config.
+// Loads weights (and AdamW moments if with_optimizer) into a model created
+// from that config (a sharded checkpoint's moments assembled from its parts).
 int checkpoint_load(const char *ckpt_dir, KilnModel *m, int with_optimizer, KilnErr *err);
 // Resolves RUN/latest to a checkpoint directory; returns -1 if there is none.
 int checkpoint_latest(const char *run_dir, char *path, size_t n, KilnErr *err);

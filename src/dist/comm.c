@@ -184,6 +184,16 @@ void comm_group_free(KilnComm *group) {
     memset(group, 0, sizeof *group);
 }
 
+void comm_gather_bytes(KilnComm *c, const void *mine, long bytes, void *all) {
+    if (c->size == 1) {
+        memcpy(all, mine, (size_t)bytes);
+        return;
+    }
+    double t0 = busy(c, "a gather");
+    MPI_Gather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, 0, MCOMM(c));
+    idle(c, t0);
+}
+
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root) {
     if (c->size == 1) return;
     double t0 = busy(c, "a broadcast");
@@ -411,6 +421,10 @@ void comm_library(char *out, int cap) { snprintf(out, (size_t)cap, "none (built 
 void comm_allreduce_sum_f64(KilnComm *c, double *x, int n) { (void)c, (void)x, (void)n; }
 void comm_allreduce_max_int(KilnComm *c, int *x, int n) { (void)c, (void)x, (void)n; }
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root) { (void)c, (void)buf, (void)bytes, (void)root; }
+void comm_gather_bytes(KilnComm *c, const void *mine, long bytes, void *all) {
+    (void)c;
+    memcpy(all, mine, (size_t)bytes);
+}
 void comm_allreduce_f32(KilnComm *c, float *x, long n, int max) { (void)c, (void)x, (void)n, (void)max; }
 int comm_split(KilnComm *world, int color, int key, KilnComm *group, KilnErr *err) {
     (void)color, (void)key, (void)err;

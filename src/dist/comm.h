@@ -52,6 +52,8 @@ void comm_allreduce_sum_f64(KilnComm *c, double *x, int n);
 void comm_allreduce_max_int(KilnComm *c, int *x, int n);
 // In place, the sum (max: 0) or maximum (max: 1) over ranks of n floats.
 void comm_allreduce_f32(KilnComm *c, float *x, long n, int max);
+// Rank 0 receives into all (size x bytes) every rank's bytes from mine.
+void comm_gather_bytes(KilnComm *c, const void *mine, long bytes, void *all);
 // root's bytes to every rank.
 void comm_bcast(KilnComm *c, void *buf, long bytes, int root);
 

@@ -166,8 +166,10 @@ static cJSON *float_array(const float *x, int n) {
     return a;
 }
 
-static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainState *st,
-                       const char *model_sha, const char *optim_sha, KilnErr *err) {
+// state.json; sums ({file: sha256}) and shards (a sharded checkpoint's
+// layout, or NULL) are taken over.
+static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainState *st, cJSON *sums,
+                       cJSON *shards, KilnErr *err) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "step", st->step);
     cJSON_AddNumberToObject(j, "tokens_seen", (double)st->tokens_seen);
@@ -200,9 +202,8 @@ static int write_state(const char *path, const KilnConfig *cfg, const KilnTrainS
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", cfg->train.seed);
     cJSON_AddStringToObject(rng, "seed", seed);
-    cJSON *files = cJSON_AddObjectToObject(j, "sha256");
-    cJSON_AddStringToObject(files, RUNDIR_CKPT_MODEL, model_sha);
-    cJSON_AddStringToObject(files, RUNDIR_CKPT_OPTIM, optim_sha);
+    cJSON_AddItemToObject(j, "sha256", sums);
+    if (shards) cJSON_AddItemToObject(j, "shards", shards);
     cJSON_AddStringToObject(j, "kiln_version", kiln_version());
     cJSON_AddStringToObject(j, "git_commit", kiln_git_commit());
     char *yaml = NULL;
@@ -253,6 +254,14 @@ static int check_state_sha(const char *ckpt_dir, KilnErr *err) {
     return rc;
 }
 
+// shard-NNNNN.safetensors: one rank's part of a sharded checkpoint.
+#define SHARD_FMT "shard-%05d.safetensors"
+static int is_shard_name(const char *name) {
+    int rank, end = 0;
+    return sscanf(name, "shard-%5d.safetensors%n", &rank, &end) == 1 && end == (int)strlen(name) &&
+           strlen(name) == strlen("shard-00000.safetensors");
+}
+
 // Removes a checkpoint directory: only the files kiln writes there, so a
 // user's own file keeps it; a symlink at dir is never entered (O_NOFOLLOW),
 // so pruning cannot delete files in a directory it points to.
@@ -262,6 +271,10 @@ static int remove_checkpoint(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return -1;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlinkat(fd, files[i], 0);
+    DIR *d = fdopendir(dup(fd));
+    for (struct dirent *e; d && (e = readdir(d));)  // a sharded checkpoint's parts
+        if (is_shard_name(e->d_name)) unlinkat(fd, e->d_name, 0);
+    if (d) closedir(d);
     close(fd);
     return rmdir(dir);
 }
@@ -300,37 +313,37 @@ static int install_checkpoint(const char *tmp, const char *final, const char *ru
     return 0;
 }
 
-int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel *m,
-                    const KilnTrainState *st, char *path, KilnErr *err) {
+int checkpoint_begin(const char *run_dir, int step, char *tmp, size_t n, KilnErr *err) {
     if (kiln_mkdirs(run_dir, err)) return -1;
-    char tmp[1100], final[1100], p[1200], name[64];
-    snprintf(name, sizeof name, RUNDIR_CKPT_FMT, st->step);
-    snprintf(final, sizeof final, "%s/%s", run_dir, name);
+    char name[64];
+    snprintf(name, sizeof name, RUNDIR_CKPT_FMT, step);
     // a fresh uniquely named directory (RUN/.ckpt-N-<random>.tmp), made with
     // mkdir so that nothing planted under a predictable name is followed
-    if (kiln_temp_create(tmp, sizeof tmp, run_dir, name, 1) != 0)
+    if (kiln_temp_create(tmp, n, run_dir, name, 1) != 0)
         return kiln_fail(err, "%s: cannot create a temp directory: %s", run_dir, strerror(errno));
-    Buffer weights[] = {{m->params, ""}};
-    Buffer moments[] = {{m->m, "exp_avg."}, {m->v, "exp_avg_sq."}};
-    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, tmp);
-    int rc = save_buffers(p, m, weights, 1, cfg, err);
-    if (rc == 0) {
-        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_OPTIM, tmp);
-        rc = save_buffers(p, m, moments, 2, cfg, err);
-    }
-    char model_sha[65], optim_sha[65];
-    if (rc == 0) {
-        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, tmp);
-        rc = kiln_sha256_file(p, model_sha, err);
-    }
-    if (rc == 0) {
-        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_OPTIM, tmp);
-        rc = kiln_sha256_file(p, optim_sha, err);
-    }
-    if (rc == 0) {
-        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, tmp);
-        rc = write_state(p, cfg, st, model_sha, optim_sha, err);
-    }
+    return 0;
+}
+
+void checkpoint_abort(const char *tmp) { kiln_remove_tree(tmp); }
+
+// Adds file's sha256 to sums.
+static int add_sum(cJSON *sums, const char *tmp, const char *file, KilnErr *err) {
+    char p[1200], sha[65];
+    snprintf(p, sizeof p, "%s/%s", tmp, file);
+    if (kiln_sha256_file(p, sha, err)) return -1;
+    cJSON_AddStringToObject(sums, file, sha);
+    return 0;
+}
+
+// The state of a checkpoint whose files are in tmp (sums: their sha256, taken
+// over, as shards), then tmp installed as RUN/ckpt-<step> and RUN/latest.
+static int commit(const char *run_dir, const char *tmp, const KilnConfig *cfg, const KilnTrainState *st,
+                  cJSON *sums, cJSON *shards, char *path, KilnErr *err) {
+    char p[1200], final[1100], name[64];
+    snprintf(name, sizeof name, RUNDIR_CKPT_FMT, st->step);
+    snprintf(final, sizeof final, "%s/%s", run_dir, name);
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, tmp);
+    int rc = write_state(p, cfg, st, sums, shards, err);
     if (rc == 0) rc = write_state_sha(tmp, err);
     if (rc == 0) rc = kiln_fsync_dir(tmp, err);
     if (rc == 0) rc = install_checkpoint(tmp, final, run_dir, err);
@@ -348,6 +361,103 @@ int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel 
     if (kiln_atomic_commit(&af, err)) return -1;
     if (path) snprintf(path, 1024, "%s", final);
     return 0;
+}
+
+int checkpoint_save(const char *run_dir, const KilnConfig *cfg, const KilnModel *m,
+                    const KilnTrainState *st, char *path, KilnErr *err) {
+    char tmp[1100], p[1200];
+    if (checkpoint_begin(run_dir, st->step, tmp, sizeof tmp, err)) return -1;
+    Buffer weights[] = {{m->params, ""}};
+    Buffer moments[] = {{m->m, "exp_avg."}, {m->v, "exp_avg_sq."}};
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, tmp);
+    int rc = save_buffers(p, m, weights, 1, cfg, err);
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_OPTIM, tmp);
+        rc = save_buffers(p, m, moments, 2, cfg, err);
+    }
+    cJSON *sums = cJSON_CreateObject();
+    if (rc == 0) rc = add_sum(sums, tmp, RUNDIR_CKPT_MODEL, err);
+    if (rc == 0) rc = add_sum(sums, tmp, RUNDIR_CKPT_OPTIM, err);
+    if (rc != 0) {
+        cJSON_Delete(sums);
+        kiln_remove_tree(tmp);
+        return kiln_wrap(err, "checkpoint step %d", st->step);
+    }
+    return commit(run_dir, tmp, cfg, st, sums, NULL, path, err);
+}
+
+// ---- sharded checkpoints ----
+
+int checkpoint_write_weights(const char *tmp, const KilnConfig *cfg, const KilnModel *m, KilnErr *err) {
+    char p[1200];
+    Buffer weights[] = {{m->params, ""}};
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, tmp);
+    return save_buffers(p, m, weights, 1, cfg, err);
+}
+
+// A run of values none of which may be written if one is not finite.
+static int all_finite(const float *x, long n, const char *path, const char *what, KilnErr *err) {
+    for (long i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return kiln_fail(err, "%s: %s value %ld is not finite: refusing to write it", path, what, i);
+    return 0;
+}
+
+int checkpoint_write_shard(const char *tmp, const KilnModel *m, const KilnShardInfo *si, char *sha, KilnErr *err) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/" SHARD_FMT, tmp, si->rank);
+    long P = m->layout.total;
+    KilnStTensor ts[3];
+    int n = 0;
+    if (si->has_params) {
+        if (all_finite(m->params, P, p, "weight", err)) return -1;
+        ts[n++] = (KilnStTensor){"params", m->params, 1, {P}};
+    }
+    if (si->opt_n > 0) {
+        if (all_finite(m->m, si->opt_n, p, "exp_avg", err) || all_finite(m->v, si->opt_n, p, "exp_avg_sq", err))
+            return -1;
+        ts[n++] = (KilnStTensor){"exp_avg", m->m, 1, {si->opt_n}};
+        ts[n++] = (KilnStTensor){"exp_avg_sq", m->v, 1, {si->opt_n}};
+    }
+    const char *keys[] = {"format"}, *vals[] = {"kiln-shard"};
+    if (st_write(p, ts, n, keys, vals, 1, err)) return -1;
+    return kiln_sha256_file(p, sha, err);
+}
+
+int checkpoint_commit_shards(const char *run_dir, const char *tmp, const KilnConfig *cfg, const KilnTrainState *st,
+                             const KilnShardInfo *parts, char (*shas)[65], int nparts, char *path, KilnErr *err) {
+    cJSON *sums = cJSON_CreateObject(), *sh = cJSON_CreateObject(), *files = cJSON_CreateArray();
+    int rc = add_sum(sums, tmp, RUNDIR_CKPT_MODEL, err);
+    const KilnShardInfo *l = &parts[0];
+    cJSON_AddNumberToObject(sh, "dp", l->dp);
+    cJSON_AddNumberToObject(sh, "tp", l->tp);
+    cJSON_AddNumberToObject(sh, "pp", l->pp);
+    cJSON_AddNumberToObject(sh, "zero", l->zero);
+    for (int i = 0; i < nparts && rc == 0; i++) {
+        const KilnShardInfo *x = &parts[i];
+        if (!x->has_params && x->opt_n <= 0) continue;  // a replica with nothing of its own
+        char file[64];
+        snprintf(file, sizeof file, SHARD_FMT, x->rank);
+        cJSON_AddStringToObject(sums, file, shas[i]);
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "file", file);
+        cJSON_AddNumberToObject(f, "rank", x->rank);
+        cJSON_AddNumberToObject(f, "dp_rank", x->dp_rank);
+        cJSON_AddNumberToObject(f, "tp_rank", x->tp_rank);
+        cJSON_AddNumberToObject(f, "stage", x->stage);
+        cJSON_AddBoolToObject(f, "params", x->has_params);
+        cJSON_AddNumberToObject(f, "opt_lo", (double)x->opt_lo);
+        cJSON_AddNumberToObject(f, "opt_n", (double)x->opt_n);
+        cJSON_AddItemToArray(files, f);
+    }
+    cJSON_AddItemToObject(sh, "files", files);
+    if (rc != 0) {
+        cJSON_Delete(sums);
+        cJSON_Delete(sh);
+        kiln_remove_tree(tmp);
+        return kiln_wrap(err, "checkpoint step %d", st->step);
+    }
+    return commit(run_dir, tmp, cfg, st, sums, sh, path, err);
 }
 
 int checkpoint_read_state(const char *ckpt_dir, KilnConfig *cfg, KilnTrainState *st, KilnErr *err) {
@@ -445,17 +555,200 @@ int checkpoint_parse_state(const char *text, size_t len, const char *p, KilnConf
     return rc;
 }
 
+// A sharded checkpoint's layout and parts, from its state.json.
+typedef struct {
+    KilnShardInfo layout;
+    int n;
+    KilnShardInfo *part;
+    char (*file)[64];
+} Shards;
+
+static void shards_free(Shards *sh) {
+    free(sh->part);
+    free(sh->file);
+    memset(sh, 0, sizeof *sh);
+}
+
+static int number(const cJSON *o, const char *key, double lo, double hi, double *out) {
+    const cJSON *x = item(o, key);
+    if (!cJSON_IsNumber(x) || x->valuedouble < lo || x->valuedouble > hi || x->valuedouble != (long)x->valuedouble)
+        return -1;
+    *out = x->valuedouble;
+    return 0;
+}
+
+// From the text of a state.json (p: its name in messages): 0 and sh filled
+// when it is a sharded checkpoint's; 1: a whole-model checkpoint's; -1: error.
+static int parse_shards(const char *text, size_t len, const char *p, Shards *sh, KilnErr *err) {
+    memset(sh, 0, sizeof *sh);
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    if (!j) return kiln_fail(err, "%s: not JSON", p);
+    const cJSON *o = item(j, "shards"), *files = item(o, "files");
+    if (!o) {
+        cJSON_Delete(j);
+        return 1;
+    }
+    double v[4] = {0, 0, 0, 0};
+    int n = cJSON_GetArraySize(files), rc = 0;
+    if (number(o, "dp", 1, 1 << 20, &v[0]) || number(o, "tp", 1, 1 << 20, &v[1]) || number(o, "pp", 1, 1 << 20, &v[2]) ||
+        number(o, "zero", 0, 2, &v[3]) || !cJSON_IsArray(files) || n < 1)
+        rc = kiln_fail(err, "%s: malformed shards section", p);
+    sh->layout = (KilnShardInfo){.dp = (int)v[0], .tp = (int)v[1], .pp = (int)v[2], .zero = (int)v[3]};
+    if (rc == 0) {
+        sh->part = calloc((size_t)n, sizeof *sh->part);
+        sh->file = calloc((size_t)n, sizeof *sh->file);
+        if (!sh->part || !sh->file) rc = kiln_fail(err, "out of memory");
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        const cJSON *f = cJSON_GetArrayItem(files, i), *name = item(f, "file"), *par = item(f, "params");
+        double r, d, t, st, lo, on;
+        KilnShardInfo *x = &sh->part[i];
+        if (!cJSON_IsString(name) || !is_shard_name(name->valuestring) || !cJSON_IsBool(par) ||
+            number(f, "rank", 0, 1 << 30, &r) || number(f, "dp_rank", 0, sh->layout.dp - 1, &d) ||
+            number(f, "tp_rank", 0, sh->layout.tp - 1, &t) || number(f, "stage", 0, sh->layout.pp - 1, &st) ||
+            number(f, "opt_lo", 0, 0x1p50, &lo) || number(f, "opt_n", 0, 0x1p50, &on)) {
+            rc = kiln_fail(err, "%s: malformed shards.files[%d]", p, i);
+            break;
+        }
+        *x = sh->layout;
+        x->rank = (int)r, x->dp_rank = (int)d, x->tp_rank = (int)t, x->stage = (int)st;
+        x->has_params = cJSON_IsTrue(par), x->opt_lo = (long)lo, x->opt_n = (long)on;
+        snprintf(sh->file[i], sizeof sh->file[i], "%s", name->valuestring);
+        sh->n++;
+    }
+    cJSON_Delete(j);
+    if (rc) shards_free(sh);
+    return rc;
+}
+
+static int read_shards(const char *ckpt_dir, Shards *sh, KilnErr *err) {
+    char p[1200], *text;
+    size_t len;
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_STATE, ckpt_dir);
+    if (kiln_read_file(p, &text, &len, err)) return -1;
+    int rc = parse_shards(text, len, p, sh, err);
+    free(text);
+    return rc;
+}
+
+int checkpoint_parse_layout(const char *text, size_t len, const char *name, KilnShardInfo *layout, int *nparts,
+                            KilnErr *err) {
+    Shards sh;
+    int rc = parse_shards(text, len, name, &sh, err);
+    if (rc == 0) *layout = sh.layout, *nparts = sh.n, shards_free(&sh);
+    return rc;
+}
+
+int checkpoint_layout(const char *ckpt_dir, KilnShardInfo *layout, KilnErr *err) {
+    Shards sh;
+    int rc = read_shards(ckpt_dir, &sh, err);
+    if (rc == 0) *layout = sh.layout, shards_free(&sh);
+    return rc;
+}
+
+// Reads a part's tensor (n floats) from ckpt_dir/file.
+static int read_part(const char *ckpt_dir, const char *file, const char *name, float *dst, long n, KilnErr *err) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", ckpt_dir, file);
+    KilnStFile f;
+    if (st_open(&f, p, err)) return -1;
+    long shape[1] = {n};
+    int rc = st_read_f32(&f, name, dst, 1, shape, err);
+    st_close(&f);
+    return rc;
+}
+
+// The moments of the share (tp rank t, stage s) from a sharded checkpoint's
+// parts into mv (2 x the share's size: m, then v).
+static int share_moments(const char *ckpt_dir, const Shards *sh, int t, int s, long P, float *mv, KilnErr *err) {
+    long covered = 0;
+    for (int i = 0; i < sh->n; i++) {
+        const KilnShardInfo *x = &sh->part[i];
+        if (x->tp_rank != t || x->stage != s || x->opt_n <= 0) continue;
+        if (x->opt_lo + x->opt_n > P)
+            return kiln_fail(err, "%s/%s: moments [%ld, %ld) beyond its share's %ld values", ckpt_dir, sh->file[i],
+                             x->opt_lo, x->opt_lo + x->opt_n, P);
+        if (read_part(ckpt_dir, sh->file[i], "exp_avg", mv + x->opt_lo, x->opt_n, err) ||
+            read_part(ckpt_dir, sh->file[i], "exp_avg_sq", mv + P + x->opt_lo, x->opt_n, err))
+            return -1;
+        covered += x->opt_n;
+    }
+    if (covered != P)
+        return kiln_fail(err, "%s: the parts hold %ld of the %ld moments of tensor-parallel rank %d, stage %d",
+                         ckpt_dir, covered, P, t, s);
+    return 0;
+}
+
+// A sharded checkpoint's moments into the whole model m: each share's
+// assembled from its parts, then put in its place.
+static int consolidate_moments(const char *ckpt_dir, const Shards *sh, KilnModel *m, KilnErr *err) {
+    int rc = 0;
+    for (int s = 0; s < sh->layout.pp && rc == 0; s++)
+        for (int t = 0; t < sh->layout.tp && rc == 0; t++) {
+            KilnModel plan;
+            KilnTensorParallel tp = {sh->layout.tp, t, NULL, NULL};
+            KilnPipeStage pp = {sh->layout.pp, s, 0};
+            if (gpt_plan(&plan, &m->cfg, &tp, &pp, err)) return kiln_wrap(err, "%s: its layout", ckpt_dir);
+            long P = plan.layout.total;
+            float *mv = malloc(sizeof(float) * 2 * (size_t)P);
+            if (!mv) return kiln_fail(err, "out of memory");
+            rc = share_moments(ckpt_dir, sh, t, s, P, mv, err);
+            if (rc == 0) {
+                gpt_share_copy(&plan, t, mv, m, m->m, 1);
+                gpt_share_copy(&plan, t, mv + P, m, m->v, 1);
+            }
+            free(mv);
+        }
+    return rc;
+}
+
 int checkpoint_load(const char *ckpt_dir, KilnModel *m, int with_optimizer, KilnErr *err) {
     char p[1200];
     Buffer weights[] = {{m->params, ""}};
     Buffer moments[] = {{m->m, "exp_avg."}, {m->v, "exp_avg_sq."}};
     snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_MODEL, ckpt_dir);
     if (load_buffers(p, m, weights, 1, err)) return -1;
-    if (with_optimizer) {
-        snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_OPTIM, ckpt_dir);
-        if (load_buffers(p, m, moments, 2, err)) return -1;
+    if (!with_optimizer) return 0;
+    Shards sh;
+    int rc = read_shards(ckpt_dir, &sh, err);
+    if (rc < 0) return -1;
+    if (rc == 0) {  // the moments are in the ranks' parts
+        rc = consolidate_moments(ckpt_dir, &sh, m, err);
+        shards_free(&sh);
+        return rc;
     }
-    return 0;
+    snprintf(p, sizeof p, "%s/" RUNDIR_CKPT_OPTIM, ckpt_dir);
+    return load_buffers(p, m, moments, 2, err);
+}
+
+int checkpoint_load_shard(const char *ckpt_dir, KilnModel *m, const KilnShardInfo *si, int with_optimizer,
+                          KilnErr *err) {
+    Shards sh;
+    int rc = read_shards(ckpt_dir, &sh, err);
+    if (rc) return rc < 0 ? -1 : kiln_fail(err, "%s is not a sharded checkpoint", ckpt_dir);
+    const KilnShardInfo *l = &sh.layout;
+    if (l->dp != si->dp || l->tp != si->tp || l->pp != si->pp || l->zero != si->zero) {
+        shards_free(&sh);
+        return kiln_fail(err, "%s was written with dp %d, tp %d, pp %d, zero %d, not this run's layout", ckpt_dir,
+                         l->dp, l->tp, l->pp, l->zero);
+    }
+    int wi = -1, mi = -1;  // the parts with this share's weights and with this rank's moments
+    for (int i = 0; i < sh.n; i++) {
+        const KilnShardInfo *x = &sh.part[i];
+        if (x->tp_rank == si->tp_rank && x->stage == si->stage && x->has_params) wi = i;
+        if (x->tp_rank == si->tp_rank && x->stage == si->stage && x->opt_lo == m->opt_lo && x->opt_n == m->opt_n &&
+            (!si->zero || x->dp_rank == si->dp_rank))
+            mi = i;
+    }
+    if (wi < 0 || (with_optimizer && mi < 0))
+        rc = kiln_fail(err, "%s: no part holds the %s of tensor-parallel rank %d, stage %d", ckpt_dir,
+                       wi < 0 ? "weights" : "moments", si->tp_rank, si->stage);
+    if (rc == 0) rc = read_part(ckpt_dir, sh.file[wi], "params", m->params, m->layout.total, err);
+    if (rc == 0 && with_optimizer)
+        rc = read_part(ckpt_dir, sh.file[mi], "exp_avg", m->m, m->opt_n, err) ||
+             read_part(ckpt_dir, sh.file[mi], "exp_avg_sq", m->v, m->opt_n, err);
+    shards_free(&sh);
+    return rc ? -1 : 0;
 }
 
 int checkpoint_latest(const char *run_dir, char *path, size_t n, KilnErr *err) {
@@ -491,21 +784,31 @@ int checkpoint_verify(const char *ckpt_dir, KilnErr *err) {
     if (rc == 0 && check_state_sha(ckpt_dir, err) < 0) rc = -1;
     cJSON *j = rc == 0 ? cJSON_ParseWithLength(text, len) : NULL;
     free(text);
-    const cJSON *sums = item(j, "sha256");
-    const char *files[] = {RUNDIR_CKPT_MODEL, RUNDIR_CKPT_OPTIM};
-    for (int i = 0; i < 2 && rc == 0; i++) {
-        const cJSON *want = item(sums, files[i]);
+    // every file the state names: model and optimizer, or the model and the ranks' parts
+    const cJSON *sums = item(j, "sha256"), *want;
+    if (rc == 0 && (!cJSON_IsObject(sums) || !item(sums, RUNDIR_CKPT_MODEL)))
+        rc = kiln_fail(err, "%s/" RUNDIR_CKPT_STATE ": no sha256 for " RUNDIR_CKPT_MODEL, ckpt_dir);
+    if (rc == 0 && !item(sums, RUNDIR_CKPT_OPTIM) && !item(j, "shards"))
+        rc = kiln_fail(err, "%s/" RUNDIR_CKPT_STATE ": no sha256 for " RUNDIR_CKPT_OPTIM, ckpt_dir);
+    const cJSON *each = rc == 0 ? sums : NULL;
+    cJSON_ArrayForEach(want, each) {
         char got[65];
-        snprintf(p, sizeof p, "%s/%s", ckpt_dir, files[i]);
+        const char *file = want->string;
+        if (strcmp(file, RUNDIR_CKPT_MODEL) && strcmp(file, RUNDIR_CKPT_OPTIM) && !is_shard_name(file)) {
+            rc = kiln_fail(err, "%s/" RUNDIR_CKPT_STATE ": sha256 of an unknown file %s", ckpt_dir, file);
+            break;
+        }
+        snprintf(p, sizeof p, "%s/%s", ckpt_dir, file);
         if (!cJSON_IsString(want)) {
-            rc = kiln_fail(err, "%s/" RUNDIR_CKPT_STATE ": no sha256 for %s", ckpt_dir, files[i]);
+            rc = kiln_fail(err, "%s/" RUNDIR_CKPT_STATE ": no sha256 for %s", ckpt_dir, file);
         } else if (kiln_sha256_file(p, got, err) == 0) {
             if (strcmp(got, want->valuestring))
-                rc = kiln_fail(err, "%s: sha256 %.12s... does not match the %.12s... recorded in " RUNDIR_CKPT_STATE " (corrupt)", p,
-                               got, want->valuestring);
+                rc = kiln_fail(err, "%s: sha256 %.12s... does not match the %.12s... recorded in " RUNDIR_CKPT_STATE
+                                    " (corrupt)", p, got, want->valuestring);
         } else {
             rc = -1;
         }
+        if (rc) break;
     }
     cJSON_Delete(j);
     return rc;

@@ -126,3 +126,14 @@ int run_load_shares(Run *r, const char *path, KilnErr *err) {
     run_share_distribute(r, 1);
     return 0;
 }
+
+// This rank's part of a sharded checkpoint: its share's weights if it is the
+// share's first replica, and the moments it holds (ZeRO: its piece; else the
+// first replica's whole share).
+KilnShardInfo run_part(const Run *r) {
+    const KilnModel *m = &r->m;
+    int first = r->dpc.rank == 0;
+    KilnShardInfo si = {r->dp, r->tp, r->pp, r->zero, r->comm.rank, r->dpc.rank, r->tpc.rank, r->ppc.rank, first,
+                        r->zero ? m->opt_lo : 0, r->zero ? m->opt_n : first ? m->layout.total : 0};
+    return si;
+}

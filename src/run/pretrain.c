@@ -148,6 +148,20 @@ static void note_extension(Run *r, const KilnConfig *saved) {
                  s->steps, t->steps, after);
 }
 
+// A sharded checkpoint written with this run's layout: every rank reads its
+// own part (bit for bit, nothing gathered): 0. 1 when the checkpoint has
+// another layout or is not sharded (the caller reads it whole); -1 on error.
+static int load_own_parts(Run *r, const char *path, KilnErr *err) {
+    KilnShardInfo l, me = run_part(r);
+    int kind = checkpoint_layout(path, &l, err);
+    if (kind < 0) return -1;
+    if (kind == 1 || l.dp != me.dp || l.tp != me.tp || l.pp != me.pp || l.zero != me.zero) return 1;
+    int bad = checkpoint_load_shard(path, &r->m, &me, 1, err) != 0, mine = bad;
+    comm_allreduce_max_int(&r->comm, &bad, 1);  // all go on, or all stop
+    if (bad && !mine) kiln_fail(err, "%s: another rank could not read its part", path);
+    return bad ? -1 : 0;
+}
+
 // Loads a checkpoint's state, weights, moments and loader position (at_resume:
 // the run starts from it; else the spike guard rolls back to it).
 static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err) {
@@ -171,9 +185,10 @@ static int load_checkpoint(Run *r, const char *path, int at_resume, KilnErr *err
         return kiln_fail(err, "%s was trained with train.seq_len = %d but the config says %d: the data position "
                               "counts sequences of that length", path, saved.train.seq_len, r->cfg->train.seq_len),
                KILN_TRAIN_BAD_INPUT;
-    if (r->mp > 1 ? run_load_shares(r, path, err)
-        : r->zero ? run_load_sharded(r, path, err)
-                  : checkpoint_load(path, &r->m, 1, err))
+    int own = load_own_parts(r, path, err);  // 1: another layout's, read whole on rank 0 or every rank
+    if (own < 0 || (own == 1 && (r->mp > 1 ? run_load_shares(r, path, err)
+                                 : r->zero ? run_load_sharded(r, path, err)
+                                           : checkpoint_load(path, &r->m, 1, err))))
         return KILN_TRAIN_BAD_INPUT;
     if (loader_seek(&r->train, r->st.loader_epoch, r->st.loader_shard, r->st.loader_pos, err))
         return kiln_wrap(err, "%s", path), KILN_TRAIN_BAD_INPUT;
@@ -281,37 +296,8 @@ static int check_fresh_dir(Run *r, KilnErr *err) {
     return rc;
 }
 
-static int write_checkpoint(Run *r, const char *why, KilnErr *err);
-
-// Writes a checkpoint of the current state, prunes old ones and records it.
-// Every rank calls it at the same step; rank 0 writes: the ranks hold the same
-// weights, and under ZeRO-1 they first send rank 0 their shards of the
-// moments, so the checkpoint is the one model whatever the layout.
-int run_save_checkpoint(Run *r, const char *why, KilnErr *err) {
-    long P = r->m.layout.total;
-    float *full = NULL;  // ZeRO: replica 0's rank gathers its share's moments
-    if (r->zero) {
-        if (r->mp > 1) full = r->dpc.rank == 0 ? r->mvbuf : NULL;
-        else if (r->writer && !(full = backend_alloc(2 * P, err))) return kiln_wrap(err, "checkpoint (ZeRO gather)");
-        comm_gather_f32(&r->dpc, r->m.m, P, full);
-        comm_gather_f32(&r->dpc, r->m.v, P, full ? full + P : NULL);
-    }
-    if (r->dpc.rank != 0) return 0;
-    Moments own = {0};
-    if (full) own = run_moments_swap(&r->m, (Moments){full, full + P, 0, P});
-    if (r->mp > 1) run_share_gather(r, 1);
-    int rc = r->writer ? write_checkpoint(r, why, err) : 0;
-    if (full) run_moments_swap(&r->m, own);
-    if (full && r->mp == 1) backend_free(full);
-    return rc;
-}
-
-static int write_checkpoint(Run *r, const char *why, KilnErr *err) {
-    char path[1024];
-    run_heartbeat(r, 1);  // a big checkpoint may take a while: the supervisor must not think us hung
-    // metrics first: a run resumed from this checkpoint finds every step up to it logged
-    if (r->have_tracker && tracker_flush(&r->tr, err)) return -1;
-    if (checkpoint_save(r->dir, r->cfg, run_whole(r), &r->st, path, err)) return -1;
+// After a checkpoint is in place at path (rank 0): prunes old ones and records it.
+static int recorded(Run *r, const char *path, const char *why, KilnErr *err) {
     run_heartbeat(r, 1);
     if (checkpoint_prune(r->dir, r->cfg->train.keep_last, r->cfg->train.keep_every, err)) return -1;
     r->t_ckpt = kiln_now();
@@ -324,6 +310,64 @@ static int write_checkpoint(Run *r, const char *why, KilnErr *err) {
     if (rc == 0 && r->have_tracker) rc = tracker_flush(&r->tr, err);
     if (rc == 0) run_say(r, "checkpoint %s (%s)\n", path, why);
     return rc;
+}
+
+// Before a checkpoint (rank 0): a big one may take a while, so the supervisor
+// must not think us hung; and metrics first, so that a run resumed from it
+// finds every step up to it logged.
+static int before(Run *r, KilnErr *err) {
+    run_heartbeat(r, 1);
+    return r->have_tracker ? tracker_flush(&r->tr, err) : 0;
+}
+
+// A sharded checkpoint (tensor or pipeline parallelism, ZeRO): rank 0 opens
+// it and writes the whole weights (gathered from replica 0's shares), every
+// rank its part, rank 0 the manifest once all parts are in; on any failure
+// nothing is installed and every rank returns the error.
+static int save_sharded(Run *r, const char *why, KilnErr *err) {
+    char tmp[1100] = "";
+    int bad = r->writer && (before(r, err) || checkpoint_begin(r->dir, r->st.step, tmp, sizeof tmp, err));
+    comm_bcast(&r->comm, &bad, sizeof bad, 0);
+    if (bad) return r->writer ? -1 : kiln_fail(err, "rank 0 could not start the checkpoint of step %d", r->st.step);
+    comm_bcast(&r->comm, tmp, sizeof tmp, 0);
+    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r, 0);
+    int rc = r->writer ? checkpoint_write_weights(tmp, r->cfg, run_whole(r), err) : 0;
+    ShardRecord mine = {0, "", run_part(r)};
+    if (mine.si.has_params || mine.si.opt_n > 0)
+        mine.failed = checkpoint_write_shard(tmp, &r->m, &mine.si, mine.sha, err) != 0;
+    if (rc) mine.failed = 1;
+    ShardRecord *all = r->writer ? r->shard_recs : NULL;
+    comm_gather_bytes(&r->comm, &mine, sizeof mine, all);
+    int failed = 0, who = -1;
+    for (int i = 0; r->writer && i < r->comm.size; i++)
+        if (all[i].failed) failed = 1, who = who < 0 ? i : who;
+    if (r->writer && !failed) {
+        KilnShardInfo *parts = r->shard_parts;
+        char(*shas)[65] = r->shard_shas;
+        for (int i = 0; i < r->comm.size; i++) parts[i] = all[i].si, memcpy(shas[i], all[i].sha, 65);
+        char path[1024];
+        failed = checkpoint_commit_shards(r->dir, tmp, r->cfg, &r->st, parts, shas, r->comm.size, path, err) ||
+                 recorded(r, path, why, err);
+    } else if (r->writer) {
+        checkpoint_abort(tmp);
+        if (who > 0) kiln_fail(err, "checkpoint of step %d: rank %d could not write its part (its error is on "
+                                    "its stderr)", r->st.step, who);
+    }
+    comm_bcast(&r->comm, &failed, sizeof failed, 0);
+    if (failed && !r->writer && !mine.failed)
+        kiln_fail(err, "checkpoint of step %d: another rank failed (rank 0 says which)", r->st.step);
+    return failed ? -1 : 0;
+}
+
+// Writes a checkpoint of the current state, prunes old ones and records it.
+// Every rank calls it at the same step. With one replica of the whole model
+// per rank (no ZeRO) rank 0 writes it alone; otherwise it is sharded.
+int run_save_checkpoint(Run *r, const char *why, KilnErr *err) {
+    if (r->mp > 1 || r->zero) return save_sharded(r, why, err);
+    if (!r->writer) return 0;
+    char path[1024];
+    if (before(r, err) || checkpoint_save(r->dir, r->cfg, &r->m, &r->st, path, err)) return -1;
+    return recorded(r, path, why, err);
 }
 
 // JSON array of the documents under this step's rows ([source, id] pairs as
@@ -925,6 +969,12 @@ static int run_open(Run *r, KilnErr *err) {
         }
         if (!(r->sharebuf = backend_alloc(most > 0 ? most : 1, err))) return kiln_wrap(err, "a share in passing");
     }
+    if (r->writer && (mpr > 1 || r->zero)) {  // the parts of a sharded checkpoint, heard of
+        r->shard_recs = calloc((size_t)ranks, sizeof *r->shard_recs);
+        r->shard_parts = calloc((size_t)ranks, sizeof *r->shard_parts);
+        r->shard_shas = calloc((size_t)ranks, sizeof *r->shard_shas);
+        if (!r->shard_recs || !r->shard_parts || !r->shard_shas) return kiln_fail(err, "out of memory");
+    }
     if (mpr > 1 && r->zero && dr == 0 && !(r->mvbuf = backend_alloc(2 * r->m.layout.total, err)))
         return kiln_wrap(err, "parallel.zero: this share's moments in passing");
     if (pp > 1) {
@@ -1096,6 +1146,9 @@ static void run_close(Run *r) {
     for (int k = 0; k < 2; k++) backend_free(r->zsend[k]), backend_free(r->zpiece[k]);
     backend_free(r->sharebuf);
     backend_free(r->mvbuf);
+    free(r->shard_recs);
+    free(r->shard_parts);
+    free(r->shard_shas);
     free(r->pipe_tok);
     free(r->pipe_tgt);
     free(r->pipe_micro);

@@ -34,6 +34,13 @@ typedef struct {
     long pos;        // its place in the block's buffers
 } ZeroFlight;
 
+// A rank's part of a sharded checkpoint, as rank 0 hears of it.
+typedef struct {
+    int failed;
+    char sha[65];
+    KilnShardInfo si;
+} ShardRecord;
+
 typedef struct {
     KilnComm comm;          // the job's ranks (one without mpirun)
     // world rank = (pp rank x dp + dp rank) x tp + tp rank: a replica's
@@ -47,6 +54,9 @@ typedef struct {
     int dp, tp, pp, mp;     // the groups' sizes (mp = tp x pp)
     KilnModel full;         // mp > 1, on rank 0: the whole model, which checkpoints and evaluations read
     float *sharebuf;        // mp > 1, on rank 0: another rank's share in passing (the largest share's size)
+    ShardRecord *shard_recs;         // rank 0: every rank's part of a sharded checkpoint
+    KilnShardInfo *shard_parts;
+    char (*shard_shas)[65];
     float *mvbuf;           // mp > 1 with ZeRO, on replica 0's ranks: this share's whole moments (2 x P)
     int32_t *pipe_tok, *pipe_tgt;  // pp > 1: the step's micro-batches of this replica (grad_accum x B x T)
     int *pipe_micro;        // and their numbers in the step
@@ -140,6 +150,7 @@ void run_share_gather(Run *r, int moments);
 void run_share_distribute(Run *r, int moments);
 int run_load_sharded(Run *r, const char *path, KilnErr *err);
 int run_load_shares(Run *r, const char *path, KilnErr *err);
+KilnShardInfo run_part(const Run *r);  // this rank's part of a sharded checkpoint
 
 // ---- async.c ----
 int run_async_server(Run *r, KilnErr *err);

@@ -3,6 +3,7 @@
 Runs `kiln pretrain` on a config under mpirun --oversubscribe (one thread per
 rank) or as one process, and compares runs: losses at every step and final
 weights within a tolerance, or weights and moments bit for bit."""
+import glob
 import json
 import os
 import shutil
@@ -152,11 +153,24 @@ class Runs:
         self.check(wa.keys() == wb.keys() and dw <= tol, f"{name}: final weights within {tol:g}",
                    f"max |diff| {dw:.3g}")
 
+    @staticmethod
+    def state(run, step=50):
+        """A checkpoint's optimizer state: optimizer.safetensors's tensors, or a
+        sharded checkpoint's parts' (file/tensor), as name -> array."""
+        ck = os.path.join(run, f"ckpt-{step:08d}")
+        if os.path.exists(os.path.join(ck, "optimizer.safetensors")):
+            return load_safetensors(os.path.join(ck, "optimizer.safetensors"))[0]
+        out = {}
+        for f in sorted(glob.glob(os.path.join(ck, "shard-*.safetensors"))):
+            for k, v in load_safetensors(f)[0].items():
+                out[f"{os.path.basename(f)}/{k}"] = v
+        return out
+
     def identical(self, a, b, name):
         wa, wb = self.weights(a), self.weights(b)
         same = wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wb)
-        oa, ob = self.weights(a, what="optimizer"), self.weights(b, what="optimizer")
-        same = same and oa.keys() == ob.keys() and all(np.array_equal(oa[k], ob[k]) for k in ob)
+        oa, ob = self.state(a), self.state(b)
+        same = same and len(ob) > 0 and oa.keys() == ob.keys() and all(np.array_equal(oa[k], ob[k]) for k in ob)
         self.check(same, f"{name}: final weights and moments bit for bit")
 
     def finish(self, test, elapsed):
