@@ -740,6 +740,7 @@ int checkpoint_load_shard(const char *ckpt_dir, KilnModel *m, const KilnShardInf
             (!si->zero || x->dp_rank == si->dp_rank))
             mi = i;
     }
+    with_optimizer = with_optimizer && m->opt_n > 0;  // ZeRO's last ranks may hold no moments
     if (wi < 0 || (with_optimizer && mi < 0))
         rc = kiln_fail(err, "%s: no part holds the %s of tensor-parallel rank %d, stage %d", ckpt_dir,
                        wi < 0 ? "weights" : "moments", si->tp_rank, si->stage);
