@@ -260,21 +260,6 @@ long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n,
     return mine;
 }
 
-long comm_ireduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out,
-                                KilnReq *req) {
-    if (c->size == 1) {
-        memcpy(out, x, sizeof *x * (size_t)n);
-        return offset;
-    }
-    long mine;
-    int *counts = range_counts(c, offset, n, total, &mine);
-    MPI_Request *rq = malloc(sizeof *rq);
-    if (!rq) MPI_Abort(MPI_COMM_WORLD, 1);
-    MPI_Ireduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MCOMM(c), rq);
-    stats_of(c)->bytes += (c->size - 1.0) / c->size * 4.0 * n;
-    req->reqs = rq, req->n = 1, req->mem = counts;
-    return mine;
-}
 
 void comm_allgather_f32(KilnComm *c, float *x, long n) {
     if (c->size == 1) return;
@@ -336,12 +321,11 @@ void comm_isend(KilnComm *c, const void *buf, long bytes, int dest, int tag, Kil
 
 void comm_wait(KilnComm *c, KilnReq *req) {
     if (!req->n) return;
-    double t0 = busy(c, "a send or a reduce-scatter in flight");
+    double t0 = busy(c, "a send to the next or previous pipeline stage");
     MPI_Waitall(req->n, req->reqs, MPI_STATUSES_IGNORE);
     idle(c, t0);
     free(req->reqs);
-    free(req->mem);
-    req->reqs = req->mem = NULL, req->n = 0;
+    req->reqs = NULL, req->n = 0;
 }
 
 int comm_recv(KilnComm *c, void *buf, long bytes, int src, int *tag) {
@@ -444,11 +428,6 @@ long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n,
     (void)c, (void)total;
     memcpy(out, x, sizeof *x * (size_t)n);
     return offset;
-}
-long comm_ireduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out,
-                                KilnReq *req) {
-    (void)req;
-    return comm_reduce_scatter_range(c, x, offset, n, total, out);
 }
 void comm_send(KilnComm *c, const void *buf, long bytes, int dest, int tag) {
     (void)c, (void)buf, (void)bytes, (void)dest, (void)tag;

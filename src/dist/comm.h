@@ -70,7 +70,6 @@ void comm_reduce_scatter_f32(KilnComm *c, const float *x, long n, float *out);
 typedef struct {
     void *reqs;  // MPI_Request[n], one per slice
     int n;
-    void *mem;   // what the operation reads until it ends (freed by comm_wait)
 } KilnReq;
 void comm_isend(KilnComm *c, const void *buf, long bytes, int dest, int tag, KilnReq *req);
 void comm_wait(KilnComm *c, KilnReq *req);
@@ -79,9 +78,6 @@ void comm_wait(KilnComm *c, KilnReq *req);
 // buffer of total floats; each rank receives into out the part of them in its
 // comm_shard piece of that buffer. Returns where out starts in the buffer.
 long comm_reduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out);
-// The same without waiting: x and out must stay as they are until comm_wait(req).
-long comm_ireduce_scatter_range(KilnComm *c, const float *x, long offset, long n, long total, float *out,
-                                KilnReq *req);
 // Every rank's comm_shard piece of x, from its owner, in place.
 void comm_allgather_f32(KilnComm *c, float *x, long n);
 // Rank 0 receives into all (n floats) every rank's piece of x; every rank

@@ -18,6 +18,15 @@
 //   fch  = ln2 @ Wfc^T + b               (N,F)
 //   fcha = act(fch)                      (N,H)
 //   res3 = res2 + drop(fcha @ Wp^T + b)  (N,C) -> next block
+//
+// A model may be one rank's share (gpt_create_share). Under tensor
+// parallelism QKV, H, F and V are this rank's columns and att is (N,AD), AD =
+// its heads x HD; the two row-parallel products (att @ Wo^T, fcha @ Wp^T) are
+// partial sums, all-reduced over the group (tp_sum) before the residual, as
+// are the input gradients of the column-parallel ones before each norm's
+// backward. A pipeline stage walks its own blocks l0 .. l0 + nl - 1: the first
+// embeds, a later one starts from the activations it received, the last ends
+// in the head and the loss.
 #include "kiln/model.h"
 
 #include "backend/backend.h"

@@ -997,9 +997,6 @@ static int run_open(Run *r, KilnErr *err) {
         if (!r->gshard || (r->zero == 2 && !r->gpiece)) return kiln_fail(err, "out of memory");
         r->m.gopt = r->gshard;
         if (r->zero == 2 && gpt_shard_grads(&r->m, err)) return -1;
-        for (int k = 0; r->zero == 2 && k < 2; k++)
-            if (!(r->zsend[k] = backend_alloc(r->m.gblk_n, err)) || !(r->zpiece[k] = backend_alloc(r->m.gblk_n, err)))
-                return kiln_wrap(err, "parallel.zero 2: two blocks' gradients in flight");
     }
     r->tok = malloc(sizeof(int32_t) * B * T);
     r->tgt = malloc(sizeof(int32_t) * B * T);
@@ -1143,7 +1140,6 @@ static void run_close(Run *r) {
     free(r->rows_start);
     free(r->gshard);
     free(r->gpiece);
-    for (int k = 0; k < 2; k++) backend_free(r->zsend[k]), backend_free(r->zpiece[k]);
     backend_free(r->sharebuf);
     backend_free(r->mvbuf);
     free(r->shard_recs);

@@ -26,14 +26,6 @@
 
 #include <stdio.h>
 
-// ZeRO-2: one block tensor's reduce-scatter in flight.
-typedef struct {
-    KilnReq req;
-    long at;         // where the piece this rank receives starts in the layout
-    long offset, n;  // the tensor slice's range in the layout (n 0: none in flight)
-    long pos;        // its place in the block's buffers
-} ZeroFlight;
-
 // A rank's part of a sharded checkpoint, as rank 0 hears of it.
 typedef struct {
     int failed;
@@ -69,13 +61,6 @@ typedef struct {
     int async;              // parallel.mode async: rank 0 serves weights, the others send gradients
     float *gshard;          // ZeRO: this rank's shard of the summed gradients (m.opt_n; the model's gopt)
     float *gpiece;          // ZeRO-2: a tensor's piece of it in passing
-    // ZeRO-2: the blocks' reduce-scatters in flight, two blocks deep. Block b's
-    // gradients are copied out of the model's one block buffer into zsend[b & 1]
-    // so that the next block's backward pass can start at once; its pieces
-    // arrive in zpiece[b & 1] and are added to gshard when the slot is reused.
-    float *zsend[2], *zpiece[2];
-    ZeroFlight zfl[2][PT_COUNT];
-    long zblock;            // blocks sent so far
     const KilnConfig *cfg;  // = &cfg_own
     KilnConfig cfg_own;     // the caller's config, with a resumed run's schedule extension settled
     char extend_note[512];  // what a resume does to the learning rate, said once at start

@@ -34,49 +34,16 @@ static void shard_grads(Run *r, const float *grad, long offset, long n) {
     for (long i = lo; i < hi; i++) r->gshard[i - m->opt_lo] += r->gpiece[i - at];
 }
 
-// ZeRO-2: slot k's reduce-scatters finished, their pieces added to the shard.
-static void land_block(Run *r, int k) {
-    const KilnModel *m = &r->m;
-    long lo = m->opt_lo, hi = m->opt_lo + m->opt_n;
-    for (int id = 0; id < PT_COUNT; id++) {
-        ZeroFlight *f = &r->zfl[k][id];
-        if (!f->n) continue;
-        comm_wait(&r->dpc, &f->req);
-        long a = f->at > lo ? f->at : lo, b = f->offset + f->n < hi ? f->offset + f->n : hi;
-        for (long i = a; i < b; i++) r->gshard[i - lo] += r->zpiece[k][f->pos + (i - f->at)];
-        f->n = 0;
-    }
-}
-
-// Both slots landed, the older first (a position's sums are added in the
-// order of the micro-batches).
-static void land_blocks(Run *r) {
-    land_block(r, (int)((r->zblock + 1) & 1));
-    land_block(r, (int)(r->zblock & 1));
-}
-
 // ZeRO-2's grad_ready hook, on every micro-batch: a block's gradients go to
-// their shards as the block's backward pass ends, while the blocks below are
-// differentiated; the other tensors' are taken after the step's last
-// micro-batch.
+// their shards as the block's backward pass ends (its buffer is reused by the
+// next); the other tensors' are taken after the step's last micro-batch. The
+// reduce-scatters are blocking: OpenMPI's non-blocking one (libnbc) reduces to
+// one rank and scatters back, 35% more bytes a step than the blocking one's
+// (bench_dp), which is the ring's volume.
 static void send_block_grads(void *ctx, float *grad, long offset, long n) {
     Run *r = ctx;
-    const KilnModel *m = &r->m;
-    int id = PT_LN1W;
-    while (id <= PT_FCPROJB && !(offset >= m->layout.offset[id] && offset < m->layout.offset[id] + m->layout.size[id]))
-        id++;
-    if (id > PT_FCPROJB) return;  // not a block's
-    if (id == PT_LN1W) {  // a block's first tensor: the next slot, once what it held has landed
-        r->zblock++;
-        land_block(r, (int)(r->zblock & 1));
-    }
-    int k = (int)(r->zblock & 1);
-    long pos = grad - (m->gmem + m->gfix_n);
-    memcpy(r->zsend[k] + pos, grad, sizeof(float) * (size_t)n);
-    ZeroFlight *f = &r->zfl[k][id];
-    f->offset = offset, f->n = n, f->pos = pos;
-    f->at = comm_ireduce_scatter_range(&r->dpc, r->zsend[k] + pos, offset, n, m->layout.total, r->zpiece[k] + pos,
-                                       &f->req);
+    long id_end = r->m.layout.offset[PT_FCPROJB] + r->m.layout.size[PT_FCPROJB];
+    if (offset >= r->m.layout.offset[PT_LN1W] && offset < id_end) shard_grads(r, grad, offset, n);
 }
 
 // Micro-batch number micro of the step: forward with its dropout masks
@@ -162,7 +129,6 @@ int run_forward_backward(Run *r, int micro_batches, double *loss, KilnErr *err) 
     }
     if (r->zero == 1)  // only this rank's shard of the sum: the rest it neither updates nor reads
         comm_reduce_scatter_f32(&r->dpc, r->m.grads, r->m.layout.total, r->gshard);
-    if (r->zero == 2) land_blocks(r);
     for (int id = 0; r->zero == 2 && id < PT_COUNT; id++)  // the tensors that are not per block
         if (r->m.g.t[id]) shard_grads(r, r->m.g.t[id], r->m.layout.offset[id], r->m.layout.size[id]);
     comm_allreduce_sum_f64(&r->dpc, loss, 1);  // the tensor-parallel ranks of a replica have the same loss
