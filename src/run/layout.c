@@ -53,25 +53,22 @@ void run_share_plan(const Run *r, int j, KilnModel *plan) {
     gpt_plan(plan, &r->m.cfg, &tp, &pp, NULL);  // the same config that planned every rank's share
 }
 
-// Replica 0's shares of the weights (and with moments, of m and v) into
-// rank 0's whole model. Called by replica 0's ranks (dpc.rank 0) only.
-void run_share_gather(Run *r, int moments) {
+// Replica 0's shares of the weights into rank 0's whole model (checkpoints'
+// model.safetensors, evaluations; the moments stay in the ranks' parts).
+// Called by replica 0's ranks (dpc.rank 0) only.
+void run_share_gather(Run *r) {
     KilnModel *m = &r->m;
-    long P = m->layout.total;
-    float *mine[3] = {m->params, m->m, m->v}, *whole_of[3] = {r->full.params, r->full.m, r->full.v};
-    for (int i = 0; i < (moments ? 3 : 1); i++) {
-        if (r->mpc.rank) {
-            comm_send(&r->mpc, mine[i], sizeof(float) * P, 0, TAG_SHARE);
-            continue;
-        }
-        gpt_share_copy(m, 0, mine[i], &r->full, whole_of[i], 1);
-        for (int j = 1; j < r->mp; j++) {
-            KilnModel plan;
-            run_share_plan(r, j, &plan);
-            int tag = TAG_SHARE;
-            comm_recv(&r->mpc, r->sharebuf, sizeof(float) * plan.layout.total, j, &tag);
-            gpt_share_copy(&plan, j % r->tp, r->sharebuf, &r->full, whole_of[i], 1);
-        }
+    if (r->mpc.rank) {
+        comm_send(&r->mpc, m->params, sizeof(float) * m->layout.total, 0, TAG_SHARE);
+        return;
+    }
+    gpt_share_copy(m, 0, m->params, &r->full, r->full.params, 1);
+    for (int j = 1; j < r->mp; j++) {
+        KilnModel plan;
+        run_share_plan(r, j, &plan);
+        int tag = TAG_SHARE;
+        comm_recv(&r->mpc, r->sharebuf, sizeof(float) * plan.layout.total, j, &tag);
+        gpt_share_copy(&plan, j % r->tp, r->sharebuf, &r->full, r->full.params, 1);
     }
 }
 

@@ -330,7 +330,7 @@ static int save_sharded(Run *r, const char *why, KilnErr *err) {
     comm_bcast(&r->comm, &bad, sizeof bad, 0);
     if (bad) return r->writer ? -1 : kiln_fail(err, "rank 0 could not start the checkpoint of step %d", r->st.step);
     comm_bcast(&r->comm, tmp, sizeof tmp, 0);
-    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r, 0);
+    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r);
     int rc = r->writer ? checkpoint_write_weights(tmp, r->cfg, run_whole(r), err) : 0;
     ShardRecord mine = {0, "", run_part(r)};
     if (mine.si.has_params || mine.si.opt_n > 0)
@@ -602,7 +602,7 @@ int run_read_control(Run *r, int signalled, KilnErr *err) {
 
 // Rank 0 alone evaluates: the ranks hold the same weights.
 int run_eval(Run *r, KilnErr *err) {
-    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r, 0);
+    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r);
     if (!r->writer) return 0;
     double vl;
     run_heartbeat(r, 1);
@@ -656,7 +656,7 @@ static void benchmark_progress(void *ctx, long done, long n) {
 // Scores eval.tasks with the current weights and logs eval/<task>/<metric>.
 static int run_benchmarks(Run *r, KilnErr *err) {
     if (!r->ntasks && !r->ntox && !(r->mp > 1 && r->cfg->eval.tasks[0])) return 0;
-    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r, 0);
+    if (r->mp > 1 && r->dpc.rank == 0) run_share_gather(r);
     if (!r->writer) return 0;
     run_heartbeat(r, 1);
     double t0 = kiln_now();

@@ -131,7 +131,7 @@ void run_tp_allreduce(void *ctx, float *x, long n, int max);  // the model's Kil
 // ---- layout.c ----
 KilnModel *run_whole(Run *r);  // the model checkpoints and evaluations read (rank 0's whole one)
 void run_share_plan(const Run *r, int j, KilnModel *plan);
-void run_share_gather(Run *r, int moments);
+void run_share_gather(Run *r);
 void run_share_distribute(Run *r, int moments);
 int run_load_sharded(Run *r, const char *path, KilnErr *err);
 int run_load_shares(Run *r, const char *path, KilnErr *err);
